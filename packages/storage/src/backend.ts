@@ -1,0 +1,102 @@
+/**
+ * The storage engine interface: ordered byte keys in named buckets.
+ *
+ * Contracts every engine keeps (the conformance suite in `./conformance.ts` checks each of them):
+ * - Keys and values are byte strings; keys within a bucket are ordered bytewise (memcmp order, a shorter
+ *   key before any longer key it prefixes). Empty keys are allowed; empty values are allowed.
+ * - A bucket must exist before it is read or written (`createBucket` in a write transaction, idempotent);
+ *   reading or writing a missing bucket throws `StorageError` with code `BucketNotFound`.
+ * - `update(fn)` runs `fn` synchronously, inside one atomic write transaction. When `update` returns, the
+ *   changes are visible to every later `view`/`snapshot`; the returned promise resolves once they are
+ *   durable (a process crash, kill -9 included, cannot lose them). If `fn` throws, nothing of it is applied
+ *   and the promise rejects with that error. Write transactions never overlap.
+ * - `view(fn)` runs `fn` synchronously against a consistent read view; the transaction object must not be
+ *   used after `fn` returns. Iterators taken from it must be consumed or closed before `fn` returns.
+ * - `snapshot()` opens a long-lived consistent read view (for streaming a copy of the whole store while
+ *   writes continue); release it with `close()`.
+ * - Values returned by reads are owned by the caller (never a view into engine memory that a later write
+ *   could change).
+ */
+
+export interface Entry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/**
+ * A key range in one bucket. `start` is inclusive; `end` is exclusive; no `end` means "to the end of the
+ * bucket". `reverse` walks from the highest key down. `limit` (> 0) bounds how many entries are yielded.
+ */
+export interface RangeOptions {
+  readonly start?: Uint8Array;
+  readonly end?: Uint8Array;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+export interface ReadTxn {
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined;
+  /** Entries of `bucket` in key order (descending with `reverse`) within the range. */
+  range(bucket: string, options?: RangeOptions): IterableIterator<Entry>;
+  /** The names of all buckets, sorted. */
+  buckets(): string[];
+}
+
+export interface WriteTxn extends ReadTxn {
+  createBucket(bucket: string): void;
+  /** Deletes the bucket and everything in it; no-op when missing. */
+  deleteBucket(bucket: string): void;
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void;
+  /** Deletes one key; no-op when missing. */
+  delete(bucket: string, key: Uint8Array): void;
+}
+
+/** A consistent read view that outlives a single call. */
+export interface Snapshot extends ReadTxn {
+  close(): void;
+}
+
+export interface Backend {
+  /** The engine's name as given to `--storage-engine` (`sqlite`, `lmdb`, `memory`). */
+  readonly engine: string;
+  view<T>(fn: (txn: ReadTxn) => T): T;
+  update(fn: (txn: WriteTxn) => void): Promise<void>;
+  snapshot(): Snapshot;
+  /** Bytes the store takes on disk (etcd's dbSize). */
+  size(): number;
+  /** Bytes that hold live data (etcd's dbSizeInUse); at most `size()`. */
+  sizeInUse(): number;
+  /** Gives unused space back (etcd's defragment); data and visibility unchanged. */
+  defragment(): Promise<void>;
+  /** Flushes and closes; later calls throw `StorageError` with code `Closed`. */
+  close(): Promise<void>;
+}
+
+export type StorageErrorCode =
+  | "BucketNotFound"
+  | "Closed"
+  /** The directory holds another engine's data. */
+  | "WrongEngine"
+  /** The directory holds something that is not an etcd-ts store, or a damaged one. */
+  | "Corrupt"
+  | "Io";
+
+export class StorageError extends Error {
+  override readonly name = "StorageError";
+  readonly code: StorageErrorCode;
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isStorageError(e: unknown, code?: StorageErrorCode): e is StorageError {
+  return e instanceof StorageError && (code === undefined || e.code === code);
+}
+
+/** How engines are opened: a directory of its own, which the engine creates if missing. */
+export interface BackendOptions {
+  readonly dir: string;
+}
+
+export type OpenBackend = (options: BackendOptions) => Backend;

@@ -1,0 +1,12 @@
+export type {
+  Backend,
+  BackendOptions,
+  Entry,
+  OpenBackend,
+  RangeOptions,
+  ReadTxn,
+  Snapshot,
+  StorageErrorCode,
+  WriteTxn,
+} from "./backend.js";
+export { StorageError, isStorageError } from "./backend.js";

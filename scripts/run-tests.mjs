@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Runs a package's tests from source with node's own test runner.
+// Usage (from a package directory): node ../../scripts/run-tests.mjs [dir-or-file ...]
+// Test files are `*.test.ts` below `src/` (and `test/`, if present). Workspace packages resolve to their
+// `src/` through the `source` export condition, so tests never need a build of the packages they import.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync, existsSync } from "node:fs";
+import { join } from "node:path";
+
+function collect(path, out) {
+  const st = statSync(path);
+  if (st.isFile()) {
+    out.push(path);
+    return;
+  }
+  for (const name of readdirSync(path).sort()) {
+    if (name === "node_modules" || name === "dist" || name.startsWith(".")) continue;
+    const child = join(path, name);
+    if (statSync(child).isDirectory()) collect(child, out);
+    else if (name.endsWith(".test.ts")) out.push(child);
+  }
+}
+
+const args = process.argv.slice(2);
+const roots = args.length > 0 ? args : ["src", "test"].filter((d) => existsSync(d));
+const files = [];
+for (const root of roots) collect(root, files);
+if (files.length === 0) {
+  console.error("no test files found in", roots.join(", "));
+  process.exit(1);
+}
+const nodeArgs = ["--conditions=source", "--import", "tsx", "--test", "--test-reporter=spec"];
+if (process.env.TEST_CONCURRENCY) nodeArgs.push(`--test-concurrency=${process.env.TEST_CONCURRENCY}`);
+const result = spawnSync(process.execPath, [...nodeArgs, ...files], { stdio: "inherit" });
+process.exit(result.status ?? 1);
