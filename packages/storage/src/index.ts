@@ -10,3 +10,5 @@ export type {
   WriteTxn,
 } from "./backend.js";
 export { StorageError, isStorageError } from "./backend.js";
+export { compareBytes } from "./compare-bytes.js";
+export { MemoryBackend, openMemoryBackend } from "./memory-backend.js";
