@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // conformance-writer is the durability test's child process; the built suite spawns the built file.
+  entry: ["src/index.ts", "src/conformance.ts", "src/conformance-writer.ts"],
   format: ["esm"],
   dts: true,
   sourcemap: true,

@@ -3,17 +3,20 @@
  *
  * Contracts every engine keeps (the conformance suite in `./conformance.ts` checks each of them):
  * - Keys and values are byte strings; keys within a bucket are ordered bytewise (memcmp order, a shorter
- *   key before any longer key it prefixes). Empty keys are allowed; empty values are allowed.
+ *   key before any longer key it prefixes: `compareBytes`). Empty keys are allowed; empty values are allowed.
  * - A bucket must exist before it is read or written (`createBucket` in a write transaction, idempotent);
  *   reading or writing a missing bucket throws `StorageError` with code `BucketNotFound`.
  * - `update(fn)` runs `fn` synchronously, inside one atomic write transaction. When `update` returns, the
  *   changes are visible to every later `view`/`snapshot`; the returned promise resolves once they are
  *   durable (a process crash, kill -9 included, cannot lose them). If `fn` throws, nothing of it is applied
- *   and the promise rejects with that error. Write transactions never overlap.
+ *   and the promise rejects with that error. Write transactions never overlap: calling `update` from inside
+ *   `fn` rejects (and leaves the outer transaction alone). The transaction object must not be used after
+ *   `fn` returns; engines throw `StorageError` `Closed` when it is.
  * - `view(fn)` runs `fn` synchronously against a consistent read view; the transaction object must not be
  *   used after `fn` returns. Iterators taken from it must be consumed or closed before `fn` returns.
  * - `snapshot()` opens a long-lived consistent read view (for streaming a copy of the whole store while
- *   writes continue); release it with `close()`.
+ *   writes continue); release it with `close()`. Closing the backend ends every snapshot (later reads
+ *   throw `Closed`).
  * - Values returned by reads are owned by the caller (never a view into engine memory that a later write
  *   could change).
  */
@@ -25,7 +28,8 @@ export interface Entry {
 
 /**
  * A key range in one bucket. `start` is inclusive; `end` is exclusive; no `end` means "to the end of the
- * bucket". `reverse` walks from the highest key down. `limit` (> 0) bounds how many entries are yielded.
+ * bucket". `reverse` walks from the highest key down. `limit` (> 0) bounds how many entries are yielded;
+ * absent or 0 means no bound. A `start` at or past `end` yields nothing.
  */
 export interface RangeOptions {
   readonly start?: Uint8Array;
@@ -68,7 +72,10 @@ export interface Backend {
   sizeInUse(): number;
   /** Gives unused space back (etcd's defragment); data and visibility unchanged. */
   defragment(): Promise<void>;
-  /** Flushes and closes; later calls throw `StorageError` with code `Closed`. */
+  /**
+   * Flushes and closes; later calls throw `StorageError` with code `Closed` (`update` and `defragment`
+   * return a rejected promise). Closing twice is harmless.
+   */
   close(): Promise<void>;
 }
 

@@ -1,0 +1,4 @@
+import { runBackendConformance } from "./conformance.js";
+import { openMemoryBackend } from "./memory-backend.js";
+
+runBackendConformance("memory", () => openMemoryBackend(), { persistent: false });
