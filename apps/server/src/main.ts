@@ -1,1 +1,115 @@
-export {};
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { isStorageError, type Backend } from "@etcd-ts/storage";
+import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
+import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
+import { createLogger, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
+import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
+
+/** The etcd-ts release; the etcd API it implements is ETCD_API_VERSION. */
+const VERSION = "0.1.0";
+
+/**
+ * The `etcd-ts` binary: parses etcd's flags, opens the chosen storage engine in the data dir and runs one
+ * member until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 when the member cannot start, 2 for a
+ * bad command line (as Go's flag package).
+ */
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof FlagError) {
+      process.stderr.write(`etcd-ts: ${error.message}\n${usage()}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (parsed.showHelp) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (parsed.showVersion) {
+    process.stdout.write(`etcd-ts Version: ${VERSION}\netcd API Version: ${ETCD_API_VERSION}\nNode Version: ${process.version}\nGo OS/Arch: ${process.platform}/${process.arch}\n`);
+    return 0;
+  }
+  const { config, storageEngine } = parsed;
+  const logger = createLogger(config.logLevel);
+  for (const warning of parsed.warnings) logger.warn(warning);
+
+  let backend: Backend;
+  try {
+    backend = openBackend(config.dataDir, storageEngine);
+  } catch (error) {
+    logger.error("cannot open the data dir", { "data-dir": config.dataDir, error: describe(error) });
+    process.stderr.write(`etcd-ts: cannot open data dir ${config.dataDir}: ${describe(error)}\n`);
+    return 1;
+  }
+
+  let member: RunningMember;
+  try {
+    member = await startMember({ config, backend, logger });
+  } catch (error) {
+    logger.error("cannot start the member", { error: describe(error) });
+    process.stderr.write(`etcd-ts: ${describe(error)}\n`);
+    await backend.close().catch(() => undefined);
+    return 1;
+  }
+  logger.info("ready to serve client requests", {
+    name: config.name,
+    "storage-engine": storageEngine,
+    "data-dir": config.dataDir,
+    "member-id": member.server.memberId,
+    "cluster-id": member.server.clusterId,
+  });
+
+  return await new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info("received signal; shutting down", { signal });
+      member.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error("error while shutting down", { error: describe(error) });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+}
+
+/**
+ * Opens `<data-dir>/member/backend` with the chosen engine. A data dir written by etcd itself (bbolt
+ * under member/snap, a WAL under member/wal) is refused rather than silently shadowed by a new store.
+ */
+function openBackend(dataDir: string, engine: StorageEngineName): Backend {
+  const memberDir = join(dataDir, "member");
+  const backendDir = join(memberDir, "backend");
+  if (!existsSync(backendDir) && (existsSync(join(memberDir, "snap", "db")) || existsSync(join(memberDir, "wal")))) {
+    throw new Error(
+      `${dataDir} holds a data dir written by etcd (bbolt/WAL), which etcd-ts cannot open in place; take an etcdctl snapshot from etcd and restore it instead`,
+    );
+  }
+  if (existsSync(dataDir)) {
+    const strays = readdirSync(dataDir).filter((name) => name !== "member");
+    if (strays.length > 0 && !existsSync(memberDir)) {
+      throw new Error(`${dataDir} is not empty and holds no etcd-ts member (found: ${strays.slice(0, 5).join(", ")})`);
+    }
+  }
+  mkdirSync(backendDir, { recursive: true, mode: 0o700 });
+  return engine === "lmdb" ? openLmdbBackend({ dir: backendDir }) : openSqliteBackend({ dir: backendDir });
+}
+
+function describe(error: unknown): string {
+  if (isStorageError(error)) return `${error.message} (${error.code})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`etcd-ts: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);

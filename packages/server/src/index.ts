@@ -1,1 +1,22 @@
-// placeholder
+/**
+ * @etcd-ts/server — an etcd member: the MVCC state machine behind a replicated log, served over gRPC
+ * (and HTTP/1.1 on the same port) with etcd's services, messages and errors.
+ */
+export { startMember } from "./member.js";
+export type { RunningMember, StartMemberOptions } from "./member.js";
+export { EtcdServer } from "./etcd-server.js";
+export type { EtcdServerOptions } from "./etcd-server.js";
+export {
+  defaultConfig,
+  parseInitialCluster,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TXN_OPS,
+  DEFAULT_QUOTA_BACKEND_BYTES,
+  ETCD_API_VERSION,
+  ETCD_CLUSTER_VERSION,
+} from "./config.js";
+export type { ServerConfig } from "./config.js";
+export { computeClusterId, computeMemberId, formatId } from "./identity.js";
+export { createLogger, silentLogger } from "./log.js";
+export type { Logger } from "./log.js";
+export type { Http1Handler } from "./grpc/client-listener.js";

@@ -1,0 +1,57 @@
+import type {
+  CompactionResponse,
+  DeleteRangeResponse,
+  InternalRaftRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from "@etcd-ts/api";
+import type { RpcError } from "@etcd-ts/api";
+
+/**
+ * The contract between the server's write path and the code that turns etcd requests into MVCC
+ * operations. The server proposes `InternalRaftRequest`s to a log; once committed, it hands them here in
+ * log order. The applier fills `header.revision` of each response; the server fills cluster_id,
+ * member_id and raft_term.
+ */
+
+/** One committed log entry carrying a client request. */
+export interface CommittedRequest {
+  /** The log index of the entry (the raft index once raft is in place). */
+  readonly index: number;
+  readonly request: InternalRaftRequest;
+}
+
+export type WriteResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+
+/** What applying one entry produced: a response or the error the client must see (e.g. compacted). */
+export type ApplyResult =
+  | { readonly ok: true; readonly response: WriteResponse; readonly physical?: Promise<void> }
+  | { readonly ok: false; readonly error: RpcError };
+
+export interface ApplyBatchResult {
+  /** One result per entry, in order. Available synchronously: the entries' effects are already visible to reads. */
+  readonly results: ApplyResult[];
+  /** Resolves when the batch (data and the consistent index = index of the last entry) is durable. */
+  readonly durable: Promise<void>;
+}
+
+export interface KvApplier {
+  /** Serves a read from the current applied state. Throws `RpcError` (compacted, future revision). */
+  range(request: RangeRequest): RangeResponse;
+  /** Serves a Txn that has no writes in any branch (etcd serves those without the log). */
+  readOnlyTxn(request: TxnRequest): TxnResponse;
+  /**
+   * Applies committed entries in log order in ONE backend write transaction (group commit), each write
+   * request getting its own revision, and records the last entry's index as the consistent index in the
+   * same transaction. Entries at or below the stored consistent index are skipped (already applied
+   * before a crash). Never throws for a client error: those become `{ ok: false }` results.
+   */
+  applyBatch(entries: readonly CommittedRequest[]): ApplyBatchResult;
+  /** The last applied log index as stored in the backend (0 for a new store). */
+  consistentIndex(): number;
+  currentRevision(): number;
+  compactRevision(): number;
+}

@@ -1,0 +1,69 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  Cluster,
+  DefragmentResponseSchema,
+  KV,
+  Maintenance,
+  grpcServiceDefinition,
+  type CompactionRequest,
+  type DeleteRangeRequest,
+  type PutRequest,
+  type RangeRequest,
+  type TxnRequest,
+} from "@etcd-ts/api";
+import type { Server, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { EtcdServer } from "../etcd-server.js";
+import type { Logger } from "../log.js";
+import { toServiceError } from "./status.js";
+
+type UnaryHandler<Req> = (request: Req) => unknown;
+
+/**
+ * Wraps an async handler for grpc-js, which does not catch rejected promises: every outcome becomes
+ * exactly one callback, errors through the status table.
+ */
+function unary<Req>(logger: Logger, handler: UnaryHandler<Req>) {
+  return (call: ServerUnaryCall<Req, unknown>, callback: sendUnaryData<unknown>): void => {
+    let result: unknown;
+    try {
+      result = handler(call.request);
+    } catch (error) {
+      callback(toServiceError(error, logger));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, logger)),
+      );
+    } else {
+      callback(null, result);
+    }
+  };
+}
+
+/** Registers the services this member serves on its client listener. */
+export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger): void {
+  const kv: UntypedServiceImplementation = {
+    Range: unary<RangeRequest>(logger, (r) => etcd.range(r)),
+    Put: unary<PutRequest>(logger, (r) => etcd.put(r)),
+    DeleteRange: unary<DeleteRangeRequest>(logger, (r) => etcd.deleteRange(r)),
+    Txn: unary<TxnRequest>(logger, (r) => etcd.txn(r)),
+    Compact: unary<CompactionRequest>(logger, (r) => etcd.compact(r)),
+  };
+  grpcServer.addService(grpcServiceDefinition(KV), kv);
+
+  const maintenance: UntypedServiceImplementation = {
+    Status: unary(logger, () => etcd.status()),
+    Defragment: unary(logger, async () => {
+      await etcd.defragment();
+      return create(DefragmentResponseSchema, { header: etcd.header() });
+    }),
+  };
+  grpcServer.addService(grpcServiceDefinition(Maintenance), maintenance);
+
+  const cluster: UntypedServiceImplementation = {
+    MemberList: unary(logger, () => etcd.memberList()),
+  };
+  grpcServer.addService(grpcServiceDefinition(Cluster), cluster);
+}

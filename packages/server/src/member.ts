@@ -1,0 +1,105 @@
+import { create } from "@bufbuild/protobuf";
+import { RangeRequestSchema } from "@etcd-ts/api";
+import { Server as GrpcServer } from "@grpc/grpc-js";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Backend } from "@etcd-ts/storage";
+import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION, GRPC_OVERHEAD_BYTES, type ServerConfig } from "./config.js";
+import { EtcdServer } from "./etcd-server.js";
+import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
+import { addEtcdServices } from "./grpc/services.js";
+import { createLogger, type Logger } from "./log.js";
+
+export interface StartMemberOptions {
+  readonly config: ServerConfig;
+  readonly backend: Backend;
+  readonly logger?: Logger;
+  /** Extra HTTP/1.1 routes on the client port (the JSON gateway plugs in here). Called for paths the member does not serve itself. */
+  readonly http1Handler?: Http1Handler;
+}
+
+/** A running member: the server plus its client listeners. */
+export interface RunningMember {
+  readonly server: EtcdServer;
+  /** Bound client ports, in the order of `--listen-client-urls`. */
+  readonly clientPorts: readonly number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a member as the `etcd-ts` binary does: opens the server on the backend, serves gRPC (and
+ * HTTP/1.1 `/health`, `/version`) on every client URL. `stop()` closes listeners, then the server and the
+ * backend.
+ */
+export async function startMember(options: StartMemberOptions): Promise<RunningMember> {
+  const logger = options.logger ?? createLogger(options.config.logLevel);
+  const server = await EtcdServer.start({ config: options.config, backend: options.backend, logger });
+  const grpcServer = new GrpcServer({
+    "grpc.max_receive_message_length": options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    "grpc.max_send_message_length": 2 ** 31 - 1,
+    "grpc.max_concurrent_streams": 2 ** 31 - 1,
+  });
+  addEtcdServices(grpcServer, server, logger);
+  const http1 = http1Routes(server, options.http1Handler);
+  const listeners: ClientListener[] = [];
+  try {
+    for (const url of options.config.listenClientUrls) {
+      const { host, port } = parseListenUrl(url);
+      const listener = new ClientListener(grpcServer, http1);
+      await listener.listen(host, port);
+      listeners.push(listener);
+      logger.info("serving client traffic insecurely", { address: `${host}:${listener.port}` });
+    }
+  } catch (error) {
+    await Promise.all(listeners.map((l) => l.close()));
+    grpcServer.forceShutdown();
+    await server.stop();
+    await options.backend.close();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    clientPorts: listeners.map((l) => l.port),
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.all(listeners.map((l) => l.close()));
+        grpcServer.forceShutdown();
+        await server.stop();
+        await options.backend.close();
+      })()),
+  };
+}
+
+/** etcd answers /health with a linearizable get of the key "health". */
+const HEALTH_PROBE = create(RangeRequestSchema, { key: new TextEncoder().encode("health") });
+
+function http1Routes(server: EtcdServer, next: Http1Handler | undefined): Http1Handler {
+  return (request: IncomingMessage, response: ServerResponse) => {
+    const path = (request.url ?? "/").split("?")[0];
+    if (path === "/version") {
+      sendJson(response, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_CLUSTER_VERSION });
+      return;
+    }
+    if (path === "/health") {
+      // Healthy when a linearizable read goes through (a leader exists and the member applies).
+      server
+        .range(HEALTH_PROBE)
+        .then(
+          () => sendJson(response, 200, { health: "true" }),
+          () => sendJson(response, 503, { health: "false" }),
+        );
+      return;
+    }
+    if (next !== undefined) {
+      next(request, response);
+      return;
+    }
+    response.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    response.end("404 page not found\n");
+  };
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json" });
+  response.end(JSON.stringify(body));
+}

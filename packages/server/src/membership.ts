@@ -1,0 +1,141 @@
+import type { Backend } from "@etcd-ts/storage";
+import type { ServerConfig } from "./config.js";
+import { ETCD_CLUSTER_VERSION } from "./config.js";
+import { computeClusterId, computeMemberId, formatId } from "./identity.js";
+
+/**
+ * Cluster membership as this member knows it, kept in the backend's `members` and `cluster` buckets (the
+ * buckets etcd uses), so that a restart comes back as the same member of the same cluster whatever the
+ * `--initial-*` flags say then.
+ */
+export interface Member {
+  readonly id: bigint;
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+  readonly isLearner: boolean;
+}
+
+const MEMBERS = "members";
+const CLUSTER = "cluster";
+const CLUSTER_ID_KEY = new TextEncoder().encode("clusterID");
+const LOCAL_ID_KEY = new TextEncoder().encode("localMemberID");
+const CLUSTER_VERSION_KEY = new TextEncoder().encode("clusterVersion");
+
+interface StoredMember {
+  id: string;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export class Membership {
+  readonly clusterId: bigint;
+  readonly localId: bigint;
+  private readonly members: Map<bigint, Member>;
+
+  private constructor(clusterId: bigint, localId: bigint, members: Map<bigint, Member>) {
+    this.clusterId = clusterId;
+    this.localId = localId;
+    this.members = members;
+  }
+
+  /** The membership stored in `backend`, or undefined for a new data dir. */
+  static load(backend: Backend): Membership | undefined {
+    return backend.view((txn) => {
+      if (!txn.buckets().includes(CLUSTER) || !txn.buckets().includes(MEMBERS)) return undefined;
+      const cid = txn.get(CLUSTER, CLUSTER_ID_KEY);
+      const lid = txn.get(CLUSTER, LOCAL_ID_KEY);
+      if (cid === undefined || lid === undefined) return undefined;
+      const members = new Map<bigint, Member>();
+      const decoder = new TextDecoder();
+      for (const { value } of txn.range(MEMBERS)) {
+        const stored = JSON.parse(decoder.decode(value)) as StoredMember;
+        const member: Member = {
+          id: BigInt(`0x${stored.id}`),
+          name: stored.name,
+          peerUrls: stored.peerURLs,
+          clientUrls: stored.clientURLs,
+          isLearner: stored.isLearner,
+        };
+        members.set(member.id, member);
+      }
+      return new Membership(BigInt(`0x${decoder.decode(cid)}`), BigInt(`0x${decoder.decode(lid)}`), members);
+    });
+  }
+
+  /**
+   * A new cluster from `--initial-cluster`: every member's ID from its peer URLs and the token (as etcd
+   * computes them), the cluster ID from the member IDs. Written durably before the member serves.
+   */
+  static async bootstrap(backend: Backend, config: ServerConfig): Promise<Membership> {
+    const local = config.initialCluster.get(config.name);
+    if (local === undefined) {
+      throw new Error(
+        `couldn't find local name "${config.name}" in the initial cluster configuration`,
+      );
+    }
+    const advertised = [...config.initialAdvertisePeerUrls].sort().join(",");
+    if ([...local].sort().join(",") !== advertised) {
+      throw new Error(
+        `--initial-cluster has ${config.name}=${[...local].join(",")} but missing from --initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(",")}`,
+      );
+    }
+    const members = new Map<bigint, Member>();
+    for (const [name, peerUrls] of config.initialCluster) {
+      const id = computeMemberId(peerUrls, config.initialClusterToken);
+      members.set(id, {
+        id,
+        name,
+        peerUrls: [...peerUrls],
+        clientUrls: name === config.name ? [...config.advertiseClientUrls] : [],
+        isLearner: false,
+      });
+    }
+    const localId = computeMemberId(local, config.initialClusterToken);
+    const membership = new Membership(computeClusterId([...members.keys()]), localId, members);
+    await membership.persist(backend);
+    return membership;
+  }
+
+  list(): Member[] {
+    return [...this.members.values()];
+  }
+
+  get(id: bigint): Member | undefined {
+    return this.members.get(id);
+  }
+
+  get local(): Member {
+    return this.members.get(this.localId)!;
+  }
+
+  /** Records what this member serves clients on (etcd publishes these attributes when it starts). */
+  async publishClientUrls(backend: Backend, name: string, clientUrls: readonly string[]): Promise<void> {
+    const current = this.local;
+    this.members.set(this.localId, { ...current, name, clientUrls: [...clientUrls] });
+    await this.persist(backend);
+  }
+
+  private async persist(backend: Backend): Promise<void> {
+    const encoder = new TextEncoder();
+    await backend.update((txn) => {
+      txn.createBucket(MEMBERS);
+      txn.createBucket(CLUSTER);
+      for (const m of this.members.values()) {
+        const stored: StoredMember = {
+          id: formatId(m.id),
+          name: m.name,
+          peerURLs: [...m.peerUrls],
+          clientURLs: [...m.clientUrls],
+          isLearner: m.isLearner,
+        };
+        txn.put(MEMBERS, encoder.encode(formatId(m.id)), encoder.encode(JSON.stringify(stored)));
+      }
+      txn.put(CLUSTER, CLUSTER_ID_KEY, encoder.encode(formatId(this.clusterId)));
+      txn.put(CLUSTER, LOCAL_ID_KEY, encoder.encode(formatId(this.localId)));
+      txn.put(CLUSTER, CLUSTER_VERSION_KEY, encoder.encode(ETCD_CLUSTER_VERSION));
+    });
+  }
+}
