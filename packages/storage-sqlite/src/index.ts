@@ -1,1 +1,1 @@
-// placeholder
+export { SqliteBackend, openSqliteBackend } from "./sqlite-backend.js";

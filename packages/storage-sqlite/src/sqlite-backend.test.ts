@@ -1,0 +1,6 @@
+import { runBackendConformance } from "@etcd-ts/storage/conformance";
+import { openSqliteBackend } from "./sqlite-backend.js";
+
+runBackendConformance("sqlite", (dir) => openSqliteBackend({ dir }), {
+  opener: { module: new URL("./sqlite-backend.ts", import.meta.url).href, exportName: "openSqliteBackend" },
+});

@@ -1,0 +1,479 @@
+import Database from "better-sqlite3";
+import { readSync, openSync, closeSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, Entry, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import { DB_FILE, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
+
+const ENGINE = "sqlite";
+const SQLITE_HEADER = "SQLite format 3\0";
+/** Rows fetched per query while walking a range; grows from the first to the last value. */
+const FIRST_PAGE_ROWS = 64;
+const MAX_PAGE_ROWS = 1024;
+/** Idle read connections kept for the next snapshot. */
+const IDLE_SNAPSHOT_CONNECTIONS = 2;
+
+type Row = [key: Buffer, value: Buffer];
+
+/** A Buffer from better-sqlite3 as a plain Uint8Array over the same (freshly allocated) memory. */
+function plain(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function isSqliteError(e: unknown): e is Error & { code: string } {
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && typeof code === "string" && code.startsWith("SQLITE_");
+}
+
+/** Maps SQLite's errors to `StorageError`s; anything else (the caller's own errors) passes through. */
+function translate(e: unknown, dir: string): unknown {
+  if (!isSqliteError(e)) return e;
+  if (e.code.startsWith("SQLITE_CORRUPT") || e.code === "SQLITE_NOTADB") {
+    return new StorageError("Corrupt", `data dir ${dir}: sqlite database is damaged: ${e.message}`, { cause: e });
+  }
+  return new StorageError("Io", `data dir ${dir}: sqlite: ${e.message} (${e.code})`, { cause: e });
+}
+
+function bucketNotFound(bucket: string): StorageError {
+  return new StorageError("BucketNotFound", `bucket ${JSON.stringify(bucket)} not found`);
+}
+
+/**
+ * One connection with its prepared statements and its bucket-name → id cache. The cache is only filled
+ * from reads and from the connection's own committed writes; the writer clears it when a transaction rolls
+ * back, and a snapshot connection's cache lives exactly as long as its read transaction.
+ */
+class Connection {
+  private readonly statements = new Map<string, Database.Statement>();
+  readonly bucketIds = new Map<string, number>();
+
+  constructor(readonly db: Database.Database) {}
+
+  statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** A statement returning rows as arrays (`[key, value]`), cached under its own key. */
+  rawStatement(sql: string): Database.Statement {
+    const cacheKey = `raw:${sql}`;
+    let stmt = this.statements.get(cacheKey);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql).raw(true);
+      this.statements.set(cacheKey, stmt);
+    }
+    return stmt;
+  }
+
+  bucketId(bucket: string): number | undefined {
+    const cached = this.bucketIds.get(bucket);
+    if (cached !== undefined) return cached;
+    const id = this.statement("SELECT id FROM buckets WHERE name = ?").pluck().get(bucket) as number | undefined;
+    if (id !== undefined) this.bucketIds.set(bucket, id);
+    return id;
+  }
+
+  requireBucket(bucket: string): number {
+    const id = this.bucketId(bucket);
+    if (id === undefined) throw bucketNotFound(bucket);
+    return id;
+  }
+}
+
+/**
+ * The SQL for one page of a range walk. `lower`: none, `>=` (the caller's start) or `>` (resume after
+ * the last forward row); `upper`: none, `<` (the caller's end or resume before the last reverse row).
+ */
+function rangeSql(lower: "" | ">=" | ">", upper: "" | "<", reverse: boolean): string {
+  let sql = "SELECT key, value FROM kv WHERE bucket = ?";
+  if (lower !== "") sql += ` AND key ${lower} ?`;
+  if (upper !== "") sql += " AND key < ?";
+  return `${sql} ORDER BY key ${reverse ? "DESC" : "ASC"} LIMIT ?`;
+}
+
+class SqliteReader implements ReadTxn {
+  constructor(
+    protected readonly conn: Connection,
+    protected readonly checkOpen: () => void,
+    protected readonly dir: string,
+  ) {}
+
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined {
+    this.checkOpen();
+    try {
+      const id = this.conn.requireBucket(bucket);
+      const value = this.conn.statement("SELECT value FROM kv WHERE bucket = ? AND key = ?").pluck().get(id, key) as
+        | Buffer
+        | undefined;
+      return value === undefined ? undefined : plain(value);
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  range(bucket: string, options: RangeOptions = {}): IterableIterator<Entry> {
+    this.checkOpen();
+    let id: number;
+    try {
+      id = this.conn.requireBucket(bucket);
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+    return this.walk(id, options);
+  }
+
+  /**
+   * Walks the range in pages, each a separate `LIMIT` query resuming after the last row seen. Holding no
+   * statement open between pages lets the caller run other statements (a `get`, a `put`) on the same
+   * connection mid-iteration, which better-sqlite3 forbids while an `iterate()` cursor is open.
+   */
+  private *walk(id: number, options: RangeOptions): Generator<Entry, void, undefined> {
+    const { start, end, reverse = false } = options;
+    let remaining = options.limit !== undefined && options.limit > 0 ? options.limit : Infinity;
+    let pageRows = FIRST_PAGE_ROWS;
+    // Bounds for the next page: forward walks move the lower bound, reverse walks the upper one.
+    let lowerOp: "" | ">=" | ">" = start === undefined ? "" : ">=";
+    let lower: Uint8Array | undefined = start;
+    let upper: Uint8Array | undefined = end;
+    while (remaining > 0) {
+      this.checkOpen();
+      const rowsWanted = Math.min(remaining, pageRows);
+      const params: unknown[] = [id];
+      if (lower !== undefined) params.push(lower);
+      if (upper !== undefined) params.push(upper);
+      params.push(rowsWanted);
+      let rows: Row[];
+      try {
+        rows = this.conn.rawStatement(rangeSql(lowerOp, upper === undefined ? "" : "<", reverse)).all(...params) as Row[];
+      } catch (e) {
+        throw translate(e, this.dir);
+      }
+      for (const [key, value] of rows) yield { key: plain(key), value: plain(value) };
+      remaining -= rows.length;
+      if (rows.length < rowsWanted) return;
+      const last = rows[rows.length - 1]![0];
+      if (reverse) upper = last;
+      else {
+        lowerOp = ">";
+        lower = last;
+      }
+      pageRows = Math.min(pageRows * 2, MAX_PAGE_ROWS);
+    }
+  }
+
+  buckets(): string[] {
+    this.checkOpen();
+    try {
+      return (this.conn.statement("SELECT name FROM buckets").pluck().all() as string[]).sort();
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+}
+
+class SqliteWriter extends SqliteReader implements WriteTxn {
+  createBucket(bucket: string): void {
+    this.checkOpen();
+    try {
+      if (this.conn.bucketId(bucket) !== undefined) return;
+      const { lastInsertRowid } = this.conn.statement("INSERT INTO buckets (name) VALUES (?)").run(bucket);
+      this.conn.bucketIds.set(bucket, Number(lastInsertRowid));
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  deleteBucket(bucket: string): void {
+    this.checkOpen();
+    try {
+      const id = this.conn.bucketId(bucket);
+      if (id === undefined) return;
+      this.conn.statement("DELETE FROM kv WHERE bucket = ?").run(id);
+      this.conn.statement("DELETE FROM buckets WHERE id = ?").run(id);
+      this.conn.bucketIds.delete(bucket);
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void {
+    this.checkOpen();
+    try {
+      const id = this.conn.requireBucket(bucket);
+      // REPLACE on a WITHOUT ROWID table rewrites the row in place in the primary-key B-tree.
+      this.conn.statement("INSERT OR REPLACE INTO kv (bucket, key, value) VALUES (?, ?, ?)").run(id, key, value);
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  delete(bucket: string, key: Uint8Array): void {
+    this.checkOpen();
+    try {
+      const id = this.conn.requireBucket(bucket);
+      this.conn.statement("DELETE FROM kv WHERE bucket = ? AND key = ?").run(id, key);
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+}
+
+/**
+ * The SQLite engine. One writer connection serves `update` and `view` (JavaScript runs them one at a
+ * time, so a view never interleaves with a write); each open snapshot holds a read transaction on a
+ * connection of its own, which WAL keeps at its starting version while the writer commits.
+ */
+export class SqliteBackend implements Backend {
+  readonly engine = ENGINE;
+  private readonly writer: Connection;
+  private readonly dbPath: string;
+  private readonly idleReaders: Connection[] = [];
+  private readonly openSnapshots = new Set<{ end(): void }>();
+  private writing = false;
+  private closed = false;
+
+  /** Use `openSqliteBackend`. */
+  constructor(
+    readonly dir: string,
+    db: Database.Database,
+  ) {
+    this.dbPath = join(dir, DB_FILE);
+    this.writer = new Connection(db);
+  }
+
+  private checkBackendOpen(): void {
+    if (this.closed) throw new StorageError("Closed", `sqlite storage backend at ${this.dir} is closed`);
+  }
+
+  view<T>(fn: (txn: ReadTxn) => T): T {
+    this.checkBackendOpen();
+    let active = true;
+    const txn = new SqliteReader(
+      this.writer,
+      () => {
+        this.checkBackendOpen();
+        if (!active) throw new StorageError("Closed", "read transaction used after view returned");
+      },
+      this.dir,
+    );
+    try {
+      return fn(txn);
+    } finally {
+      active = false;
+    }
+  }
+
+  update(fn: (txn: WriteTxn) => void): Promise<void> {
+    try {
+      this.checkBackendOpen();
+      if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
+      this.writing = true;
+      let active = true;
+      const txn = new SqliteWriter(
+        this.writer,
+        () => {
+          this.checkBackendOpen();
+          if (!active) throw new StorageError("Closed", "write transaction used after update returned");
+        },
+        this.dir,
+      );
+      try {
+        this.writer.statement("BEGIN IMMEDIATE").run();
+        try {
+          fn(txn);
+          // With synchronous=FULL, COMMIT returns after the WAL is fsynced: durable before we resolve.
+          this.writer.statement("COMMIT").run();
+        } catch (e) {
+          if (this.writer.db.inTransaction) this.writer.statement("ROLLBACK").run();
+          // Bucket ids cached during the failed transaction may name rows that no longer exist.
+          this.writer.bucketIds.clear();
+          throw e;
+        }
+      } finally {
+        active = false;
+        this.writing = false;
+      }
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(translate(e, this.dir));
+    }
+  }
+
+  snapshot(): Snapshot {
+    this.checkBackendOpen();
+    const conn = this.idleReaders.pop() ?? new Connection(new Database(this.dbPath, { readonly: true, fileMustExist: true }));
+    try {
+      conn.statement("BEGIN").run();
+      // A deferred transaction takes its read snapshot at its first read: take it now.
+      conn.statement("SELECT count(*) FROM buckets").pluck().get();
+    } catch (e) {
+      conn.db.close();
+      throw translate(e, this.dir);
+    }
+    let open = true;
+    const handle = {
+      end: (): void => {
+        if (!open) return;
+        open = false;
+        this.openSnapshots.delete(handle);
+        conn.bucketIds.clear();
+        if (this.closed) {
+          conn.db.close();
+          return;
+        }
+        try {
+          conn.statement("COMMIT").run();
+          if (this.idleReaders.length < IDLE_SNAPSHOT_CONNECTIONS) this.idleReaders.push(conn);
+          else conn.db.close();
+        } catch {
+          conn.db.close();
+        }
+      },
+    };
+    this.openSnapshots.add(handle);
+    const reader = new SqliteReader(
+      conn,
+      () => {
+        this.checkBackendOpen();
+        if (!open) throw new StorageError("Closed", "snapshot is closed");
+      },
+      this.dir,
+    );
+    return Object.assign(reader, { close: handle.end });
+  }
+
+  size(): number {
+    this.checkBackendOpen();
+    return fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
+  }
+
+  sizeInUse(): number {
+    this.checkBackendOpen();
+    try {
+      const pageSize = this.writer.statement("PRAGMA page_size").pluck().get() as number;
+      const pageCount = this.writer.statement("PRAGMA page_count").pluck().get() as number;
+      const freePages = this.writer.statement("PRAGMA freelist_count").pluck().get() as number;
+      // Live pages are in the main file or the WAL, both counted by size(); the min only guards
+      // against a stat racing a checkpoint.
+      return Math.min((pageCount - freePages) * pageSize, this.size());
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  /**
+   * Checkpoints the WAL into the main file, rebuilds the file without free pages (VACUUM), and checkpoints
+   * again so the WAL is truncated. Runs synchronously, so no write interleaves (like etcd's defrag, it
+   * blocks the store while it runs). Open snapshots keep their version; while one is open the WAL cannot
+   * be truncated, so the space comes back at the next defragment.
+   */
+  defragment(): Promise<void> {
+    try {
+      this.checkBackendOpen();
+      // TRUNCATE waits (up to the busy timeout) for readers to leave the WAL; with snapshots open it
+      // cannot succeed, so copy back what is possible without waiting.
+      const checkpoint = this.openSnapshots.size > 0 ? "wal_checkpoint(PASSIVE)" : "wal_checkpoint(TRUNCATE)";
+      this.writer.db.pragma(checkpoint);
+      this.writer.db.exec("VACUUM");
+      this.writer.db.pragma(checkpoint);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(translate(e, this.dir));
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    try {
+      for (const snapshot of [...this.openSnapshots]) snapshot.end();
+      for (const conn of this.idleReaders.splice(0)) conn.db.close();
+      // The last connection to close checkpoints the WAL into the main file and removes it.
+      this.writer.db.close();
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(translate(e, this.dir));
+    }
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw new StorageError("Io", `cannot stat ${path}: ${String(e)}`, { cause: e });
+  }
+}
+
+/** True when `path` starts with SQLite's file header (or is empty, which SQLite treats as a new database). */
+function hasSqliteHeader(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const header = Buffer.alloc(SQLITE_HEADER.length);
+    const n = readSync(fd, header, 0, header.length, 0);
+    return n === 0 || (n === header.length && header.toString("latin1") === SQLITE_HEADER);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens (creating if needed) the SQLite store in `options.dir`.
+ *
+ * Throws `StorageError`: `WrongEngine` when another engine's marker is in the directory; `Corrupt` when
+ * the directory holds files but no marker, or the database file is not a SQLite database, lacks this
+ * engine's tables, or is damaged. In those cases nothing in the directory is created, changed or removed.
+ */
+export function openSqliteBackend(options: BackendOptions): SqliteBackend {
+  const { dir } = options;
+  const state = prepareDataDir(dir, ENGINE, SQLITE_FORMAT);
+  const dbPath = join(dir, DB_FILE);
+  if (!state.fresh) {
+    if (!state.files.includes(DB_FILE)) {
+      throw new StorageError(
+        "Corrupt",
+        `data dir ${dir} is marked as a sqlite store but has no ${DB_FILE} (holds ${state.files.join(", ")})`,
+      );
+    }
+    if (!hasSqliteHeader(dbPath)) {
+      throw new StorageError("Corrupt", `data dir ${dir}: ${DB_FILE} is not a SQLite database (bad header)`);
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(dbPath, { fileMustExist: !state.fresh });
+  } catch (e) {
+    throw translate(e, dir);
+  }
+  try {
+    // Validate before any pragma that writes (journal_mode=WAL rewrites the header).
+    const tables = (
+      db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[]
+    ).filter((name) => !name.startsWith("sqlite_"));
+    if (tables.length > 0) {
+      if (tables.join(",") !== [...TABLES].join(",")) {
+        throw new StorageError("Corrupt", `data dir ${dir}: ${DB_FILE} has tables ${tables.join(", ")}, not this engine's`);
+      }
+      const format = db.prepare("SELECT value FROM meta WHERE name = 'format'").pluck().get();
+      if (format !== SQLITE_FORMAT) {
+        throw new StorageError("Corrupt", `data dir ${dir}: ${DB_FILE} has format ${String(format)}, expected ${SQLITE_FORMAT}`);
+      }
+    }
+    for (const pragma of WRITER_PRAGMAS) db.pragma(pragma);
+    if (tables.length === 0) {
+      // An empty database: a new store, or a creation cut short before its first commit.
+      db.transaction(() => db.exec(SCHEMA))();
+      // The database and WAL files are new directory entries: make them durable too.
+      fsyncDir(dir);
+    }
+    return new SqliteBackend(dir, db);
+  } catch (e) {
+    db.close();
+    throw translate(e, dir);
+  }
+}
