@@ -1,0 +1,189 @@
+/**
+ * KV throughput, etcd-ts against the real etcd 3.4 on the same machine, one server at a time (so neither
+ * competes with the other for the two cores), driven by the same grpc-js load generator:
+ * puts, serializable ranges and linearizable ranges of 256-byte values with 1, 100 and 1000 concurrent
+ * clients. Writes the ratios into docs/performance.md between the kv-bench markers.
+ *
+ *   npm run build && npx tsx --conditions=source bench/kv.ts [--seconds 5] [--clients 1,100,1000] [--engines sqlite,lmdb]
+ */
+import { create } from "@bufbuild/protobuf";
+import { KV, PutRequestSchema, RangeRequestSchema, grpcServiceDefinition } from "@etcd-ts/api";
+import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir, cpus } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const SECONDS = Number(args.get("seconds") ?? 5);
+const CLIENTS = (args.get("clients") ?? "1,100,1000").split(",").map(Number);
+const ENGINES = (args.get("engines") ?? "sqlite,lmdb").split(",");
+const VALUE = Buffer.alloc(256, 0x78);
+const KEYSPACE = 10_000;
+/** Connections the clients share (etcd's benchmark tool defaults to a handful of conns for many clients). */
+const CONNECTIONS = 8;
+
+type Workload = "put" | "range-serializable" | "range-linearizable";
+const WORKLOADS: Workload[] = ["put", "range-serializable", "range-linearizable"];
+
+interface Server {
+  label: string;
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => r(port));
+    });
+  });
+}
+
+async function startServer(label: string, command: string, extra: string[]): Promise<Server> {
+  const port = await freePort();
+  const peer = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-bench-"));
+  const c = `http://127.0.0.1:${port}`;
+  const p = `http://127.0.0.1:${peer}`;
+  const child: ChildProcess = spawn(command, [
+    ...extra,
+    "--name", "bench", "--data-dir", join(dataDir, "d"),
+    "--listen-client-urls", c, "--advertise-client-urls", c,
+    "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
+    "--initial-cluster", `bench=${p}`, "--log-level", "error",
+  ], { stdio: "ignore" });
+  const endpoint = `127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    if (spawnSync("etcdctl", ["--endpoints", endpoint, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    label,
+    endpoint,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+type Unary = (req: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void;
+
+function makeClients(endpoint: string): (Client & { Put: Unary; Range: Unary })[] {
+  const Ctor = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
+  return Array.from({ length: CONNECTIONS }, (_, i) =>
+    new Ctor(endpoint, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "bench.conn": i }) as unknown as Client & { Put: Unary; Range: Unary },
+  );
+}
+
+async function load(endpoint: string, workload: Workload, clients: number): Promise<number> {
+  const conns = makeClients(endpoint);
+  const puts = Array.from({ length: KEYSPACE }, (_, i) => create(PutRequestSchema, { key: Buffer.from(`bench/${i}`), value: VALUE }));
+  const ranges = Array.from({ length: KEYSPACE }, (_, i) =>
+    create(RangeRequestSchema, { key: Buffer.from(`bench/${i}`), serializable: workload === "range-serializable" }),
+  );
+  let done = 0;
+  let errors = 0;
+  let running = true;
+  const worker = async (w: number) => {
+    const conn = conns[w % conns.length]!;
+    let i = w;
+    while (running) {
+      const k = i++ % KEYSPACE;
+      await new Promise<void>((r) => {
+        const cb = (e: ServiceError | null) => {
+          if (e) errors++;
+          else done++;
+          r();
+        };
+        if (workload === "put") conn.Put(puts[k], cb);
+        else conn.Range(ranges[k], cb);
+      });
+    }
+  };
+  const warm = Array.from({ length: clients }, (_, w) => worker(w));
+  await new Promise((r) => setTimeout(r, 1000));
+  const start = process.hrtime.bigint();
+  const before = done;
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const ops = done - before;
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  running = false;
+  await Promise.all(warm);
+  conns.forEach((c) => c.close());
+  if (errors > 0) console.error(`  (${errors} errors)`);
+  return ops / elapsed;
+}
+
+async function measure(server: Server): Promise<Map<string, number>> {
+  const results = new Map<string, number>();
+  // seed the keyspace so ranges hit keys
+  await load(server.endpoint, "put", 100).catch(() => 0);
+  for (const workload of WORKLOADS) {
+    for (const clients of CLIENTS) {
+      const rate = await load(server.endpoint, workload, clients);
+      results.set(`${workload}@${clients}`, rate);
+      console.log(`${server.label.padEnd(18)} ${workload.padEnd(20)} clients=${String(clients).padEnd(5)} ${rate.toFixed(0)} ops/s`);
+    }
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  const mainJs = join(ROOT, "apps/server/dist/main.js");
+  if (!existsSync(mainJs)) throw new Error("build first: npm run build");
+  const ref = await startServer("etcd 3.4", "etcd", []);
+  const refResults = await measure(ref).finally(() => ref.stop());
+  const ours = new Map<string, Map<string, number>>();
+  for (const engine of ENGINES) {
+    const s = await startServer(`etcd-ts (${engine})`, process.execPath, [mainJs, "--storage-engine", engine]);
+    ours.set(engine, await measure(s).finally(() => s.stop()));
+  }
+
+  const lines: string[] = [];
+  lines.push(`Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}, ${SECONDS} s per cell after 1 s warm-up, 256-byte values over ${KEYSPACE} keys, ${CONNECTIONS} gRPC connections shared by the clients, one server at a time, the same grpc-js load generator for both.`);
+  lines.push("");
+  lines.push(`| workload | clients | etcd 3.4 ops/s | ${ENGINES.map((e) => `etcd-ts ${e} ops/s | ratio`).join(" | ")} |`);
+  lines.push(`| --- | ---: | ---: | ${ENGINES.map(() => "---: | ---:").join(" | ")} |`);
+  for (const workload of WORKLOADS) {
+    for (const clients of CLIENTS) {
+      const key = `${workload}@${clients}`;
+      const base = refResults.get(key) ?? 0;
+      const cells = ENGINES.map((e) => {
+        const v = ours.get(e)?.get(key) ?? 0;
+        return `${v.toFixed(0)} | ${base > 0 ? (v / base).toFixed(2) : "-"}×`;
+      });
+      lines.push(`| ${workload} | ${clients} | ${base.toFixed(0)} | ${cells.join(" | ")} |`);
+    }
+  }
+  lines.push("");
+  lines.push("Reproduce: `npm run build && npx tsx --conditions=source bench/kv.ts` (options: `--seconds N --clients 1,100,1000 --engines sqlite,lmdb`).");
+  const table = lines.join("\n");
+  console.log("\n" + table);
+
+  const doc = join(ROOT, "docs/performance.md");
+  const START = "<!-- kv-bench:start -->";
+  const END = "<!-- kv-bench:end -->";
+  let text = existsSync(doc) ? readFileSync(doc, "utf8") : "# Performance\n";
+  const block = `${START}\n${table}\n${END}`;
+  if (text.includes(START) && text.includes(END)) {
+    text = text.slice(0, text.indexOf(START)) + block + text.slice(text.indexOf(END) + END.length);
+  } else {
+    text = text.trimEnd() + `\n\n## KV throughput against etcd 3.4\n\n${block}\n`;
+  }
+  writeFileSync(doc, text);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
