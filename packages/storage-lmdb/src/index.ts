@@ -1,1 +1,1 @@
-// placeholder
+export { LmdbBackend, openLmdbBackend } from "./lmdb-backend.js";

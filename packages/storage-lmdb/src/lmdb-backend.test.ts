@@ -1,0 +1,6 @@
+import { runBackendConformance } from "@etcd-ts/storage/conformance";
+import { openLmdbBackend } from "./lmdb-backend.js";
+
+runBackendConformance("lmdb", (dir) => openLmdbBackend({ dir }), {
+  opener: { module: new URL("./lmdb-backend.ts", import.meta.url).href, exportName: "openLmdbBackend" },
+});

@@ -1,0 +1,494 @@
+import { open } from "lmdb";
+import type { RootDatabase, Transaction } from "lmdb";
+import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, Entry, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import {
+  BUCKETS_END,
+  BUCKETS_START,
+  DATA_FILE,
+  LMDB_FORMAT,
+  LOCK_FILE,
+  MAX_USER_KEY_BYTES,
+  bucketKey,
+  bucketNameOf,
+  dataKey,
+  dataKeyAfterBucket,
+  decodeBucketId,
+  encodeBucketId,
+  metaKey,
+  userKeyOf,
+} from "./layout.js";
+
+const ENGINE = "lmdb";
+/**
+ * `mm_magic` of an LMDB meta page: right after the first page's header, which is 16 bytes in LMDB 0.9
+ * files and 24 bytes in the LMDB 1.0 format lmdb-js writes.
+ */
+const LMDB_MAGIC = 0xbeefc0de;
+const COMPACT_FILE = `${DATA_FILE}.compact`;
+const COMPACT_LOCK_FILE = `${COMPACT_FILE}-lock`;
+/** Entries per write transaction while copying into the compacted file. */
+const COMPACT_BATCH = 10_000;
+/** Keys deleted per round by deleteBucket (collected first: deleting under a live cursor is unsafe). */
+const DELETE_BATCH = 1_000;
+
+type Db = RootDatabase<Uint8Array, Uint8Array>;
+
+function openEnv(path: string, extra: { noSync?: boolean; overlappingSync?: boolean } = {}): Db {
+  return open<Uint8Array, Uint8Array>({
+    path,
+    noSubdir: true,
+    keyEncoding: "binary",
+    encoding: "binary",
+    ...extra,
+  });
+}
+
+/** A caller-owned plain copy: lmdb-js may hand back views of its shared or memory-mapped buffers. */
+function owned(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+/** Maps lmdb-js errors to `StorageError`s (ours pass through). */
+function translate(e: unknown, dir: string): unknown {
+  if (e instanceof StorageError || !(e instanceof Error)) return e;
+  if (/MDB_(CORRUPTED|INVALID|PAGE_NOTFOUND|VERSION_MISMATCH)|not an LMDB file/i.test(e.message)) {
+    return new StorageError("Corrupt", `data dir ${dir}: lmdb database is damaged: ${e.message}`, { cause: e });
+  }
+  return new StorageError("Io", `data dir ${dir}: lmdb: ${e.message}`, { cause: e });
+}
+
+function bucketNotFound(bucket: string): StorageError {
+  return new StorageError("BucketNotFound", `bucket ${JSON.stringify(bucket)} not found`);
+}
+
+function checkKeySize(key: Uint8Array): void {
+  if (key.length > MAX_USER_KEY_BYTES) {
+    throw new RangeError(`key of ${key.length} bytes exceeds the lmdb engine's limit of ${MAX_USER_KEY_BYTES} bytes`);
+  }
+}
+
+/** The pieces of the backend a transaction needs: the current database handle and an open check. */
+interface TxnContext {
+  readonly db: () => Db;
+  readonly checkOpen: () => void;
+  readonly dir: string;
+  /** The snapshot's read transaction; undefined reads the latest (or, inside `update`, the write txn). */
+  readonly transaction?: Transaction;
+}
+
+class LmdbReader implements ReadTxn {
+  constructor(protected readonly ctx: TxnContext) {}
+
+  protected bucketId(bucket: string): number | undefined {
+    const value = this.ctx.db().get(bucketKey(bucket), { transaction: this.ctx.transaction });
+    return value === undefined ? undefined : decodeBucketId(value);
+  }
+
+  protected requireBucket(bucket: string): number {
+    const id = this.bucketId(bucket);
+    if (id === undefined) throw bucketNotFound(bucket);
+    return id;
+  }
+
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined {
+    this.ctx.checkOpen();
+    try {
+      const id = this.requireBucket(bucket);
+      if (key.length > MAX_USER_KEY_BYTES) return undefined; // cannot have been stored
+      const value = this.ctx.db().get(dataKey(id, key), { transaction: this.ctx.transaction });
+      return value === undefined ? undefined : owned(value);
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+
+  range(bucket: string, options: RangeOptions = {}): IterableIterator<Entry> {
+    this.ctx.checkOpen();
+    let id: number;
+    try {
+      id = this.requireBucket(bucket);
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+    return this.walk(id, options);
+  }
+
+  private *walk(id: number, options: RangeOptions): Generator<Entry, void, undefined> {
+    const { start, end, reverse = false } = options;
+    const lower = dataKey(id, start ?? new Uint8Array());
+    const upper = end === undefined ? dataKeyAfterBucket(id) : dataKey(id, end);
+    if (Buffer.compare(lower, upper) >= 0) return;
+    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : undefined;
+    // lmdb-js walks from `start` towards `end`; in reverse its `start` is our exclusive upper bound.
+    const entries = reverse
+      ? this.ctx.db().getRange({ start: upper, end: lower, reverse: true, exclusiveStart: true, inclusiveEnd: true, limit, transaction: this.ctx.transaction })
+      : this.ctx.db().getRange({ start: lower, end: upper, limit, transaction: this.ctx.transaction });
+    const iterator = entries[Symbol.iterator]();
+    try {
+      for (;;) {
+        this.ctx.checkOpen();
+        let step: IteratorResult<{ key: Uint8Array; value: Uint8Array }>;
+        try {
+          step = iterator.next();
+        } catch (e) {
+          throw translate(e, this.ctx.dir);
+        }
+        if (step.done === true) return;
+        yield { key: userKeyOf(step.value.key), value: owned(step.value.value) };
+      }
+    } finally {
+      iterator.return?.();
+    }
+  }
+
+  buckets(): string[] {
+    this.ctx.checkOpen();
+    try {
+      const names: string[] = [];
+      for (const key of this.ctx.db().getKeys({ start: BUCKETS_START, end: BUCKETS_END, transaction: this.ctx.transaction })) {
+        names.push(bucketNameOf(key as Uint8Array));
+      }
+      return names.sort();
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+}
+
+/** Runs inside lmdb-js's `transactionSync`: every put and remove joins that one write transaction. */
+class LmdbWriter extends LmdbReader implements WriteTxn {
+  createBucket(bucket: string): void {
+    this.ctx.checkOpen();
+    try {
+      if (this.bucketId(bucket) !== undefined) return;
+      const db = this.ctx.db();
+      const next = db.get(metaKey("nextBucketId"));
+      const id = next === undefined ? 1 : decodeBucketId(next);
+      db.putSync(bucketKey(bucket), encodeBucketId(id));
+      db.putSync(metaKey("nextBucketId"), encodeBucketId(id + 1));
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+
+  deleteBucket(bucket: string): void {
+    this.ctx.checkOpen();
+    try {
+      const id = this.bucketId(bucket);
+      if (id === undefined) return;
+      const db = this.ctx.db();
+      const range = { start: dataKey(id, new Uint8Array()), end: dataKeyAfterBucket(id), limit: DELETE_BATCH };
+      for (;;) {
+        const keys = [...db.getKeys(range)].map((k) => Buffer.from(k as Uint8Array));
+        for (const key of keys) db.removeSync(key);
+        if (keys.length < DELETE_BATCH) break;
+      }
+      db.removeSync(bucketKey(bucket));
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void {
+    this.ctx.checkOpen();
+    checkKeySize(key);
+    try {
+      const id = this.requireBucket(bucket);
+      this.ctx.db().putSync(dataKey(id, key), value);
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+
+  delete(bucket: string, key: Uint8Array): void {
+    this.ctx.checkOpen();
+    try {
+      const id = this.requireBucket(bucket);
+      if (key.length > MAX_USER_KEY_BYTES) return;
+      this.ctx.db().removeSync(dataKey(id, key));
+    } catch (e) {
+      throw translate(e, this.ctx.dir);
+    }
+  }
+}
+
+/**
+ * The LMDB engine (lmdb-js). Writes are synchronous LMDB write transactions (`transactionSync`, whose
+ * default flags commit and flush to disk before returning), so `update` is both visible and durable when
+ * it returns. Reads outside `update` use lmdb-js's shared read transaction, renewed after every commit;
+ * a snapshot holds a read transaction of its own (`useReadTransaction`), which LMDB keeps at its
+ * version while writers go on.
+ */
+export class LmdbBackend implements Backend {
+  readonly engine = ENGINE;
+  private readonly dataPath: string;
+  private readonly openSnapshots = new Set<Transaction>();
+  /** Resolvers waiting (in `defragment`) for the last open snapshot to close. */
+  private snapshotWaiters: (() => void)[] = [];
+  private writing = false;
+  private closed = false;
+
+  /** Use `openLmdbBackend`. */
+  constructor(
+    readonly dir: string,
+    private db: Db,
+  ) {
+    this.dataPath = join(dir, DATA_FILE);
+  }
+
+  private readonly checkBackendOpen = (): void => {
+    if (this.closed) throw new StorageError("Closed", `lmdb storage backend at ${this.dir} is closed`);
+  };
+
+  private context(active: () => boolean, what: string, transaction?: Transaction): TxnContext {
+    return {
+      db: () => this.db,
+      checkOpen: () => {
+        this.checkBackendOpen();
+        if (!active()) throw new StorageError("Closed", what);
+      },
+      dir: this.dir,
+      transaction,
+    };
+  }
+
+  view<T>(fn: (txn: ReadTxn) => T): T {
+    this.checkBackendOpen();
+    let active = true;
+    try {
+      return fn(new LmdbReader(this.context(() => active, "read transaction used after view returned")));
+    } finally {
+      active = false;
+    }
+  }
+
+  update(fn: (txn: WriteTxn) => void): Promise<void> {
+    try {
+      this.checkBackendOpen();
+      if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
+      this.writing = true;
+      let active = true;
+      const txn = new LmdbWriter(this.context(() => active, "write transaction used after update returned"));
+      let fnThrew = false;
+      try {
+        // A throw from fn aborts the LMDB transaction; lmdb-js rethrows it unchanged, and so do we.
+        this.db.transactionSync(() => {
+          fnThrew = true;
+          fn(txn);
+          fnThrew = false;
+        });
+      } catch (e) {
+        throw fnThrew ? e : translate(e, this.dir);
+      } finally {
+        active = false;
+        this.writing = false;
+      }
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  snapshot(): Snapshot {
+    this.checkBackendOpen();
+    let transaction: Transaction;
+    try {
+      transaction = this.db.useReadTransaction();
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+    this.openSnapshots.add(transaction);
+    let open = true;
+    const reader = new LmdbReader(this.context(() => open, "snapshot is closed", transaction));
+    return Object.assign(reader, {
+      close: (): void => {
+        if (!open) return;
+        open = false;
+        this.releaseSnapshot(transaction);
+      },
+    });
+  }
+
+  private releaseSnapshot(transaction: Transaction): void {
+    if (!this.openSnapshots.delete(transaction)) return;
+    if (!this.closed) transaction.done();
+    if (this.openSnapshots.size === 0) {
+      const waiters = this.snapshotWaiters;
+      this.snapshotWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  size(): number {
+    this.checkBackendOpen();
+    return statSync(this.dataPath).size;
+  }
+
+  sizeInUse(): number {
+    this.checkBackendOpen();
+    try {
+      const stats = this.db.getStats() as {
+        pageSize: number;
+        root: { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+        free: { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      };
+      const pages = (t: { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }) =>
+        t.treeBranchPageCount + t.treeLeafPageCount + t.overflowPages;
+      // Live pages: the data tree, the free-list tree itself, and the two meta pages.
+      const inUse = (pages(stats.root) + pages(stats.free) + 2) * stats.pageSize;
+      return Math.min(inUse, this.size());
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  /**
+   * Copies every entry, in order, into a new file and swaps it in (LMDB never shrinks its file). Like
+   * etcd's bbolt defrag, this waits until open snapshots are closed (their read transactions pin the old
+   * file); writes continue while it waits. The copy and swap then run synchronously, so no write can slip
+   * between them. If the copy is not smaller it is thrown away, so the store never grows.
+   */
+  async defragment(): Promise<void> {
+    this.checkBackendOpen();
+    while (this.openSnapshots.size > 0) {
+      await new Promise<void>((resolve) => this.snapshotWaiters.push(resolve));
+      this.checkBackendOpen();
+    }
+    try {
+      this.compactSync();
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
+  }
+
+  private compactSync(): void {
+    const compactPath = join(this.dir, COMPACT_FILE);
+    removeCompactLeftovers(this.dir);
+    const target = openEnv(compactPath, { noSync: true, overlappingSync: false });
+    const source = this.db.useReadTransaction();
+    try {
+      let batch: { key: Buffer; value: Uint8Array }[] = [];
+      const flush = () => {
+        const entries = batch;
+        batch = [];
+        target.transactionSync(() => {
+          for (const { key, value } of entries) target.putSync(key, value, { append: true });
+        });
+      };
+      for (const entry of this.db.getRange({ transaction: source })) {
+        batch.push({ key: Buffer.from(entry.key), value: entry.value });
+        if (batch.length >= COMPACT_BATCH) flush();
+      }
+      flush();
+    } finally {
+      source.done();
+      void target.close();
+    }
+    // noSync above: make the whole copy durable once, before it can replace the original.
+    fsyncFile(compactPath);
+    if (statSync(compactPath).size >= statSync(this.dataPath).size) {
+      removeCompactLeftovers(this.dir);
+      return;
+    }
+    void this.db.close();
+    renameSync(compactPath, this.dataPath);
+    rmSync(join(this.dir, COMPACT_LOCK_FILE), { force: true });
+    fsyncDir(this.dir);
+    this.db = openEnv(this.dataPath);
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    for (const transaction of [...this.openSnapshots]) {
+      this.openSnapshots.delete(transaction);
+      transaction.done();
+    }
+    this.closed = true;
+    for (const wake of this.snapshotWaiters.splice(0)) wake();
+    return this.db.close();
+  }
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Removes the temporary files of a defragment that did not finish (ours by name; they hold no data). */
+function removeCompactLeftovers(dir: string): void {
+  rmSync(join(dir, COMPACT_FILE), { force: true });
+  rmSync(join(dir, COMPACT_LOCK_FILE), { force: true });
+}
+
+/** True when `path` is empty (LMDB then starts a new environment) or starts with an LMDB meta page. */
+function hasLmdbMagic(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const header = Buffer.alloc(32);
+    const n = readSync(fd, header, 0, header.length, 0);
+    if (n === 0) return true;
+    return n === header.length && (header.readUInt32LE(16) === LMDB_MAGIC || header.readUInt32LE(24) === LMDB_MAGIC);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens (creating if needed) the LMDB store in `options.dir`.
+ *
+ * Throws `StorageError`: `WrongEngine` when another engine's marker is in the directory; `Corrupt` when
+ * the directory holds files but no marker, or `data.mdb` is not an LMDB file, is damaged, or lacks this
+ * engine's format record. In those cases nothing in the directory is created, changed or removed (the
+ * checks run before LMDB opens anything).
+ */
+export function openLmdbBackend(options: BackendOptions): LmdbBackend {
+  const { dir } = options;
+  const state = prepareDataDir(dir, ENGINE, LMDB_FORMAT);
+  const dataPath = join(dir, DATA_FILE);
+  if (!state.fresh) {
+    const ours = new Set([DATA_FILE, LOCK_FILE, COMPACT_FILE, COMPACT_LOCK_FILE]);
+    const strangers = state.files.filter((f) => !ours.has(f));
+    if (strangers.length > 0 || !state.files.includes(DATA_FILE)) {
+      throw new StorageError(
+        "Corrupt",
+        `data dir ${dir} is marked as an lmdb store but holds ${state.files.join(", ")} (expected ${DATA_FILE})`,
+      );
+    }
+    if (!hasLmdbMagic(dataPath)) {
+      throw new StorageError("Corrupt", `data dir ${dir}: ${DATA_FILE} is not an LMDB file (bad magic)`);
+    }
+    if (existsSync(join(dir, COMPACT_FILE))) removeCompactLeftovers(dir);
+  }
+  let db: Db;
+  try {
+    db = openEnv(dataPath);
+  } catch (e) {
+    throw translate(e, dir);
+  }
+  try {
+    const format = db.get(metaKey("format"));
+    if (format === undefined) {
+      if (db.getKeysCount() > 0) {
+        throw new StorageError("Corrupt", `data dir ${dir}: ${DATA_FILE} has data but no etcd-ts format record`);
+      }
+      // A new store, or one whose creation was cut short before its first commit.
+      db.transactionSync(() => {
+        db.putSync(metaKey("format"), encodeBucketId(LMDB_FORMAT));
+      });
+      fsyncDir(dir);
+    } else if (decodeBucketId(format) !== LMDB_FORMAT) {
+      throw new StorageError("Corrupt", `data dir ${dir}: ${DATA_FILE} has format ${decodeBucketId(format)}, expected ${LMDB_FORMAT}`);
+    }
+    return new LmdbBackend(dir, db);
+  } catch (e) {
+    void db.close();
+    throw translate(e, dir);
+  }
+}
