@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
@@ -18,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { StorageError, isStorageError } from "./backend.js";
 import type { Backend, Entry, RangeOptions, ReadTxn } from "./backend.js";
 import { compareBytes } from "./compare-bytes.js";
+import { DATA_DIR_MARKER } from "./data-dir.js";
 import { durabilityBucket, durabilityKey, durabilityValue } from "./conformance-data.js";
 
 export type OpenForConformance = (dir: string) => Backend | Promise<Backend>;
@@ -485,8 +487,9 @@ export function runBackendConformance(
 
     test("values handed in and out are owned by the caller", () =>
       withBackend(async (b) => {
-        const key = bytes("key");
-        const value = bytes("original");
+        // Buffers on purpose: Buffer#slice shares memory, so an engine copying with slice() is caught.
+        const key = Buffer.from("key");
+        const value = Buffer.from("original");
         await b.update((txn) => {
           txn.createBucket("k");
           txn.put("k", key, value);
@@ -511,6 +514,29 @@ export function runBackendConformance(
           assertBytes(txn.get("k", bytes("key")), bytes("replaced"), "store");
           assert.deepEqual(rangeKeys(txn, "k", { limit: 1 }), ["filler0"]);
         });
+      }));
+
+    test("keys and values read back are plain Uint8Arrays, whatever was passed in", () =>
+      withBackend(async (b) => {
+        await b.update((txn) => {
+          txn.createBucket("k");
+          txn.put("k", Buffer.from("buffer"), Buffer.from("b"));
+          txn.put("k", bytes("array"), bytes("a"));
+        });
+        const isPlain = (x: unknown) => Object.getPrototypeOf(x) === Uint8Array.prototype;
+        const check = (txn: ReadTxn) => {
+          for (const { key, value } of txn.range("k")) {
+            assert.ok(isPlain(key) && isPlain(value), "range entry is plain");
+          }
+          assert.ok(isPlain(txn.get("k", bytes("buffer"))), "get is plain");
+        };
+        b.view(check);
+        const snap = b.snapshot();
+        try {
+          check(snap);
+        } finally {
+          snap.close();
+        }
       }));
 
     test("size and sizeInUse are sane", () =>
@@ -682,6 +708,128 @@ export function runBackendConformance(
       }));
 
     if (persistent) {
+      /** Every file below `dir` with a digest of its bytes: to prove a refused open changed nothing. */
+      const dirState = (dir: string): Record<string, string> => {
+        const out: Record<string, string> = {};
+        const walk = (path: string, rel: string) => {
+          for (const entry of readdirSync(path, { withFileTypes: true })) {
+            const full = join(path, entry.name);
+            const name = rel === "" ? entry.name : `${rel}/${entry.name}`;
+            if (entry.isDirectory()) {
+              out[`${name}/`] = "dir";
+              walk(full, name);
+            } else out[name] = createHash("sha256").update(readFileSync(full)).digest("hex");
+          }
+        };
+        walk(dir, "");
+        return out;
+      };
+      /** The engine name and the marker a fresh store of this engine writes. */
+      const freshMarker = () =>
+        withDir(async (dir) => {
+          const b = await open(dir);
+          const engine = b.engine;
+          await b.close();
+          const marker = JSON.parse(readFileSync(join(dir, DATA_DIR_MARKER), "utf8")) as { engine: unknown; format: unknown };
+          return { engine, marker };
+        });
+      const refusesUntouched = async (dir: string, code: StorageError["code"], message?: RegExp) => {
+        const before = dirState(dir);
+        await assert.rejects(
+          async () => {
+            const b = await open(dir);
+            await b.close();
+          },
+          (e: unknown) => {
+            isCode(code)(e);
+            if (message !== undefined) assert.match((e as Error).message, message);
+            return true;
+          },
+        );
+        assert.deepEqual(dirState(dir), before, "the refused directory was changed");
+      };
+
+      test("data dir: the marker file names the engine and format", async () => {
+        const { engine, marker } = await freshMarker();
+        assert.equal(marker.engine, engine);
+        assert.equal(typeof marker.format, "number");
+      });
+
+      test("data dir: a directory with unrelated files is refused as Corrupt and left untouched", () =>
+        withDir(async (dir) => {
+          writeFileSync(join(dir, "notes.txt"), "not a store");
+          mkdirSync(join(dir, "sub"));
+          writeFileSync(join(dir, "sub", "data.db"), "nested");
+          await refusesUntouched(dir, "Corrupt", /not an etcd-ts store/);
+        }));
+
+      test("data dir: another engine's directory is refused as WrongEngine and left untouched", async () => {
+        const { engine } = await freshMarker();
+        await withDir(async (dir) => {
+          writeFileSync(join(dir, DATA_DIR_MARKER), JSON.stringify({ engine: "some-other-engine", format: 1 }));
+          writeFileSync(join(dir, "data.other"), "other engine's data");
+          await refusesUntouched(
+            dir,
+            "WrongEngine",
+            new RegExp(`written by the some-other-engine storage engine, not ${engine}`),
+          );
+        });
+      });
+
+      test("data dir: an unreadable marker or an unknown format is refused as Corrupt", async () => {
+        const { engine } = await freshMarker();
+        await withDir(async (dir) => {
+          writeFileSync(join(dir, DATA_DIR_MARKER), "{ this is not json");
+          await refusesUntouched(dir, "Corrupt");
+          writeFileSync(join(dir, DATA_DIR_MARKER), JSON.stringify({ engine, format: 999 }));
+          await refusesUntouched(dir, "Corrupt", /format 999/);
+        });
+      });
+
+      test("data dir: a damaged database file is refused as Corrupt and left untouched", () =>
+        withDir(async (dir) => {
+          const b = await open(dir);
+          await b.update((txn) => {
+            txn.createBucket("k");
+            for (let i = 0; i < 100; i++) txn.put("k", bytes(`k${i}`), patterned(100, i));
+          });
+          await b.close();
+          // Scribble over the start of every file except the marker.
+          for (const name of readdirSync(dir)) {
+            if (name === DATA_DIR_MARKER) continue;
+            const path = join(dir, name);
+            const content = readFileSync(path);
+            content.fill(0x5a, 0, Math.min(content.length, 8192));
+            writeFileSync(path, content);
+          }
+          await refusesUntouched(dir, "Corrupt");
+        }));
+
+      test("data dir: a directory holding only the marker (creation cut short) opens as a new store", async () => {
+        const { marker } = await freshMarker();
+        await withDir(async (dir) => {
+          writeFileSync(join(dir, DATA_DIR_MARKER), JSON.stringify(marker));
+          const b = await open(dir);
+          try {
+            assert.deepEqual(
+              b.view((txn) => txn.buckets()),
+              [],
+            );
+            await b.update((txn) => txn.createBucket("k"));
+          } finally {
+            await b.close();
+          }
+        });
+      });
+
+      test("data dir: a missing directory is created", () =>
+        withDir(async (parent) => {
+          const dir = join(parent, "a", "b");
+          const b = await open(dir);
+          await b.close();
+          assert.ok(readdirSync(dir).includes(DATA_DIR_MARKER));
+        }));
+
       test("reopening after close keeps all data", () =>
         withDir(async (dir) => {
           let b = await open(dir);

@@ -86,8 +86,8 @@ class VersionWriter extends VersionReader implements WriteTxn {
     const state = bucketOf(this.next, bucket);
     const old = treeGet(state.root, key);
     const bytes = state.bytes - (old === undefined ? 0 : entryBytes(old.key, old.value)) + entryBytes(key, value);
-    // Copies: the caller may reuse its arrays after put returns.
-    this.next.set(bucket, { root: treePut(state.root, key.slice(), value.slice()), bytes });
+    // Copies (plain Uint8Arrays: `Buffer#slice` would share memory): the caller may reuse its arrays.
+    this.next.set(bucket, { root: treePut(state.root, new Uint8Array(key), new Uint8Array(value)), bytes });
   }
 
   delete(bucket: string, key: Uint8Array): void {

@@ -141,7 +141,7 @@ export function* treeRange(root: TreeNode | null, options: RangeOptions = {}): G
   }
 }
 
-/** Copies a tree node into an `Entry` the caller owns. */
+/** Copies a tree node into an `Entry` the caller owns (stored arrays are plain Uint8Arrays, so slice copies). */
 export function entryOf(node: TreeNode): Entry {
   return { key: node.key.slice(), value: node.value.slice() };
 }
