@@ -1,0 +1,86 @@
+/** SQLite-specific checks of the data directory, beyond the shared conformance suite. */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import Database from "better-sqlite3";
+import { isStorageError } from "@etcd-ts/storage";
+import { openSqliteBackend } from "./sqlite-backend.js";
+
+function withDir(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), "etcd-ts-sqlite-"));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+function contents(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).map((n) => [n, readFileSync(join(dir, n)).toString("base64")]));
+}
+
+test(
+  "a directory written by the lmdb engine is refused with a message naming both engines",
+  withDir((dir) => {
+    // Exactly what the lmdb engine leaves behind: its marker and its files.
+    writeFileSync(join(dir, "etcd-ts-storage.json"), '{"engine":"lmdb","format":1}\n');
+    writeFileSync(join(dir, "data.mdb"), Buffer.alloc(8192));
+    writeFileSync(join(dir, "data.mdb-lock"), Buffer.alloc(64));
+    const before = contents(dir);
+    assert.throws(
+      () => openSqliteBackend({ dir }),
+      (e: unknown) =>
+        isStorageError(e, "WrongEngine") &&
+        e.message === `data dir ${dir} was written by the lmdb storage engine, not sqlite`,
+    );
+    assert.deepEqual(contents(dir), before);
+  }),
+);
+
+test(
+  "a SQLite database that is not ours is refused as Corrupt and left untouched",
+  withDir((dir) => {
+    const foreign = new Database(join(dir, "data.db"));
+    foreign.exec("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice');");
+    foreign.close();
+    writeFileSync(join(dir, "etcd-ts-storage.json"), '{"engine":"sqlite","format":1}\n');
+    const before = contents(dir);
+    assert.throws(
+      () => openSqliteBackend({ dir }),
+      (e: unknown) => isStorageError(e, "Corrupt") && /has tables users/.test(e.message),
+    );
+    assert.deepEqual(contents(dir), before);
+  }),
+);
+
+test(
+  "a marked directory whose database file is missing is refused as Corrupt",
+  withDir((dir) => {
+    writeFileSync(join(dir, "etcd-ts-storage.json"), '{"engine":"sqlite","format":1}\n');
+    writeFileSync(join(dir, "data.db-wal"), Buffer.alloc(100));
+    assert.throws(() => openSqliteBackend({ dir }), (e: unknown) => isStorageError(e, "Corrupt") && /no data\.db/.test(e.message));
+    assert.deepEqual(readdirSync(dir).sort(), ["data.db-wal", "etcd-ts-storage.json"]);
+  }),
+);
+
+test(
+  "the database is in WAL mode and holds the schema; the marker says sqlite format 1",
+  withDir(async (dir) => {
+    const backend = openSqliteBackend({ dir });
+    await backend.update((txn) => txn.createBucket("k"));
+    const probe = new Database(join(dir, "data.db"), { readonly: true });
+    try {
+      assert.equal(probe.pragma("journal_mode", { simple: true }), "wal");
+      const tables = probe.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
+      assert.deepEqual(tables, ["buckets", "kv", "meta"]);
+    } finally {
+      probe.close();
+      await backend.close();
+    }
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, "etcd-ts-storage.json"), "utf8")), { engine: "sqlite", format: 1 });
+  }),
+);
