@@ -1,0 +1,25 @@
+export {
+  DEFAULT_EXPIRED_LEASE_RETRY_INTERVAL_MS,
+  DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS,
+  DEFAULT_LEASE_REVOKE_RATE,
+  DEFAULT_MIN_LEASE_TTL,
+  Lessor,
+  MAX_LEASE_CHECKPOINT_BATCH,
+  MAX_LEASE_TTL,
+  minLeaseTTLFor,
+} from "./lessor.js";
+export type { AttachedKeyDeleter, LeaseCheckpoint, LeaseInfo, LessorOptions, TimeToLive } from "./lessor.js";
+export { LeaseError, LeaseRecordError, isLeaseError, isLeaseRecordError } from "./errors.js";
+export type { LeaseErrorKind } from "./errors.js";
+export { ManualClock, systemClock } from "./clock.js";
+export type { Clock } from "./clock.js";
+export { MAX_LEASE_ID, cryptoRandomSource, randomLeaseId } from "./lease-id.js";
+export type { RandomSource } from "./lease-id.js";
+export {
+  LEASE_BUCKET,
+  decodeLeaseRecord,
+  encodeLeaseRecord,
+  leaseIdFromKey,
+  leaseIdKey,
+} from "./lease-record.js";
+export type { LeaseRecord } from "./lease-record.js";
