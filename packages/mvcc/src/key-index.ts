@@ -1,0 +1,202 @@
+import { MvccError } from "./errors.js";
+import { KeyTree } from "./key-tree.js";
+import type { RevisionSet } from "./revision.js";
+
+/**
+ * The in-memory index from a user key to the revisions that changed it, as etcd's keyIndex keeps it.
+ *
+ * A key's life is a list of generations. A generation starts with the put that created the key and ends
+ * with the tombstone that deleted it (the tombstone is the generation's last revision); the last
+ * generation is open (empty right after a delete). Example: put@1.0, put@2.0, delete@3.0, put@4.0 gives
+ *   {created 1.0, ver 3, revs [1.0, 2.0, 3.0(t)]}, {created 4.0, ver 1, revs [4.0]}.
+ *
+ * Revisions are stored flat as [main, sub, main, sub, …] to keep a key small in memory.
+ */
+export class Generation {
+  constructor(
+    /** Versions handed out in this generation: the version of its last revision. */
+    public version: number,
+    public createdMain: number,
+    public createdSub: number,
+    /** Interleaved main/sub pairs in increasing order. */
+    public revs: number[],
+  ) {}
+
+  get length(): number {
+    return this.revs.length >>> 1;
+  }
+
+  isEmpty(): boolean {
+    return this.revs.length === 0;
+  }
+
+  /** Index of the newest revision with main <= atRev, or -1. */
+  newestAtOrBelow(atRev: number): number {
+    for (let n = (this.revs.length >>> 1) - 1; n >= 0; n--) if (this.revs[2 * n]! <= atRev) return n;
+    return -1;
+  }
+}
+
+/** What a key looked like at a revision. Reused per call site only; do not hold. */
+export interface KeyAtRevision {
+  modMain: number;
+  modSub: number;
+  createdMain: number;
+  version: number;
+}
+
+export class KeyIndex {
+  generations: Generation[] = [new Generation(0, 0, 0, [])];
+
+  constructor(readonly key: Uint8Array) {}
+
+  /** True when the key has no revisions left (only one, empty, generation). */
+  isEmpty(): boolean {
+    return this.generations.length === 1 && this.generations[0]!.isEmpty();
+  }
+
+  /** Whether the key exists as of the newest revision (its open generation has revisions). */
+  isLive(): boolean {
+    return !this.generations[this.generations.length - 1]!.isEmpty();
+  }
+
+  put(main: number, sub: number): void {
+    const g = this.generations[this.generations.length - 1]!;
+    if (g.revs.length === 0) {
+      g.createdMain = main;
+      g.createdSub = sub;
+    }
+    g.revs.push(main, sub);
+    g.version++;
+  }
+
+  /** Seeds an empty index from a stored KeyValue (restore): created and version come from the value. */
+  restore(createdMain: number, modMain: number, modSub: number, version: number): void {
+    if (!this.isEmpty()) throw new MvccError("Corrupt", "mvcc: restore into a non-empty key index");
+    this.generations[0] = new Generation(version, createdMain, 0, [modMain, modSub]);
+  }
+
+  /** Ends the open generation with a tombstone at (main, sub). The key must be live. */
+  tombstone(main: number, sub: number): void {
+    if (!this.isLive()) throw new MvccError("Corrupt", "mvcc: tombstone on a key that does not exist");
+    this.put(main, sub);
+    this.generations.push(new Generation(0, 0, 0, []));
+  }
+
+  /**
+   * The generation holding the key's state at `atRev`, or undefined when the key did not exist then
+   * (before its creation, or deleted at or before `atRev`).
+   */
+  private generationAt(atRev: number): Generation | undefined {
+    const last = this.generations.length - 1;
+    for (let i = last; i >= 0; i--) {
+      const g = this.generations[i]!;
+      if (g.revs.length === 0) continue;
+      // A closed generation ends with its tombstone: at or after it, the key did not exist.
+      if (i !== last && g.revs[g.revs.length - 2]! <= atRev) return undefined;
+      if (g.revs[0]! <= atRev) return g;
+    }
+    return undefined;
+  }
+
+  /** The key's state at `atRev` written into `out`; false when the key did not exist at `atRev`. */
+  get(atRev: number, out: KeyAtRevision): boolean {
+    const g = this.generationAt(atRev);
+    if (g === undefined) return false;
+    const n = g.newestAtOrBelow(atRev);
+    if (n === -1) return false;
+    out.modMain = g.revs[2 * n]!;
+    out.modSub = g.revs[2 * n + 1]!;
+    out.createdMain = g.createdMain;
+    out.version = g.version - (g.length - n - 1);
+    return true;
+  }
+
+  /**
+   * Drops the revisions a compaction at `atRev` makes unreachable, adding to `keep` the one revision
+   * per key that must stay on disk: the newest at or below `atRev`, unless it is a tombstone.
+   */
+  compact(atRev: number, keep: RevisionSet): void {
+    let genIdx = 0;
+    let g = this.generations[0]!;
+    // Skip generations whose tombstone is at or below atRev (wholly compacted away).
+    while (genIdx < this.generations.length - 1) {
+      if (g.revs[g.revs.length - 2]! > atRev) break;
+      genIdx++;
+      g = this.generations[genIdx]!;
+    }
+    const n = g.newestAtOrBelow(atRev);
+    if (n !== -1) keep.add(g.revs[2 * n]!, g.revs[2 * n + 1]!);
+    if (!g.isEmpty()) {
+      if (n !== -1) g.revs.splice(0, 2 * n);
+      // A closed generation reduced to its tombstone is gone too.
+      if (g.length === 1 && genIdx !== this.generations.length - 1) {
+        keep.delete(g.revs[0]!, g.revs[1]!);
+        genIdx++;
+      }
+    }
+    if (genIdx > 0) this.generations.splice(0, genIdx);
+  }
+}
+
+/** Scratch space for lookups; the index is used from one thread. */
+const scratch: KeyAtRevision = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+
+/** The ordered collection of every key's `KeyIndex` (etcd's treeIndex). */
+export class TreeIndex {
+  private readonly tree = new KeyTree<KeyIndex>();
+
+  /** Number of keys with any revision left (live or not yet compacted away). */
+  get size(): number {
+    return this.tree.size;
+  }
+
+  keyIndex(key: Uint8Array): KeyIndex | undefined {
+    return this.tree.get(key);
+  }
+
+  /** The key's index, created when missing; a new index copies the key (it outlives the request). */
+  keyIndexForWrite(key: Uint8Array): KeyIndex {
+    return this.tree.getOrInsert(key, () => new KeyIndex(key.slice()));
+  }
+
+  /** Adds a revision to the key's index. */
+  put(key: Uint8Array, main: number, sub: number): void {
+    this.keyIndexForWrite(key).put(main, sub);
+  }
+
+  /**
+   * Visits the keys that exist at `atRev` within `[key, end)` (end undefined: every key from `key`),
+   * in key order, with the key's state at `atRev` (valid only during the call); stops when `visit`
+   * returns false.
+   */
+  visitAt(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    atRev: number,
+    visit: (ki: KeyIndex, state: KeyAtRevision) => boolean | void,
+  ): void {
+    this.tree.scan(key, end, (_k, ki) => {
+      if (!ki.get(atRev, scratch)) return true;
+      return visit(ki, scratch);
+    });
+  }
+
+  /**
+   * Compacts every key's revisions at `atRev` and returns the revisions that must stay on disk.
+   * Keys left without revisions leave the index.
+   */
+  compact(atRev: number, keep: RevisionSet): void {
+    const emptied: Uint8Array[] = [];
+    this.tree.scan(new Uint8Array(0), undefined, (key, ki) => {
+      ki.compact(atRev, keep);
+      if (ki.isEmpty()) emptied.push(key);
+    });
+    for (const key of emptied) this.tree.delete(key);
+  }
+
+  /** Every key index in key order (restore checks, tests). */
+  *keyIndexes(): IterableIterator<KeyIndex> {
+    for (const [, ki] of this.tree.entries()) yield ki;
+  }
+}

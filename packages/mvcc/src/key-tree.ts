@@ -1,0 +1,240 @@
+import { compareBytes } from "@etcd-ts/storage";
+
+/**
+ * An ordered map from byte keys (bytewise order) to values: a B+tree with values in the leaves and the
+ * leaves linked, so that a range scan is one descent plus a walk along the leaves.
+ *
+ * Costs: get/set/delete O(log n); a scan O(log n + k). Deletion removes emptied nodes and merges a leaf
+ * into its right sibling when both are small, without further rebalancing: the height never exceeds what
+ * the insertions built, which is all the O(log n) bound needs.
+ *
+ * Keys are held by reference: the caller must not change a key's bytes after inserting it. The map must
+ * not be changed during a scan (collect first, then change).
+ */
+
+/** Most keys a node holds before it splits. */
+const MAX_KEYS = 64;
+/** A leaf this small tries to merge with its right sibling. */
+const MERGE_BELOW = MAX_KEYS / 4;
+
+class Leaf<V> {
+  constructor(
+    public keys: Uint8Array[],
+    public values: V[],
+    public next: Leaf<V> | null = null,
+    public prev: Leaf<V> | null = null,
+  ) {}
+}
+
+class Branch<V> {
+  /** `keys[i]` is a lower bound of every key below `children[i + 1]`; `keys.length === children.length - 1`. */
+  constructor(
+    public keys: Uint8Array[],
+    public children: Node<V>[],
+  ) {}
+}
+
+type Node<V> = Leaf<V> | Branch<V>;
+
+/** First index whose key is >= `key` (`keys.length` when none). */
+function lowerBound(keys: readonly Uint8Array[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(keys[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index whose key is > `key`. */
+function upperBound(keys: readonly Uint8Array[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(keys[mid]!, key) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class KeyTree<V> {
+  private root: Node<V> = new Leaf<V>([], []);
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  private findLeaf(key: Uint8Array): Leaf<V> {
+    let node = this.root;
+    while (node instanceof Branch) node = node.children[upperBound(node.keys, key)]!;
+    return node;
+  }
+
+  get(key: Uint8Array): V | undefined {
+    const leaf = this.findLeaf(key);
+    const i = lowerBound(leaf.keys, key);
+    return i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0 ? leaf.values[i] : undefined;
+  }
+
+  /** The value at `key`, inserting `create()`'s result first when there is none (one descent). */
+  getOrInsert(key: Uint8Array, create: () => V): V {
+    const path: Branch<V>[] = [];
+    const slots: number[] = [];
+    let node = this.root;
+    while (node instanceof Branch) {
+      const slot = upperBound(node.keys, key);
+      path.push(node);
+      slots.push(slot);
+      node = node.children[slot]!;
+    }
+    const leaf = node;
+    const i = lowerBound(leaf.keys, key);
+    if (i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0) return leaf.values[i]!;
+    const value = create();
+    leaf.keys.splice(i, 0, key);
+    leaf.values.splice(i, 0, value);
+    this.count++;
+    if (leaf.keys.length > MAX_KEYS) this.split(leaf, path, slots);
+    return value;
+  }
+
+  /** Inserts or replaces. */
+  set(key: Uint8Array, value: V): void {
+    let replaced = false;
+    const stored = this.getOrInsert(key, () => value);
+    if (stored !== value) replaced = true;
+    if (replaced) {
+      const leaf = this.findLeaf(key);
+      leaf.values[lowerBound(leaf.keys, key)] = value;
+    }
+  }
+
+  private split(leaf: Leaf<V>, path: Branch<V>[], slots: number[]): void {
+    const mid = leaf.keys.length >>> 1;
+    const right = new Leaf<V>(leaf.keys.splice(mid), leaf.values.splice(mid), leaf.next, leaf);
+    if (leaf.next !== null) leaf.next.prev = right;
+    leaf.next = right;
+    let separator = right.keys[0]!;
+    let newChild: Node<V> = right;
+    let child: Node<V> = leaf;
+    for (let depth = path.length - 1; depth >= 0; depth--) {
+      const parent = path[depth]!;
+      const slot = slots[depth]!;
+      parent.keys.splice(slot, 0, separator);
+      parent.children.splice(slot + 1, 0, newChild);
+      if (parent.keys.length <= MAX_KEYS) return;
+      const m = parent.keys.length >>> 1;
+      const up = parent.keys[m]!;
+      const rightBranch = new Branch<V>(parent.keys.slice(m + 1), parent.children.slice(m + 1));
+      parent.keys.length = m;
+      parent.children.length = m + 1;
+      separator = up;
+      newChild = rightBranch;
+      child = parent;
+    }
+    this.root = new Branch<V>([separator], [child, newChild]);
+  }
+
+  /** Removes `key`; false when it was not there. */
+  delete(key: Uint8Array): boolean {
+    const path: Branch<V>[] = [];
+    const slots: number[] = [];
+    let node = this.root;
+    while (node instanceof Branch) {
+      const slot = upperBound(node.keys, key);
+      path.push(node);
+      slots.push(slot);
+      node = node.children[slot]!;
+    }
+    const leaf = node;
+    const i = lowerBound(leaf.keys, key);
+    if (i >= leaf.keys.length || compareBytes(leaf.keys[i]!, key) !== 0) return false;
+    leaf.keys.splice(i, 1);
+    leaf.values.splice(i, 1);
+    this.count--;
+    if (path.length === 0) return true;
+    const parent = path[path.length - 1]!;
+    const slot = slots[slots.length - 1]!;
+    if (leaf.keys.length === 0) {
+      this.unlink(leaf);
+      this.removeChild(path, slots, path.length - 1);
+    } else if (leaf.keys.length < MERGE_BELOW && slot + 1 < parent.children.length) {
+      const right = parent.children[slot + 1] as Leaf<V>;
+      if (leaf.keys.length + right.keys.length <= MAX_KEYS / 2) {
+        for (let k = 0; k < right.keys.length; k++) {
+          leaf.keys.push(right.keys[k]!);
+          leaf.values.push(right.values[k]!);
+        }
+        this.unlink(right);
+        slots[slots.length - 1] = slot + 1;
+        this.removeChild(path, slots, path.length - 1);
+      }
+    }
+    return true;
+  }
+
+  private unlink(leaf: Leaf<V>): void {
+    if (leaf.prev !== null) leaf.prev.next = leaf.next;
+    if (leaf.next !== null) leaf.next.prev = leaf.prev;
+    leaf.prev = leaf.next = null;
+  }
+
+  /** Removes `path[depth].children[slots[depth]]`, then any branch left empty, then a one-child root. */
+  private removeChild(path: Branch<V>[], slots: number[], depth: number): void {
+    for (; depth >= 0; depth--) {
+      const parent = path[depth]!;
+      const slot = slots[depth]!;
+      parent.children.splice(slot, 1);
+      parent.keys.splice(slot === 0 ? 0 : slot - 1, 1);
+      if (parent.children.length > 0) break;
+      if (depth === 0) {
+        this.root = new Leaf<V>([], []);
+        return;
+      }
+    }
+    while (this.root instanceof Branch && this.root.children.length === 1) this.root = this.root.children[0]!;
+  }
+
+  /**
+   * Calls `visit` for each entry with `start <= key < end` in ascending key order (`end` undefined: to the
+   * last key) until `visit` returns false.
+   */
+  scan(start: Uint8Array, end: Uint8Array | undefined, visit: (key: Uint8Array, value: V) => boolean | void): void {
+    let leaf: Leaf<V> | null = this.findLeaf(start);
+    let i = lowerBound(leaf.keys, start);
+    while (leaf !== null) {
+      const keys = leaf.keys;
+      for (; i < keys.length; i++) {
+        const key = keys[i]!;
+        if (end !== undefined && compareBytes(key, end) >= 0) return;
+        if (visit(key, leaf.values[i]!) === false) return;
+      }
+      leaf = leaf.next;
+      i = 0;
+    }
+  }
+
+  /** Every entry in ascending key order. */
+  *entries(): IterableIterator<[Uint8Array, V]> {
+    let leaf: Leaf<V> | null = this.findLeaf(new Uint8Array(0));
+    while (leaf !== null) {
+      for (let i = 0; i < leaf.keys.length; i++) yield [leaf.keys[i]!, leaf.values[i]!];
+      leaf = leaf.next;
+    }
+  }
+
+  /** Height of the tree (1 for a lone leaf); for tests. */
+  height(): number {
+    let h = 1;
+    let node = this.root;
+    while (node instanceof Branch) {
+      node = node.children[0]!;
+      h++;
+    }
+    return h;
+  }
+}

@@ -1,0 +1,600 @@
+import { Event_EventType } from "@etcd-ts/api";
+import type { Event, KeyValue } from "@etcd-ts/api";
+import type { Backend, ReadTxn, WriteTxn as BackendWriteTxn } from "@etcd-ts/storage";
+import {
+  CONSISTENT_INDEX_KEY,
+  ETCD_BUCKETS,
+  FINISHED_COMPACT_KEY,
+  KEY_BUCKET,
+  META_BUCKET,
+  SCHEDULED_COMPACT_KEY,
+} from "./buckets.js";
+import { MvccError } from "./errors.js";
+import { decodeKeyValue, encodeKeyValue, makeKeyValue } from "./key-value-codec.js";
+import { KeyIndex, TreeIndex } from "./key-index.js";
+import type { KeyAtRevision } from "./key-index.js";
+import {
+  RevisionSet,
+  decodeRevisionKey,
+  decodeUint64,
+  encodeRevisionKey,
+  encodeUint64,
+  mainOfRevisionKey,
+  subOfRevisionKey,
+} from "./revision.js";
+
+/**
+ * The multi-version key-value store (etcd's mvcc.store) over a `Backend`.
+ *
+ * - Every change is a row in the `key` bucket keyed by its revision (see `revision.ts`) whose value is
+ *   the marshaled `mvccpb.KeyValue`; a delete writes a tombstone row. Nothing is overwritten in place, so
+ *   any revision not yet compacted can be read.
+ * - The in-memory `TreeIndex` maps each user key to its revisions; it is rebuilt from the `key` bucket
+ *   on open, together with the current revision, the compact revision and the consistent index.
+ * - Writes happen in `update(fn)`: one backend write transaction (group commit) in which `batch.txn(…)`
+ *   runs one write transaction per request. A write transaction that changes something takes the next
+ *   main revision; its changes get sub revisions 0, 1, 2, …; one that changes nothing takes none.
+ * - Reads (`range`, `read`) see everything `update` has applied, before it is durable, as etcd's reads
+ *   see its batch transaction's buffer.
+ *
+ * Range ends follow etcd: an empty `end` means the single key `key`; `end = "\0"` means every key
+ * `>= key`; otherwise the keys in `[key, end)`.
+ *
+ * Single-threaded: all methods are synchronous except the waiting for durability and for physical
+ * compaction.
+ */
+
+export interface RangeOptions {
+  /** The revision to read at; 0 or absent means the current one. */
+  readonly rev?: number;
+  /** At most this many KeyValues (0 or absent: all). `count` still counts every key in range. */
+  readonly limit?: number;
+  /** Only count; `kvs` is empty. */
+  readonly countOnly?: boolean;
+}
+
+export interface RangeResult {
+  /** The keys in range as of the read revision, in key order. Values are views: do not modify. */
+  readonly kvs: KeyValue[];
+  /** How many keys are in range as of the read revision (regardless of `limit`). */
+  readonly count: number;
+  /** The revision of the view the range ran in (the response header's revision). */
+  readonly rev: number;
+}
+
+/** A consistent read view. */
+export interface ReadView {
+  /** The revision this view reads at by default (the newest it sees). */
+  readonly rev: number;
+  /** Reads below this revision fail with `Compacted` (etcd's FirstRev). */
+  readonly compactRev: number;
+  /** Throws `MvccError` `FutureRev` (options.rev above `rev`) or `Compacted` (below `compactRev`). */
+  range(key: Uint8Array, end: Uint8Array | undefined, options?: RangeOptions): RangeResult;
+}
+
+/**
+ * One write transaction: all its changes share one main revision. Reads through it see its own
+ * earlier changes (`rev` is then that new revision).
+ */
+export interface TxnWrite extends ReadView {
+  /** Puts `key`; returns the transaction's revision. `lease` 0 is no lease. */
+  put(key: Uint8Array, value: Uint8Array, lease?: bigint): number;
+  /** Deletes the keys in range that exist; returns how many. */
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): number;
+  /** Changes made so far. */
+  readonly changes: number;
+}
+
+/** The operations of one backend write transaction. */
+export interface WriteBatch {
+  /** Runs one write transaction (one revision if it changes anything). */
+  txn<R>(fn: (txn: TxnWrite) => R): R;
+  /**
+   * Compacts at `rev`: from now on reads below `rev` fail with `Compacted`. The index is compacted at
+   * once and the scheduled compact revision written in this batch; the obsolete rows are deleted later
+   * in bounded batches of their own. Returns a promise that resolves when that physical deletion is
+   * done and durable. Throws `Compacted` when `rev` is at or below the current compact revision,
+   * `FutureRev` when above the current revision; nothing changes then.
+   */
+  compact(rev: number): Promise<void>;
+  /** Records the last applied log index, in this batch (so with the data it describes). */
+  setConsistentIndex(index: number): void;
+}
+
+/**
+ * Receives the events of one revision after the batch that made them was applied (visible to reads),
+ * in revision order. Events carry `kv` (for a DELETE only key and mod_revision, as etcd) and `prevKv`
+ * (the key's previous state, when it had one). Must not throw or write to the store; an exception is
+ * rethrown on the next tick.
+ */
+export type StoreObserver = (events: readonly Event[], revision: number) => void;
+
+export interface MvccStoreOptions {
+  /** Rows examined per physical compaction batch (etcd's CompactionBatchLimit, default 1000). */
+  readonly compactionBatchLimit?: number;
+  /** Pause between physical compaction batches, letting writes through (default 0: next macrotask). */
+  readonly compactionPauseMs?: number;
+}
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+
+/** The normalized range end: `undefined` single key, `null` every key from `key`, else the bound. */
+function rangeEnd(end: Uint8Array | undefined): Uint8Array | undefined | null {
+  if (end === undefined || end.length === 0) return undefined;
+  if (end.length === 1 && end[0] === 0) return null;
+  return end;
+}
+
+interface RevisionEvents {
+  readonly revision: number;
+  readonly events: Event[];
+}
+
+function makeEvent(type: Event_EventType, kv: KeyValue, prevKv: KeyValue | undefined): Event {
+  return { $typeName: "mvccpb.Event", type, kv, prevKv };
+}
+
+export class MvccStore {
+  private readonly index = new TreeIndex();
+  private currentRev = 1;
+  private compactMainRev = 0;
+  private consistentIdx = 0;
+  private readonly observers = new Set<StoreObserver>();
+  private failure: unknown = undefined;
+  private closed = false;
+  private compactionQueue: Promise<void> = Promise.resolve();
+  private readonly compactionBatchLimit: number;
+  private readonly compactionPauseMs: number;
+  /** Scratch for index lookups on the write path. */
+  private readonly state: KeyAtRevision = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+
+  private constructor(
+    readonly backend: Backend,
+    options: MvccStoreOptions,
+  ) {
+    this.compactionBatchLimit = options.compactionBatchLimit ?? 1000;
+    this.compactionPauseMs = options.compactionPauseMs ?? 0;
+  }
+
+  /**
+   * Opens the store over `backend`: creates etcd's buckets when missing, rebuilds the index and resumes
+   * a compaction that a crash interrupted. The store does not own the backend (closing the store does
+   * not close it).
+   */
+  static open(backend: Backend, options: MvccStoreOptions = {}): MvccStore {
+    const store = new MvccStore(backend, options);
+    const existing = new Set(backend.view((tx) => tx.buckets()));
+    const missing = ETCD_BUCKETS.filter((b) => !existing.has(b));
+    if (missing.length > 0) {
+      backend
+        .update((tx) => {
+          for (const bucket of missing) tx.createBucket(bucket);
+        })
+        .catch((e: unknown) => store.fail(e));
+    }
+    store.restore();
+    return store;
+  }
+
+  private restore(): void {
+    let scheduled = 0;
+    this.backend.view((tx) => {
+      const finished = tx.get(META_BUCKET, FINISHED_COMPACT_KEY);
+      if (finished !== undefined) this.compactMainRev = decodeRevisionKey(finished).main;
+      const sched = tx.get(META_BUCKET, SCHEDULED_COMPACT_KEY);
+      if (sched !== undefined) scheduled = decodeRevisionKey(sched).main;
+      const ci = tx.get(META_BUCKET, CONSISTENT_INDEX_KEY);
+      if (ci !== undefined) this.consistentIdx = decodeUint64(ci);
+
+      for (const { key, value } of tx.range(KEY_BUCKET)) {
+        const rev = decodeRevisionKey(key);
+        const kv = decodeKeyValue(value);
+        this.currentRev = rev.main;
+        const ki = this.index.keyIndex(kv.key);
+        if (ki !== undefined) {
+          if (!rev.tombstone) ki.put(rev.main, rev.sub);
+          else if (ki.isLive()) ki.tombstone(rev.main, rev.sub);
+        } else if (!rev.tombstone) {
+          // The first row seen of a key: its created revision and version come from the value, as the
+          // rows before it may have been compacted away.
+          const created = this.index.keyIndexForWrite(kv.key);
+          created.restore(Number(kv.createRevision), rev.main, rev.sub, Number(kv.version));
+        }
+      }
+    });
+    if (this.currentRev < 1) this.currentRev = 1;
+    // Compaction may have deleted every row up to the compact revision (the newest ones being tombstones).
+    if (this.currentRev < this.compactMainRev) this.currentRev = this.compactMainRev;
+    if (scheduled > this.compactMainRev) {
+      // A compaction was scheduled but its physical deletion had not finished: do it again.
+      this.compactMainRev = scheduled;
+      const keep = new RevisionSet();
+      this.index.compact(scheduled, keep);
+      this.schedulePhysicalCompaction(scheduled, keep).catch(() => {
+        // Nobody awaits a resumed compaction; a failure has already marked the store failed.
+      });
+    }
+  }
+
+  /** The newest revision (1 for an empty store, as etcd). */
+  currentRevision(): number {
+    return this.currentRev;
+  }
+
+  /** Reads below this revision fail with `Compacted` (0 before any compaction). */
+  compactRevision(): number {
+    return this.compactMainRev;
+  }
+
+  /** The last applied log index as stored (0 for a new store). */
+  consistentIndex(): number {
+    return this.consistentIdx;
+  }
+
+  /** Number of keys in the index (live or with revisions not yet compacted); for status and tests. */
+  indexedKeys(): number {
+    return this.index.size;
+  }
+
+  private checkUsable(): void {
+    if (this.closed) throw new MvccError("Closed");
+    if (this.failure !== undefined) throw new MvccError("Failed", undefined, { cause: this.failure });
+  }
+
+  private fail(e: unknown): void {
+    if (this.failure === undefined) this.failure = e ?? new Error("unknown failure");
+  }
+
+  /** A range over the current state (one backend read view). */
+  range(key: Uint8Array, end: Uint8Array | undefined, options?: RangeOptions): RangeResult {
+    return this.read((view) => view.range(key, end, options));
+  }
+
+  /** Runs `fn` against one consistent read view of the current state. */
+  read<T>(fn: (view: ReadView) => T): T {
+    this.checkUsable();
+    const rev = this.currentRev;
+    return this.backend.view((tx) => {
+      const view: ReadView = {
+        rev,
+        compactRev: this.compactMainRev,
+        range: (key, end, options) => this.rangeAt(tx, key, end, rev, options),
+      };
+      return fn(view);
+    });
+  }
+
+  /** etcd's rangeKeys: `curRev` is the newest revision the view sees. */
+  private rangeAt(
+    tx: ReadTxn,
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    curRev: number,
+    options: RangeOptions | undefined,
+  ): RangeResult {
+    const requested = options?.rev ?? 0;
+    if (requested > curRev) throw new MvccError("FutureRev");
+    const rev = requested <= 0 ? curRev : requested;
+    if (rev < this.compactMainRev) throw new MvccError("Compacted");
+    const countOnly = options?.countOnly === true;
+    const limit = options?.limit !== undefined && options.limit > 0 ? options.limit : Infinity;
+    const normalizedEnd = rangeEnd(end);
+
+    if (normalizedEnd === undefined) {
+      const ki = this.index.keyIndex(key);
+      const state = this.state;
+      if (ki === undefined || !ki.get(rev, state)) return { kvs: [], count: 0, rev: curRev };
+      if (countOnly) return { kvs: [], count: 1, rev: curRev };
+      return { kvs: [this.readKeyValue(tx, state.modMain, state.modSub)], count: 1, rev: curRev };
+    }
+
+    const revs: number[] = [];
+    let count = 0;
+    this.index.visitAt(key, normalizedEnd ?? undefined, rev, (_ki, state) => {
+      if (!countOnly && count < limit) revs.push(state.modMain, state.modSub);
+      count++;
+    });
+    const kvs: KeyValue[] = new Array<KeyValue>(revs.length >>> 1);
+    for (let i = 0; i < revs.length; i += 2) kvs[i >>> 1] = this.readKeyValue(tx, revs[i]!, revs[i + 1]!);
+    return { kvs, count, rev: curRev };
+  }
+
+  private readKeyValue(tx: ReadTxn, main: number, sub: number): KeyValue {
+    const bytes = tx.get(KEY_BUCKET, encodeRevisionKey(main, sub));
+    if (bytes === undefined) throw new MvccError("Corrupt", `mvcc: revision ${main}.${sub} is indexed but not stored`);
+    return decodeKeyValue(bytes);
+  }
+
+  /**
+   * Runs `fn` in one backend write transaction and returns its result with the promise of durability.
+   * Observers get the batch's events before this returns. If `fn` throws, the backend transaction is
+   * rolled back and the error rethrown; if the batch had changed the index by then, the store can no
+   * longer be trusted and fails every later call (callers check requests before they write, as etcd's
+   * applier does, so a client error never gets here).
+   */
+  update<T>(fn: (batch: WriteBatch) => T): { result: T; durable: Promise<void> } {
+    this.checkUsable();
+    const pending: RevisionEvents[] | null = this.observers.size > 0 ? [] : null;
+    let batch: StoreWriteBatch | undefined;
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+    const durable = this.backend.update((tx) => {
+      batch = new StoreWriteBatch(this, tx, pending);
+      try {
+        outcome = { ok: true, value: fn(batch) };
+      } catch (e) {
+        outcome = { ok: false, error: e };
+        throw e;
+      } finally {
+        batch.closed = true;
+      }
+    });
+    if (outcome === undefined || !outcome.ok) {
+      durable.catch(() => {
+        // The error is rethrown below; the rejected promise carries the same one.
+      });
+      if (batch?.mutated === true) this.fail(outcome?.error);
+      if (outcome === undefined) throw new MvccError("Failed", "mvcc: the backend refused the write transaction");
+      throw outcome.error;
+    }
+    durable.catch((e: unknown) => this.fail(e));
+    if (pending !== null) this.deliver(pending);
+    return { result: outcome.value, durable };
+  }
+
+  /** Subscribes to every revision's events; returns the unsubscribe function. */
+  addObserver(observer: StoreObserver): () => void {
+    const wrapped: StoreObserver = (events, revision) => observer(events, revision);
+    this.observers.add(wrapped);
+    return () => {
+      this.observers.delete(wrapped);
+    };
+  }
+
+  private deliver(pending: RevisionEvents[]): void {
+    for (const { revision, events } of pending) {
+      for (const observer of this.observers) {
+        try {
+          observer(events, revision);
+        } catch (e) {
+          process.nextTick(() => {
+            throw e;
+          });
+        }
+      }
+    }
+  }
+
+  /** Resolves when every compaction scheduled so far has finished its physical deletion. */
+  compactionsDone(): Promise<void> {
+    return this.compactionQueue;
+  }
+
+  /** Stops the store: later calls throw `Closed`, unfinished physical compactions reject (and resume on reopen). */
+  close(): void {
+    this.closed = true;
+  }
+
+  // ---- internals shared with the write batch ----
+
+  /** @internal */
+  beginCompaction(tx: BackendWriteTxn, rev: number): Promise<void> {
+    if (rev <= this.compactMainRev) throw new MvccError("Compacted");
+    if (rev > this.currentRev) throw new MvccError("FutureRev");
+    this.compactMainRev = rev;
+    tx.put(META_BUCKET, SCHEDULED_COMPACT_KEY, encodeRevisionKey(rev, 0));
+    const keep = new RevisionSet();
+    this.index.compact(rev, keep);
+    return this.schedulePhysicalCompaction(rev, keep);
+  }
+
+  /**
+   * Deletes the rows at or below `rev` that `keep` does not hold, `compactionBatchLimit` rows per
+   * backend transaction, then records `finishedCompactRev`. Compactions run one after another.
+   */
+  private schedulePhysicalCompaction(rev: number, keep: RevisionSet): Promise<void> {
+    const run = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        let from = encodeRevisionKey(0, 0);
+        const end = encodeUint64(rev + 1);
+        const limit = this.compactionBatchLimit;
+        const step = (): void => {
+          if (this.closed) return reject(new MvccError("Closed"));
+          if (this.failure !== undefined) return reject(new MvccError("Failed", undefined, { cause: this.failure }));
+          let done = false;
+          let written: Promise<void>;
+          try {
+            written = this.backend.update((tx) => {
+              const keys: Uint8Array[] = [];
+              for (const entry of tx.range(KEY_BUCKET, { start: from, end, limit })) keys.push(entry.key);
+              for (const key of keys) {
+                if (!keep.has(mainOfRevisionKey(key), subOfRevisionKey(key))) tx.delete(KEY_BUCKET, key);
+              }
+              if (keys.length < limit) {
+                tx.put(META_BUCKET, FINISHED_COMPACT_KEY, encodeRevisionKey(rev, 0));
+                done = true;
+              } else {
+                const last = keys[keys.length - 1]!;
+                from = encodeRevisionKey(mainOfRevisionKey(last), subOfRevisionKey(last) + 1);
+              }
+            });
+          } catch (e) {
+            this.fail(e);
+            return reject(e);
+          }
+          written.catch((e: unknown) => this.fail(e));
+          if (done) written.then(resolve, reject);
+          else if (this.compactionPauseMs > 0) setTimeout(step, this.compactionPauseMs);
+          else setImmediate(step);
+        };
+        step();
+      });
+    const job = this.compactionQueue.then(run, run);
+    this.compactionQueue = job.catch(() => {});
+    return job;
+  }
+
+  /** @internal The index, for the write transaction. */
+  get treeIndex(): TreeIndex {
+    return this.index;
+  }
+
+  /** @internal */
+  readAt(tx: ReadTxn, key: Uint8Array, end: Uint8Array | undefined, curRev: number, options?: RangeOptions): RangeResult {
+    return this.rangeAt(tx, key, end, curRev, options);
+  }
+
+  /** @internal */
+  readRevision(tx: ReadTxn, main: number, sub: number): KeyValue {
+    return this.readKeyValue(tx, main, sub);
+  }
+
+  /** @internal Called when a write transaction that changed something ends. */
+  advanceRevision(): number {
+    return ++this.currentRev;
+  }
+
+  /** @internal */
+  recordConsistentIndex(tx: BackendWriteTxn, index: number): void {
+    tx.put(META_BUCKET, CONSISTENT_INDEX_KEY, encodeUint64(index));
+    this.consistentIdx = index;
+  }
+}
+
+class StoreWriteBatch implements WriteBatch {
+  /** Whether the in-memory state has changed (a rollback of the backend would then leave it wrong). */
+  mutated = false;
+  closed = false;
+  private inTxn = false;
+
+  constructor(
+    private readonly store: MvccStore,
+    private readonly tx: BackendWriteTxn,
+    private readonly pending: RevisionEvents[] | null,
+  ) {}
+
+  private checkOpen(): void {
+    if (this.closed) throw new MvccError("Closed", "mvcc: write batch used after update returned");
+  }
+
+  txn<R>(fn: (txn: TxnWrite) => R): R {
+    this.checkOpen();
+    if (this.inTxn) throw new Error("mvcc: write transactions do not nest");
+    this.inTxn = true;
+    const events = this.pending !== null ? [] : null;
+    const txn = new StoreTxnWrite(this.store, this.tx, this.store.currentRevision(), events, this);
+    try {
+      return fn(txn);
+    } finally {
+      txn.ended = true;
+      this.inTxn = false;
+      if (txn.changes > 0) {
+        const revision = this.store.advanceRevision();
+        if (events !== null) this.pending!.push({ revision, events });
+      }
+    }
+  }
+
+  compact(rev: number): Promise<void> {
+    this.checkOpen();
+    if (this.inTxn) throw new Error("mvcc: compact inside a write transaction");
+    const physical = this.store.beginCompaction(this.tx, rev);
+    this.mutated = true;
+    return physical;
+  }
+
+  setConsistentIndex(index: number): void {
+    this.checkOpen();
+    this.store.recordConsistentIndex(this.tx, index);
+  }
+}
+
+class StoreTxnWrite implements TxnWrite {
+  changes = 0;
+  ended = false;
+  private readonly state: KeyAtRevision = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
+
+  constructor(
+    private readonly store: MvccStore,
+    private readonly tx: BackendWriteTxn,
+    private readonly beginRev: number,
+    private readonly events: Event[] | null,
+    private readonly batch: StoreWriteBatch,
+  ) {}
+
+  get rev(): number {
+    return this.changes > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  get compactRev(): number {
+    return this.store.compactRevision();
+  }
+
+  private checkOpen(): void {
+    if (this.ended) throw new MvccError("Closed", "mvcc: write transaction used after it ended");
+  }
+
+  range(key: Uint8Array, end: Uint8Array | undefined, options?: RangeOptions): RangeResult {
+    this.checkOpen();
+    return this.store.readAt(this.tx, key, end, this.rev, options);
+  }
+
+  put(key: Uint8Array, value: Uint8Array, lease: bigint = 0n): number {
+    this.checkOpen();
+    const rev = this.beginRev + 1;
+    const ki = this.store.treeIndex.keyIndexForWrite(key);
+    const state = this.state;
+    // As of `rev`, so that an earlier change of this transaction counts (a delete resets the version).
+    const existed = ki.get(rev, state);
+    const created = existed ? state.createdMain : rev;
+    const version = existed ? state.version + 1 : 1;
+    const prevKv = existed && this.events !== null ? this.store.readRevision(this.tx, state.modMain, state.modSub) : undefined;
+    const sub = this.changes;
+    this.tx.put(KEY_BUCKET, encodeRevisionKey(rev, sub), encodeKeyValue(key, created, rev, version, value, lease));
+    this.batch.mutated = true;
+    ki.put(rev, sub);
+    this.changes++;
+    if (this.events !== null) {
+      const kv = makeKeyValue(ki.key, BigInt(created), BigInt(rev), BigInt(version), value, lease);
+      this.events.push(makeEvent(Event_EventType.PUT, kv, prevKv));
+    }
+    return rev;
+  }
+
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): number {
+    this.checkOpen();
+    const atRev = this.rev;
+    const normalizedEnd = rangeEnd(end);
+    const victims: KeyIndex[] = [];
+    if (normalizedEnd === undefined) {
+      const ki = this.store.treeIndex.keyIndex(key);
+      if (ki !== undefined && ki.get(atRev, this.state)) victims.push(ki);
+    } else {
+      this.store.treeIndex.visitAt(key, normalizedEnd ?? undefined, atRev, (ki) => {
+        victims.push(ki);
+      });
+    }
+    for (const ki of victims) this.deleteKey(ki);
+    return victims.length;
+  }
+
+  private deleteKey(ki: KeyIndex): void {
+    const rev = this.beginRev + 1;
+    let prevKv: KeyValue | undefined;
+    if (this.events !== null && ki.get(rev, this.state)) {
+      prevKv = this.store.readRevision(this.tx, this.state.modMain, this.state.modSub);
+    }
+    const sub = this.changes;
+    this.tx.put(KEY_BUCKET, encodeRevisionKey(rev, sub, true), encodeKeyValue(ki.key, 0, 0, 0, EMPTY, 0n));
+    this.batch.mutated = true;
+    ki.tombstone(rev, sub);
+    this.changes++;
+    if (this.events !== null) {
+      this.events.push(makeEvent(Event_EventType.DELETE, makeKeyValue(ki.key, 0n, BigInt(rev), 0n, EMPTY, 0n), prevKv));
+    }
+  }
+}
+
+/** Opens an `MvccStore` over `backend` (see `MvccStore.open`). */
+export function openMvccStore(backend: Backend, options?: MvccStoreOptions): MvccStore {
+  return MvccStore.open(backend, options);
+}

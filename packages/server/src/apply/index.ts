@@ -1,0 +1,21 @@
+/**
+ * The KV applier: turns committed etcd requests (Put, DeleteRange, Txn, Compaction) into MVCC writes and
+ * serves Range and read-only Txn, with etcd 3.4's semantics, responses and errors.
+ *
+ * - `validateRequest` makes the checks etcd's gRPC layer makes before proposing (empty key, ignore_*
+ *   conflicts, txn size, duplicate keys in a txn). The server calls it first.
+ * - `createKvApplier(store, { leases })` implements `KvApplier` (`types.ts`): `applyBatch` applies
+ *   committed entries in log order in one backend transaction, one revision per write request, and
+ *   stores the last entry's index as the consistent index in that same transaction; entries at or
+ *   below it are skipped. Errors etcd reports at apply time (compacted, future revision, key not found,
+ *   lease not found) become `{ ok: false }` results.
+ * - `LeaseLookup` is all the applier knows of leases; the default knows none.
+ */
+export { createKvApplier, DefaultKvApplier } from "./kv-applier.js";
+export type { KvApplierOptions } from "./kv-applier.js";
+export { validateRequest, validateRange, validatePut, validateDeleteRange, validateTxn, DEFAULT_MAX_TXN_OPS } from "./validate.js";
+export type { ValidateOptions } from "./validate.js";
+export { noLeases } from "./lease-lookup.js";
+export type { LeaseLookup } from "./lease-lookup.js";
+export { toRpcError } from "./errors.js";
+export type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier, WriteResponse } from "./types.js";
