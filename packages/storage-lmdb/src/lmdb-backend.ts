@@ -3,7 +3,7 @@ import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, Entry, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import {
   BUCKETS_END,
   BUCKETS_START,
@@ -492,3 +492,6 @@ export function openLmdbBackend(options: BackendOptions): LmdbBackend {
     throw translate(e, dir);
   }
 }
+
+// Compile-time check that the opener fits the engine-neutral signature the server selects engines by.
+openLmdbBackend satisfies OpenBackend;

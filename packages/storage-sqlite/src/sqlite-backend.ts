@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, Entry, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import { DB_FILE, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
 const ENGINE = "sqlite";
@@ -477,3 +477,6 @@ export function openSqliteBackend(options: BackendOptions): SqliteBackend {
     throw translate(e, dir);
   }
 }
+
+// Compile-time check that the opener fits the engine-neutral signature the server selects engines by.
+openSqliteBackend satisfies OpenBackend;

@@ -1,5 +1,5 @@
 import { StorageError } from "./backend.js";
-import type { Backend, Entry, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "./backend.js";
+import type { Backend, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "./backend.js";
 import { entryOf, treeDelete, treeGet, treePut, treeRange } from "./persistent-tree.js";
 import type { TreeNode } from "./persistent-tree.js";
 
@@ -198,3 +198,6 @@ export class MemoryBackend implements Backend {
 export function openMemoryBackend(): MemoryBackend {
   return new MemoryBackend();
 }
+
+// Compile-time check: the memory engine can stand wherever an on-disk engine's opener is expected.
+((_options) => openMemoryBackend()) satisfies OpenBackend;
