@@ -544,11 +544,14 @@ describe("§6 cluster membership changes", () => {
     assert.equal(r.state, StateType.Follower);
   });
 
-  test("a leader that removed itself accepts no more proposals", () => {
+  test("a leader that removed itself steps down and accepts no more proposals", () => {
     const r = newTestRaft(n1, ids(1, 2));
     electLeader(r);
     r.applyConfChange({ type: ConfChangeType.RemoveNode, nodeId: n1, context: new Uint8Array() });
+    assert.equal(r.state, StateType.Follower);
     assert.throws(() => r.step(prop(n1)), ProposalDroppedError.is);
+    for (let i = 0; i < 100; i++) r.tick();
+    assert.equal(r.state, StateType.Follower, "a removed node never campaigns");
   });
 });
 

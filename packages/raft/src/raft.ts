@@ -900,9 +900,9 @@ export class Raft {
     const self = progress.get(this.id);
     this.isLearner = self !== undefined && self.isLearner;
     if ((self === undefined || this.isLearner) && this.state === StateType.Leader) {
-      // The leader removed (or demoted) itself. It keeps replicating the log it has (so the change
-      // commits on the remaining members) but accepts no proposals; check-quorum or the next election
-      // moves leadership on.
+      // The leader removed (or demoted) itself. The change is committed (it is applied), so a quorum
+      // of the new configuration holds it and can elect a leader that has it; step down so they do.
+      this.becomeFollower(this.term, None);
       return cs;
     }
     if (this.state !== StateType.Leader || cs.voters.length === 0) return cs;

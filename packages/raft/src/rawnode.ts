@@ -14,8 +14,10 @@ import type {
   SoftState,
 } from "./types.js";
 import {
+  ConfChangeType,
   EntryType,
   MessageType,
+  None,
   StateType,
   hardStateEqual,
   isEmptyHardState,
@@ -111,6 +113,33 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
+  }
+
+  /**
+   * Starts a brand-new cluster member of the initial cluster: writes one committed AddNode entry per
+   * initial voter at term 1, the way etcd does, so that the log itself carries the membership history.
+   * A member added later (with proposeConfChange) starts with empty storage and no bootstrap; it learns
+   * the configuration by replaying that history (or from a snapshot).
+   * @throws Error if the storage is not empty.
+   */
+  bootstrap(voters: readonly NodeId[]): void {
+    const r = this.raft;
+    if (r.raftLog.storage.lastIndex() !== 0 || r.raftLog.lastIndex() !== 0) {
+      throw new Error("raft: can't bootstrap a nonempty storage");
+    }
+    if (voters.length === 0) throw new Error("raft: must provide at least one voter to bootstrap");
+    r.becomeFollower(1, None);
+    const entries: Entry[] = voters.map((id, i) => ({
+      term: 1,
+      index: i + 1,
+      type: EntryType.ConfChange,
+      data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) }),
+    }));
+    r.raftLog.append(entries);
+    // The bootstrap entries are committed by fiat: every initial member writes the same ones. They come
+    // out of the next Ready as committed entries; applying them again is harmless (AddNode is idempotent).
+    r.raftLog.committed = entries.length;
+    for (const id of voters) r.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
   }
 
   /** Advances the logical clock by one tick (elections and heartbeats are measured in ticks). */
