@@ -80,11 +80,21 @@ interface TxnContext {
 }
 
 class LmdbReader implements ReadTxn {
+  /**
+   * Bucket ids looked up in this transaction (null: absent). Valid for the transaction's life: a read
+   * view cannot change, and the writer updates it in createBucket/deleteBucket.
+   */
+  protected readonly bucketIds = new Map<string, number | null>();
+
   constructor(protected readonly ctx: TxnContext) {}
 
   protected bucketId(bucket: string): number | undefined {
+    const cached = this.bucketIds.get(bucket);
+    if (cached !== undefined) return cached ?? undefined;
     const value = this.ctx.db().get(bucketKey(bucket), { transaction: this.ctx.transaction });
-    return value === undefined ? undefined : decodeBucketId(value);
+    const id = value === undefined ? undefined : decodeBucketId(value);
+    this.bucketIds.set(bucket, id ?? null);
+    return id;
   }
 
   protected requireBucket(bucket: string): number {
@@ -169,6 +179,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       const id = next === undefined ? 1 : decodeBucketId(next);
       db.putSync(bucketKey(bucket), encodeBucketId(id));
       db.putSync(metaKey("nextBucketId"), encodeBucketId(id + 1));
+      this.bucketIds.set(bucket, id);
     } catch (e) {
       throw translate(e, this.ctx.dir);
     }
@@ -187,6 +198,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
         if (keys.length < DELETE_BATCH) break;
       }
       db.removeSync(bucketKey(bucket));
+      this.bucketIds.set(bucket, null);
     } catch (e) {
       throw translate(e, this.ctx.dir);
     }
