@@ -1,0 +1,33 @@
+export { AuthStore, ADMIN_RPCS, ROOT_ROLE, ROOT_USER, requiresAdmin } from "./auth-store.js";
+export type {
+  AuthStoreOptions,
+  KeyPermission,
+  LeaseKeysLookup,
+  PreparedPasswordChange,
+  PreparedUserAdd,
+} from "./auth-store.js";
+export { AuthConfigError, AuthError, isAuthConfigError, isAuthError } from "./errors.js";
+export type { AuthConfigErrorCode, AuthErrorKind } from "./errors.js";
+export type { AuthInfo, TokenAssignParams, TokenProvider } from "./token-provider.js";
+export { DEFAULT_SIMPLE_TOKEN_TTL_MS, SimpleTokenProvider, parseSimpleToken } from "./simple-token.js";
+export type { SimpleTokenOptions } from "./simple-token.js";
+export { DEFAULT_JWT_TTL_MS, JWT_SIGN_METHODS, JwtTokenProvider } from "./jwt-token.js";
+export type { JwtKeyInput, JwtSignMethod, JwtTokenOptions } from "./jwt-token.js";
+export { newTokenProvider, parseAuthTokenFlag, parseGoDuration } from "./token-options.js";
+export type { TokenProviderOptions } from "./token-options.js";
+export {
+  BCRYPT_MAX_COST,
+  BCRYPT_MIN_COST,
+  DEFAULT_BCRYPT_COST,
+  bcryptCostOf,
+  comparePassword,
+  hashPassword,
+  isBcryptHash,
+  normalizeBcryptCost,
+} from "./password.js";
+export { FROM_KEY_RANGE_END, KeyIntervalSet, keyInterval } from "./range-permissions.js";
+export type { KeyInterval } from "./range-permissions.js";
+export { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";
+export type { AuthReadTxn, AuthWriteTxn } from "./schema.js";
+export type { Clock } from "./clock.js";
+export { systemClock } from "./clock.js";
