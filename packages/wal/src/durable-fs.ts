@@ -1,0 +1,63 @@
+// Small durable-file-system steps shared by the WAL and the snapshotter. Internal.
+
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+
+/** fsync a directory, so that creations, renames and deletions in it survive a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes all of `bufs` at `position`, looping over short writes and bounding the iovec count. */
+export async function writeAllAt(fh: FileHandle, bufs: readonly Buffer[], position: number): Promise<number> {
+  const MAX_IOV = 512;
+  let pos = position;
+  for (let i = 0; i < bufs.length; i += MAX_IOV) {
+    let batch = bufs.slice(i, i + MAX_IOV);
+    let want = 0;
+    for (const b of batch) want += b.length;
+    while (want > 0) {
+      const { bytesWritten } = await fh.writev(batch, pos);
+      pos += bytesWritten;
+      want -= bytesWritten;
+      if (want === 0) break;
+      // Short write: drop what was written and go on with the rest.
+      let skip = bytesWritten;
+      const rest: Buffer[] = [];
+      for (const b of batch) {
+        if (skip >= b.length) {
+          skip -= b.length;
+          continue;
+        }
+        rest.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+      batch = rest;
+    }
+  }
+  return pos - position;
+}
+
+/**
+ * Writes a file so that after a crash it either does not exist or is complete: write `<path>.tmp`,
+ * fdatasync it, rename over `path`, fsync the directory.
+ */
+export async function writeFileAtomic(dir: string, path: string, bufs: readonly Buffer[]): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, "w");
+  try {
+    await writeAllAt(fh, bufs, 0);
+    await fh.datasync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  await fsyncDir(dir);
+}

@@ -1,0 +1,485 @@
+// The write-ahead log: raft's entries, hard state and snapshot markers, appended to a directory of
+// segment files and made durable by sync().
+//
+// Durability contract: save() and saveSnapshotMarker() only encode into memory (they are synchronous and
+// cheap); sync() writes everything saved so far and fdatasyncs it, and what was saved before a call to
+// sync() is durable when that call resolves. Everything saved between two syncs is written with one
+// write and made durable with one fdatasync — that is the group commit. A crash loses at most what was
+// saved but not yet synced; open() recovers every record up to the last complete one.
+
+import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { isEmptyHardState, type Entry, type HardState } from "@etcd-ts/raft";
+import { DirLock } from "./dir-lock.js";
+import { fsyncDir, writeAllAt } from "./durable-fs.js";
+import { WalError } from "./errors.js";
+import {
+  encodeRecords,
+  entryRecord,
+  hardStateRecord,
+  metadataRecord,
+  segmentHeaderRecord,
+  snapshotMarkerRecord,
+  type RecordSpec,
+  type SnapshotMarker,
+  type StoredSnapshotMarker,
+} from "./record.js";
+import { TEMP_SUFFIX, listSegments, readWal, segmentFileName, type SegmentInfo } from "./reader.js";
+
+export type { SnapshotMarker } from "./record.js";
+
+/** etcd's segment size: a segment is closed and a new one started once it reaches this many bytes. */
+export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
+
+export interface WalOptions {
+  /** Bytes after which the next save starts a new segment. Default 64 MiB. */
+  segmentSize?: number;
+}
+
+export interface WalOpenOptions extends WalOptions {
+  /**
+   * The snapshot the caller restores from; entries after it are returned. Must be one of the WAL's
+   * markers (see Wal.readSnapshotMarkers). Default: the newest marker in the WAL.
+   */
+  at?: SnapshotMarker;
+}
+
+export interface WalOpenResult {
+  wal: Wal;
+  /** The bytes given to Wal.create. */
+  metadata: Uint8Array;
+  /** The last hard state saved (all zero if none was). */
+  hardState: HardState;
+  /** The snapshot the entries follow (options.at, or the newest marker). */
+  snapshotMarker: SnapshotMarker;
+  /** The log after snapshotMarker.index, contiguous, with overwritten entries resolved. */
+  entries: Entry[];
+  /** Set when open() cut a torn write off the end of the last segment. */
+  repaired?: { file: string; offset: number; droppedBytes: number; reason: string };
+}
+
+type PendingWrite =
+  | { kind: "data"; buf: Buffer }
+  /** Close the current segment and start `segment` with the already-encoded header records. */
+  | { kind: "roll"; segment: SegmentInfo; header: Buffer };
+
+interface SegmentState extends SegmentInfo {
+  /** The latest snapshot marker when the segment was started (repeated in its header). */
+  headerMarker: SnapshotMarker;
+}
+
+const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0n, commit: 0 };
+
+/**
+ * A write-ahead log in one directory. Not safe for two writers: the directory is locked while open.
+ *
+ * Every segment starts with a header, the metadata, the current hard state and the current snapshot
+ * marker, so segments before a snapshot can be deleted (releaseTo) without losing state.
+ */
+export class Wal {
+  readonly dir: string;
+  private readonly segmentSize: number;
+  private readonly lock: DirLock;
+  private readonly metadata: Uint8Array;
+  private segments: SegmentState[];
+  private fh: FileHandle | undefined;
+  /** Bytes of the current segment on disk (the write position). */
+  private written: number;
+  /** Bytes of the newest segment including what is saved but not yet written. */
+  private logicalSize: number;
+  private chain: number;
+  private last: number;
+  private hs: HardState;
+  private marker: StoredSnapshotMarker;
+  /** Distinct markers that are (or will be, once synced) in the remaining segments, oldest first. */
+  private markers: SnapshotMarker[];
+  private pending: PendingWrite[] = [];
+  private savedCount = 0;
+  private durableCount = 0;
+  private flushing: Promise<void> | undefined;
+  /** Serializes file work (flushes, releases, close) in call order. */
+  private ioChain: Promise<unknown> = Promise.resolve();
+  private failure: WalError | undefined;
+  private closed = false;
+
+  private constructor(init: {
+    dir: string;
+    segmentSize: number;
+    lock: DirLock;
+    metadata: Uint8Array;
+    segments: SegmentState[];
+    fh: FileHandle;
+    written: number;
+    chain: number;
+    lastIndex: number;
+    hardState: HardState;
+    marker: StoredSnapshotMarker;
+    markers: SnapshotMarker[];
+  }) {
+    this.dir = init.dir;
+    this.segmentSize = init.segmentSize;
+    this.lock = init.lock;
+    this.metadata = init.metadata;
+    this.segments = init.segments;
+    this.fh = init.fh;
+    this.written = init.written;
+    this.logicalSize = init.written;
+    this.chain = init.chain;
+    this.last = init.lastIndex;
+    this.hs = init.hardState;
+    this.marker = init.marker;
+    this.markers = init.markers;
+  }
+
+  /** Whether `dir` holds WAL segments. */
+  static async exists(dir: string): Promise<boolean> {
+    return (await listSegments(dir)).segments.length > 0;
+  }
+
+  /**
+   * Creates a WAL in `dir` (created if missing) holding `metadata`, durably: the first segment is written
+   * to a temp file, synced and renamed into place.
+   * @throws WalError Exists if `dir` already holds segments; Locked.
+   */
+  static async create(dir: string, metadata: Uint8Array, options: WalOptions = {}): Promise<Wal> {
+    await mkdir(dir, { recursive: true });
+    await fsyncDir(dirname(dir));
+    const lock = await DirLock.acquire(dir);
+    try {
+      if ((await listSegments(dir)).segments.length > 0) throw new WalError("Exists", "a WAL already exists", { file: dir });
+      const marker: StoredSnapshotMarker = { index: 0, term: 0, replacesLog: false };
+      const segment: SegmentState = { seq: 0, firstIndex: 1, name: segmentFileName(0, 1), headerMarker: marker };
+      const { buf, chain } = encodeRecords(0, segmentHeaderRecords(0, 0, metadata, EMPTY_HARD_STATE, marker));
+      const fh = await createSegmentFile(dir, segment.name, buf);
+      return new Wal({
+        dir,
+        segmentSize: options.segmentSize ?? DEFAULT_SEGMENT_SIZE,
+        lock,
+        metadata: new Uint8Array(metadata),
+        segments: [segment],
+        fh,
+        written: buf.length,
+        chain,
+        lastIndex: 0,
+        hardState: EMPTY_HARD_STATE,
+        marker,
+        markers: [{ index: 0, term: 0 }],
+      });
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+  }
+
+  /**
+   * Opens the WAL in `dir` for appending and returns what it holds. Reads and validates every segment
+   * first; only then, if the last segment ends in a torn write (a record cut short, or sectors that
+   * were never written), truncates it to its last complete record and syncs, and deletes temp files of
+   * an interrupted segment roll. On any error nothing has been modified.
+   * @throws WalError NotFound, Corrupt (with file and offset), SnapshotNotFound, Locked.
+   */
+  static async open(dir: string, options: WalOpenOptions = {}): Promise<WalOpenResult> {
+    const lock = await DirLock.acquire(dir);
+    let fh: FileHandle | undefined;
+    try {
+      const contents = await readWal(dir);
+      const at = options.at ?? contents.markers[contents.markers.length - 1]!;
+      const entries = contents.entriesAfter(at);
+      const { tail } = contents;
+      fh = await open(tail.file, "r+");
+      let repaired: WalOpenResult["repaired"];
+      if (tail.validEnd < tail.size) {
+        await fh.truncate(tail.validEnd);
+        await fh.datasync();
+        repaired = { file: tail.file, offset: tail.validEnd, droppedBytes: tail.size - tail.validEnd, reason: tail.reason ?? "" };
+      }
+      if (contents.temps.length > 0) {
+        for (const name of contents.temps) await unlink(join(dir, name)).catch(() => undefined);
+        await fsyncDir(dir);
+      }
+      const segments: SegmentState[] = contents.segments.map((s) => ({
+        ...s,
+        headerMarker: contents.headerMarkers.get(s.seq) ?? { index: 0, term: 0 },
+      }));
+      const wal = new Wal({
+        dir,
+        segmentSize: options.segmentSize ?? DEFAULT_SEGMENT_SIZE,
+        lock,
+        metadata: contents.metadata,
+        segments,
+        fh,
+        written: tail.validEnd,
+        chain: contents.chain,
+        lastIndex: contents.lastIndex,
+        hardState: contents.hardState,
+        marker: contents.marker,
+        markers: contents.markers.slice(),
+      });
+      const result: WalOpenResult = {
+        wal,
+        metadata: contents.metadata,
+        hardState: contents.hardState,
+        snapshotMarker: { index: at.index, term: at.term },
+        entries,
+      };
+      if (repaired) result.repaired = repaired;
+      return result;
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await lock.release();
+      throw e;
+    }
+  }
+
+  /**
+   * The snapshot markers in the WAL at `dir`, oldest first, without opening it for writing (a torn
+   * tail is ignored, not repaired). A snapshot file is usable for restart only if its marker is here.
+   * @throws WalError NotFound, Corrupt.
+   */
+  static async readSnapshotMarkers(dir: string): Promise<SnapshotMarker[]> {
+    return (await readWal(dir)).markers;
+  }
+
+  /** Index of the last entry saved (the snapshot marker's index if the log after it is empty). */
+  get lastIndex(): number {
+    return this.last;
+  }
+
+  /** The last hard state saved. */
+  get hardState(): HardState {
+    return { ...this.hs };
+  }
+
+  /** The newest snapshot marker saved. */
+  get snapshotMarker(): SnapshotMarker {
+    return { index: this.marker.index, term: this.marker.term };
+  }
+
+  /**
+   * Appends `entries` and then `hardState` (skipped when undefined or empty). Synchronous: the records
+   * are encoded into memory and become durable with the next sync().
+   *
+   * Entries must be contiguous. The first may be at any index in (snapshot marker, lastIndex + 1]: an
+   * entry at index i replaces the saved entries >= i, as a raft follower's log requires when a new
+   * leader overwrites an uncommitted tail.
+   * @throws WalError InvalidArgument (nothing is saved), Closed, Failed.
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[]): void {
+    this.assertUsable();
+    const first = entries[0];
+    if (first) {
+      if (first.index <= this.marker.index) {
+        throw new WalError("InvalidArgument", `entry ${first.index} is at or below the snapshot marker ${this.marker.index}`);
+      }
+      if (first.index > this.last + 1) {
+        throw new WalError("InvalidArgument", `entry ${first.index} would leave a gap after ${this.last}`);
+      }
+      for (let i = 1; i < entries.length; i++) {
+        if (entries[i]!.index !== first.index + i) {
+          throw new WalError("InvalidArgument", `entries are not contiguous at ${entries[i]!.index}`);
+        }
+      }
+    }
+    const records: RecordSpec[] = entries.map(entryRecord);
+    const withHardState = hardState !== undefined && !isEmptyHardState(hardState);
+    if (withHardState) records.push(hardStateRecord(hardState));
+    if (records.length === 0) return;
+    this.append(records);
+    if (first) this.last = first.index + entries.length - 1;
+    if (withHardState) this.hs = { ...hardState };
+    this.maybeRoll();
+  }
+
+  /**
+   * Records that a snapshot at (index, term) exists (its file must already be durable — see Snapshotter):
+   * the log may be read starting after it, and releaseTo() may drop the segments before it. Durable with
+   * the next sync(). With `replacesLog` (a snapshot installed from the leader) every entry the log held
+   * is discarded; otherwise entries after `index` stay. A marker beyond the last entry always empties
+   * the log, which then continues at index + 1.
+   * @throws WalError InvalidArgument if older than the newest marker; Closed, Failed.
+   */
+  saveSnapshotMarker(marker: SnapshotMarker, options: { replacesLog?: boolean } = {}): void {
+    this.assertUsable();
+    if (marker.index < this.marker.index) {
+      throw new WalError("InvalidArgument", `snapshot marker ${marker.index} is older than ${this.marker.index}`);
+    }
+    const stored: StoredSnapshotMarker = { index: marker.index, term: marker.term, replacesLog: options.replacesLog ?? false };
+    this.append([snapshotMarkerRecord(stored)]);
+    if (stored.replacesLog || stored.index > this.last) this.last = stored.index;
+    this.marker = stored;
+    const prev = this.markers[this.markers.length - 1];
+    if (!prev || prev.index !== marker.index || prev.term !== marker.term) this.markers.push({ index: marker.index, term: marker.term });
+    this.maybeRoll();
+  }
+
+  /**
+   * Writes everything saved so far and fdatasyncs it; resolves when it is durable. Calls made while a
+   * sync is in flight are served together by the next one (group commit). The work runs on libuv's
+   * thread pool, so the event loop keeps serving meanwhile.
+   * @throws WalError Failed if a write or fsync failed (this one or an earlier one), Closed.
+   */
+  async sync(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const target = this.savedCount;
+    while (this.durableCount < target) {
+      if (this.failure) throw this.failure;
+      if (!this.flushing) {
+        this.flushing = this.serialized(() => this.flush()).finally(() => {
+          this.flushing = undefined;
+        });
+      }
+      await this.flushing;
+    }
+  }
+
+  /**
+   * Deletes the segments that hold nothing after the newest snapshot marker at or below `index`: raft
+   * will never need their entries again, and the marker (with the hard state and metadata) is repeated in
+   * a later segment. Syncs first, so the marker it relies on is durable. The newest segment is never
+   * deleted. Segments are deleted oldest first, so a crash midway leaves a valid WAL.
+   * @throws WalError Failed, Closed.
+   */
+  async releaseTo(index: number): Promise<void> {
+    await this.sync();
+    await this.serialized(async () => {
+      this.assertUsable();
+      let marker: SnapshotMarker | undefined;
+      for (const m of this.markers) if (m.index <= index) marker = m;
+      if (!marker) return;
+      let drop = 0;
+      while (drop + 1 < this.segments.length && this.segments[drop + 1]!.firstIndex <= marker.index + 1) drop++;
+      if (drop === 0) return;
+      try {
+        for (let i = 0; i < drop; i++) await unlink(join(this.dir, this.segments[i]!.name));
+        await fsyncDir(this.dir);
+      } catch (e) {
+        throw this.fail("deleting released segments failed", e);
+      }
+      this.segments = this.segments.slice(drop);
+      const oldest = this.segments[0]!.headerMarker.index;
+      this.markers = this.markers.filter((m) => m.index >= oldest);
+    });
+  }
+
+  /** The segment files currently in the WAL, oldest first (for tests and status). */
+  segmentNames(): string[] {
+    return this.segments.map((s) => s.name);
+  }
+
+  /** Syncs what was saved (unless the Wal has failed), closes the file and releases the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) await this.sync().catch(() => undefined);
+    this.closed = true;
+    await this.serialized(async () => {
+      await this.fh?.close().catch(() => undefined);
+      this.fh = undefined;
+    });
+    await this.lock.release();
+  }
+
+  // --- internals ----------------------------------------------------------------------------------
+
+  private assertUsable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new WalError("Closed", "the WAL is closed", { file: this.dir });
+  }
+
+  private fail(message: string, cause: unknown): WalError {
+    this.failure ??= new WalError("Failed", message, { file: this.dir, cause });
+    return this.failure;
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.ioChain.then(fn, fn);
+    this.ioChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private append(records: readonly RecordSpec[]): void {
+    const { buf, chain } = encodeRecords(this.chain, records);
+    this.chain = chain;
+    this.pending.push({ kind: "data", buf });
+    this.logicalSize += buf.length;
+    this.savedCount++;
+  }
+
+  /** Starts a new segment (in memory; the next flush creates the file) once the current one is full. */
+  private maybeRoll(): void {
+    if (this.logicalSize < this.segmentSize) return;
+    const seq = this.segments[this.segments.length - 1]!.seq + 1;
+    const marker: StoredSnapshotMarker = { index: this.marker.index, term: this.marker.term, replacesLog: false };
+    const segment: SegmentState = {
+      seq,
+      firstIndex: this.last + 1,
+      name: segmentFileName(seq, this.last + 1),
+      headerMarker: { index: marker.index, term: marker.term },
+    };
+    const { buf, chain } = encodeRecords(this.chain, segmentHeaderRecords(seq, this.chain, this.metadata, this.hs, marker));
+    this.chain = chain;
+    this.pending.push({ kind: "roll", segment, header: buf });
+    this.segments.push(segment);
+    this.logicalSize = buf.length;
+    this.savedCount++;
+  }
+
+  /** Writes the pending records (rolling segments on the way) and fdatasyncs. Runs serialized. */
+  private async flush(): Promise<void> {
+    this.assertUsable();
+    const writes = this.pending;
+    const target = this.savedCount;
+    this.pending = [];
+    try {
+      let bufs: Buffer[] = [];
+      for (const w of writes) {
+        if (w.kind === "data") {
+          bufs.push(w.buf);
+          continue;
+        }
+        // The old segment is complete and durable before the new one exists: readers rely on only the
+        // newest segment having a torn tail.
+        const fh = this.fh!;
+        this.written += await writeAllAt(fh, bufs, this.written);
+        bufs = [];
+        await fh.datasync();
+        await fh.close();
+        this.fh = undefined;
+        this.fh = await createSegmentFile(this.dir, w.segment.name, w.header);
+        this.written = w.header.length;
+      }
+      if (bufs.length > 0) this.written += await writeAllAt(this.fh!, bufs, this.written);
+      await this.fh!.datasync();
+    } catch (e) {
+      throw this.fail("writing or syncing the WAL failed", e);
+    }
+    this.durableCount = target;
+  }
+}
+
+function segmentHeaderRecords(
+  seq: number,
+  prevChain: number,
+  metadata: Uint8Array,
+  hardState: HardState,
+  marker: StoredSnapshotMarker,
+): RecordSpec[] {
+  return [segmentHeaderRecord(seq, prevChain), metadataRecord(metadata), hardStateRecord(hardState), snapshotMarkerRecord(marker)];
+}
+
+/** Creates a segment holding `header` atomically (temp file, fdatasync, rename, fsync dir) and returns
+ * it open for appending. */
+async function createSegmentFile(dir: string, name: string, header: Buffer): Promise<FileHandle> {
+  const path = join(dir, name);
+  const tmp = path + TEMP_SUFFIX;
+  const fh = await open(tmp, "w+");
+  try {
+    await writeAllAt(fh, [header], 0);
+    await fh.datasync();
+    await rename(tmp, path);
+    await fsyncDir(dir);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e;
+  }
+  return fh;
+}
