@@ -111,10 +111,10 @@ export class Harness {
   }
 
   put(key: string, value: string, more: Omit<MessageInitShape<typeof PutRequestSchema>, "key" | "value"> = {}): any {
-    return this.ok({ case: "put", value: put({ key: b(key), value: b(value), ...more }) });
+    return this.ok({ case: "put", value: put({ ...more, key: b(key), value: b(value) } as MessageInitShape<typeof PutRequestSchema>) });
   }
 
   get(key: string, more: Omit<MessageInitShape<typeof RangeRequestSchema>, "key"> = {}) {
-    return this.applier.range(range({ key: b(key), ...more }));
+    return this.applier.range(range({ ...more, key: b(key) } as MessageInitShape<typeof RangeRequestSchema>));
   }
 }
