@@ -8,7 +8,14 @@ export {
   MAX_LEASE_TTL,
   minLeaseTTLFor,
 } from "./lessor.js";
-export type { AttachedKeyDeleter, LeaseCheckpoint, LeaseInfo, LessorOptions, TimeToLive } from "./lessor.js";
+export type {
+  AttachedKeyDeleter,
+  LeaseBucketTxn,
+  LeaseCheckpoint,
+  LeaseInfo,
+  LessorOptions,
+  TimeToLive,
+} from "./lessor.js";
 export { LeaseError, LeaseRecordError, isLeaseError, isLeaseRecordError } from "./errors.js";
 export type { LeaseErrorKind } from "./errors.js";
 export { ManualClock, systemClock } from "./clock.js";

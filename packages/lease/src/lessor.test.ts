@@ -41,10 +41,22 @@ const leaseError = (kind: LeaseErrorKind) => (e: unknown) => isLeaseError(e, kin
  * Stands in for the MVCC store: keeps keys in a `kv` bucket and, like etcd's delete path, detaches each
  * deleted key from its lease while deleting. Records each call (one call = one revision).
  */
-class FakeKeyStore implements AttachedKeyDeleter {
+class FakeKeyStore {
   readonly calls: string[][] = [];
   failNext = false;
+  /** The backend transaction of the revision being applied (the MVCC write batch, for the real store). */
+  txn: WriteTxn | undefined;
   constructor(private readonly lessor: Lessor) {}
+
+  /** The deleter bound to `txn`, as the server binds the MVCC batch. */
+  in(txn: WriteTxn): AttachedKeyDeleter {
+    return {
+      deleteKeys: (keys) => {
+        this.txn = txn;
+        this.deleteKeys(keys);
+      },
+    };
+  }
 
   put(txn: WriteTxn, key: string, lease: bigint): void {
     txn.createBucket("kv");
@@ -54,13 +66,14 @@ class FakeKeyStore implements AttachedKeyDeleter {
     if (lease !== 0n) this.lessor.attach(lease, [enc(key)]);
   }
 
-  deleteKeys(txn: WriteTxn, keys: readonly Uint8Array[]): void {
-    if (this.failNext) {
-      this.failNext = false;
-      throw new Error("disk full");
-    }
+  deleteKeys(keys: readonly Uint8Array[]): void {
+    const txn = this.txn!;
     this.calls.push(keys.map(dec));
-    for (const key of keys) {
+    for (const [i, key] of keys.entries()) {
+      if (this.failNext && i === 1) {
+        this.failNext = false;
+        throw new Error("disk full");
+      }
       txn.delete("kv", key);
       const lease = this.lessor.leaseOf(key);
       if (lease !== 0n) this.lessor.detach(lease, [key]);
@@ -159,9 +172,9 @@ describe("Lessor.revoke", () => {
       store.put(txn, "other", 2n);
       store.put(txn, "plain", 0n);
     });
-    const keys = await write(backend, (txn) => lessor.revoke(txn, 1n, store));
+    const keys = await write(backend, (txn) => lessor.revoke(txn, 1n, store.in(txn)));
     assert.deepEqual(keys.map(dec), ["a\u0000", "bar", "baz", "foo"]);
-    assert.deepEqual(store.calls, [["a\u0000", "bar", "baz", "foo"]]);
+    assert.deepEqual(store.calls, [["a\u0000", "bar", "baz", "foo"]], "one call: one revision");
     assert.deepEqual(store.keys(backend), ["other", "plain"]);
     assert.equal(lessor.has(1n), false);
     assert.equal(storedRecord(backend, 1n), undefined);
@@ -174,7 +187,7 @@ describe("Lessor.revoke", () => {
     const store = new FakeKeyStore(lessor);
     await write(backend, (txn) => lessor.grant(txn, 1n, 10));
     await write(backend, (txn) => lessor.grant(txn, 2n, 10));
-    assert.deepEqual(await write(backend, (txn) => lessor.revoke(txn, 1n, store)), []);
+    assert.deepEqual(await write(backend, (txn) => lessor.revoke(txn, 1n, store.in(txn))), []);
     assert.deepEqual(store.calls, []);
     lessor.attach(2n, [enc("k2"), enc("k1")]);
     assert.deepEqual((await write(backend, (txn) => lessor.revoke(txn, 2n))).map(dec), ["k1", "k2"]);
@@ -186,17 +199,22 @@ describe("Lessor.revoke", () => {
     await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 9n)), leaseError("leaseNotFound"));
   });
 
-  it("keeps the lease (memory and disk) when deleting its keys fails", async () => {
+  it("keeps the lease and its keys (memory and disk) when deleting its keys fails halfway", async () => {
     const { backend, lessor } = setup();
     const store = new FakeKeyStore(lessor);
     await write(backend, (txn) => lessor.grant(txn, 1n, 10));
-    await write(backend, (txn) => store.put(txn, "foo", 1n));
+    await write(backend, (txn) => {
+      store.put(txn, "foo", 1n);
+      store.put(txn, "bar", 1n);
+    });
     store.failNext = true;
-    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 1n, store)), /disk full/);
+    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 1n, store.in(txn))), /disk full/);
     assert.ok(lessor.has(1n));
     assert.ok(storedRecord(backend, 1n));
     assert.equal(lessor.leaseOf(enc("foo")), 1n);
-    assert.deepEqual(store.keys(backend), ["foo"]);
+    assert.equal(lessor.leaseOf(enc("bar")), 1n, "detached by the failed deleter, attached again");
+    assert.deepEqual(lessor.lookup(1n)?.keys().map(dec), ["bar", "foo"]);
+    assert.deepEqual(store.keys(backend), ["bar", "foo"]);
   });
 });
 
@@ -222,9 +240,10 @@ describe("Lessor.attach / detach", () => {
     assert.equal(lessor.lookup(1n)?.keyCount, 1);
   });
 
-  it("attach to an unknown lease throws leaseNotFound; detach from one returns false", () => {
+  it("attach to or detach from an unknown lease returns false and changes nothing", () => {
     const { lessor } = setup();
-    assert.throws(() => lessor.attach(5n, [enc("a")]), leaseError("leaseNotFound"));
+    assert.equal(lessor.attach(5n, [enc("a")]), false);
+    assert.equal(lessor.leaseOf(enc("a")), 0n);
     assert.equal(lessor.detach(5n, [enc("a")]), false);
     assert.equal(lessor.attachOnRecovery(5n, enc("a")), false);
   });

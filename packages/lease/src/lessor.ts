@@ -1,4 +1,4 @@
-import type { Backend, WriteTxn } from "@etcd-ts/storage";
+import type { Backend } from "@etcd-ts/storage";
 import { systemClock } from "./clock.js";
 import type { Clock } from "./clock.js";
 import { LeaseError, LeaseRecordError } from "./errors.js";
@@ -57,16 +57,30 @@ export interface LessorOptions {
 }
 
 /**
- * Deletes keys from the key-value store. The lessor declares this instead of importing the MVCC store
- * (which itself consults the lessor), so the dependency points one way.
+ * The part of a backend write transaction the lessor writes through: rows of the `lease` bucket. A
+ * `WriteTxn` of `@etcd-ts/storage` is one. The server passes the transaction that applies the log entry,
+ * so a lease change commits (or not) together with the entry's KV changes and consistent index.
+ */
+export interface LeaseBucketTxn {
+  /** Idempotent. */
+  createBucket(bucket: string): void;
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void;
+  /** No-op when missing. */
+  delete(bucket: string, key: Uint8Array): void;
+}
+
+/**
+ * Deletes a revoked lease's keys from the key-value store. The lessor declares this instead of importing
+ * the MVCC store (which itself consults the lessor), so the dependency points one way; the server binds
+ * it to the MVCC write batch of the transaction it passes to `revoke`.
  *
  * Contract: `deleteKeys` deletes every key of `keys` — distinct, sorted bytewise, each one key (not a
- * range) — inside `txn`, all at ONE new revision, emitting a delete event per key that existed. It may
- * call `lessor.detach` for each key (the lessor expects that and copes). If it throws, the revoke fails
- * and nothing of the lessor changes.
+ * range) — in the same backend transaction as the revoke, all at ONE new revision, with a delete event
+ * per key. It may call `lessor.detach` for the keys (the lessor expects that). If it throws, the revoke
+ * fails and the lessor keeps the lease and its keys.
  */
 export interface AttachedKeyDeleter {
-  deleteKeys(txn: WriteTxn, keys: readonly Uint8Array[]): void;
+  deleteKeys(keys: readonly Uint8Array[]): void;
 }
 
 /** A remaining TTL to record through the log (`LeaseCheckpointRequest.checkpoints[]`). */
@@ -309,7 +323,7 @@ export class Lessor {
    * `newLeaseId`), `leaseTTLTooLarge` above `MAX_LEASE_TTL`, `leaseExist` for a granted ID — and then
    * changes nothing.
    */
-  grant(txn: WriteTxn, id: bigint, ttl: number | bigint): LeaseInfo {
+  grant(txn: LeaseBucketTxn, id: bigint, ttl: number | bigint): LeaseInfo {
     checkLeaseId(id);
     if (id === 0n) throw new LeaseError("leaseNotFound", "lease ID 0 means no lease: choose an ID before granting");
     const requested = toSeconds("lease TTL", ttl);
@@ -340,12 +354,21 @@ export class Lessor {
    * Throws `LeaseError` `leaseNotFound` for an unknown lease. If `keyDeleter` throws, the lease stays.
    * A renew waiting on this (expired) lease ends with `leaseNotFound`.
    */
-  revoke(txn: WriteTxn, id: bigint, keyDeleter?: AttachedKeyDeleter): Uint8Array[] {
+  revoke(txn: LeaseBucketTxn, id: bigint, keyDeleter?: AttachedKeyDeleter): Uint8Array[] {
     const lease = this.leaseMap.get(id);
     if (lease === undefined) throw new LeaseError("leaseNotFound", `lease ${id} not found`);
     const keyStrings = lease.sortedKeyStrings();
     const keys = keyStrings.map(keyBytes);
-    if (keyDeleter !== undefined && keys.length > 0) keyDeleter.deleteKeys(txn, keys);
+    if (keyDeleter !== undefined && keys.length > 0) {
+      try {
+        keyDeleter.deleteKeys(keys);
+      } catch (e) {
+        // The deleter may have detached some keys before failing; its transaction rolls back, so they
+        // are still attached.
+        for (const key of keyStrings) this.attachKey(lease, key);
+        throw e;
+      }
+    }
     txn.delete(LEASE_BUCKET, leaseIdKey(id));
 
     for (const key of keyStrings) {
@@ -364,7 +387,7 @@ export class Lessor {
    * checkpoints persist. An unknown lease is ignored (it was revoked after the checkpoint was proposed),
    * as etcd does.
    */
-  checkpoint(txn: WriteTxn, id: bigint, remainingTTL: number | bigint): void {
+  checkpoint(txn: LeaseBucketTxn, id: bigint, remainingTTL: number | bigint): void {
     const lease = this.leaseMap.get(id);
     if (lease === undefined) return;
     lease.checkpointedTTL = Number(toSeconds("remaining TTL", remainingTTL));
@@ -381,25 +404,24 @@ export class Lessor {
 
   /**
    * Attaches `keys` to lease `id` (a put with this lease). A key attached to another lease moves to this
-   * one. Throws `LeaseError` `leaseNotFound` for an unknown lease — the KV applier checks `has` before it
-   * writes, so that the put fails with etcd's error and changes nothing.
+   * one. Returns false and changes nothing when the lease is unknown — never throws, so that it is safe in
+   * a KV apply or a store observer. (The KV applier checks `has` before it writes, so that a put naming an
+   * unknown lease fails with etcd's `leaseNotFound` and changes nothing.)
    */
-  attach(id: bigint, keys: Iterable<Uint8Array>): void {
+  attach(id: bigint, keys: Iterable<Uint8Array>): boolean {
     const lease = this.leaseMap.get(id);
-    if (lease === undefined) throw new LeaseError("leaseNotFound", `lease ${id} not found`);
+    if (lease === undefined) return false;
     for (const key of keys) this.attachKey(lease, keyString(key));
+    return true;
   }
 
   /**
-   * Re-attaches one key while the KV store rebuilds its index at startup or after a snapshot. Returns
-   * false (and does nothing) when the lease is unknown: a key can outlive its lease's record only through
-   * damage, and etcd logs it and goes on.
+   * Re-attaches one key while the KV store rebuilds its index at startup or after a snapshot (every
+   * current key whose `lease` is not 0). Returns false (and does nothing) when the lease is unknown: a
+   * key can outlive its lease's record only through damage, and etcd logs it and goes on.
    */
   attachOnRecovery(id: bigint, key: Uint8Array): boolean {
-    const lease = this.leaseMap.get(id);
-    if (lease === undefined) return false;
-    this.attachKey(lease, keyString(key));
-    return true;
+    return this.attach(id, [key]);
   }
 
   private attachKey(lease: Lease, key: string): void {
