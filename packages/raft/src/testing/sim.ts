@@ -77,6 +77,8 @@ export class SimNode {
   confState: ConfState;
   /** Data of applied normal entries, in order (since the last snapshot install). */
   appliedData: string[] = [];
+  /** Every ReadState this node produced: request context -> read index. */
+  readonly reads = new Map<string, number>();
 
   constructor(id: NodeId, storage: MemoryStorage) {
     this.id = id;
@@ -383,6 +385,7 @@ export class SimCluster {
       if (floor !== undefined && rs.index < floor) {
         this.fail(`linearizability: read ${ctx} at node ${n.id} got index ${rs.index} < ${floor}, an index applied before the read started`);
       }
+      n.reads.set(ctx, rs.index);
       this.readsServed++;
     }
     void raw;
