@@ -1,0 +1,400 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { Permission_Type, RoleSchema, UserSchema, rpcErrors } from "@etcd-ts/api";
+import { openMemoryBackend } from "@etcd-ts/storage";
+import { AuthStore } from "./auth-store.js";
+import { AuthError } from "./errors.js";
+import type { AuthErrorKind } from "./errors.js";
+import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./fixture.js";
+import { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";
+import { SimpleTokenProvider } from "./simple-token.js";
+
+const perm = (permType: Permission_Type, key: string, rangeEnd = "") => ({ permType, key: bytes(key), rangeEnd: bytes(rangeEnd) });
+
+describe("AuthStore: errors carry etcd's kinds and messages", () => {
+  // The messages etcd 3.4.23 sends, as etcdctl printed them against a real etcd.
+  const etcdMessages: Record<AuthErrorKind, string> = {
+    rootUserNotExist: "etcdserver: root user does not exist",
+    rootRoleNotExist: "etcdserver: root user does not have root role",
+    userAlreadyExist: "etcdserver: user name already exists",
+    userEmpty: "etcdserver: user name is empty",
+    userNotFound: "etcdserver: user name not found",
+    roleAlreadyExist: "etcdserver: role name already exists",
+    roleNotFound: "etcdserver: role name not found",
+    roleEmpty: "etcdserver: role name is empty",
+    authFailed: "etcdserver: authentication failed, invalid user ID or password",
+    permissionDenied: "etcdserver: permission denied",
+    roleNotGranted: "etcdserver: role is not granted to the user",
+    permissionNotGranted: "etcdserver: permission is not granted to the role",
+    authNotEnabled: "etcdserver: authentication is not enabled",
+    invalidAuthToken: "etcdserver: invalid auth token",
+    invalidAuthMgmt: "etcdserver: invalid auth management",
+    authOldRevision: "etcdserver: revision of auth store is old",
+  };
+  for (const [kind, message] of Object.entries(etcdMessages) as [AuthErrorKind, string][]) {
+    it(`${kind} → "${message}"`, () => {
+      const e = new AuthError(kind);
+      assert.equal(e.name, "AuthError");
+      assert.equal(e.kind, kind);
+      assert.equal(e.message, message);
+      const rpc = e.toRpcError();
+      assert.equal(rpc.message, message);
+      assert.equal(rpc.code, rpcErrors[kind][0]);
+      assert.equal(rpc.kind, kind);
+    });
+  }
+});
+
+describe("AuthStore: initial state", () => {
+  it("a fresh store has the buckets, auth disabled and revision 1 (as etcd's NewAuthStore)", async () => {
+    const f = await openStoreFixture();
+    assert.deepEqual(f.store.authStatus(), { enabled: false, revision: 1 });
+    const buckets = f.backend.view((t) => t.buckets());
+    for (const b of [AUTH_BUCKET, AUTH_USERS_BUCKET, AUTH_ROLES_BUCKET]) assert.ok(buckets.includes(b));
+    const rev = f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authRevision")));
+    assert.deepEqual(rev, new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1]));
+    assert.deepEqual(f.store.userList(), []);
+    assert.deepEqual(f.store.roleList(), []);
+  });
+
+  it("initialize is idempotent and keeps the revision", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.mutate((t) => f.store.initialize(t));
+    assert.equal(f.store.revision, 2);
+    assert.deepEqual(f.store.roleList(), ["r"]);
+  });
+});
+
+describe("AuthStore: AuthEnable / AuthDisable", () => {
+  it("refuses to enable without a root user: rootUserNotExist", async () => {
+    const f = await openStoreFixture();
+    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("rootUserNotExist"));
+    assert.equal(f.store.enabled, false);
+  });
+
+  it("refuses to enable when root lacks the root role: rootRoleNotExist (etcdctl then adds it and retries)", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("root", "pw");
+    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("rootRoleNotExist"));
+    // etcdctl's recovery: RoleAdd root, UserGrantRole root root, AuthEnable again.
+    await f.mutate((t) => f.store.roleAdd(t, "root"));
+    await f.mutate((t) => f.store.userGrantRole(t, { user: "root", role: "root" }));
+    await f.mutate((t) => f.store.authEnable(t));
+    assert.equal(f.store.enabled, true);
+  });
+
+  it("enables (flag persisted as one byte 1) without bumping the revision, as etcd 3.4; again is a no-op", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("root", "pw", ["root"]);
+    const before = f.store.revision;
+    await f.mutate((t) => f.store.authEnable(t));
+    assert.deepEqual(f.store.authStatus(), { enabled: true, revision: before });
+    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authEnabled"))), new Uint8Array([1]));
+    await f.mutate((t) => f.store.authEnable(t));
+    assert.equal(f.store.revision, before);
+  });
+
+  it("disables (flag 0), bumps the revision; disabling again is a no-op", async () => {
+    const f = await openStoreFixture();
+    await enableWithRoot(f);
+    const before = f.store.revision;
+    await f.mutate((t) => f.store.authDisable(t));
+    assert.deepEqual(f.store.authStatus(), { enabled: false, revision: before + 1 });
+    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authEnabled"))), new Uint8Array([0]));
+    await f.mutate((t) => f.store.authDisable(t));
+    assert.equal(f.store.revision, before + 1);
+  });
+
+  it("root can be granted the root role before the role exists (etcd allows it), and enable then works", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("root", "pw", ["root"]);
+    assert.deepEqual(f.store.roleList(), []);
+    await f.mutate((t) => f.store.authEnable(t));
+    assert.equal(f.store.enabled, true);
+  });
+});
+
+describe("AuthStore: users", () => {
+  it("UserAdd stores authpb.User with a bcrypt hash, empty roles and options; bumps the revision", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("alice", "secret");
+    assert.equal(f.store.revision, 2);
+    const raw = f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("alice")));
+    assert.ok(raw);
+    const user = fromBinary(UserSchema, raw);
+    assert.equal(new TextDecoder().decode(user.name), "alice");
+    assert.match(new TextDecoder().decode(user.password), /^\$2[aby]\$04\$/);
+    assert.deepEqual(user.roles, []);
+    assert.equal(user.options?.noPassword, false);
+  });
+
+  it("UserAdd of a no-password user stores no password", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.userAdd(t, { name: "svc", noPassword: true }));
+    const user = f.store.getUser("svc");
+    assert.ok(user);
+    assert.equal(user.password.length, 0);
+    assert.equal(user.options?.noPassword, true);
+  });
+
+  it("UserAdd errors: userEmpty, userAlreadyExist; refused requests change nothing", async () => {
+    const f = await openStoreFixture();
+    const hashedPassword = await f.store.preparePassword("x");
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "", hashedPassword })), authErrorOf("userEmpty"));
+    await f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword }));
+    const rev = f.store.revision;
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword })), authErrorOf("userAlreadyExist"));
+    assert.equal(f.store.revision, rev);
+  });
+
+  it("UserAdd refuses a password that was not prepared (a clear password never reaches the store)", async () => {
+    const f = await openStoreFixture();
+    await assert.rejects(
+      f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword: "hunter2" })),
+      authErrorOf("invalidAuthMgmt"),
+    );
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob" })), authErrorOf("invalidAuthMgmt"));
+    assert.deepEqual(f.store.userList(), []);
+  });
+
+  it("UserGet returns the sorted roles; userNotFound for an unknown user", async () => {
+    const f = await openStoreFixture();
+    for (const r of ["zeta", "alpha", "mid"]) await f.mutate((t) => f.store.roleAdd(t, r));
+    await f.addUser("u", "p", ["zeta", "alpha", "mid"]);
+    assert.deepEqual(f.store.userGet("u"), ["alpha", "mid", "zeta"]);
+    assert.throws(() => f.store.userGet("nobody"), authErrorOf("userNotFound"));
+  });
+
+  it("UserList is sorted bytewise", async () => {
+    const f = await openStoreFixture();
+    for (const n of ["carol", "Bob", "alice", "root", "éric"]) await f.addUser(n, "p");
+    assert.deepEqual(f.store.userList(), ["Bob", "alice", "carol", "root", "éric"]);
+  });
+
+  it("UserDelete removes the user; userNotFound; root refused while enabled (invalidAuthMgmt), allowed when disabled", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("alice", "p");
+    await f.mutate((t) => f.store.userDelete(t, "alice"));
+    assert.deepEqual(f.store.userList(), []);
+    assert.equal(f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("alice"))), undefined);
+    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "alice")), authErrorOf("userNotFound"));
+    await enableWithRoot(f);
+    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "root")), authErrorOf("invalidAuthMgmt"));
+    await f.mutate((t) => f.store.authDisable(t));
+    await f.mutate((t) => f.store.userDelete(t, "root"));
+    assert.deepEqual(f.store.userList(), []);
+  });
+
+  it("UserChangePassword replaces the hash, keeps roles and options; userNotFound", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.addUser("alice", "old", ["r"]);
+    const oldHash = f.store.getUser("alice")!.password;
+    const hashedPassword = await f.store.preparePassword("new");
+    await f.mutate((t) => f.store.userChangePassword(t, { name: "alice", hashedPassword }));
+    const user = f.store.getUser("alice")!;
+    assert.notDeepEqual(user.password, oldHash);
+    assert.deepEqual(user.roles, ["r"]);
+    await assert.rejects(
+      f.mutate((t) => f.store.userChangePassword(t, { name: "nobody", hashedPassword })),
+      authErrorOf("userNotFound"),
+    );
+    await assert.rejects(
+      f.mutate((t) => f.store.userChangePassword(t, { name: "alice", hashedPassword: "clear" })),
+      authErrorOf("invalidAuthMgmt"),
+    );
+  });
+
+  it("UserGrantRole: userNotFound, roleNotFound; granting twice is a no-op without a revision bump", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("alice", "p");
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "x", role: "r" })), authErrorOf("userNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "nope" })), authErrorOf("roleNotFound"));
+    await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
+    const rev = f.store.revision;
+    await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
+    assert.equal(f.store.revision, rev);
+    assert.deepEqual(f.store.userGet("alice"), ["r"]);
+    assert.equal(f.store.hasRole("alice", "r"), true);
+    assert.equal(f.store.hasRole("alice", "q"), false);
+  });
+
+  it("UserRevokeRole: userNotFound, roleNotGranted; root's root role refused while enabled (invalidAuthMgmt)", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.addUser("alice", "p", ["r"]);
+    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "x", role: "r" })), authErrorOf("userNotFound"));
+    await f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" }));
+    assert.deepEqual(f.store.userGet("alice"), []);
+    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" })), authErrorOf("roleNotGranted"));
+    await enableWithRoot(f);
+    await assert.rejects(
+      f.mutate((t) => f.store.userRevokeRole(t, { name: "root", role: "root" })),
+      authErrorOf("invalidAuthMgmt"),
+    );
+    await f.mutate((t) => f.store.authDisable(t));
+    await f.mutate((t) => f.store.userRevokeRole(t, { name: "root", role: "root" }));
+    assert.deepEqual(f.store.userGet("root"), []);
+  });
+});
+
+describe("AuthStore: roles", () => {
+  it("RoleAdd: roleEmpty, roleAlreadyExist; RoleList sorted; RoleGet roleNotFound", async () => {
+    const f = await openStoreFixture();
+    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "")), authErrorOf("roleEmpty"));
+    await f.mutate((t) => f.store.roleAdd(t, "b"));
+    await f.mutate((t) => f.store.roleAdd(t, "a"));
+    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "a")), authErrorOf("roleAlreadyExist"));
+    assert.deepEqual(f.store.roleList(), ["a", "b"]);
+    assert.deepEqual(f.store.roleGet("a"), []);
+    assert.throws(() => f.store.roleGet("zz"), authErrorOf("roleNotFound"));
+    const raw = f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("a")));
+    assert.equal(new TextDecoder().decode(fromBinary(RoleSchema, raw!).name), "a");
+  });
+
+  it("RoleDelete revokes the role from every user; roleNotFound; root refused while enabled", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.mutate((t) => f.store.roleAdd(t, "keep"));
+    await f.addUser("u1", "p", ["r", "keep"]);
+    await f.addUser("u2", "p", ["r"]);
+    await f.mutate((t) => f.store.roleDelete(t, "r"));
+    assert.deepEqual(f.store.roleList(), ["keep"]);
+    assert.deepEqual(f.store.userGet("u1"), ["keep"]);
+    assert.deepEqual(f.store.userGet("u2"), []);
+    assert.deepEqual(fromBinary(UserSchema, f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("u2")))!).roles, []);
+    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "r")), authErrorOf("roleNotFound"));
+    await f.mutate((t) => f.store.roleAdd(t, "root"));
+    await enableWithRoot(f);
+    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "root")), authErrorOf("invalidAuthMgmt"));
+  });
+
+  it("RoleGrantPermission keeps permissions sorted by key and updates the type of an equal (key, range end)", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READWRITE, "m", "n") }));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "a") }));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.WRITE, "z", "\0") }));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "m", "n") }));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.WRITE, "m", "p") }));
+    const perms = f.store.roleGet("r").map((p) => [p.permType, new TextDecoder().decode(p.key), new TextDecoder().decode(p.rangeEnd)]);
+    assert.deepEqual(perms, [
+      [Permission_Type.READ, "a", ""],
+      [Permission_Type.READ, "m", "n"],
+      [Permission_Type.WRITE, "m", "p"],
+      [Permission_Type.WRITE, "z", "\0"],
+    ]);
+    await assert.rejects(
+      f.mutate((t) => f.store.roleGrantPermission(t, { name: "nope", perm: perm(Permission_Type.READ, "a") })),
+      authErrorOf("roleNotFound"),
+    );
+    // The persisted role matches what RoleGet reports.
+    const stored = fromBinary(RoleSchema, f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("r")))!);
+    assert.equal(stored.keyPermission.length, 4);
+  });
+
+  it("RoleRevokePermission removes the exact (key, range end); permissionNotGranted, roleNotFound", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "a", "b") }));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "a") }));
+    await assert.rejects(
+      f.mutate((t) => f.store.roleRevokePermission(t, { role: "r", key: bytes("a"), rangeEnd: bytes("c") })),
+      authErrorOf("permissionNotGranted"),
+    );
+    await f.mutate((t) => f.store.roleRevokePermission(t, { role: "r", key: bytes("a"), rangeEnd: bytes("b") }));
+    assert.equal(f.store.roleGet("r").length, 1);
+    await assert.rejects(
+      f.mutate((t) => f.store.roleRevokePermission(t, { role: "x", key: bytes("a"), rangeEnd: bytes("") })),
+      authErrorOf("roleNotFound"),
+    );
+  });
+});
+
+describe("AuthStore: revision and persistence", () => {
+  it("every change bumps the auth revision by one and persists it (8-byte big-endian)", async () => {
+    const f = await openStoreFixture();
+    const hashed = await f.store.preparePassword("p");
+    const steps: [string, (t: Parameters<Parameters<typeof f.mutate>[0]>[0]) => void][] = [
+      ["UserAdd", (t) => f.store.userAdd(t, { name: "root", hashedPassword: hashed })],
+      ["RoleAdd", (t) => f.store.roleAdd(t, "r")],
+      ["UserGrantRole", (t) => f.store.userGrantRole(t, { user: "root", role: "root" })],
+      ["UserGrantRole r", (t) => f.store.userGrantRole(t, { user: "root", role: "r" })],
+      ["RoleGrantPermission", (t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "k") })],
+      ["RoleRevokePermission", (t) => f.store.roleRevokePermission(t, { role: "r", key: bytes("k"), rangeEnd: bytes("") })],
+      ["UserRevokeRole", (t) => f.store.userRevokeRole(t, { name: "root", role: "r" })],
+      ["UserChangePassword", (t) => f.store.userChangePassword(t, { name: "root", hashedPassword: hashed })],
+      ["RoleDelete", (t) => f.store.roleDelete(t, "r")],
+      ["UserAdd x", (t) => f.store.userAdd(t, { name: "x", noPassword: true })],
+      ["UserDelete", (t) => f.store.userDelete(t, "x")],
+    ];
+    for (const [name, step] of steps) {
+      const before = f.store.revision;
+      await f.mutate(step);
+      assert.equal(f.store.revision, before + 1, name);
+      const raw = f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authRevision")))!;
+      assert.equal(Number(new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0)), before + 1, name);
+    }
+  });
+
+  it("a new store over the same backend sees users, roles, permissions, enabled flag and revision", async () => {
+    const backend = openMemoryBackend();
+    const f = await openStoreFixture({ backend });
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READWRITE, "a", "b") }));
+    await f.addUser("alice", "pw", ["r"]);
+    await enableWithRoot(f);
+    const status = f.store.authStatus();
+
+    const reopened = await openStoreFixture({ backend });
+    assert.deepEqual(reopened.store.authStatus(), status);
+    assert.deepEqual(reopened.store.userList(), ["alice", "root"]);
+    assert.deepEqual(reopened.store.userGet("alice"), ["r"]);
+    assert.equal(reopened.store.roleGet("r").length, 1);
+    const alice = { username: "alice", revision: reopened.store.revision };
+    reopened.store.isPutPermitted(alice, bytes("a1"));
+    assert.throws(() => reopened.store.isPutPermitted(alice, bytes("b")), authErrorOf("permissionDenied"));
+    assert.equal(await reopened.store.checkPassword("alice", "pw"), status.revision);
+  });
+
+  it("recover reloads after a rolled-back transaction or a restored snapshot", async () => {
+    const f = await openStoreFixture();
+    await f.addUser("alice", "pw");
+    // A transaction that fails after the auth change: the backend rolls it back, the server recovers.
+    await assert.rejects(
+      f.mutate((t) => {
+        f.store.userDelete(t, "alice");
+        throw new Error("later step of the same entry failed");
+      }),
+    );
+    f.backend.view((t) => f.store.recover(t));
+    assert.deepEqual(f.store.userList(), ["alice"]);
+    assert.equal(f.store.revision, 2);
+  });
+
+  it("recover of an enabled store enables the token provider; of a disabled one drops tokens", async () => {
+    const backend = openMemoryBackend();
+    const tokens = new SimpleTokenProvider();
+    const f = await openStoreFixture({ backend, tokenProvider: tokens });
+    await enableWithRoot(f);
+    const other = new AuthStore({ tokenProvider: new SimpleTokenProvider() });
+    backend.view((t) => other.recover(t));
+    assert.equal(other.enabled, true);
+    const token = other.authenticate("root", { simpleTokenPrefix: other.genTokenPrefix(), index: 7 });
+    assert.equal(other.authInfoFromToken(token).username, "root");
+    await f.mutate((t) => f.store.authDisable(t));
+    backend.view((t) => other.recover(t));
+    assert.equal(other.enabled, false);
+    assert.throws(() => other.authInfoFromToken(token), authErrorOf("invalidAuthToken"));
+  });
+
+  it("a backend without auth buckets recovers as an empty, disabled store", () => {
+    const backend = openMemoryBackend();
+    const store = new AuthStore({ tokenProvider: new SimpleTokenProvider() });
+    backend.view((t) => store.recover(t));
+    assert.deepEqual(store.authStatus(), { enabled: false, revision: 0 });
+  });
+});
