@@ -7,7 +7,7 @@ import { LeaseError, isLeaseError, isLeaseRecordError } from "./errors.js";
 import type { LeaseErrorKind } from "./errors.js";
 import { LEASE_BUCKET, decodeLeaseRecord, leaseIdKey } from "./lease-record.js";
 import { DEFAULT_MIN_LEASE_TTL, Lessor, MAX_LEASE_TTL, minLeaseTTLFor } from "./lessor.js";
-import type { AttachedKeyDeleter, LessorOptions } from "./lessor.js";
+import type { AttachedKeyDeleter, LeaseBucketTxn, LessorOptions } from "./lessor.js";
 
 const START = 1_700_000_000_000;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -654,6 +654,20 @@ describe("Lessor checkpoints", () => {
     await write(follower.backend, (txn) => follower.lessor.grant(txn, 1n, 3600));
     follower.clock.advance(600_000);
     assert.deepEqual(follower.lessor.dueCheckpoints(), []);
+  });
+});
+
+describe("declared interfaces", () => {
+  it("a storage WriteTxn is a LeaseBucketTxn, and the Lessor is the KV applier's LeaseLookup", async () => {
+    const { backend, lessor } = setup();
+    await backend.update((txn) => {
+      const bucketTxn: LeaseBucketTxn = txn; // compile-time check
+      lessor.grant(bucketTxn, 1n, 10);
+    });
+    // The shape @etcd-ts/server's applier declares (`LeaseLookup`), checked structurally.
+    const lookup: { has(id: bigint): boolean } = lessor;
+    assert.equal(lookup.has(1n), true);
+    assert.equal(lookup.has(2n), false);
   });
 });
 
