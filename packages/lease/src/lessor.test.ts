@@ -468,7 +468,7 @@ describe("Lessor expiry (promote, demote, expiredLeases)", () => {
     assert.deepEqual(lessor.expiredLeases(), [11n, 12n, 13n], "the burst is capped at half the rate");
   });
 
-  it("is never primary-less-safe: expiredLeases on a follower returns nothing even with due entries", async () => {
+  it("hands out nothing on a follower, and a new promote restarts leases that were due", async () => {
     const { backend, clock, lessor } = setup();
     lessor.promote();
     await write(backend, (txn) => lessor.grant(txn, 1n, 5));
