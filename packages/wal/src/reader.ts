@@ -29,7 +29,8 @@ export interface SegmentInfo {
   /** Sequence number: segments are numbered 0, 1, 2, ... with no gaps. */
   seq: number;
   /** The log's last index + 1 when the segment was started: every entry in earlier segments that is
-   * still part of the log has a smaller index. */
+   * still part of the log has a smaller index. Not monotonic: after a leader overwrote a tail, a later
+   * segment can start lower than an earlier one. */
   firstIndex: number;
   /** File name within the WAL directory. */
   name: string;
@@ -71,9 +72,6 @@ export async function listSegments(dir: string): Promise<{ segments: SegmentInfo
       throw new WalError("Corrupt", `segment ${prev.seq + 1} is missing between ${prev.name} and ${cur.name}`, {
         file: join(dir, cur.name),
       });
-    }
-    if (cur.firstIndex < prev.firstIndex) {
-      throw new WalError("Corrupt", `segment index goes backwards after ${prev.name}`, { file: join(dir, cur.name) });
     }
   }
   return { segments, temps };

@@ -179,6 +179,7 @@ export class Wal {
    * @throws WalError NotFound, Corrupt (with file and offset), SnapshotNotFound, Locked.
    */
   static async open(dir: string, options: WalOpenOptions = {}): Promise<WalOpenResult> {
+    if (!(await Wal.exists(dir))) throw new WalError("NotFound", "no WAL segments", { file: dir });
     const lock = await DirLock.acquire(dir);
     let fh: FileHandle | undefined;
     try {
@@ -346,8 +347,13 @@ export class Wal {
       let marker: SnapshotMarker | undefined;
       for (const m of this.markers) if (m.index <= index) marker = m;
       if (!marker) return;
+      // Segments 0..k-1 may go when segment k started at or below marker + 1: the entries in them that
+      // are still part of the log are all below segment k's first index. Names are not monotonic (a
+      // tail overwrite can lower them), so take the newest such k.
       let drop = 0;
-      while (drop + 1 < this.segments.length && this.segments[drop + 1]!.firstIndex <= marker.index + 1) drop++;
+      for (let k = 1; k < this.segments.length; k++) {
+        if (this.segments[k]!.firstIndex <= marker.index + 1) drop = k;
+      }
       if (drop === 0) return;
       try {
         for (let i = 0; i < drop; i++) await unlink(join(this.dir, this.segments[i]!.name));
