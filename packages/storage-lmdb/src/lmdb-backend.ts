@@ -2,7 +2,7 @@ import { open } from "lmdb";
 import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
+import { StorageError, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import {
   BUCKETS_END,
@@ -289,7 +289,7 @@ export class LmdbBackend implements Backend {
         // A throw from fn aborts the LMDB transaction; lmdb-js rethrows it unchanged, and so do we.
         this.db.transactionSync(() => {
           fnThrew = true;
-          fn(txn);
+          requireSynchronousUpdate(fn(txn));
           fnThrew = false;
         });
       } catch (e) {

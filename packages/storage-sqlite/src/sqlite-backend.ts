@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
+import { StorageError, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import { DB_FILE, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
@@ -284,7 +284,7 @@ export class SqliteBackend implements Backend {
       try {
         this.writer.statement("BEGIN IMMEDIATE").run();
         try {
-          fn(txn);
+          requireSynchronousUpdate(fn(txn));
           // With synchronous=FULL, COMMIT returns after the WAL is fsynced: durable before we resolve.
           this.writer.statement("COMMIT").run();
         } catch (e) {
@@ -305,7 +305,12 @@ export class SqliteBackend implements Backend {
 
   snapshot(): Snapshot {
     this.checkBackendOpen();
-    const conn = this.idleReaders.pop() ?? new Connection(new Database(this.dbPath, { readonly: true, fileMustExist: true }));
+    let conn: Connection;
+    try {
+      conn = this.idleReaders.pop() ?? new Connection(new Database(this.dbPath, { readonly: true, fileMustExist: true }));
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
     try {
       conn.statement("BEGIN").run();
       // A deferred transaction takes its read snapshot at its first read: take it now.

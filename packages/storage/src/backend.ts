@@ -6,7 +6,8 @@
  *   key before any longer key it prefixes: `compareBytes`). Empty keys are allowed; empty values are allowed.
  * - A bucket must exist before it is read or written (`createBucket` in a write transaction, idempotent);
  *   reading or writing a missing bucket throws `StorageError` with code `BucketNotFound`.
- * - `update(fn)` runs `fn` synchronously, inside one atomic write transaction. When `update` returns, the
+ * - `update(fn)` runs `fn` synchronously, inside one atomic write transaction (an `fn` that returns a
+ *   promise is refused: the update rejects with a `TypeError` and applies nothing). When `update` returns, the
  *   changes are visible to every later `view`/`snapshot`; the returned promise resolves once they are
  *   durable (a process crash, kill -9 included, cannot lose them). If `fn` throws, nothing of it is applied
  *   and the promise rejects with that error. Write transactions never overlap: calling `update` from inside

@@ -428,6 +428,19 @@ export function runBackendConformance(
         b.view((txn) => assert.deepEqual(rangeKeys(txn, "k"), ["outer"]));
       }));
 
+    test("an update whose function is async is rejected and applies nothing", () =>
+      withBackend(async (b) => {
+        await b.update((txn) => txn.createBucket("k"));
+        const update = b.update(async (txn) => {
+          txn.put("k", bytes("before await"), bytes("1"));
+          await Promise.resolve();
+        });
+        await assert.rejects(update, TypeError);
+        b.view((txn) => assert.deepEqual(rangeKeys(txn, "k"), []));
+        await b.update((txn) => txn.put("k", bytes("later"), bytes("1")));
+        b.view((txn) => assert.deepEqual(rangeKeys(txn, "k"), ["later"]));
+      }));
+
     test("a snapshot does not see later writes, and writes proceed while it is open", () =>
       withBackend(async (b) => {
         await b.update((txn) => {

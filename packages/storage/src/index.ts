@@ -14,3 +14,4 @@ export { compareBytes } from "./compare-bytes.js";
 export { MemoryBackend, openMemoryBackend } from "./memory-backend.js";
 export { DATA_DIR_MARKER, fsyncDir, prepareDataDir, writeDataDirMarker } from "./data-dir.js";
 export type { DataDirMarker, DataDirState } from "./data-dir.js";
+export { requireSynchronousUpdate } from "./synchronous-update.js";

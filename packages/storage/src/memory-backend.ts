@@ -1,5 +1,6 @@
 import { StorageError } from "./backend.js";
 import type { Backend, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "./backend.js";
+import { requireSynchronousUpdate } from "./synchronous-update.js";
 import { entryOf, treeDelete, treeGet, treePut, treeRange } from "./persistent-tree.js";
 import type { TreeNode } from "./persistent-tree.js";
 
@@ -140,7 +141,7 @@ export class MemoryBackend implements Backend {
         if (!active) throw new StorageError("Closed", "write transaction used after update returned");
       });
       try {
-        fn(txn);
+        requireSynchronousUpdate(fn(txn));
         this.current = txn.result();
       } finally {
         active = false;
