@@ -157,7 +157,8 @@ export class TreeIndex {
 
   /** The key's index, created when missing; a new index copies the key (it outlives the request). */
   keyIndexForWrite(key: Uint8Array): KeyIndex {
-    return this.tree.getOrInsert(key, () => new KeyIndex(key.slice()));
+    // `new Uint8Array(key)` copies even when `key` is a Buffer (whose slice() is a view).
+    return this.tree.getOrInsert(key, () => new KeyIndex(new Uint8Array(key)), (ki) => ki.key);
   }
 
   /** Adds a revision to the key's index. */

@@ -80,8 +80,11 @@ export class KeyTree<V> {
     return i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0 ? leaf.values[i] : undefined;
   }
 
-  /** The value at `key`, inserting `create()`'s result first when there is none (one descent). */
-  getOrInsert(key: Uint8Array, create: () => V): V {
+  /**
+   * The value at `key`, inserting `create()`'s result first when there is none (one descent). The tree
+   * keeps `storedKey(value)` as the key when given (e.g. a copy owned by the value), else `key` itself.
+   */
+  getOrInsert(key: Uint8Array, create: () => V, storedKey?: (value: V) => Uint8Array): V {
     const path: Branch<V>[] = [];
     const slots: number[] = [];
     let node = this.root;
@@ -95,7 +98,7 @@ export class KeyTree<V> {
     const i = lowerBound(leaf.keys, key);
     if (i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0) return leaf.values[i]!;
     const value = create();
-    leaf.keys.splice(i, 0, key);
+    leaf.keys.splice(i, 0, storedKey === undefined ? key : storedKey(value));
     leaf.values.splice(i, 0, value);
     this.count++;
     if (leaf.keys.length > MAX_KEYS) this.split(leaf, path, slots);

@@ -202,7 +202,10 @@ export function decodeKeyValue(bytes: Uint8Array): KeyValue {
         const wireType = lo & 7;
         if (wireType === 0) readVarint();
         else if (wireType === 1) pos += 8;
-        else if (wireType === 2) pos += length();
+        else if (wireType === 2) {
+          const n = length(); // not `pos += length()`: that would read pos before length() advances it
+          pos += n;
+        }
         else if (wireType === 5) pos += 4;
         else corrupt(`wire type ${wireType}`);
         if (pos > end) corrupt("truncated field");
