@@ -24,7 +24,7 @@ export class ClientListener {
     this.netServer = createNetServer({ noDelay: true }, (socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
-      let seen = Buffer.alloc(0);
+      let seen: Buffer = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
         if (seen.length < HTTP2_PREFACE_START.length && HTTP2_PREFACE_START.subarray(0, seen.length).equals(seen)) return;
