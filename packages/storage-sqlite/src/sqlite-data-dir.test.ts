@@ -84,3 +84,18 @@ test(
     assert.deepEqual(JSON.parse(readFileSync(join(dir, "etcd-ts-storage.json"), "utf8")), { engine: "sqlite", format: 1 });
   }),
 );
+
+test(
+  "the writer connection runs synchronous=FULL (the durability promise rests on it)",
+  withDir(async (dir) => {
+    const backend = openSqliteBackend({ dir });
+    try {
+      // synchronous is per connection, so look at the writer itself (a private field, read on purpose).
+      const writer = (backend as unknown as { writer: { db: Database.Database } }).writer;
+      assert.equal(writer.db.pragma("synchronous", { simple: true }), 2, "2 = FULL");
+      assert.equal(writer.db.pragma("journal_mode", { simple: true }), "wal");
+    } finally {
+      await backend.close();
+    }
+  }),
+);
