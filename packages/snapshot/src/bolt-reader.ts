@@ -382,17 +382,21 @@ function chooseMeta(source: PageSource): { meta: BoltMeta; page: 0 | 1; otherPro
   const meta0 = decodeMetaPage(source.read(0, PAGE_HEADER_SIZE + META_SIZE));
   // Meta 0 tells the page size, and so where meta 1 is; when it is damaged, look for meta 1 at the usual sizes.
   const pageSizes = "meta" in meta0 ? [meta0.meta.pageSize] : FALLBACK_PAGE_SIZES;
-  let meta1: ReturnType<typeof decodeMetaPage> = { problem: "beyond the end of the file" };
+  // The problem reported for meta 1 is the one at the first (most likely) position tried.
+  let meta1: ReturnType<typeof decodeMetaPage> | undefined;
   for (const pageSize of pageSizes) {
     if (source.length < pageSize + PAGE_HEADER_SIZE + META_SIZE) continue;
-    const candidate = decodeMetaPage(source.read(pageSize, PAGE_HEADER_SIZE + META_SIZE));
+    let candidate = decodeMetaPage(source.read(pageSize, PAGE_HEADER_SIZE + META_SIZE));
     if ("meta" in candidate && candidate.meta.pageSize !== pageSize) {
-      meta1 = { problem: `page size ${candidate.meta.pageSize} does not match its position` };
-      continue;
+      candidate = { problem: `page size ${candidate.meta.pageSize} does not match its position` };
     }
-    meta1 = candidate;
-    if ("meta" in candidate) break;
+    if ("meta" in candidate) {
+      meta1 = candidate;
+      break;
+    }
+    meta1 ??= candidate;
   }
+  meta1 ??= { problem: "beyond the end of the file" };
   if ("meta" in meta0 && "meta" in meta1) {
     // bbolt prefers meta 1 only when its txid is higher.
     return meta1.meta.txid > meta0.meta.txid
