@@ -220,9 +220,11 @@ export class DiskRaftStorage implements Storage {
   }
 
   /**
-   * Drops the entries up to `index` from memory and deletes the WAL segments the newest snapshot at or
-   * below `index` makes unnecessary. `index` must not be past the snapshot (raft must be able to send a
-   * follower everything after what it compacted: the snapshot, then entries).
+   * Drops the entries up to `index` from memory and deletes the WAL segments made unnecessary by the
+   * newest snapshot (restart begins at that snapshot, so the WAL before it is never read again; memory
+   * may keep entries before it, after `index`, to catch slow followers up without a snapshot). `index`
+   * must not be past the snapshot (raft must be able to send a follower everything after what it
+   * compacted: the snapshot, then entries).
    * @throws WalError InvalidArgument past the snapshot; CompactedError if already compacted that far.
    */
   async compact(index: number): Promise<void> {
@@ -231,7 +233,7 @@ export class DiskRaftStorage implements Storage {
       throw new WalError("InvalidArgument", `cannot compact to ${index}: the newest snapshot is at ${snapIndex}`);
     }
     this.memory.compact(index);
-    await this.wal.releaseTo(index);
+    await this.wal.releaseTo(snapIndex);
   }
 
   /** WAL segment file names, oldest first (for tests and status). */
