@@ -1,0 +1,221 @@
+/**
+ * Against the real etcd 3.4 tools: our snapshot passes `etcdctl snapshot status` and `restore` and a real
+ * etcd serves it; a snapshot saved from a real etcd reads and restores here and goes back again.
+ * Skipped when etcd/etcdctl are not installed.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { compareBytes, openMemoryBackend } from "@etcd-ts/storage";
+import {
+  readBoltFile,
+  restoreBoltSnapshot,
+  saveBoltSnapshotFile,
+  snapshotStatus,
+  verifySnapshotHash,
+} from "./index.js";
+import { backendContents, boltContents } from "./test-support/dump.js";
+import { decodeKeyValue, patternBytes, populate, sampleHistory } from "./test-support/etcd-data.js";
+import type { KeyValue } from "./test-support/etcd-data.js";
+import { etcdctl, etcdctlResult, haveEtcd, memberPorts, peerUrlOf, startEtcd } from "./test-support/etcd-process.js";
+import type { MemberPorts } from "./test-support/etcd-process.js";
+
+const skip = haveEtcd() ? false : "etcd and etcdctl are not installed";
+const workDir = mkdtempSync(join(tmpdir(), "snapshot-etcd-"));
+after(() => rmSync(workDir, { recursive: true, force: true }));
+
+interface JsonKv {
+  key: string;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  value?: string;
+  lease?: number;
+}
+
+interface JsonGet {
+  header: { revision: number };
+  kvs?: JsonKv[];
+  count?: number;
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64");
+
+/** The JSON `etcdctl get -w json` prints for these live keys (empty values and zero leases omitted). */
+function expectedKvs(live: Iterable<KeyValue>): JsonKv[] {
+  return [...live]
+    .sort((a, b) => compareBytes(a.key, b.key))
+    .map((kv) => ({
+      key: b64(kv.key),
+      create_revision: kv.createRevision,
+      mod_revision: kv.modRevision,
+      version: kv.version,
+      ...(kv.value.length > 0 ? { value: b64(kv.value) } : {}),
+    }));
+}
+
+function getAll(endpoint: string): JsonGet {
+  return JSON.parse(etcdctl(["get", "", "--prefix", "-w", "json"], { endpoint })) as JsonGet;
+}
+
+function etcdctlStatus(path: string): unknown {
+  return JSON.parse(etcdctl(["snapshot", "status", path, "-w", "json"]));
+}
+
+/** `etcdctl snapshot restore` into a fresh data dir for a one-member cluster on `ports`. */
+function etcdctlRestore(path: string, dataDir: string, ports: MemberPorts): void {
+  const peerUrl = peerUrlOf(ports);
+  etcdctl([
+    "snapshot", "restore", path,
+    "--data-dir", dataDir,
+    "--name", ports.name,
+    "--initial-cluster", `${ports.name}=${peerUrl}`,
+    "--initial-advertise-peer-urls", peerUrl,
+    "--initial-cluster-token", "etcd-ts-snapshot-test",
+  ]);
+}
+
+/** Restores `path` with etcdctl, starts etcd on it, and returns everything it serves. */
+async function serveWithEtcd(path: string, name: string): Promise<JsonGet> {
+  const ports = await memberPorts(name);
+  const dataDir = join(workDir, `${name}.etcd`);
+  etcdctlRestore(path, dataDir, ports);
+  const member = await startEtcd(dataDir, ports);
+  try {
+    return getAll(member.clientUrl);
+  } finally {
+    await member.stop();
+  }
+}
+
+test("etcd-ts → etcd: etcdctl reads and restores our snapshot and etcd serves exactly the data", { skip, timeout: 180_000 }, async () => {
+  const history = sampleHistory();
+  const backend = openMemoryBackend();
+  await populate(backend, history);
+  const path = join(workDir, "from-etcd-ts.db");
+  const snapshot = backend.snapshot();
+  try {
+    await saveBoltSnapshotFile(snapshot, path);
+  } finally {
+    snapshot.close();
+  }
+
+  const status = etcdctlStatus(path);
+  assert.deepEqual(status, snapshotStatus(path));
+  assert.deepEqual(
+    { revision: (status as { revision: number }).revision, totalKey: (status as { totalKey: number }).totalKey },
+    { revision: history.revision, totalKey: history.rows.length + 1 },
+  );
+
+  const served = await serveWithEtcd(path, "restored-from-ts");
+  assert.equal(served.header.revision, history.revision);
+  assert.equal(served.count, history.live.size);
+  assert.deepEqual(served.kvs, expectedKvs(history.live.values()));
+});
+
+test("etcd → etcd-ts → etcd: a snapshot saved from real etcd reads, restores, and goes back", { skip, timeout: 180_000 }, async () => {
+  const ports = await memberPorts("source");
+  const member = await startEtcd(join(workDir, "source.etcd"), ports);
+  const path = join(workDir, "from-etcd.db");
+  const big = patternBytes(100_000, 7);
+  let original: JsonGet;
+  try {
+    const endpoint = member.clientUrl;
+    for (const value of ["v1", "v2", "v3"]) etcdctl(["put", "a", value], { endpoint });
+    etcdctl(["put", "b", "gone soon"], { endpoint });
+    etcdctl(["del", "b"], { endpoint });
+    etcdctl(["put", "big"], { endpoint, input: big });
+    etcdctl(["put", "c", "small"], { endpoint });
+    original = getAll(endpoint);
+    etcdctl(["snapshot", "save", path], { endpoint });
+  } finally {
+    await member.stop();
+  }
+  assert.equal(original.header.revision, 8);
+
+  // What etcd wrote: the hash, the status, the rows of key and meta.
+  assert.equal(verifySnapshotHash(path).dbSize % 4096, 0);
+  const etcdStatus = etcdctlStatus(path);
+  assert.deepEqual(snapshotStatus(path), etcdStatus);
+  const file = readBoltFile(path);
+  let fileContents;
+  try {
+    assert.deepEqual(file.check(), []);
+    for (const bucket of ["key", "meta", "lease", "auth", "members", "cluster", "alarm"]) {
+      assert.ok(file.bucketNames().includes(bucket), `bucket ${bucket}`);
+    }
+    const rows = [...file.entries("key")].map(({ key, value }) => {
+      const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+      return {
+        main: Number(view.getBigUint64(0, false)),
+        tombstone: key.length === 18 && key[17] === 0x74,
+        kv: decodeKeyValue(value),
+      };
+    });
+    const text = (b: Uint8Array): string => Buffer.from(b).toString();
+    assert.deepEqual(
+      rows.map((r) => [r.main, text(r.kv.key), r.tombstone, r.kv.version, r.kv.createRevision]),
+      [
+        [2, "a", false, 1, 2],
+        [3, "a", false, 2, 2],
+        [4, "a", false, 3, 2],
+        [5, "b", false, 1, 5],
+        [6, "b", true, 0, 0],
+        [7, "big", false, 1, 7],
+        [8, "c", false, 1, 8],
+      ],
+    );
+    assert.deepEqual(rows.slice(0, 3).map((r) => text(r.kv.value)), ["v1", "v2", "v3"]);
+    assert.deepEqual(rows[5]?.kv.value, big);
+    const consistentIndex = [...file.entries("meta")].find((e) => text(e.key) === "consistent_index");
+    assert.equal(consistentIndex?.value.length, 8);
+    fileContents = boltContents(file);
+  } finally {
+    file.close();
+  }
+
+  // Into etcd-ts's storage: every bucket, key and meta included, byte for byte.
+  const backend = openMemoryBackend();
+  await restoreBoltSnapshot(path, backend);
+  const restored = backendContents(backend);
+  assert.deepEqual(restored.key, fileContents.key);
+  assert.deepEqual(restored.meta, fileContents.meta);
+  assert.deepEqual(restored, fileContents);
+
+  // And back out: the same content by etcdctl's hash, and etcd serves the same keys.
+  const back = join(workDir, "back-to-etcd.db");
+  const snapshot = backend.snapshot();
+  try {
+    await saveBoltSnapshotFile(snapshot, back);
+  } finally {
+    snapshot.close();
+  }
+  const { totalSize: _ignored, ...backStatus } = etcdctlStatus(back) as Record<string, number>;
+  const { totalSize: _ignored2, ...etcdStatusContent } = etcdStatus as Record<string, number>;
+  assert.deepEqual(backStatus, etcdStatusContent);
+  const served = await serveWithEtcd(back, "round-trip");
+  assert.deepEqual(served.kvs, original.kvs);
+  assert.equal(served.header.revision, original.header.revision);
+});
+
+test("etcdctl refuses our snapshot when its hash is wrong, as we do", { skip, timeout: 60_000 }, async () => {
+  const backend = openMemoryBackend();
+  await populate(backend, sampleHistory());
+  const path = join(workDir, "bad-hash.db");
+  const snapshot = backend.snapshot();
+  try {
+    await saveBoltSnapshotFile(snapshot, path);
+  } finally {
+    snapshot.close();
+  }
+  const { openSync, writeSync, closeSync, statSync } = await import("node:fs");
+  const fd = openSync(path, "r+");
+  writeSync(fd, new Uint8Array([0xee]), 0, 1, statSync(path).size - 1);
+  closeSync(fd);
+  const result = etcdctlResult(["snapshot", "restore", path, "--data-dir", join(workDir, "bad-hash.etcd")]);
+  assert.notEqual(result.status, 0);
+  assert.match(result.stderr, /expected sha256/);
+  assert.throws(() => verifySnapshotHash(path), /sha256 mismatch/);
+});
