@@ -241,6 +241,8 @@ export class LmdbBackend implements Backend {
   /** Resolvers waiting (in `defragment`) for the last open snapshot to close. */
   private snapshotWaiters: (() => void)[] = [];
   private writing = false;
+  /** True while defragment replaces the data file (only observable if lmdb-js defers a close). */
+  private swapping = false;
   private closed = false;
 
   /** Use `openLmdbBackend`. */
@@ -281,6 +283,7 @@ export class LmdbBackend implements Backend {
     try {
       this.checkBackendOpen();
       if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
+      if (this.swapping) throw new StorageError("Io", `data dir ${this.dir}: defragment is replacing the data file; retry`);
       this.writing = true;
       let active = true;
       const txn = new LmdbWriter(this.context(() => active, "write transaction used after update returned"));
@@ -370,13 +373,28 @@ export class LmdbBackend implements Backend {
       this.checkBackendOpen();
     }
     try {
-      this.compactSync();
+      await this.compact();
     } catch (e) {
       throw translate(e, this.dir);
     }
   }
 
-  private compactSync(): void {
+  /**
+   * Runs synchronously from start to finish as long as lmdb-js closes environments synchronously, which it
+   * does when no reads or async writes are outstanding (we issue no async writes). If it ever defers a
+   * close, we wait for it, and `update` is refused meanwhile (`swapping`) so that no write lands in a file
+   * about to be replaced.
+   */
+  private async compact(): Promise<void> {
+    this.swapping = true;
+    try {
+      await this.copyAndSwap();
+    } finally {
+      this.swapping = false;
+    }
+  }
+
+  private async copyAndSwap(): Promise<void> {
     const compactPath = join(this.dir, COMPACT_FILE);
     removeCompactLeftovers(this.dir);
     const target = openEnv(compactPath, { noSync: true, overlappingSync: false });
@@ -391,13 +409,15 @@ export class LmdbBackend implements Backend {
         });
       };
       for (const entry of this.db.getRange({ transaction: source })) {
-        batch.push({ key: Buffer.from(entry.key), value: entry.value });
+        // Copies: the batch outlives the iterator step that produced each entry.
+        batch.push({ key: Buffer.from(entry.key), value: Buffer.from(entry.value) });
         if (batch.length >= COMPACT_BATCH) flush();
       }
       flush();
     } finally {
       source.done();
-      void target.close();
+      const closing = closeEnv(target);
+      if (closing !== undefined) await closing;
     }
     // noSync above: make the whole copy durable once, before it can replace the original.
     fsyncFile(compactPath);
@@ -405,11 +425,16 @@ export class LmdbBackend implements Backend {
       removeCompactLeftovers(this.dir);
       return;
     }
-    void this.db.close();
-    renameSync(compactPath, this.dataPath);
-    rmSync(join(this.dir, COMPACT_LOCK_FILE), { force: true });
-    fsyncDir(this.dir);
-    this.db = openEnv(this.dataPath);
+    const closing = closeEnv(this.db);
+    if (closing !== undefined) await closing;
+    try {
+      renameSync(compactPath, this.dataPath);
+      rmSync(join(this.dir, COMPACT_LOCK_FILE), { force: true });
+      fsyncDir(this.dir);
+    } finally {
+      // Whether or not the swap happened, data.mdb is a complete store: carry on with it.
+      this.db = openEnv(this.dataPath);
+    }
   }
 
   close(): Promise<void> {
@@ -422,6 +447,15 @@ export class LmdbBackend implements Backend {
     for (const wake of this.snapshotWaiters.splice(0)) wake();
     return this.db.close();
   }
+}
+
+/**
+ * Closes an environment. Returns undefined when lmdb-js closed it at once (the normal case), else the
+ * promise to wait for; not an async function, so that the normal case does not yield to other code.
+ */
+function closeEnv(db: Db): Promise<void> | undefined {
+  const closing = db.close();
+  return (db as unknown as { status?: string }).status === "closed" ? undefined : closing;
 }
 
 function fsyncFile(path: string): void {
