@@ -835,6 +835,14 @@ export function runBackendConformance(
         });
       });
 
+      test("data dir: a path that is a file is refused with Io", () =>
+        withDir(async (parent) => {
+          const path = join(parent, "a-file");
+          writeFileSync(path, "not a directory");
+          await assert.rejects(async () => open(path), isCode("Io"));
+          assert.equal(readFileSync(path, "utf8"), "not a directory");
+        }));
+
       test("data dir: a missing directory is created", () =>
         withDir(async (parent) => {
           const dir = join(parent, "a", "b");

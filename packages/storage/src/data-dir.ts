@@ -52,6 +52,15 @@ function readMarker(dir: string): DataDirMarker {
  * Never deletes or changes an existing file.
  */
 export function prepareDataDir(dir: string, engine: string, format: number): DataDirState {
+  try {
+    return inspectDataDir(dir, engine, format);
+  } catch (e) {
+    if (e instanceof StorageError) throw e;
+    throw new StorageError("Io", `data dir ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+function inspectDataDir(dir: string, engine: string, format: number): DataDirState {
   mkdirSync(dir, { recursive: true });
   // A leftover temp marker is ours (a marker write cut short) and carries no data.
   const names = readdirSync(dir).filter((n) => n !== MARKER_TEMP);
