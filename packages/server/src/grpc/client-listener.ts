@@ -32,11 +32,13 @@ export class ClientListener {
         socket.pause();
         socket.unshift(seen);
         if (seen.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
+          // Node's HTTP/2 session reads what is already buffered on the socket itself; resuming the
+          // socket here would drain the preface into no listener.
           injector.injectConnection(socket);
         } else {
           this.http1.emit("connection", socket);
+          socket.resume();
         }
-        socket.resume();
       };
       socket.on("data", onData);
       socket.on("error", () => socket.destroy());

@@ -1,0 +1,265 @@
+import { randomBytes } from "node:crypto";
+import {
+  ConfChangeType,
+  EntryType,
+  ProposalDroppedError,
+  RawNode,
+  SeededRand,
+  StateType,
+  decodeConfChange,
+  encodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type Ready,
+  type Snapshot,
+  type Storage,
+} from "@etcd-ts/raft";
+import { RpcError } from "@etcd-ts/api";
+import type { Logger } from "../log.js";
+import type { ApplyCommitted, LogEntry, LogStatus, ReplicatedLog } from "./replicated-log.js";
+
+/**
+ * Raft's storage as the server drives it: what raft reads (`Storage`) plus the durable writes of the
+ * Ready loop. `persist` writes the hard state and entries (and an incoming snapshot) and resolves once
+ * they are on disk — one sync for everything in the Ready, which is the group commit.
+ */
+export interface DurableRaftStorage extends Storage {
+  persist(update: { hardState?: HardState; entries: readonly Entry[]; snapshot?: Snapshot }): Promise<void>;
+}
+
+/** What the log tells the server about membership entries as they are applied. */
+export interface ConfChangeApplier {
+  /** Applies a committed conf change to the membership (persisted with `index`) and returns nothing;
+   * throwing rejects the change (raft still records it, as etcd does for invalid changes). */
+  applyConfChange(change: ConfChange, confState: ConfState, index: number): Promise<void>;
+}
+
+export interface RaftLogOptions {
+  readonly id: bigint;
+  readonly storage: DurableRaftStorage;
+  readonly send: (messages: readonly Message[]) => void;
+  readonly confChanges: ConfChangeApplier;
+  readonly logger: Logger;
+  /** Milliseconds per raft tick (etcd's --heartbeat-interval, default 100). */
+  readonly tickMs?: number;
+  /** Ticks without a leader before campaigning (etcd's --election-timeout / --heartbeat-interval, default 10). */
+  readonly electionTicks?: number;
+  /** Seed for election jitter; random by default. */
+  readonly seed?: number;
+  readonly applied?: number;
+}
+
+const READ_INDEX_TIMEOUT_MS = 5000;
+
+/**
+ * A `ReplicatedLog` backed by raft: proposals become raft entries, committed entries are applied in
+ * order, linearizable reads use ReadIndex. Runs the loop raft's Ready asks for: persist (one sync) →
+ * send → apply → advance, one Ready at a time, with ticks from a timer.
+ */
+export class RaftLog implements ReplicatedLog {
+  readonly node: RawNode;
+  private readonly options: RaftLogOptions;
+  private apply: ApplyCommitted | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing = false;
+  private again = false;
+  private stopped = false;
+  private idle: Promise<void> = Promise.resolve();
+  private readonly pendingReads = new Map<string, { resolve: (index: number) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private term = 0;
+  private leader = 0n;
+  private commit = 0;
+  private state = StateType.Follower;
+
+  constructor(options: RaftLogOptions) {
+    this.options = options;
+    const electionTicks = options.electionTicks ?? 10;
+    this.node = new RawNode({
+      id: options.id,
+      electionTick: electionTicks,
+      heartbeatTick: 1,
+      storage: options.storage,
+      applied: options.applied ?? 0,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 512,
+      checkQuorum: true,
+      preVote: true,
+      rand: new SeededRand(options.seed ?? randomBytes(4).readUInt32BE(0)),
+    });
+    const hs = options.storage.initialState().hardState;
+    this.term = hs.term;
+    this.commit = hs.commit;
+  }
+
+  start(_appliedIndex: number, apply: ApplyCommitted): void {
+    this.apply = apply;
+    const tickMs = this.options.tickMs ?? 100;
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, tickMs);
+    this.ticker.unref?.();
+    // A lone voter need not wait an election timeout to lead.
+    const voters = this.node.status().confState.voters;
+    if (voters.length === 1 && voters[0] === this.options.id) this.node.campaign();
+    this.schedule();
+  }
+
+  propose(data: Uint8Array): void {
+    if (this.stopped) throw RpcError.of("stopped");
+    try {
+      this.node.propose(data);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) throw RpcError.of("noLeader");
+      throw error;
+    }
+    this.schedule();
+  }
+
+  proposeConfChange(change: ConfChange): void {
+    try {
+      this.node.proposeConfChange(change);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) throw RpcError.of("noLeader");
+      throw error;
+    }
+    this.schedule();
+  }
+
+  step(message: Message): void {
+    if (this.stopped) return;
+    try {
+      this.node.step(message);
+    } catch (error) {
+      this.options.logger.debug("dropped a raft message", { error: String(error), type: message.type });
+      return;
+    }
+    this.schedule();
+  }
+
+  reportUnreachable(id: bigint): void {
+    this.node.reportUnreachable(id);
+  }
+
+  transferLeader(to: bigint): void {
+    this.node.transferLeader(to);
+    this.schedule();
+  }
+
+  readIndex(): Promise<number> {
+    if (this.stopped) return Promise.reject(RpcError.of("stopped"));
+    const ctx = randomBytes(8);
+    const key = ctx.toString("hex");
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingReads.delete(key);
+        reject(RpcError.of("timeout"));
+      }, READ_INDEX_TIMEOUT_MS);
+      this.pendingReads.set(key, { resolve, reject, timer });
+      this.node.readIndex(ctx);
+      this.schedule();
+    });
+  }
+
+  status(): LogStatus {
+    return { term: this.term, leaderId: this.leader, commitIndex: this.commit, isLeader: this.state === StateType.Leader };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.ticker);
+    for (const [, read] of this.pendingReads) {
+      clearTimeout(read.timer);
+      read.reject(RpcError.of("stopped"));
+    }
+    this.pendingReads.clear();
+    await this.idle;
+  }
+
+  private schedule(): void {
+    if (this.processing) {
+      this.again = true;
+      return;
+    }
+    if (this.stopped || this.apply === undefined || !this.node.hasReady()) return;
+    this.processing = true;
+    this.idle = this.processReadies().finally(() => {
+      this.processing = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    while (!this.stopped && this.node.hasReady()) {
+      const ready = this.node.ready();
+      await this.handleReady(ready);
+      this.node.advance();
+    }
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.softState !== undefined) {
+      const wasLeader = this.state === StateType.Leader;
+      this.leader = ready.softState.lead;
+      this.state = ready.softState.raftState;
+      if (wasLeader !== (this.state === StateType.Leader)) {
+        this.options.logger.info(this.state === StateType.Leader ? "became leader" : "lost leadership", { term: this.term });
+      }
+    }
+    if (ready.hardState !== undefined) {
+      this.term = ready.hardState.term;
+      this.commit = ready.hardState.commit;
+    }
+    // Persist before sending: a vote or an append acknowledged must survive a crash.
+    if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
+      await this.options.storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot });
+    }
+    if (ready.messages.length > 0) this.options.send(ready.messages);
+    for (const rs of ready.readStates) {
+      const key = Buffer.from(rs.requestCtx).toString("hex");
+      const read = this.pendingReads.get(key);
+      if (read === undefined) continue;
+      this.pendingReads.delete(key);
+      clearTimeout(read.timer);
+      read.resolve(rs.index);
+    }
+    if (ready.committedEntries.length > 0) await this.applyEntries(ready.committedEntries);
+  }
+
+  /** Applies committed entries in order: runs of normal entries as one batch, conf changes one by one. */
+  private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    let run: LogEntry[] = [];
+    const flush = () => {
+      if (run.length === 0) return;
+      void this.apply!(run);
+      run = [];
+    };
+    for (const entry of entries) {
+      if (entry.type === EntryType.Normal) {
+        run.push({ index: entry.index, term: entry.term, data: entry.data });
+        continue;
+      }
+      flush();
+      if (entry.type === EntryType.ConfChange) {
+        const change = decodeConfChange(entry.data);
+        const confState = this.node.applyConfChange(change);
+        try {
+          await this.options.confChanges.applyConfChange(change, confState, entry.index);
+        } catch (error) {
+          this.options.logger.warn("rejected a membership change", { error: String(error) });
+        }
+        // The entry still occupies its index: tell the state machine it was applied.
+        void this.apply!([{ index: entry.index, term: entry.term, data: new Uint8Array(0) }]);
+      }
+    }
+    flush();
+  }
+}
+
+export { ConfChangeType, encodeConfChange };

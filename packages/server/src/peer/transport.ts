@@ -1,0 +1,202 @@
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
+import type { Logger } from "../log.js";
+
+/**
+ * Raft messages between members over HTTP/1.1 on the peer URLs. Each member keeps one long-lived POST
+ * per peer (`/raft/stream`) whose chunked body is a sequence of frames — 4-byte big-endian length, then
+ * an encoded raft message — so messages are batched by the socket and arrive in order. Raft tolerates
+ * loss, so a peer that cannot keep up (its socket buffer over a bound) has messages dropped and is
+ * reported unreachable rather than growing memory; a broken stream is re-dialled with back-off.
+ */
+
+export interface TransportEvents {
+  /** A message from a peer, to be stepped into raft. */
+  onMessage(message: Message): void;
+  /** A peer could not be reached (raft then probes it instead of pipelining). */
+  onUnreachable(peerId: bigint): void;
+}
+
+/** Frames beyond this many buffered bytes to one peer are dropped (raft will resend what matters). */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const RECONNECT_DELAY_MS = 100;
+
+export const CLUSTER_ID_HEADER = "x-etcd-cluster-id";
+export const FROM_HEADER = "x-raft-from";
+export const RAFT_STREAM_PATH = "/raft/stream";
+
+class PeerStream {
+  private request: ClientRequest | undefined;
+  private connecting = false;
+  private closed = false;
+  private urlIndex = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly peerId: bigint,
+    private urls: readonly string[],
+    private readonly localId: bigint,
+    private readonly clusterId: bigint,
+    private readonly events: TransportEvents,
+    private readonly logger: Logger,
+  ) {}
+
+  setUrls(urls: readonly string[]): void {
+    this.urls = urls;
+    this.request?.destroy();
+  }
+
+  send(frame: Buffer): void {
+    if (this.closed) return;
+    if (this.request === undefined) {
+      this.connect();
+      // Messages while dialling are dropped: raft resends heartbeats/appends as needed.
+      this.events.onUnreachable(this.peerId);
+      return;
+    }
+    const socket = this.request.socket;
+    if (socket !== null && socket.writableLength > MAX_BUFFERED_BYTES) {
+      this.events.onUnreachable(this.peerId);
+      return;
+    }
+    this.request.write(frame);
+  }
+
+  private connect(): void {
+    if (this.connecting || this.closed || this.urls.length === 0) return;
+    this.connecting = true;
+    const url = new URL(RAFT_STREAM_PATH, this.urls[this.urlIndex++ % this.urls.length]);
+    const req = httpRequest(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        "transfer-encoding": "chunked",
+        [CLUSTER_ID_HEADER]: this.clusterId.toString(16),
+        [FROM_HEADER]: this.localId.toString(16),
+      },
+      agent: false,
+    });
+    req.setNoDelay(true);
+    req.once("socket", (socket) => {
+      socket.once("connect", () => {
+        this.connecting = false;
+        this.request = req;
+        // Send the headers now so the peer starts reading the stream.
+        req.flushHeaders();
+      });
+    });
+    req.once("response", (res: IncomingMessage) => {
+      // The peer only answers when it refuses or ends the stream.
+      if (res.statusCode !== 200) {
+        this.logger.warn("peer refused the raft stream", { peer: this.peerId, status: res.statusCode });
+      }
+      res.resume();
+      req.destroy();
+    });
+    req.once("error", () => undefined);
+    req.once("close", () => {
+      if (this.request === req) this.request = undefined;
+      this.connecting = false;
+      if (!this.closed) {
+        this.events.onUnreachable(this.peerId);
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.connect(), RECONNECT_DELAY_MS);
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.request?.destroy();
+    this.request = undefined;
+  }
+}
+
+export class PeerTransport {
+  private readonly peers = new Map<bigint, PeerStream>();
+  private readonly inbound = new Set<IncomingMessage>();
+
+  constructor(
+    private readonly localId: bigint,
+    private readonly clusterId: bigint,
+    private readonly events: TransportEvents,
+    private readonly logger: Logger,
+  ) {}
+
+  addPeer(id: bigint, urls: readonly string[]): void {
+    if (id === this.localId || this.peers.has(id)) return;
+    this.peers.set(id, new PeerStream(id, urls, this.localId, this.clusterId, this.events, this.logger));
+  }
+
+  updatePeer(id: bigint, urls: readonly string[]): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined) this.addPeer(id, urls);
+    else peer.setUrls(urls);
+  }
+
+  removePeer(id: bigint): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  send(messages: readonly Message[]): void {
+    for (const message of messages) {
+      const peer = this.peers.get(message.to);
+      if (peer === undefined) continue;
+      const body = encodeMessage(message);
+      const frame = Buffer.allocUnsafe(4 + body.byteLength);
+      frame.writeUInt32BE(body.byteLength, 0);
+      frame.set(body, 4);
+      peer.send(frame);
+    }
+  }
+
+  /** Serves `POST /raft/stream` on the peer listener: reads frames until the peer closes. */
+  handleStream(req: IncomingMessage, res: ServerResponse): void {
+    const cluster = req.headers[CLUSTER_ID_HEADER];
+    if (cluster !== this.clusterId.toString(16)) {
+      res.writeHead(412, { "content-type": "text/plain" });
+      res.end(`cluster ID mismatch: local ${this.clusterId.toString(16)}, remote ${String(cluster)}\n`);
+      return;
+    }
+    this.inbound.add(req);
+    let pending: Buffer = Buffer.alloc(0);
+    req.on("data", (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      let offset = 0;
+      while (pending.length - offset >= 4) {
+        const length = pending.readUInt32BE(offset);
+        if (pending.length - offset - 4 < length) break;
+        const body = pending.subarray(offset + 4, offset + 4 + length);
+        offset += 4 + length;
+        let message: Message;
+        try {
+          message = decodeMessage(body);
+        } catch (error) {
+          this.logger.warn("dropping a malformed raft frame; closing the stream", { error: String(error) });
+          req.destroy();
+          return;
+        }
+        this.events.onMessage(message);
+      }
+      pending = offset === pending.length ? Buffer.alloc(0) : pending.subarray(offset);
+    });
+    const done = () => {
+      this.inbound.delete(req);
+      if (!res.headersSent) {
+        res.writeHead(200);
+        res.end();
+      }
+    };
+    req.once("end", done);
+    req.once("close", done);
+  }
+
+  stop(): void {
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    for (const req of this.inbound) req.destroy();
+    this.inbound.clear();
+  }
+}
