@@ -186,6 +186,8 @@ describe("Wal", () => {
       syncs.push(wal.sync());
     }
     await Promise.all(syncs);
+    // All 100 saves were pending when the first flush started: one write, one fdatasync.
+    assert.equal(wal.metrics().fsyncs, 1);
     await wal.close();
     const r = await Wal.open(dir);
     assert.equal(r.entries.length, 100);

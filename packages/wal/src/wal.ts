@@ -58,6 +58,18 @@ export interface WalOpenResult {
   repaired?: { file: string; offset: number; droppedBytes: number; reason: string };
 }
 
+/** Counters for monitoring (etcd exports the like as wal_fsync_duration_seconds). */
+export interface WalMetrics {
+  /** fdatasyncs of segment data done by sync() (not counting segment creation). */
+  fsyncs: number;
+  /** Total milliseconds spent in those fdatasyncs. */
+  fsyncMillis: number;
+  /** Record bytes written. */
+  bytesWritten: number;
+  /** Segments started since open/create. */
+  segmentsCreated: number;
+}
+
 type PendingWrite =
   | { kind: "data"; buf: Buffer }
   /** Close the current segment and start `segment` with the already-encoded header records. */
@@ -101,6 +113,7 @@ export class Wal {
   private ioChain: Promise<unknown> = Promise.resolve();
   private failure: WalError | undefined;
   private closed = false;
+  private readonly counters: WalMetrics = { fsyncs: 0, fsyncMillis: 0, bytesWritten: 0, segmentsCreated: 0 };
 
   private constructor(init: {
     dir: string;
@@ -367,6 +380,11 @@ export class Wal {
     });
   }
 
+  /** A copy of the counters. */
+  metrics(): WalMetrics {
+    return { ...this.counters };
+  }
+
   /** The segment files currently in the WAL, oldest first (for tests and status). */
   segmentNames(): string[] {
     return this.segments.map((s) => s.name);
@@ -445,20 +463,36 @@ export class Wal {
         // The old segment is complete and durable before the new one exists: readers rely on only the
         // newest segment having a torn tail.
         const fh = this.fh!;
-        this.written += await writeAllAt(fh, bufs, this.written);
+        await this.writeOut(bufs);
         bufs = [];
-        await fh.datasync();
+        await this.datasync(fh);
         await fh.close();
         this.fh = undefined;
         this.fh = await createSegmentFile(this.dir, w.segment.name, w.header);
         this.written = w.header.length;
+        this.counters.bytesWritten += w.header.length;
+        this.counters.segmentsCreated++;
       }
-      if (bufs.length > 0) this.written += await writeAllAt(this.fh!, bufs, this.written);
-      await this.fh!.datasync();
+      await this.writeOut(bufs);
+      await this.datasync(this.fh!);
     } catch (e) {
       throw this.fail("writing or syncing the WAL failed", e);
     }
     this.durableCount = target;
+  }
+
+  private async writeOut(bufs: readonly Buffer[]): Promise<void> {
+    if (bufs.length === 0) return;
+    const n = await writeAllAt(this.fh!, bufs, this.written);
+    this.written += n;
+    this.counters.bytesWritten += n;
+  }
+
+  private async datasync(fh: FileHandle): Promise<void> {
+    const start = performance.now();
+    await fh.datasync();
+    this.counters.fsyncs++;
+    this.counters.fsyncMillis += performance.now() - start;
   }
 }
 

@@ -1,0 +1,105 @@
+// What group commit buys on this disk: entries/s for save(1 entry) + sync() against save(N entries) +
+// sync(), and for many concurrent writers each doing save(1) + sync() (the server's situation: the
+// Ready loop batches whatever was proposed while the previous fsync ran).
+//
+// Run: npm run bench -w @etcd-ts/wal   (or, in packages/wal: node --conditions=source --import tsx bench/group-commit.ts)
+// Env: WAL_BENCH_DIR (default: a temp dir), WAL_BENCH_SECONDS per case (default 3).
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Entry } from "@etcd-ts/raft";
+import { Wal } from "../src/index.js";
+
+const SECONDS = Number(process.env.WAL_BENCH_SECONDS ?? 3);
+const DATA = new Uint8Array(256).fill(7);
+
+function entries(first: number, count: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = 0; i < count; i++) out.push({ term: 1, index: first + i, type: 0, data: DATA });
+  return out;
+}
+
+interface Result {
+  name: string;
+  entriesPerSec: number;
+  syncsPerSec: number;
+  syncP50Ms: number;
+  syncP99Ms: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+}
+
+async function sequential(root: string, batch: number): Promise<Result> {
+  const wal = await Wal.create(join(root, `seq-${batch}`), new Uint8Array(8));
+  let next = 1;
+  const latencies: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const start = performance.now();
+  while (performance.now() < end) {
+    wal.save({ term: 1, vote: 1n, commit: next - 1 }, entries(next, batch));
+    next += batch;
+    const t = performance.now();
+    await wal.sync();
+    latencies.push(performance.now() - t);
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  await wal.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    name: `save(${batch} entr${batch === 1 ? "y" : "ies"}) + sync`,
+    entriesPerSec: (next - 1) / elapsed,
+    syncsPerSec: latencies.length / elapsed,
+    syncP50Ms: percentile(latencies, 0.5),
+    syncP99Ms: percentile(latencies, 0.99),
+  };
+}
+
+/** `writers` concurrent loops of save(1 entry) + sync(): calls that arrive during an fsync share the next. */
+async function concurrent(root: string, writers: number): Promise<Result> {
+  const wal = await Wal.create(join(root, `conc-${writers}`), new Uint8Array(8));
+  let next = 1;
+  const latencies: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (performance.now() < end) {
+        wal.save(undefined, entries(next, 1));
+        next += 1;
+        const t = performance.now();
+        await wal.sync();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  const fsyncs = wal.metrics().fsyncs;
+  await wal.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    name: `${writers} concurrent writers, save(1) + sync each`,
+    entriesPerSec: (next - 1) / elapsed,
+    syncsPerSec: fsyncs / elapsed,
+    syncP50Ms: percentile(latencies, 0.5),
+    syncP99Ms: percentile(latencies, 0.99),
+  };
+}
+
+const root = process.env.WAL_BENCH_DIR ?? (await mkdtemp(join(tmpdir(), "wal-bench-")));
+try {
+  const results: Result[] = [];
+  for (const batch of [1, 10, 100, 1000]) results.push(await sequential(root, batch));
+  for (const writers of [10, 100]) results.push(await concurrent(root, writers));
+  console.log(`| case (256-byte entries, ${SECONDS}s each) | entries/s | fsyncs/s | sync p50 ms | sync p99 ms |`);
+  console.log("|---|---:|---:|---:|---:|");
+  for (const r of results) {
+    console.log(
+      `| ${r.name} | ${Math.round(r.entriesPerSec).toLocaleString("en-US")} | ${Math.round(r.syncsPerSec).toLocaleString("en-US")} | ${r.syncP50Ms.toFixed(2)} | ${r.syncP99Ms.toFixed(2)} |`,
+    );
+  }
+} finally {
+  if (!process.env.WAL_BENCH_DIR) await rm(root, { recursive: true, force: true });
+}
