@@ -178,7 +178,8 @@ export class EtcdServer {
 
   memberList(): MemberListResponse {
     return create(MemberListResponseSchema, {
-      header: this.header(),
+      // Cluster responses carry no revision in etcd: membership is not part of the keyspace.
+      header: this.header(0n),
       members: this.membership.list().map((m) =>
         create(MemberSchema, {
           ID: m.id,

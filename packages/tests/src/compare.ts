@@ -26,7 +26,7 @@ export function normalize(text: string, server: ServerProcess, ids: { memberId: 
     .replace(/"raft_term":\d+/g, '"raft_term":<T>')
     .replace(/"(raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+/g, '"$1":<N>')
     .replace(/"version":"[^"]*"/g, '"version":<V>')
-    .replace(/took: [^\n]*/g, "took: <T>");
+    .replace(/took = [^\n]*/g, "took = <T>");
   return out;
 }
 

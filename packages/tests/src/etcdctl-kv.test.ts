@@ -57,7 +57,7 @@ const STEPS: Step[] = [
   { args: ["txn"], input: txnInput('create("nope") = "0"', "put t1 1\nput t2 2", "put t1 no") },
   { args: ["txn"], input: txnInput('value("k1") != "txn-yes"', "put k1 x", "get k1\nget k2") },
   { args: ["txn", "-w", "json"], input: txnInput("", "put t3 3", "") },
-  { args: ["txn"], input: txnInput('lease("k1") = "0"', "put dup 1\nput dup 2", "") },
+  { args: ["txn"], input: txnInput('mod("k1") > "0"', "put dup 1\nput dup 2", "") },
   // del
   { args: ["del", "k3"] },
   { args: ["del", "k2", "--prev-kv"] },

@@ -4,6 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   PutRequestSchema,
   RangeRequestSchema,
+  CompactionRequestSchema,
   TxnRequestSchema,
   RequestOpSchema,
   type PutResponse,
@@ -72,7 +73,7 @@ describe("gRPC wire API", () => {
     const p2 = await call<PutResponse>(kv, "Put", create(PutRequestSchema, { key: bytes("c"), value: bytes("2") }));
     const rev = p2.header!.revision;
     await rejects(call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev + 100n })), status.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision");
-    await call(kv, "Compact", { revision: rev, physical: true });
+    await call(kv, "Compact", create(CompactionRequestSchema, { revision: rev, physical: true }));
     await rejects(call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev - 1n })), status.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted");
     const at = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev }));
     assert.equal(Buffer.from(at.kvs[0]!.value).toString(), "2");
