@@ -10,7 +10,7 @@ import { isMvccError } from "./errors.js";
  *   {2.0, 4.0, 6.0(t)} {8.0, 10.0, 12.0(t)} {14.0, 14.1, 16.0(t)} {}
  */
 function testKeyIndex(): KeyIndex {
-  const ki = new KeyIndex(Buffer.from("foo"));
+  const ki = new KeyIndex("foo");
   ki.put(2, 0);
   ki.put(4, 0);
   ki.tombstone(6, 0);
@@ -69,7 +69,7 @@ describe("KeyIndex.get (etcd's TestKeyIndexGet)", () => {
   });
 
   it("restores from a stored value: created and version come from it", () => {
-    const ki = new KeyIndex(Buffer.from("k"));
+    const ki = new KeyIndex("k");
     ki.restore(3, 9, 1, 4);
     ki.put(11, 0);
     assert.equal(at(ki, 10), "mod 9.1 created 3 ver 4");

@@ -1,5 +1,6 @@
 import { MvccError } from "./errors.js";
 import { KeyTree } from "./key-tree.js";
+import { latin1Bytes, latin1String } from "./latin1.js";
 import type { RevisionSet } from "./revision.js";
 
 /**
@@ -48,7 +49,13 @@ export interface KeyAtRevision {
 export class KeyIndex {
   generations: Generation[] = [new Generation(0, 0, 0, [])];
 
-  constructor(readonly key: Uint8Array) {}
+  /** `id` is the key as a latin1 string (see `latin1.ts`): the form the index stores and orders. */
+  constructor(readonly id: string) {}
+
+  /** The key's bytes (a fresh copy). */
+  get key(): Uint8Array {
+    return latin1Bytes(this.id);
+  }
 
   /** True when the key has no revisions left (only one, empty, generation). */
   isEmpty(): boolean {
@@ -142,23 +149,33 @@ export class KeyIndex {
 /** Scratch space for lookups; the index is used from one thread. */
 const scratch: KeyAtRevision = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
 
-/** The ordered collection of every key's `KeyIndex` (etcd's treeIndex). */
+/**
+ * The collection of every key's `KeyIndex` (etcd's treeIndex): a hash map for the point lookups of
+ * puts and gets, and a B+tree over the same entries for ordered range scans. Keys are latin1 strings.
+ */
 export class TreeIndex {
-  private readonly tree = new KeyTree<KeyIndex>();
+  private readonly byKey = new Map<string, KeyIndex>();
+  private readonly ordered = new KeyTree<KeyIndex>();
 
   /** Number of keys with any revision left (live or not yet compacted away). */
   get size(): number {
-    return this.tree.size;
+    return this.byKey.size;
   }
 
   keyIndex(key: Uint8Array): KeyIndex | undefined {
-    return this.tree.get(key);
+    return this.byKey.get(latin1String(key));
   }
 
-  /** The key's index, created when missing; a new index copies the key (it outlives the request). */
+  /** The key's index, created when missing. */
   keyIndexForWrite(key: Uint8Array): KeyIndex {
-    // `new Uint8Array(key)` copies even when `key` is a Buffer (whose slice() is a view).
-    return this.tree.getOrInsert(key, () => new KeyIndex(new Uint8Array(key)), (ki) => ki.key);
+    const id = latin1String(key);
+    let ki = this.byKey.get(id);
+    if (ki === undefined) {
+      ki = new KeyIndex(id);
+      this.byKey.set(id, ki);
+      this.ordered.set(id, ki);
+    }
+    return ki;
   }
 
   /** Adds a revision to the key's index. */
@@ -177,27 +194,30 @@ export class TreeIndex {
     atRev: number,
     visit: (ki: KeyIndex, state: KeyAtRevision) => boolean | void,
   ): void {
-    this.tree.scan(key, end, (_k, ki) => {
+    this.ordered.scan(latin1String(key), end === undefined ? undefined : latin1String(end), (_k, ki) => {
       if (!ki.get(atRev, scratch)) return true;
       return visit(ki, scratch);
     });
   }
 
   /**
-   * Compacts every key's revisions at `atRev` and returns the revisions that must stay on disk.
+   * Compacts every key's revisions at `atRev`, adding to `keep` the revisions that must stay on disk.
    * Keys left without revisions leave the index.
    */
   compact(atRev: number, keep: RevisionSet): void {
-    const emptied: Uint8Array[] = [];
-    this.tree.scan(new Uint8Array(0), undefined, (key, ki) => {
+    const emptied: string[] = [];
+    for (const [id, ki] of this.byKey) {
       ki.compact(atRev, keep);
-      if (ki.isEmpty()) emptied.push(key);
-    });
-    for (const key of emptied) this.tree.delete(key);
+      if (ki.isEmpty()) emptied.push(id);
+    }
+    for (const id of emptied) {
+      this.byKey.delete(id);
+      this.ordered.delete(id);
+    }
   }
 
-  /** Every key index in key order (restore checks, tests). */
+  /** Every key index in key order (tests). */
   *keyIndexes(): IterableIterator<KeyIndex> {
-    for (const [, ki] of this.tree.entries()) yield ki;
+    for (const [, ki] of this.ordered.entries()) yield ki;
   }
 }

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { compareBytes } from "@etcd-ts/storage";
 import { KeyTree } from "./key-tree.js";
 
 /** A tiny deterministic PRNG (tests must not depend on Math.random). */
@@ -14,12 +13,12 @@ function prng(seed: number): () => number {
   };
 }
 
-const key = (n: number) => Buffer.from(n.toString(36).padStart(4, "0"));
+const key = (n: number) => n.toString(36).padStart(4, "0");
 
-function scan<V>(tree: KeyTree<V>, start: Uint8Array, end?: Uint8Array): string[] {
+function scan<V>(tree: KeyTree<V>, start: string, end?: string): string[] {
   const out: string[] = [];
   tree.scan(start, end, (k) => {
-    out.push(Buffer.from(k).toString());
+    out.push(k);
   });
   return out;
 }
@@ -34,19 +33,19 @@ describe("KeyTree (B+tree)", () => {
       const k = key(n);
       if (random() < 0.6) {
         tree.set(k, step);
-        model.set(k.toString(), step);
+        model.set(k, step);
       } else {
-        assert.equal(tree.delete(k), model.delete(k.toString()));
+        assert.equal(tree.delete(k), model.delete(k));
       }
       if (step % 5000 === 0 || step === 39999) {
         const sorted = [...model.keys()].sort();
         assert.equal(tree.size, model.size);
-        assert.deepEqual([...tree.entries()].map(([k]) => Buffer.from(k).toString()), sorted);
+        assert.deepEqual([...tree.entries()].map(([k]) => k), sorted);
         const lo = key(1000);
         const hi = key(2000);
-        assert.deepEqual(scan(tree, lo, hi), sorted.filter((k) => k >= lo.toString() && k < hi.toString()));
+        assert.deepEqual(scan(tree, lo, hi), sorted.filter((k) => k >= lo && k < hi));
         for (const probe of [0, 17, 999, 4999]) {
-          assert.equal(tree.get(key(probe)), model.get(key(probe).toString()));
+          assert.equal(tree.get(key(probe)), model.get(key(probe)));
         }
       }
     }
@@ -54,12 +53,12 @@ describe("KeyTree (B+tree)", () => {
 
   it("scans from a key, to the end, and stops when asked", () => {
     const tree = new KeyTree<string>();
-    for (const k of ["b", "a", "d", "c", "ab"]) tree.set(Buffer.from(k), k);
-    assert.deepEqual(scan(tree, Buffer.from("ab")), ["ab", "b", "c", "d"]);
-    assert.deepEqual(scan(tree, Buffer.from("a"), Buffer.from("c")), ["a", "ab", "b"]);
-    assert.deepEqual(scan(tree, Buffer.from("c"), Buffer.from("a")), []);
+    for (const k of ["b", "a", "d", "c", "ab"]) tree.set(k, k);
+    assert.deepEqual(scan(tree, "ab"), ["ab", "b", "c", "d"]);
+    assert.deepEqual(scan(tree, "a", "c"), ["a", "ab", "b"]);
+    assert.deepEqual(scan(tree, "c", "a"), []);
     const seen: string[] = [];
-    tree.scan(new Uint8Array(0), undefined, (_k, v) => {
+    tree.scan("", undefined, (_k, v) => {
       seen.push(v);
       return seen.length < 2;
     });
@@ -68,27 +67,44 @@ describe("KeyTree (B+tree)", () => {
 
   it("getOrInsert inserts once", () => {
     const tree = new KeyTree<{ n: number }>();
-    const first = tree.getOrInsert(Buffer.from("k"), () => ({ n: 1 }));
-    const second = tree.getOrInsert(Buffer.from("k"), () => ({ n: 2 }));
+    const first = tree.getOrInsert("k", () => ({ n: 1 }));
+    const second = tree.getOrInsert("k", () => ({ n: 2 }));
     assert.equal(first, second);
     assert.equal(tree.size, 1);
   });
 
   it("stays shallow with many keys, and shrinks when they go", () => {
     const tree = new KeyTree<number>();
-    const keys: Buffer[] = [];
-    for (let i = 0; i < 200000; i++) keys.push(Buffer.from(`key-${(i * 7919) % 200000}`));
+    const keys: string[] = [];
+    for (let i = 0; i < 200000; i++) keys.push(`key-${(i * 7919) % 200000}`);
     for (const [i, k] of keys.entries()) tree.set(k, i);
     assert.equal(tree.size, 200000);
     assert.ok(tree.height() <= 4, `height ${tree.height()}`);
-    const sorted = [...keys].sort(compareBytes);
+    const sorted = [...keys].sort();
     let i = 0;
-    tree.scan(new Uint8Array(0), undefined, (k) => {
-      assert.equal(compareBytes(k, sorted[i++]!), 0);
+    tree.scan("", undefined, (k) => {
+      assert.equal(k, sorted[i++]!);
     });
     for (const k of keys) assert.ok(tree.delete(k));
     assert.equal(tree.size, 0);
     assert.equal(tree.height(), 1);
     assert.deepEqual([...tree.entries()], []);
+  });
+});
+
+describe("latin1 keys", () => {
+  it("order like the bytes and round-trip", async () => {
+    const { latin1Bytes, latin1String } = await import("./latin1.js");
+    const { compareBytes } = await import("@etcd-ts/storage");
+    const samples = [[], [0], [0, 0], [1], [0x7f], [0x80], [0xe9, 0x41], [0xff], [0xff, 0], [0x41, 0x80, 0xff]].map((a) => Uint8Array.from(a));
+    for (const x of samples) {
+      assert.deepEqual(latin1Bytes(latin1String(x)), x);
+      for (const y of samples) {
+        const byBytes = Math.sign(compareBytes(x, y));
+        const sx = latin1String(x);
+        const sy = latin1String(y);
+        assert.equal(sx < sy ? -1 : sx > sy ? 1 : 0, byBytes);
+      }
+    }
   });
 });

@@ -1,15 +1,13 @@
-import { compareBytes } from "@etcd-ts/storage";
-
 /**
- * An ordered map from byte keys (bytewise order) to values: a B+tree with values in the leaves and the
+ * An ordered map from string keys to values, in the strings' code unit order (for the latin1 strings of
+ * `latin1.ts`, that is the bytewise order of the bytes): a B+tree with values in the leaves and the
  * leaves linked, so that a range scan is one descent plus a walk along the leaves.
  *
  * Costs: get/set/delete O(log n); a scan O(log n + k). Deletion removes emptied nodes and merges a leaf
  * into its right sibling when both are small, without further rebalancing: the height never exceeds what
  * the insertions built, which is all the O(log n) bound needs.
  *
- * Keys are held by reference: the caller must not change a key's bytes after inserting it. The map must
- * not be changed during a scan (collect first, then change).
+ * The map must not be changed during a scan (collect first, then change).
  */
 
 /** Most keys a node holds before it splits. */
@@ -19,7 +17,7 @@ const MERGE_BELOW = MAX_KEYS / 4;
 
 class Leaf<V> {
   constructor(
-    public keys: Uint8Array[],
+    public keys: string[],
     public values: V[],
     public next: Leaf<V> | null = null,
     public prev: Leaf<V> | null = null,
@@ -29,7 +27,7 @@ class Leaf<V> {
 class Branch<V> {
   /** `keys[i]` is a lower bound of every key below `children[i + 1]`; `keys.length === children.length - 1`. */
   constructor(
-    public keys: Uint8Array[],
+    public keys: string[],
     public children: Node<V>[],
   ) {}
 }
@@ -37,24 +35,24 @@ class Branch<V> {
 type Node<V> = Leaf<V> | Branch<V>;
 
 /** First index whose key is >= `key` (`keys.length` when none). */
-function lowerBound(keys: readonly Uint8Array[], key: Uint8Array): number {
+function lowerBound(keys: readonly string[], key: string): number {
   let lo = 0;
   let hi = keys.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareBytes(keys[mid]!, key) < 0) lo = mid + 1;
+    if (keys[mid]! < key) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 /** First index whose key is > `key`. */
-function upperBound(keys: readonly Uint8Array[], key: Uint8Array): number {
+function upperBound(keys: readonly string[], key: string): number {
   let lo = 0;
   let hi = keys.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareBytes(keys[mid]!, key) <= 0) lo = mid + 1;
+    if (keys[mid]! <= key) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -68,23 +66,20 @@ export class KeyTree<V> {
     return this.count;
   }
 
-  private findLeaf(key: Uint8Array): Leaf<V> {
+  private findLeaf(key: string): Leaf<V> {
     let node = this.root;
     while (node instanceof Branch) node = node.children[upperBound(node.keys, key)]!;
     return node;
   }
 
-  get(key: Uint8Array): V | undefined {
+  get(key: string): V | undefined {
     const leaf = this.findLeaf(key);
     const i = lowerBound(leaf.keys, key);
-    return i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0 ? leaf.values[i] : undefined;
+    return i < leaf.keys.length && leaf.keys[i] === key ? leaf.values[i] : undefined;
   }
 
-  /**
-   * The value at `key`, inserting `create()`'s result first when there is none (one descent). The tree
-   * keeps `storedKey(value)` as the key when given (e.g. a copy owned by the value), else `key` itself.
-   */
-  getOrInsert(key: Uint8Array, create: () => V, storedKey?: (value: V) => Uint8Array): V {
+  /** The value at `key`, inserting `create()`'s result first when there is none (one descent). */
+  getOrInsert(key: string, create: () => V): V {
     const path: Branch<V>[] = [];
     const slots: number[] = [];
     let node = this.root;
@@ -96,9 +91,9 @@ export class KeyTree<V> {
     }
     const leaf = node;
     const i = lowerBound(leaf.keys, key);
-    if (i < leaf.keys.length && compareBytes(leaf.keys[i]!, key) === 0) return leaf.values[i]!;
+    if (i < leaf.keys.length && leaf.keys[i] === key) return leaf.values[i]!;
     const value = create();
-    leaf.keys.splice(i, 0, storedKey === undefined ? key : storedKey(value));
+    leaf.keys.splice(i, 0, key);
     leaf.values.splice(i, 0, value);
     this.count++;
     if (leaf.keys.length > MAX_KEYS) this.split(leaf, path, slots);
@@ -106,7 +101,7 @@ export class KeyTree<V> {
   }
 
   /** Inserts or replaces. */
-  set(key: Uint8Array, value: V): void {
+  set(key: string, value: V): void {
     let replaced = false;
     const stored = this.getOrInsert(key, () => value);
     if (stored !== value) replaced = true;
@@ -143,7 +138,7 @@ export class KeyTree<V> {
   }
 
   /** Removes `key`; false when it was not there. */
-  delete(key: Uint8Array): boolean {
+  delete(key: string): boolean {
     const path: Branch<V>[] = [];
     const slots: number[] = [];
     let node = this.root;
@@ -155,7 +150,7 @@ export class KeyTree<V> {
     }
     const leaf = node;
     const i = lowerBound(leaf.keys, key);
-    if (i >= leaf.keys.length || compareBytes(leaf.keys[i]!, key) !== 0) return false;
+    if (i >= leaf.keys.length || leaf.keys[i] !== key) return false;
     leaf.keys.splice(i, 1);
     leaf.values.splice(i, 1);
     this.count--;
@@ -206,14 +201,14 @@ export class KeyTree<V> {
    * Calls `visit` for each entry with `start <= key < end` in ascending key order (`end` undefined: to the
    * last key) until `visit` returns false.
    */
-  scan(start: Uint8Array, end: Uint8Array | undefined, visit: (key: Uint8Array, value: V) => boolean | void): void {
+  scan(start: string, end: string | undefined, visit: (key: string, value: V) => boolean | void): void {
     let leaf: Leaf<V> | null = this.findLeaf(start);
     let i = lowerBound(leaf.keys, start);
     while (leaf !== null) {
       const keys = leaf.keys;
       for (; i < keys.length; i++) {
         const key = keys[i]!;
-        if (end !== undefined && compareBytes(key, end) >= 0) return;
+        if (end !== undefined && key >= end) return;
         if (visit(key, leaf.values[i]!) === false) return;
       }
       leaf = leaf.next;
@@ -222,8 +217,8 @@ export class KeyTree<V> {
   }
 
   /** Every entry in ascending key order. */
-  *entries(): IterableIterator<[Uint8Array, V]> {
-    let leaf: Leaf<V> | null = this.findLeaf(new Uint8Array(0));
+  *entries(): IterableIterator<[string, V]> {
+    let leaf: Leaf<V> | null = this.findLeaf("");
     while (leaf !== null) {
       for (let i = 0; i < leaf.keys.length; i++) yield [leaf.keys[i]!, leaf.values[i]!];
       leaf = leaf.next;

@@ -584,12 +584,13 @@ class StoreTxnWrite implements TxnWrite {
       prevKv = this.store.readRevision(this.tx, this.state.modMain, this.state.modSub);
     }
     const sub = this.changes;
-    this.tx.put(KEY_BUCKET, encodeRevisionKey(rev, sub, true), encodeKeyValue(ki.key, 0, 0, 0, EMPTY, 0n));
+    const key = ki.key;
+    this.tx.put(KEY_BUCKET, encodeRevisionKey(rev, sub, true), encodeKeyValue(key, 0, 0, 0, EMPTY, 0n));
     this.batch.mutated = true;
     ki.tombstone(rev, sub);
     this.changes++;
     if (this.events !== null) {
-      this.events.push(makeEvent(Event_EventType.DELETE, makeKeyValue(ki.key, 0n, BigInt(rev), 0n, EMPTY, 0n), prevKv));
+      this.events.push(makeEvent(Event_EventType.DELETE, makeKeyValue(key, 0n, BigInt(rev), 0n, EMPTY, 0n), prevKv));
     }
   }
 }
