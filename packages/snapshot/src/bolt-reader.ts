@@ -254,8 +254,11 @@ export class BoltFile {
         checkBucket(element.value, `bucket ${JSON.stringify(utf8.decode(element.key))}`);
       }
     } catch (e) {
-      if (e instanceof SnapshotError) problems.push(e.message);
-      else throw e;
+      if (!(e instanceof SnapshotError)) throw e;
+      // The walk stopped here, so the pages after this one were never visited: listing them all as
+      // unreachable would bury the one real problem.
+      problems.push(e.message);
+      return problems;
     }
     // Without a stored freelist bbolt rebuilds it from the unreachable pages, so those are free.
     if (freelistPgid !== undefined) {

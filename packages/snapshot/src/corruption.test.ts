@@ -157,6 +157,18 @@ test("check finds unreachable pages and double references, as bbolt's Tx.Check d
   const lastPgid = db.length / PAGE;
   assert.deepEqual(readBoltFile(grown).check(), [`page ${lastPgid}: unreachable unfreed`]);
   assert.throws(() => snapshotStatus(grown), /snapshot file integrity check failed\. 1 errors found\.\npage \d+: unreachable unfreed/);
+
+  // Two branch elements pointing at one page: that page is referenced twice (and its keys repeat).
+  const file = readBoltFile(db);
+  const dataRoot = Number(new DataView(findBucketValue(db, file.meta.rootPgid)).getBigUint64(0, true));
+  const doubled = copy(db);
+  const view = new DataView(doubled.buffer);
+  const firstChild = view.getBigUint64(dataRoot * PAGE + 16 + 8, true);
+  view.setBigUint64(dataRoot * PAGE + 32 + 8, firstChild, true);
+  const problems = readBoltFile(doubled).check();
+  assert.ok(problems.includes(`page ${firstChild}: multiple references`), problems.join("\n"));
+  assert.ok(problems.includes(`bucket "data": keys out of order`), problems.join("\n"));
+  assert.equal(problems.length, 2, problems.join("\n"));
 });
 
 /** The value of the first bucket in the root leaf page `rootPgid`: its 16-byte header. */

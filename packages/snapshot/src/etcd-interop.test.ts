@@ -17,7 +17,7 @@ import {
   verifySnapshotHash,
 } from "./index.js";
 import { backendContents, boltContents } from "./test-support/dump.js";
-import { decodeKeyValue, patternBytes, populate, sampleHistory } from "./test-support/etcd-data.js";
+import { EtcdHistory, decodeKeyValue, patternBytes, populate, sampleHistory } from "./test-support/etcd-data.js";
 import type { KeyValue } from "./test-support/etcd-data.js";
 import { etcdctl, etcdctlResult, haveEtcd, memberPorts, peerUrlOf, startEtcd } from "./test-support/etcd-process.js";
 import type { MemberPorts } from "./test-support/etcd-process.js";
@@ -218,4 +218,31 @@ test("etcdctl refuses our snapshot when its hash is wrong, as we do", { skip, ti
   assert.notEqual(result.status, 0);
   assert.match(result.stderr, /expected sha256/);
   assert.throws(() => verifySnapshotHash(path), /sha256 mismatch/);
+});
+
+test("a large store (deep trees, overflow pages) passes bbolt's Tx.Check and etcd serves it", { skip, timeout: 180_000 }, async () => {
+  const history = new EtcdHistory();
+  for (let i = 0; i < 20_000; i++) {
+    const size = i % 1000 === 0 ? 30_000 : i % 7 === 0 ? 0 : 20 + (i % 180);
+    history.put(`/k/${String(i % 12_000).padStart(6, "0")}`, patternBytes(size, i));
+  }
+  for (let i = 0; i < 12_000; i += 13) history.delete(`/k/${String(i).padStart(6, "0")}`);
+  const backend = openMemoryBackend();
+  await populate(backend, history, 99_999);
+  // A bucket of 2000-byte keys: two per page, so its tree is four branch levels deep.
+  await backend.update((txn) => {
+    txn.createBucket("zz-wide-keys");
+    for (let i = 0; i < 300; i++) txn.put("zz-wide-keys", patternBytes(2000, i), patternBytes(i, i));
+  });
+  const path = join(workDir, "large.db");
+  const snapshot = backend.snapshot();
+  try {
+    await saveBoltSnapshotFile(snapshot, path);
+  } finally {
+    snapshot.close();
+  }
+  assert.deepEqual(etcdctlStatus(path), snapshotStatus(path));
+  const served = await serveWithEtcd(path, "large");
+  assert.equal(served.header.revision, history.revision);
+  assert.deepEqual(served.kvs, expectedKvs(history.live.values()));
 });
