@@ -60,9 +60,11 @@ export interface Gateway {
   close(): void;
 }
 
-/** grpc-gateway's HTTPStatusFromCode. */
+/**
+ * grpc-gateway 1.6.4's HTTPStatusFromCode (FailedPrecondition is still 412 there; later versions use 400).
+ */
 const HTTP_STATUS_OF_GRPC_CODE: readonly number[] = [
-  200, 408, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401,
+  200, 408, 500, 400, 504, 404, 409, 403, 429, 412, 409, 400, 501, 500, 503, 500, 401,
 ];
 
 function httpStatusOf(code: number): number {
@@ -80,6 +82,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   405: "Method Not Allowed",
   408: "Request Timeout",
   409: "Conflict",
+  412: "Precondition Failed",
   421: "Misdirected Request",
   429: "Too Many Requests",
   500: "Internal Server Error",
@@ -588,9 +591,9 @@ function writeHttpError(response: ServerResponse, status: CallStatus, headers?: 
 
 /**
  * grpc-gateway's ForwardResponseStream: each message as `{"result":…}` plus a newline, flushed as it comes;
- * the status line waits for the first message. A call that fails before its response headers (a
- * trailers-only answer) is an ordinary HTTP error, as `stream.Header()` fails in Go; a later failure is a
- * final `{"error":{grpc_code,http_code,message,http_status}}` chunk.
+ * the status line waits for the first message. A failure, even before any message, is a final
+ * `{"error":{grpc_code,http_code,message,http_status}}` chunk (with the failure's HTTP status if nothing
+ * was written yet).
  */
 function forwardStream(
   call: ClientReadableStream<unknown> | ClientDuplexStream<unknown, unknown>,
@@ -624,10 +627,8 @@ function forwardStream(
       return;
     }
     const callStatus = statusOf(status);
-    if (headers === undefined && !wroteHeader) {
-      writeHttpError(response, { code: callStatus.code, message: callStatus.message });
-      return;
-    }
+    // grpc-go's stream.Header() hands back a trailers-only answer's metadata as the headers.
+    headers ??= status.metadata;
     const httpCode = httpStatusOf(callStatus.code);
     if (!wroteHeader) head(httpCode);
     const parts: string[] = [];

@@ -1,0 +1,170 @@
+/**
+ * Test support (not exported): a real etcd 3.4 process on 127.0.0.1 with ports of its own, and a small
+ * HTTP client for comparing gateway answers. Used by the end-to-end tests; needs `etcd` on the PATH.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export function etcdAvailable(): boolean {
+  return spawnSync("etcd", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+/** A port that was free a moment ago (bound to 0, then released). Ports 2379/2380 and 24790–24899 never come back from the kernel's ephemeral range in practice, and are skipped if they do. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const bound = typeof address === "object" && address !== null ? address.port : 0;
+        server.close(() => resolve(bound));
+      });
+    });
+    if (port !== 2379 && port !== 2380 && !(port >= 24790 && port <= 24899)) return port;
+  }
+}
+
+export interface RealEtcd {
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** host:port of the client listener (gRPC and etcd's own gateway). */
+  readonly endpoint: string;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a single-member etcd named `conf` (as the conformance harness does) and waits until it serves. */
+export async function startEtcd(extraArgs: readonly string[] = []): Promise<RealEtcd> {
+  const clientPort = await freePort();
+  const peerPort = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-gateway-"));
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const child: ChildProcess = spawn(
+    "etcd",
+    [
+      "--name",
+      "conf",
+      "--data-dir",
+      dataDir,
+      "--listen-client-urls",
+      client,
+      "--advertise-client-urls",
+      client,
+      "--listen-peer-urls",
+      peer,
+      "--initial-advertise-peer-urls",
+      peer,
+      "--initial-cluster",
+      `conf=${peer}`,
+      "--initial-cluster-token",
+      "conf",
+      "--initial-cluster-state",
+      "new",
+      "--log-level",
+      "error",
+      ...extraArgs,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    log += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`etcd exited early: ${log}`);
+    }
+    try {
+      const health = await send({ url: client, method: "GET", path: "/health" });
+      if (health.status === 200 && health.body.includes('"true"')) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`etcd did not become healthy: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { clientPort, peerPort, endpoint: `127.0.0.1:${clientPort}`, url: client, stop };
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  readonly trailers: Record<string, string | undefined>;
+}
+
+export interface HttpCall {
+  readonly url: string;
+  readonly method: string;
+  readonly path: string;
+  readonly body?: string;
+  readonly headers?: Record<string, string>;
+  /** For streams: stop reading after this many milliseconds and return what arrived (curl --max-time). */
+  readonly cutAfterMs?: number;
+}
+
+/** One HTTP/1.1 request, as curl -d sends it (form content type unless told otherwise). */
+export function send(call: HttpCall): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(call.path, call.url);
+    const headers: Record<string, string> = { ...call.headers };
+    if (call.body !== undefined) {
+      headers["content-type"] ??= "application/x-www-form-urlencoded";
+      headers["content-length"] = String(Buffer.byteLength(call.body));
+    }
+    const req = httpRequest(
+      { host: target.hostname, port: target.port, method: call.method, path: call.path, headers, agent: false },
+      (res) => {
+        let body = "";
+        let timer: NodeJS.Timeout | undefined;
+        const finish = (): void => {
+          if (timer !== undefined) clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: { ...res.trailers } });
+        };
+        if (call.cutAfterMs !== undefined) {
+          timer = setTimeout(() => {
+            res.destroy();
+            finish();
+          }, call.cutAfterMs);
+        }
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", finish);
+        res.on("error", () => finish());
+      },
+    );
+    if (call.cutAfterMs !== undefined) {
+      // A stream that never answers (no status line) is cut the same way: an empty answer.
+      const timer = setTimeout(() => {
+        req.destroy();
+        resolve({ status: 0, headers: {}, body: "", trailers: {} });
+      }, call.cutAfterMs);
+      req.once("response", () => clearTimeout(timer));
+    }
+    req.on("error", (error) => {
+      if (call.cutAfterMs === undefined) reject(error);
+    });
+    req.end(call.body);
+  });
+}
