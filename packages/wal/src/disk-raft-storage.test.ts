@@ -16,6 +16,7 @@ import { DiskRaftStorage } from "./disk-raft-storage.js";
 import { WalError } from "./errors.js";
 import { Snapshotter, snapshotFileName } from "./snapshotter.js";
 import { entryData, makeEntries, tempDir } from "./testing/fixtures.js";
+import { Wal } from "./wal.js";
 
 const CONF: ConfState = { voters: [1n], learners: [] };
 const META = new TextEncoder().encode("member 1");
@@ -166,6 +167,36 @@ describe("DiskRaftStorage", () => {
     assert.equal(s.lastIndex(), 50);
     assert.deepEqual(summary(allEntries(s)), summary(makeEntries(21, 30)));
     assert.ok((await readdir(snapDir)).includes(`${snapshotFileName({ index: 40, term: 1 })}.broken`));
+    await s.close();
+  });
+
+  it("raises a hard state left behind by a crash between snapshot marker and hard state to the snapshot", async () => {
+    let s = await DiskRaftStorage.open(dir, { confState: CONF });
+    await s.persist({ hardState: { term: 1, vote: 1n, commit: 2 }, entries: makeEntries(1, 3, 1) });
+    await s.close();
+    // What persist() of a leader snapshot leaves if the process dies after the marker reached the disk
+    // but before the hard state did: snapshot file + marker, old hard state.
+    const snap: Snapshot = { data: new Uint8Array([1]), metadata: { index: 60, term: 4, confState: CONF } };
+    await new Snapshotter(join(dir, "snap")).save(snap);
+    const { wal } = await Wal.open(join(dir, "wal"));
+    wal.saveSnapshotMarker({ index: 60, term: 4 }, { replacesLog: true });
+    await wal.close();
+
+    s = await DiskRaftStorage.open(dir);
+    assert.deepEqual(s.hardState, { term: 4, vote: 1n, commit: 60 });
+    assert.equal(s.firstIndex(), 61);
+    assert.equal(s.lastIndex(), 60);
+    // raft accepts it.
+    const node = newNode(s, 60);
+    assert.equal(node.status().hardState.commit, 60);
+    await s.close();
+  });
+
+  it("is locked while open, and exists() tells a restart from a new member", async () => {
+    assert.equal(await DiskRaftStorage.exists(dir), false);
+    const s = await DiskRaftStorage.open(dir, { confState: CONF });
+    assert.equal(await DiskRaftStorage.exists(dir), true);
+    await assert.rejects(DiskRaftStorage.open(dir), (e) => WalError.is(e) && e.kind === "Locked");
     await s.close();
   });
 

@@ -72,6 +72,12 @@ export class DiskRaftStorage implements Storage {
     this.isNew = isNew;
   }
 
+  /** Whether `dir` holds a log (so open() would recover rather than create). The server uses this to
+   * tell a restarting member from a new one, as etcd does with wal.Exist. */
+  static exists(dir: string): Promise<boolean> {
+    return Wal.exists(join(dir, "wal"));
+  }
+
   /**
    * Opens the log in `dir`, creating it if there is none. Recovery: the newest intact snapshot file whose
    * marker is in the WAL (broken files are set aside as `.broken`), then the WAL's entries after it, then
@@ -161,8 +167,7 @@ export class DiskRaftStorage implements Storage {
       await this.snapshotter.save(snap);
       this.wal.saveSnapshotMarker({ index: snap.metadata.index, term: snap.metadata.term }, { replacesLog: true });
     }
-    const covered = snap ? snap.metadata.index : this.memory.firstIndex() - 1;
-    const entries = skipCovered(update.entries, covered);
+    const entries = skipCovered(update.entries, snap ? snap.metadata.index : this.coveredIndex());
     this.wal.save(update.hardState, entries);
     if (update.mustSync !== false || snap) await this.wal.sync();
     if (snap) this.memory.applySnapshot(snap);
@@ -178,7 +183,7 @@ export class DiskRaftStorage implements Storage {
 
   /** Buffers entries (replacing a conflicting tail) and shows them to raft at once; durable after sync(). */
   append(entries: readonly Entry[]): void {
-    const kept = skipCovered(entries, this.memory.firstIndex() - 1);
+    const kept = skipCovered(entries, this.coveredIndex());
     this.wal.save(undefined, kept);
     this.memory.append(kept);
   }
@@ -234,6 +239,11 @@ export class DiskRaftStorage implements Storage {
     }
     this.memory.compact(index);
     await this.wal.releaseTo(snapIndex);
+  }
+
+  /** Entries up to here are compacted or covered by the snapshot: committed, so never rewritten. */
+  private coveredIndex(): number {
+    return Math.max(this.memory.firstIndex() - 1, this.memory.snapshot().metadata.index);
   }
 
   /** WAL segment file names, oldest first (for tests and status). */

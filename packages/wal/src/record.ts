@@ -20,6 +20,7 @@
 
 import { crc32 } from "node:zlib";
 import type { Entry, HardState } from "@etcd-ts/raft";
+import { WalError } from "./errors.js";
 
 export const FRAME_HEADER_SIZE = 16;
 const FRAME_MAGIC = [0x57, 0x41, 0x4c] as const; // "WAL"
@@ -81,7 +82,9 @@ export function readU64(buf: Buffer, at: number): number | undefined {
 export function encodeRecords(chain: number, records: readonly RecordSpec[]): { buf: Buffer; chain: number } {
   let total = 0;
   for (const r of records) {
-    if (r.size > MAX_PAYLOAD_SIZE) throw new RangeError(`wal: record of ${r.size} bytes exceeds ${MAX_PAYLOAD_SIZE}`);
+    if (r.size > MAX_PAYLOAD_SIZE) {
+      throw new WalError("InvalidArgument", `a record of ${r.size} bytes exceeds the limit of ${MAX_PAYLOAD_SIZE}`);
+    }
     total += FRAME_HEADER_SIZE + r.size;
   }
   const buf = Buffer.allocUnsafe(total);
