@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { fromBinary } from "@bufbuild/protobuf";
-import { Permission_Type, RoleSchema, UserSchema, rpcErrors } from "@etcd-ts/api";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import {
+  AuthRoleGrantPermissionRequestSchema,
+  AuthRoleRevokePermissionRequestSchema,
+  AuthUserGrantRoleRequestSchema,
+  AuthUserRevokeRoleRequestSchema,
+  Permission_Type,
+  RoleSchema,
+  UserSchema,
+  rpcErrors,
+} from "@etcd-ts/api";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { AuthStore } from "./auth-store.js";
 import { AuthError } from "./errors.js";
@@ -436,5 +445,25 @@ describe("AuthStore: etcd's on-disk encoding", () => {
     assert.equal(f.store.enabled, true);
     assert.deepEqual(f.store.userGet("root"), ["root"]);
     assert.equal(await f.store.checkPassword("root", "pw"), f.store.revision);
+  });
+});
+
+describe("AuthStore: takes the raft entry's request messages as they are", () => {
+  it("UserGrantRole, UserRevokeRole, RoleGrantPermission, RoleRevokePermission accept the protobuf requests", async () => {
+    const f = await openStoreFixture();
+    await f.mutate((t) => f.store.roleAdd(t, "r"));
+    await f.addUser("u", "p");
+    await f.mutate((t) => f.store.userGrantRole(t, create(AuthUserGrantRoleRequestSchema, { user: "u", role: "r" })));
+    await f.mutate((t) =>
+      f.store.roleGrantPermission(
+        t,
+        create(AuthRoleGrantPermissionRequestSchema, { name: "r", perm: { permType: Permission_Type.WRITE, key: bytes("k") } }),
+      ),
+    );
+    assert.equal(f.store.roleGet("r").length, 1);
+    await f.mutate((t) => f.store.roleRevokePermission(t, create(AuthRoleRevokePermissionRequestSchema, { role: "r", key: bytes("k") })));
+    await f.mutate((t) => f.store.userRevokeRole(t, create(AuthUserRevokeRoleRequestSchema, { name: "u", role: "r" })));
+    assert.deepEqual(f.store.userGet("u"), []);
+    assert.deepEqual(f.store.roleGet("r"), []);
   });
 });

@@ -1,5 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, constants } from "node:crypto";
-import type { KeyObject } from "node:crypto";
+import { KeyObject, constants, createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify } from "node:crypto";
 import { systemClock } from "./clock.js";
 import type { Clock } from "./clock.js";
 import { AuthConfigError } from "./errors.js";
@@ -48,18 +47,13 @@ export function parseJwtSignMethod(method: string): JwtSignMethod {
 }
 
 function asPrivateKey(input: JwtKeyInput): KeyObject {
-  if (typeof input === "object" && "type" in input && typeof (input as KeyObject).export === "function") {
-    return input as KeyObject;
-  }
-  return createPrivateKey({ key: Buffer.from(input as string | Uint8Array) });
+  if (input instanceof KeyObject) return input;
+  return createPrivateKey({ key: Buffer.from(input) });
 }
 
 function asPublicKey(input: JwtKeyInput): KeyObject {
-  if (typeof input === "object" && "type" in input && typeof (input as KeyObject).export === "function") {
-    const key = input as KeyObject;
-    return key.type === "private" ? createPublicKey(key) : key;
-  }
-  return createPublicKey({ key: Buffer.from(input as string | Uint8Array) });
+  if (input instanceof KeyObject) return input.type === "private" ? createPublicKey(input) : input;
+  return createPublicKey({ key: Buffer.from(input) });
 }
 
 function samePublicKey(a: KeyObject, b: KeyObject): boolean {
