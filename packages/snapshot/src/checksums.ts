@@ -19,14 +19,26 @@ export function fnv1a64(bytes: Uint8Array): bigint {
 
 const CASTAGNOLI_REFLECTED = 0x82f63b78;
 
-const CRC32C_TABLE: Uint32Array = (() => {
-  const table = new Uint32Array(256);
+/**
+ * Slicing-by-8 tables, flattened: table k (bytes k*256 … k*256+255) advances the CRC over a byte that is
+ * followed by k more bytes. Eight bytes per step instead of one: about 8× faster than the plain table,
+ * which matters for `snapshotStatus` on a multi-gigabyte snapshot.
+ */
+const CRC32C_TABLES: Uint32Array = (() => {
+  const tables = new Uint32Array(8 * 256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? CASTAGNOLI_REFLECTED ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
+    tables[n] = c >>> 0;
   }
-  return table;
+  for (let n = 0; n < 256; n++) {
+    let c = tables[n]!;
+    for (let k = 1; k < 8; k++) {
+      c = (tables[c & 0xff]! ^ (c >>> 8)) >>> 0;
+      tables[k * 256 + n] = c;
+    }
+  }
+  return tables;
 })();
 
 /** A running CRC-32C, fed in pieces like Go's `hash.Hash32` (`write` then `sum32`). */
@@ -34,10 +46,24 @@ export class Crc32c {
   private state = 0xffffffff;
 
   write(bytes: Uint8Array): void {
+    const t = CRC32C_TABLES;
     let c = this.state;
-    for (let i = 0; i < bytes.length; i++) {
-      c = (CRC32C_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)) >>> 0;
+    let i = 0;
+    const end8 = bytes.length - (bytes.length % 8);
+    for (; i < end8; i += 8) {
+      const low = (c ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
+      c =
+        (t[1792 + (low & 0xff)]! ^
+          t[1536 + ((low >>> 8) & 0xff)]! ^
+          t[1280 + ((low >>> 16) & 0xff)]! ^
+          t[1024 + (low >>> 24)]! ^
+          t[768 + bytes[i + 4]!]! ^
+          t[512 + bytes[i + 5]!]! ^
+          t[256 + bytes[i + 6]!]! ^
+          t[bytes[i + 7]!]!) >>>
+        0;
     }
+    for (; i < bytes.length; i++) c = (t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)) >>> 0;
     this.state = c;
   }
 
