@@ -8,7 +8,6 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:
 import { posix } from "node:path";
 import type { TLSSocket } from "node:tls";
 import type { DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
-import { create } from "@bufbuild/protobuf";
 import { grpcServiceDefinition } from "@etcd-ts/api";
 import {
   Client,
@@ -26,7 +25,7 @@ import {
   type StatusObject,
 } from "@grpc/grpc-js";
 import { GoJsonError, JsonValueStream, quoteGoString } from "./go-json.js";
-import { JsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
+import { JsonPbError, decodeFirstMessage, decodeMessage, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
 
 export interface GatewayOptions {
@@ -383,7 +382,7 @@ class JsonGateway implements Gateway {
     readBody(request, (body) => {
       let message: Message;
       try {
-        message = firstRequest(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
+        message = decodeFirstMessage(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
       } catch (error) {
         // request_X_0: a body jsonpb refuses is InvalidArgument.
         writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: decodeErrorMessage(error) });
@@ -434,7 +433,7 @@ class JsonGateway implements Gateway {
     readBody(request, (body) => {
       let message: Message;
       try {
-        message = firstRequest(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
+        message = decodeFirstMessage(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
       } catch (error) {
         writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: decodeErrorMessage(error) });
         return;
@@ -518,16 +517,6 @@ class JsonGateway implements Gateway {
     request.on("end", endOfBody);
     request.on("error", endOfBody);
   }
-}
-
-/** `json.Decoder.Decode` of the first value of a body: an empty body is an empty request. */
-function firstRequest(schema: DescMessage, body: Uint8Array): Message {
-  const decoder = new JsonValueStream();
-  decoder.push(body);
-  decoder.end();
-  const value = decoder.next();
-  if (value === undefined || !(value instanceof Uint8Array)) return create(schema) as Message;
-  return decodeMessage(schema, value);
 }
 
 function decodeErrorMessage(error: unknown): string {

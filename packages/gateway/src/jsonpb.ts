@@ -17,6 +17,7 @@
 import { create, ScalarType, type DescEnum, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import {
   GoJsonError,
+  JsonValueStream,
   checkValid,
   decodeBase64Go,
   goQuote,
@@ -57,6 +58,24 @@ export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint
     throw toJsonPbError(error);
   }
   return message as unknown as Message;
+}
+
+/**
+ * A unary request body as grpc-gateway reads it: `json.Decoder.Decode` of the first value (anything after
+ * it is ignored), an empty or all-space body being an empty request. Throws JsonPbError.
+ */
+export function decodeFirstMessage(schema: DescMessage, body: Uint8Array): Message {
+  const decoder = new JsonValueStream();
+  decoder.push(body);
+  decoder.end();
+  let value: ReturnType<JsonValueStream["next"]>;
+  try {
+    value = decoder.next();
+  } catch (error) {
+    throw toJsonPbError(error);
+  }
+  if (value === undefined || !(value instanceof Uint8Array)) return create(schema) as unknown as Message;
+  return decodeMessage(schema, value);
 }
 
 function toJsonPbError(error: unknown): JsonPbError {
