@@ -6,6 +6,10 @@ import {
   ResponseHeaderSchema,
   RpcError,
   StatusResponseSchema,
+  HashKVResponseSchema,
+  HashResponseSchema,
+  type HashKVResponse,
+  type HashResponse,
   type CompactionRequest,
   type CompactionResponse,
   type DeleteRangeRequest,
@@ -30,6 +34,7 @@ import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
 import { LocalLog } from "./consensus/local-log.js";
 import type { LogEntry, ReplicatedLog } from "./consensus/replicated-log.js";
 import { silentLogger, type Logger } from "./log.js";
+import { hashBackend, hashKeyBucket } from "./hash.js";
 import { Membership } from "./membership.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 
@@ -190,6 +195,26 @@ export class EtcdServer {
         }),
       ),
     });
+  }
+
+  /** etcd's HashKV: a checksum of the MVCC history up to `revision` (0: the current one). */
+  async hashKV(revision: number): Promise<HashKVResponse> {
+    this.checkRunning();
+    const current = this.store.currentRevision();
+    const compacted = this.store.compactRevision();
+    if (revision > 0 && revision <= compacted) throw RpcError.of("compacted");
+    if (revision > current) throw RpcError.of("futureRev");
+    const at = revision === 0 ? current : revision;
+    // Hash only once physical compaction is done, so compacted-away rows are gone from the bucket.
+    await this.store.compactionsDone();
+    const hash = this.backend.view((txn) => hashKeyBucket(txn, at));
+    return create(HashKVResponseSchema, { header: this.header(BigInt(current)), hash, compactRevision: BigInt(compacted) });
+  }
+
+  /** etcd's Hash: a checksum of the whole backend except the consistent index. */
+  hash(): HashResponse {
+    this.checkRunning();
+    return create(HashResponseSchema, { header: this.header(), hash: this.backend.view((txn) => hashBackend(txn)) });
   }
 
   async defragment(): Promise<void> {

@@ -12,8 +12,12 @@ import { REPO_ROOT, SERVER_MAIN, tempDir } from "./processes.js";
  */
 const HARNESS = join(REPO_ROOT, "..", "shared", "conformance", "run.sh");
 const OWN_CASES = join(REPO_ROOT, "packages", "tests", "conformance-cases");
-/** The case families implemented so far (issue 2: KV, txn, compaction, errors). */
-const AREAS = process.env.CONFORMANCE_ONLY ?? "^(kv|txn|compact|err)-";
+/**
+ * The case families implemented so far (issue 2: KV, txn, compaction, errors), less the cases that also
+ * use a service still to come (Watch, Lease, the JSON gateway). Remove a name here when its service lands.
+ */
+const NEEDS_LATER_SERVICES = ["err-empty-key", "err-future-revision", "kv-get-count-only", "kv-put-ignore-lease", "txn-lease-put"];
+const AREAS = process.env.CONFORMANCE_ONLY ?? `^(?!(${NEEDS_LATER_SERVICES.join("|")})$)(kv|txn|compact|err)-`;
 
 for (const engine of ["sqlite", "lmdb"] as const) {
   test(`shared conformance harness passes: ${AREAS} (${engine})`, { skip: !existsSync(HARNESS) && "harness not found beside the repository", timeout: 900_000 }, () => {

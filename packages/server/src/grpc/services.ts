@@ -6,6 +6,7 @@ import {
   Maintenance,
   grpcServiceDefinition,
   type CompactionRequest,
+  type HashKVRequest,
   type DeleteRangeRequest,
   type PutRequest,
   type RangeRequest,
@@ -55,6 +56,8 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
 
   const maintenance: UntypedServiceImplementation = {
     Status: unary(logger, () => etcd.status()),
+    HashKV: unary<HashKVRequest>(logger, (r) => etcd.hashKV(Number(r.revision))),
+    Hash: unary(logger, () => etcd.hash()),
     Defragment: unary(logger, async () => {
       await etcd.defragment();
       return create(DefragmentResponseSchema, { header: etcd.header() });
