@@ -11,6 +11,7 @@ import {
   ETCD_SNAPSHOT_CHUNK_SIZE,
   boltSnapshotStream,
   isSnapshotError,
+  openBoltSnapshotStream,
   maintenanceSnapshotResponses,
   readBoltFile,
   restoreBoltSnapshot,
@@ -153,7 +154,8 @@ test("writeBoltSnapshot respects a Node stream's backpressure and returns the ha
 test("maintenance responses are etcd 3.4's: 32 KiB blobs counting down, then the sha256", async () => {
   const backend = await bigStore();
   const snapshot = backend.snapshot();
-  const responses = [...maintenanceSnapshotResponses(snapshot)];
+  const responses: { remainingBytes: number; blob: Uint8Array }[] = [];
+  for await (const response of maintenanceSnapshotResponses(snapshot)) responses.push(response);
   const dbSize = boltSnapshotStream(snapshot).dbSize;
   snapshot.close();
   const last = responses.at(-1);
@@ -238,4 +240,23 @@ test("a file written with another page size reads back", async () => {
   assert.equal(file.meta.pageSize, 16384);
   assert.deepEqual(file.check(), []);
   assert.deepEqual(boltContents(file), backendContents(backend));
+});
+
+test("the async stream lets the event loop run while it plans and while it is consumed", async () => {
+  const backend = await bigStore();
+  const snapshot = backend.snapshot();
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  try {
+    const stream = await openBoltSnapshotStream(snapshot);
+    const ticksAfterPlanning = ticks;
+    assert.ok(ticksAfterPlanning > 0, "no timer ran during planning");
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    assert.ok(ticks > ticksAfterPlanning, "no timer ran while the chunks were consumed");
+    assert.deepEqual(Buffer.concat(chunks), Buffer.concat([...boltSnapshotStream(snapshot)]));
+  } finally {
+    clearInterval(timer);
+    snapshot.close();
+  }
 });

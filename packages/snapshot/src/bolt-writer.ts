@@ -79,17 +79,57 @@ export interface BoltSnapshotWriteResult {
 /** Where `writeBoltSnapshot` puts the bytes: a Node writable (backpressure respected) or a callback. */
 export type SnapshotSink = Writable | ((chunk: Uint8Array) => void | Promise<void>);
 
-/** Plans the file (first pass over `view`) and returns the stream that writes it (second pass). */
+/**
+ * Plans the file (first pass over `view`, synchronously) and returns the stream that writes it (second
+ * pass). The planning pass reads every entry; for a big store in a server prefer
+ * `openBoltSnapshotStream`, which lets the event loop run while it plans.
+ */
 export function boltSnapshotStream(view: ReadTxn, options: BoltSnapshotOptions = {}): BoltSnapshotStream {
+  const resolved = resolveOptions(options);
+  return streamOf(runToEnd(planSteps(view, resolved.pageSize)), view, resolved);
+}
+
+/**
+ * `boltSnapshotStream` for servers: planning gives the event loop a turn every few thousand entries,
+ * so raft ticks and other requests keep flowing while a multi-gigabyte store is planned. `view` must
+ * outlive the awaits: a `Snapshot`.
+ */
+export async function openBoltSnapshotStream(view: ReadTxn, options: BoltSnapshotOptions = {}): Promise<BoltSnapshotStream> {
+  const resolved = resolveOptions(options);
+  const steps = planSteps(view, resolved.pageSize);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return streamOf(step.value, view, resolved);
+    await nextTurn();
+  }
+}
+
+interface ResolvedOptions {
+  readonly pageSize: number;
+  readonly chunkSize: number;
+  readonly appendSha256: boolean;
+}
+
+function resolveOptions(options: BoltSnapshotOptions): ResolvedOptions {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(pageSize) || pageSize < 1024 || (pageSize & (pageSize - 1)) !== 0) {
-    throw new RangeError(`pageSize must be a power of two ≥ 1024, got ${pageSize}`);
+  if (!Number.isInteger(pageSize) || pageSize < 1024 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+    throw new RangeError(`pageSize must be a power of two from 1024 to 65536, got ${pageSize}`);
   }
   const chunkSize = options.chunkSize ?? ETCD_SNAPSHOT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new RangeError(`chunkSize must be a positive integer`);
-  const appendSha256 = options.appendSha256 ?? false;
-  const plan = planSnapshot(view, pageSize);
-  const dbSize = plan.highWaterPgid * pageSize;
+  return { pageSize, chunkSize, appendSha256: options.appendSha256 ?? false };
+}
+
+/** Bytes an async consumer gets between two turns of the event loop (see `streamOf`). */
+const BYTES_PER_EVENT_LOOP_TURN = 1 << 20;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function streamOf(plan: SnapshotPlan, view: ReadTxn, options: ResolvedOptions): BoltSnapshotStream {
+  const { chunkSize, appendSha256 } = options;
+  const dbSize = plan.highWaterPgid * plan.pageSize;
 
   function* chunks(): Generator<Uint8Array, void, undefined> {
     const hash = appendSha256 ? createHash("sha256") : undefined;
@@ -111,26 +151,36 @@ export function boltSnapshotStream(view: ReadTxn, options: BoltSnapshotOptions =
     bucketCount: plan.buckets.length,
     keyCount: plan.keyCount,
     [Symbol.iterator]: chunks,
+    // A consumer whose writes never wait (a gRPC call with room in its buffer) would otherwise run the
+    // whole file in one macrotask: give the event loop a turn every megabyte.
     async *[Symbol.asyncIterator]() {
-      yield* chunks();
+      let sinceTurn = 0;
+      for (const chunk of chunks()) {
+        yield chunk;
+        sinceTurn += chunk.length;
+        if (sinceTurn >= BYTES_PER_EVENT_LOOP_TURN) {
+          sinceTurn = 0;
+          await nextTurn();
+        }
+      }
     },
   };
 }
 
 /**
- * Streams the snapshot of `view` into `sink` (which stays open: the caller ends it). With
- * `appendSha256` the bytes are exactly what `etcdctl snapshot save` stores.
+ * Streams the snapshot of `view` (a `Snapshot`: it is read across awaits) into `sink`, which stays open
+ * (the caller ends it). With `appendSha256` the bytes are exactly what `etcdctl snapshot save` stores.
  */
 export async function writeBoltSnapshot(
   view: ReadTxn,
   sink: SnapshotSink,
   options: BoltSnapshotOptions = {},
 ): Promise<BoltSnapshotWriteResult> {
-  const stream = boltSnapshotStream(view, options);
+  const stream = await openBoltSnapshotStream(view, options);
   const hash = createHash("sha256");
   let remainingDb = stream.dbSize;
   let size = 0;
-  for (const chunk of stream) {
+  for await (const chunk of stream) {
     const dbPart = Math.min(chunk.length, remainingDb);
     if (dbPart > 0) hash.update(chunk.subarray(0, dbPart));
     remainingDb -= dbPart;
@@ -181,14 +231,15 @@ export interface SnapshotResponseChunk {
 /**
  * Exactly what etcd 3.4's Maintenance.Snapshot sends: the database in 32 KiB blobs, each with
  * `remainingBytes = total − sent`, then one last message whose blob is the SHA-256 of the database.
+ * `view` must be a `Snapshot` (read across awaits); close it when the generator finishes.
  */
-export function* maintenanceSnapshotResponses(
+export async function* maintenanceSnapshotResponses(
   view: ReadTxn,
   options: Pick<BoltSnapshotOptions, "pageSize"> = {},
-): Generator<SnapshotResponseChunk, void, undefined> {
-  const stream = boltSnapshotStream(view, { ...options, chunkSize: ETCD_SNAPSHOT_CHUNK_SIZE, appendSha256: true });
+): AsyncGenerator<SnapshotResponseChunk, void, undefined> {
+  const stream = await openBoltSnapshotStream(view, { ...options, chunkSize: ETCD_SNAPSHOT_CHUNK_SIZE, appendSha256: true });
   let sent = 0;
-  for (const blob of stream) {
+  for await (const blob of stream) {
     if (sent < stream.dbSize) {
       sent += blob.length;
       yield { remainingBytes: stream.dbSize - sent, blob };
@@ -339,7 +390,19 @@ function checkKey(bucket: string, key: Uint8Array, value: Uint8Array): void {
   }
 }
 
-function planSnapshot(view: ReadTxn, pageSize: number): SnapshotPlan {
+/** Entries planned between two pauses of `planSteps` (where an async caller lets the event loop run). */
+const PLAN_ENTRIES_PER_STEP = 4096;
+
+function runToEnd<T>(steps: Generator<void, T, undefined>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** The first pass: reads every entry once and returns the plan, pausing (`yield`) now and then. */
+function* planSteps(view: ReadTxn, pageSize: number): Generator<void, SnapshotPlan, undefined> {
+  let sincePause = 0;
   const allocator = new PageAllocator();
   const maxInlineBytes = pageSize / 4;
   // bbolt orders buckets by the bytes of their names.
@@ -361,6 +424,10 @@ function planSnapshot(view: ReadTxn, pageSize: number): SnapshotPlan {
         throw new SnapshotError("InvalidData", `bucket ${JSON.stringify(name)} yielded keys out of order`);
       }
       previous = key;
+      if (++sincePause === PLAN_ENTRIES_PER_STEP) {
+        sincePause = 0;
+        yield;
+      }
       const elementBytes = leafElementBytes(key.length, value.length);
       packer.add(key, elementBytes);
       keyCount++;

@@ -1,5 +1,6 @@
 export {
   ETCD_SNAPSHOT_CHUNK_SIZE,
+  openBoltSnapshotStream,
   boltSnapshotStream,
   maintenanceSnapshotResponses,
   saveBoltSnapshotFile,
