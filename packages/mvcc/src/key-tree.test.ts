@@ -65,11 +65,11 @@ describe("KeyTree (B+tree)", () => {
     assert.deepEqual(seen, ["a", "ab"]);
   });
 
-  it("getOrInsert inserts once", () => {
-    const tree = new KeyTree<{ n: number }>();
-    const first = tree.getOrInsert("k", () => ({ n: 1 }));
-    const second = tree.getOrInsert("k", () => ({ n: 2 }));
-    assert.equal(first, second);
+  it("set replaces a value without adding a key", () => {
+    const tree = new KeyTree<number>();
+    tree.set("k", 1);
+    tree.set("k", 2);
+    assert.equal(tree.get("k"), 2);
     assert.equal(tree.size, 1);
   });
 

@@ -78,37 +78,48 @@ export class KeyTree<V> {
     return i < leaf.keys.length && leaf.keys[i] === key ? leaf.values[i] : undefined;
   }
 
-  /** The value at `key`, inserting `create()`'s result first when there is none (one descent). */
-  getOrInsert(key: string, create: () => V): V {
-    const path: Branch<V>[] = [];
-    const slots: number[] = [];
+  /** Reused descent path of `set`/`delete` (the tree is used from one thread). */
+  private readonly pathNodes: Branch<V>[] = [];
+  private readonly pathSlots: number[] = [];
+
+  /** Descends to the leaf for `key`, recording the path in `pathNodes`/`pathSlots`. */
+  private descend(key: string): Leaf<V> {
+    const nodes = this.pathNodes;
+    const slots = this.pathSlots;
+    nodes.length = 0;
+    slots.length = 0;
     let node = this.root;
     while (node instanceof Branch) {
       const slot = upperBound(node.keys, key);
-      path.push(node);
+      nodes.push(node);
       slots.push(slot);
       node = node.children[slot]!;
     }
-    const leaf = node;
-    const i = lowerBound(leaf.keys, key);
-    if (i < leaf.keys.length && leaf.keys[i] === key) return leaf.values[i]!;
-    const value = create();
-    leaf.keys.splice(i, 0, key);
-    leaf.values.splice(i, 0, value);
-    this.count++;
-    if (leaf.keys.length > MAX_KEYS) this.split(leaf, path, slots);
-    return value;
+    return node;
   }
 
   /** Inserts or replaces. */
   set(key: string, value: V): void {
-    let replaced = false;
-    const stored = this.getOrInsert(key, () => value);
-    if (stored !== value) replaced = true;
-    if (replaced) {
-      const leaf = this.findLeaf(key);
-      leaf.values[lowerBound(leaf.keys, key)] = value;
+    const leaf = this.descend(key);
+    const keys = leaf.keys;
+    const values = leaf.values;
+    const i = lowerBound(keys, key);
+    if (i < keys.length && keys[i] === key) {
+      values[i] = value;
+      return;
     }
+    // Shift by hand: cheaper than splice, which allocates the array of removed elements.
+    let j = keys.length;
+    keys.push(key);
+    values.push(value);
+    for (; j > i; j--) {
+      keys[j] = keys[j - 1]!;
+      values[j] = values[j - 1]!;
+    }
+    keys[i] = key;
+    values[i] = value;
+    this.count++;
+    if (keys.length > MAX_KEYS) this.split(leaf, this.pathNodes, this.pathSlots);
   }
 
   private split(leaf: Leaf<V>, path: Branch<V>[], slots: number[]): void {
@@ -139,16 +150,9 @@ export class KeyTree<V> {
 
   /** Removes `key`; false when it was not there. */
   delete(key: string): boolean {
-    const path: Branch<V>[] = [];
-    const slots: number[] = [];
-    let node = this.root;
-    while (node instanceof Branch) {
-      const slot = upperBound(node.keys, key);
-      path.push(node);
-      slots.push(slot);
-      node = node.children[slot]!;
-    }
-    const leaf = node;
+    const leaf = this.descend(key);
+    const path = this.pathNodes;
+    const slots = this.pathSlots;
     const i = lowerBound(leaf.keys, key);
     if (i >= leaf.keys.length || leaf.keys[i] !== key) return false;
     leaf.keys.splice(i, 1);
