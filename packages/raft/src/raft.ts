@@ -1,8 +1,10 @@
 import { applySimpleChange, restoreConfState } from "./confchange.js";
 import {
+  CompactedError,
   InvalidConfigError,
   ProposalDroppedError,
   SnapshotTemporarilyUnavailableError,
+  UnavailableError,
 } from "./errors.js";
 import { RaftLog } from "./log.js";
 import type { Logger } from "./logger.js";
@@ -192,7 +194,9 @@ export class Raft {
     try {
       prevTerm = this.raftLog.term(prevIndex);
       ents = this.raftLog.entries(pr.next, this.maxMsgSize);
-    } catch {
+    } catch (e) {
+      // Only "compacted away" (or not yet in storage) means "send a snapshot"; anything else is a bug.
+      if (!CompactedError.is(e) && !UnavailableError.is(e)) throw e;
       prevTerm = undefined;
       ents = undefined;
     }

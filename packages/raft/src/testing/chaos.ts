@@ -1,19 +1,20 @@
 // One run of the randomized fault-injection test (see simulation.test.ts): a seed determines the cluster
 // configuration and a long sequence of random actions; SimCluster checks the invariants after each.
+import { SeededRand, type Rand } from "../rand.js";
 import { SimCluster } from "./sim.js";
 import { ConfChangeType, StateType } from "../types.js";
 import type { NodeId } from "../types.js";
 
 export const STEPS_PER_SEED = 1200;
 
-function pick<T>(c: SimCluster, xs: readonly T[]): T {
-  return xs[c.rand.intn(xs.length)]!;
+function pick<T>(rand: Rand, xs: readonly T[]): T {
+  return xs[rand.intn(xs.length)]!;
 }
 
 /** Runs one seed; throws SafetyViolation (with a trace) on a violated invariant. */
 export function runSeed(seed: number): { applied: number; reads: number; leaders: number } {
   // Derive the configuration from the seed, so every seed explores a different corner.
-  const cfgRand = new SimCluster({ seed, voters: [1n] }).rand;
+  const cfgRand = new SeededRand(seed ^ 0x5bd1e995);
   const size = cfgRand.intn(2) === 0 ? 3 : 5;
   const voters: NodeId[] = Array.from({ length: size }, (_, i) => BigInt(i + 1));
   const spares: NodeId[] = [BigInt(size + 1), BigInt(size + 2)];
@@ -23,10 +24,10 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
     spares,
     preVote: cfgRand.intn(2) === 0,
     checkQuorum: cfgRand.intn(2) === 0,
-    maxSizePerMsg: pick({ rand: cfgRand } as SimCluster, [64, 256, 1 << 20]),
-    maxInflightMsgs: pick({ rand: cfgRand } as SimCluster, [1, 2, 4, 256]),
-    dropRate: pick({ rand: cfgRand } as SimCluster, [0, 0.02, 0.1]),
-    duplicateRate: pick({ rand: cfgRand } as SimCluster, [0, 0.02, 0.1]),
+    maxSizePerMsg: pick(cfgRand, [64, 256, 1 << 20]),
+    maxInflightMsgs: pick(cfgRand, [1, 2, 4, 256]),
+    dropRate: pick(cfgRand, [0, 0.02, 0.1]),
+    duplicateRate: pick(cfgRand, [0, 0.02, 0.1]),
   });
   const all = [...c.nodes.keys()];
   let reads = 0;
@@ -36,47 +37,47 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
     if (roll < 420) {
       c.deliverRandom();
     } else if (roll < 620) {
-      c.tick(pick(c, all));
+      c.tick(pick(c.rand, all));
     } else if (roll < 650) {
       // Time passes for everyone: long enough, under a partition, for elections to happen.
       c.tickAll(1 + c.rand.intn(6));
     } else if (roll < 800) {
-      c.propose(pick(c, all));
+      c.propose(pick(c.rand, all));
     } else if (roll < 830) {
-      c.readIndex(pick(c, all), `r${seed}-${reads++}`);
+      c.readIndex(pick(c.rand, all), `r${seed}-${reads++}`);
     } else if (roll < 845) {
       // Partition: a random split into two groups.
       const shuffled = [...all].sort(() => c.rand.next() - 0.5);
       const cutAt = 1 + c.rand.intn(all.length - 1);
       c.setPartition([shuffled.slice(0, cutAt), shuffled.slice(cutAt)]);
     } else if (roll < 852) {
-      c.isolate(pick(c, all));
+      c.isolate(pick(c.rand, all));
     } else if (roll < 880) {
       c.heal();
     } else if (roll < 895) {
-      c.crash(pick(c, all));
+      c.crash(pick(c.rand, all));
     } else if (roll < 930) {
-      c.restart(pick(c, all));
+      c.restart(pick(c.rand, all));
     } else if (roll < 950) {
-      c.compact(pick(c, all));
+      c.compact(pick(c.rand, all));
     } else if (roll < 965) {
       // A membership change: add a spare as learner or voter, promote, or remove someone, keeping at
       // least two voters so the cluster can still make progress.
       const lead = c.leader();
       if (lead) {
         const cs = lead.confState;
-        const target = pick(c, all);
+        const target = pick(c.rand, all);
         const isVoter = cs.voters.includes(target);
         let type: ConfChangeType;
         if (isVoter) type = cs.voters.length > 2 && c.rand.intn(2) === 0 ? ConfChangeType.RemoveNode : ConfChangeType.AddLearnerNode;
-        else type = cs.learners.includes(target) ? ConfChangeType.AddNode : pick(c, [ConfChangeType.AddNode, ConfChangeType.AddLearnerNode]);
+        else type = cs.learners.includes(target) ? ConfChangeType.AddNode : pick(c.rand, [ConfChangeType.AddNode, ConfChangeType.AddLearnerNode]);
         if (!(type === ConfChangeType.AddLearnerNode && isVoter && cs.voters.length <= 2)) {
           c.proposeConfChange(lead.id, { type, nodeId: target, context: new Uint8Array() });
         }
       }
     } else if (roll < 975) {
       const lead = c.leader();
-      if (lead) c.transferLeader(lead.id, pick(c, all));
+      if (lead) c.transferLeader(lead.id, pick(c.rand, all));
     } else {
       c.dropRandom();
     }

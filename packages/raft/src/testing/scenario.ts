@@ -5,6 +5,7 @@
 //   cluster 1 2 3 [spares 4 5] [prevote] [checkquorum] [inflight N] [maxsize BYTES]
 //   campaign <id>              tick <id|all> [n]             deliver [n]        drop-all
 //   run <n>                    (n rounds of: tick every node, deliver everything)
+//   show                       (prints the nodes and the messages in flight: an aid for writing scripts)
 //   propose <id> <data> [dropped]                           read <id> <ctx>
 //   add <leader> <id> | add-learner <leader> <id> | remove <leader> <id>   (membership changes)
 //   transfer <leader> <to>     compact <id>                   crash <id>         restart <id>
@@ -17,7 +18,7 @@
 //   expect snapshot <id> <index>              expect progress <leader> <id> probe|replicate|snapshot
 //   expect messages <n>                        (in flight)
 import { SimCluster } from "./sim.js";
-import { ConfChangeType, StateType } from "../types.js";
+import { ConfChangeType, MessageType, StateType } from "../types.js";
 import type { NodeId } from "../types.js";
 
 export class ScenarioError extends Error {
@@ -105,6 +106,9 @@ export function runScenario(file: string, text: string): { commands: number; exp
             cluster().deliverAll();
           }
           break;
+        case "show":
+          console.log(describe(cluster()));
+          break;
         case "drop-all":
           cluster().network = [];
           break;
@@ -166,6 +170,23 @@ export function runScenario(file: string, text: string): { commands: number; exp
     }
   }
   return { commands, expectations };
+}
+
+function describe(c: SimCluster): string {
+  const lines: string[] = [];
+  for (const n of c.nodes.values()) {
+    const r = n.raw?.raft;
+    lines.push(
+      r
+        ? `node ${n.id}: ${StateType[r.state]} term ${r.term} vote ${r.vote} commit ${r.raftLog.committed} log [${r.raftLog.allEntries().map((e) => e.term).join(" ")}] applied ${n.appliedIndex}`
+        : `node ${n.id}: down`,
+    );
+  }
+  c.network.forEach((f, i) => {
+    const m = f.m;
+    lines.push(`  msg ${i}: ${MessageType[m.type]} ${m.from}->${m.to} term ${m.term} index ${m.index} logTerm ${m.logTerm} entries ${m.entries.length} commit ${m.commit}${m.reject ? " reject" : ""}`);
+  });
+  return lines.join("\n");
 }
 
 function runExpect(c: SimCluster, args: string[], check: (ok: boolean, why: string) => void): void {
