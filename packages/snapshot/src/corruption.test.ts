@@ -158,6 +158,22 @@ test("check finds unreachable pages and double references, as bbolt's Tx.Check d
   assert.deepEqual(readBoltFile(grown).check(), [`page ${lastPgid}: unreachable unfreed`]);
   assert.throws(() => snapshotStatus(grown), /snapshot file integrity check failed\. 1 errors found\.\npage \d+: unreachable unfreed/);
 
+  // Listed in the freelist (page 2), the page is free and the file sound; in both count encodings.
+  const freelist = new DataView(grown.buffer, 2 * PAGE, PAGE);
+  freelist.setUint16(10, 1, true);
+  freelist.setBigUint64(16, BigInt(lastPgid), true);
+  assert.deepEqual(readBoltFile(grown).check(), []);
+  freelist.setUint16(10, 0xffff, true);
+  freelist.setBigUint64(16, 1n, true);
+  freelist.setBigUint64(24, BigInt(lastPgid), true);
+  assert.deepEqual(readBoltFile(grown).check(), []);
+  freelist.setBigUint64(16, 2n, true);
+  freelist.setBigUint64(32, BigInt(lastPgid), true);
+  assert.deepEqual(readBoltFile(grown).check(), [`page ${lastPgid}: already freed`]);
+  // A reachable page in the freelist.
+  freelist.setBigUint64(32, BigInt(file0DataRoot(grown)), true);
+  assert.deepEqual(readBoltFile(grown).check(), [`page ${file0DataRoot(grown)}: reachable freed`]);
+
   // Two branch elements pointing at one page: that page is referenced twice (and its keys repeat).
   const file = readBoltFile(db);
   const dataRoot = Number(new DataView(findBucketValue(db, file.meta.rootPgid)).getBigUint64(0, true));
@@ -179,4 +195,9 @@ function findBucketValue(db: Uint8Array, rootPgid: number): ArrayBuffer {
   const ksize = view.getUint32(at + 8, true);
   const start = at + pos + ksize;
   return db.slice(start, start + 16).buffer;
+}
+
+/** The root page of bucket "data" (the first bucket). */
+function file0DataRoot(db: Uint8Array): number {
+  return Number(new DataView(findBucketValue(db, readBoltFile(db).meta.rootPgid)).getBigUint64(0, true));
 }
