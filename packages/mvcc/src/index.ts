@@ -6,6 +6,8 @@
  */
 export { MvccStore, openMvccStore } from "./store.js";
 export type {
+  HistoryOptions,
+  HistoryResult,
   MvccStoreOptions,
   RangeOptions,
   RangeResult,

@@ -394,3 +394,42 @@ describe("MvccStore: scale", () => {
     console.log(`100k puts ${putMs.toFixed(0)} ms, 10k gets ${getMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms`);
   });
 });
+
+describe("MvccStore: history", () => {
+  it("reads back exactly the events observers got, in whole revisions", async () => {
+    const store = openMvccStore(openMemoryBackend());
+    const observed: Event[][] = [];
+    store.addObserver((events) => observed.push([...events]));
+    put(store, "a", "1"); // 2
+    store.update((batch) =>
+      batch.txn((txn) => {
+        txn.put(b("b"), b("1"));
+        txn.put(b("a"), b("2"));
+      }),
+    ); // 3
+    del(store, "a", "c"); // 4
+    put(store, "a", "3"); // 5
+    const all = store.history(2, 5, { prevKv: true });
+    assert.equal(all.through, 5);
+    assert.deepEqual(all.events, observed.flat());
+    const noPrev = store.history(3, 4);
+    assert.deepEqual(noPrev.events.map((e) => [e.type, tuple(e.kv!), e.prevKv]), [
+      [Event_EventType.PUT, ["b", 3, 3, 1, "1"], undefined],
+      [Event_EventType.PUT, ["a", 2, 3, 2, "2"], undefined],
+      [Event_EventType.DELETE, ["a", 0, 4, 0, ""], undefined],
+      [Event_EventType.DELETE, ["b", 0, 4, 0, ""], undefined],
+    ]);
+    // limit: whole revisions, stopping at the first boundary at or after the limit.
+    const limited = store.history(2, 5, { limit: 2 });
+    assert.equal(limited.through, 3);
+    assert.equal(limited.events.length, 3);
+    const one = store.history(3, 5, { limit: 1 });
+    assert.equal(one.through, 3);
+    assert.equal(one.events.length, 2);
+    assert.deepEqual(store.history(5, 4), { events: [], through: 4 });
+    await store.update((batch) => batch.compact(3)).result;
+    assert.throws(() => store.history(2, 5), (e) => isMvccError(e, "Compacted"));
+    // At the compact revision itself only the rows compaction kept remain (as in etcd): here all of them.
+    assert.equal(store.history(3, 5).events.length, 5);
+  });
+});

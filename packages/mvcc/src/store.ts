@@ -109,6 +109,24 @@ export interface WriteBatch {
  */
 export type StoreObserver = (events: readonly Event[], revision: number) => void;
 
+export interface HistoryOptions {
+  /**
+   * A soft bound on the events returned: the read stops at the first revision boundary at or after
+   * `limit` events (whole revisions only, so it may return more; it always returns the first revision
+   * that has events). 0 or absent: no bound.
+   */
+  readonly limit?: number;
+  /** Set `prevKv` on the events (the key's state at `modRevision - 1`, when it existed and is not compacted). */
+  readonly prevKv?: boolean;
+}
+
+export interface HistoryResult {
+  /** The events of the revisions in `[fromRev, through]`, in revision order, each revision's in change order. */
+  readonly events: Event[];
+  /** The last revision whose events are all in `events` (`toRev` when the read was complete). */
+  readonly through: number;
+}
+
 export interface MvccStoreOptions {
   /** Rows examined per physical compaction batch (etcd's CompactionBatchLimit, default 1000). */
   readonly compactionBatchLimit?: number;
@@ -339,6 +357,44 @@ export class MvccStore {
     durable.catch((e: unknown) => this.fail(e));
     if (pending !== null) this.deliver(pending);
     return { result: outcome.value, durable };
+  }
+
+  /**
+   * The events of the revisions in `[fromRev, toRev]`, read back from the `key` bucket, shaped as the
+   * observers got them (DELETE: key and mod_revision only) — what a watcher that starts in the past
+   * needs. Throws `Compacted` when `fromRev` is below the compact revision. `fromRev > toRev` gives no
+   * events and `through = toRev`.
+   */
+  history(fromRev: number, toRev: number, options?: HistoryOptions): HistoryResult {
+    this.checkUsable();
+    if (fromRev < this.compactMainRev) throw new MvccError("Compacted");
+    if (fromRev > toRev) return { events: [], through: toRev };
+    const limit = options?.limit !== undefined && options.limit > 0 ? options.limit : Infinity;
+    const withPrev = options?.prevKv === true;
+    const events: Event[] = [];
+    let through = toRev;
+    this.backend.view((tx) => {
+      const start = encodeRevisionKey(Math.max(fromRev, 0), 0);
+      const end = encodeUint64(toRev + 1);
+      let lastMain = fromRev - 1;
+      for (const { key, value } of tx.range(KEY_BUCKET, { start, end })) {
+        const rev = decodeRevisionKey(key);
+        if (rev.main !== lastMain && events.length >= limit) {
+          through = lastMain;
+          break;
+        }
+        lastMain = rev.main;
+        const stored = decodeKeyValue(value);
+        const kv = rev.tombstone ? makeKeyValue(stored.key, 0n, BigInt(rev.main), 0n, EMPTY, 0n) : stored;
+        let prevKv: KeyValue | undefined;
+        if (withPrev) {
+          const ki = this.index.keyIndex(stored.key);
+          if (ki !== undefined && ki.get(rev.main - 1, this.state)) prevKv = this.readKeyValue(tx, this.state.modMain, this.state.modSub);
+        }
+        events.push(makeEvent(rev.tombstone ? Event_EventType.DELETE : Event_EventType.PUT, kv, prevKv));
+      }
+    });
+    return { events, through };
   }
 
   /** Subscribes to every revision's events; returns the unsubscribe function. */
