@@ -147,6 +147,11 @@ export class IntervalTree<V> {
     return removed;
   }
 
+  clear(): void {
+    this.root = undefined;
+    this.count = 0;
+  }
+
   /** Calls `visit` with the value of every interval containing `key`, in `(start, end)` order. */
   stab(key: Uint8Array, visit: (value: V) => void): void {
     const walk = (node: IntervalNode<V> | undefined): void => {

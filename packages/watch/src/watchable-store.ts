@@ -91,6 +91,8 @@ export class WatchableStore {
   private cancelSyncTimer: (() => void) | undefined = undefined;
   private cancelVictimTimer: (() => void) | undefined = undefined;
   private closed = false;
+  /** Whether the last sync run moved any watcher forward (then the next run follows at once). */
+  private lastSyncProgressed = false;
 
   constructor(
     private readonly kv: WatchableKV,
@@ -179,6 +181,8 @@ export class WatchableStore {
     this.cancelSyncTimer?.();
     this.cancelVictimTimer?.();
     for (const w of [...this.synced.watchers, ...this.unsynced.watchers]) w.state = "done";
+    this.synced.clear();
+    this.unsynced.clear();
     for (const set of this.victims.values()) for (const w of set) w.state = "done";
     this.victims.clear();
     this.victimCount = 0;
@@ -227,10 +231,9 @@ export class WatchableStore {
     if (this.cancelSyncTimer !== undefined || this.closed) return;
     this.cancelSyncTimer = this.scheduler.schedule(() => {
       this.cancelSyncTimer = undefined;
-      const before = this.unsynced.size;
       const remaining = this.syncWatchers();
       // More work and progress made: go on at once, as etcd's loop does; otherwise at the usual pace.
-      if (remaining > 0) this.scheduleSync(remaining < before ? 0 : this.syncIntervalMs);
+      if (remaining > 0) this.scheduleSync(this.lastSyncProgressed ? 0 : this.syncIntervalMs);
     }, delayMs);
   }
 
@@ -240,6 +243,7 @@ export class WatchableStore {
    * and for a server that wants to sync eagerly.
    */
   syncWatchers(): number {
+    this.lastSyncProgressed = false;
     if (this.unsynced.size === 0 || this.closed) return 0;
     const curRev = this.observedRev;
     const compactRev = this.kv.compactRevision();
@@ -299,6 +303,7 @@ export class WatchableStore {
         continue;
       }
       w.minRev = through + 1;
+      this.lastSyncProgressed = true;
       if (w.minRev > curRev) this.makeSynced(w);
     }
   }

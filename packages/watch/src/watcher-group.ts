@@ -59,6 +59,13 @@ export class WatcherGroup {
     return true;
   }
 
+  /** Removes every watcher. */
+  clear(): void {
+    this.watchers.clear();
+    this.byKey.clear();
+    this.ranges.clear();
+  }
+
   /** Calls `visit` for every watcher of the group whose range holds `key`. */
   forEachWatching(key: Uint8Array, visit: (watcher: Watcher) => void): void {
     if (this.byKey.size > 0) {
