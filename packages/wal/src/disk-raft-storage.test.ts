@@ -20,6 +20,8 @@ import { Wal } from "./wal.js";
 
 const CONF: ConfState = { voters: [1n], learners: [] };
 const META = new TextEncoder().encode("member 1");
+/** Small segments: the default 64 MiB would be zero-filled for every test. */
+const SMALL = { segmentSize: 64 * 1024 };
 
 function allEntries(s: DiskRaftStorage): Entry[] {
   if (s.lastIndex() < s.firstIndex()) return [];
@@ -55,7 +57,7 @@ describe("DiskRaftStorage", () => {
   afterEach(async () => cleanup());
 
   it("creates a new log with the initial membership and recovers what was persisted", async () => {
-    let s = await DiskRaftStorage.open(dir, { metadata: META, confState: CONF });
+    let s = await DiskRaftStorage.open(dir, { ...SMALL, metadata: META, confState: CONF });
     assert.equal(s.isNew, true);
     assert.deepEqual(s.initialState().confState, CONF);
     assert.deepEqual((await readdir(dir)).sort(), ["snap", "wal"]);
@@ -64,7 +66,7 @@ describe("DiskRaftStorage", () => {
     const before = summary(allEntries(s));
     await s.close();
 
-    s = await DiskRaftStorage.open(dir);
+    s = await DiskRaftStorage.open(dir, SMALL);
     assert.equal(s.isNew, false);
     assert.deepEqual(Buffer.from(s.metadata), Buffer.from(META));
     assert.deepEqual(s.initialState(), { hardState: { term: 2, vote: 1n, commit: 5 }, confState: CONF });
@@ -76,13 +78,13 @@ describe("DiskRaftStorage", () => {
   });
 
   it("a conflicting tail from a new leader replaces the old one, on disk too", async () => {
-    let s = await DiskRaftStorage.open(dir, { confState: CONF });
+    let s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     await s.persist({ hardState: { term: 1, vote: 1n, commit: 5 }, entries: makeEntries(1, 10, 1) });
     await s.persist({ hardState: { term: 2, vote: 2n, commit: 5 }, entries: makeEntries(6, 3, 2) });
     assert.equal(s.lastIndex(), 8);
     assert.equal(s.term(6), 2);
     await s.close();
-    s = await DiskRaftStorage.open(dir);
+    s = await DiskRaftStorage.open(dir, SMALL);
     assert.equal(s.lastIndex(), 8);
     assert.deepEqual(
       allEntries(s).map((e) => e.term),
@@ -123,7 +125,7 @@ describe("DiskRaftStorage", () => {
   });
 
   it("installs a snapshot from the leader, replacing the log, and restarts from it", async () => {
-    let s = await DiskRaftStorage.open(dir, { confState: CONF });
+    let s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     await s.persist({ hardState: { term: 1, vote: 1n, commit: 3 }, entries: makeEntries(1, 5, 1) });
     const leaderSnap: Snapshot = {
       data: entryData(100, 300),
@@ -136,7 +138,7 @@ describe("DiskRaftStorage", () => {
     await s.persist({ hardState: { term: 5, vote: 0n, commit: 102 }, entries: makeEntries(101, 3, 5) });
     await s.close();
 
-    s = await DiskRaftStorage.open(dir);
+    s = await DiskRaftStorage.open(dir, SMALL);
     assert.deepEqual(s.snapshot().metadata, leaderSnap.metadata);
     assert.deepEqual(s.initialState().confState, leaderSnap.metadata.confState);
     assert.deepEqual(
@@ -148,7 +150,7 @@ describe("DiskRaftStorage", () => {
   });
 
   it("falls back to an older snapshot when the newest file is broken, and ignores an orphan snapshot file", async () => {
-    let s = await DiskRaftStorage.open(dir, { confState: CONF });
+    let s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     await s.persist({ hardState: { term: 1, vote: 1n, commit: 50 }, entries: makeEntries(1, 50) });
     await s.createSnapshot(20, undefined, entryData(20, 100));
     await s.createSnapshot(40, undefined, entryData(40, 100));
@@ -161,7 +163,7 @@ describe("DiskRaftStorage", () => {
     await writeFile(newest, bytes);
     await new Snapshotter(snapDir).save({ data: new Uint8Array(0), metadata: { index: 45, term: 1, confState: CONF } });
 
-    s = await DiskRaftStorage.open(dir);
+    s = await DiskRaftStorage.open(dir, SMALL);
     assert.equal(s.snapshot().metadata.index, 20);
     assert.equal(s.firstIndex(), 21);
     assert.equal(s.lastIndex(), 50);
@@ -171,18 +173,18 @@ describe("DiskRaftStorage", () => {
   });
 
   it("raises a hard state left behind by a crash between snapshot marker and hard state to the snapshot", async () => {
-    let s = await DiskRaftStorage.open(dir, { confState: CONF });
+    let s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     await s.persist({ hardState: { term: 1, vote: 1n, commit: 2 }, entries: makeEntries(1, 3, 1) });
     await s.close();
     // What persist() of a leader snapshot leaves if the process dies after the marker reached the disk
     // but before the hard state did: snapshot file + marker, old hard state.
     const snap: Snapshot = { data: new Uint8Array([1]), metadata: { index: 60, term: 4, confState: CONF } };
     await new Snapshotter(join(dir, "snap")).save(snap);
-    const { wal } = await Wal.open(join(dir, "wal"));
+    const { wal } = await Wal.open(join(dir, "wal"), SMALL);
     wal.saveSnapshotMarker({ index: 60, term: 4 }, { replacesLog: true });
     await wal.close();
 
-    s = await DiskRaftStorage.open(dir);
+    s = await DiskRaftStorage.open(dir, SMALL);
     assert.deepEqual(s.hardState, { term: 4, vote: 1n, commit: 60 });
     assert.equal(s.firstIndex(), 61);
     assert.equal(s.lastIndex(), 60);
@@ -194,9 +196,9 @@ describe("DiskRaftStorage", () => {
 
   it("is locked while open, and exists() tells a restart from a new member", async () => {
     assert.equal(await DiskRaftStorage.exists(dir), false);
-    const s = await DiskRaftStorage.open(dir, { confState: CONF });
+    const s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     assert.equal(await DiskRaftStorage.exists(dir), true);
-    await assert.rejects(DiskRaftStorage.open(dir), (e) => WalError.is(e) && e.kind === "Locked");
+    await assert.rejects(DiskRaftStorage.open(dir, SMALL), (e) => WalError.is(e) && e.kind === "Locked");
     await s.close();
   });
 

@@ -19,7 +19,7 @@ import {
 import { WalError } from "./errors.js";
 import type { SnapshotMarker } from "./record.js";
 import { Snapshotter } from "./snapshotter.js";
-import { Wal } from "./wal.js";
+import { Wal, type WalOptions } from "./wal.js";
 
 export interface DiskRaftStorageOptions {
   /** Written once when the log is created (member ID, cluster ID, ...); ignored when it exists. */
@@ -28,6 +28,8 @@ export interface DiskRaftStorageOptions {
   confState?: ConfState;
   /** WAL segment size in bytes (default 64 MiB). */
   segmentSize?: number;
+  /** Zero-fill WAL segments in advance (default true; see WalOptions.preallocate). */
+  preallocate?: boolean;
   /** Snapshot files kept (default 5). */
   snapshotRetention?: number;
 }
@@ -86,7 +88,9 @@ export class DiskRaftStorage implements Storage {
   static async open(dir: string, options: DiskRaftStorageOptions = {}): Promise<DiskRaftStorage> {
     const walDir = join(dir, "wal");
     const snapshotter = new Snapshotter(join(dir, "snap"), { retain: options.snapshotRetention });
-    const walOptions = options.segmentSize !== undefined ? { segmentSize: options.segmentSize } : {};
+    const walOptions: WalOptions = {};
+    if (options.segmentSize !== undefined) walOptions.segmentSize = options.segmentSize;
+    if (options.preallocate !== undefined) walOptions.preallocate = options.preallocate;
     if (!(await Wal.exists(walDir))) {
       const confState = options.confState ?? { voters: [], learners: [] };
       // The snapshot file first: the WAL's initial marker (0, 0) then always has its file.

@@ -62,7 +62,8 @@ export async function listSegments(dir: string): Promise<{ segments: SegmentInfo
   for (const name of names) {
     const seg = parseSegmentName(name);
     if (seg) segments.push(seg);
-    else if (name.endsWith(SEGMENT_SUFFIX + TEMP_SUFFIX)) temps.push(name);
+    // Temp files: a segment being created, or a preallocated next segment.
+    else if (name.endsWith(TEMP_SUFFIX)) temps.push(name);
   }
   segments.sort((a, b) => a.seq - b.seq);
   for (let i = 1; i < segments.length; i++) {
@@ -75,6 +76,17 @@ export async function listSegments(dir: string): Promise<{ segments: SegmentInfo
     }
   }
   return { segments, temps };
+}
+
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+
+/** Whether buf[from, to) is all zero bytes. */
+export function isAllZero(buf: Buffer, from: number, to: number): boolean {
+  for (let at = from; at < to; at += ZERO_CHUNK.length) {
+    const end = Math.min(to, at + ZERO_CHUNK.length);
+    if (!buf.subarray(at, end).equals(ZERO_CHUNK.subarray(0, end - at))) return false;
+  }
+  return true;
 }
 
 /** Whether the bad frame at [off, regionEnd) looks like a torn write rather than corruption: it runs past
@@ -194,6 +206,11 @@ export async function readWal(dir: string): Promise<WalContents> {
     let sawHeader = false;
     while (off < buf.length) {
       const frame = checkFrame(buf, off, chain);
+      if (!frame.ok && sawHeader && isAllZero(buf, off, buf.length)) {
+        // The preallocated, never-written rest of the segment: a clean end. (In an older segment, a lost
+        // tail would break the checksum chain at the next segment's header.)
+        break;
+      }
       if (!frame.ok) {
         // Only the tail of the last segment can be torn: earlier segments were synced before the next
         // was created, and a segment's header records were synced before it was renamed into place.

@@ -55,7 +55,7 @@ describe("Wal crash safety", () => {
    * returns the segment bytes and where the last record starts. */
   async function walWithLastRecord(): Promise<{ src: string; name: string; bytes: Buffer; lastStart: number }> {
     const src = join(root, "src");
-    const wal = await Wal.create(src, META);
+    const wal = await Wal.create(src, META, { preallocate: false });
     wal.save({ term: 1, vote: 1n, commit: 5 }, makeEntries(1, 10));
     await wal.sync();
     const name = wal.segmentNames()[0]!;
@@ -65,7 +65,7 @@ describe("Wal crash safety", () => {
     return { src, name, bytes: await readFile(join(src, name)), lastStart };
   }
 
-  it("recovers every earlier record when the last one is cut at any byte offset, and keeps working", async () => {
+  it("(appending segments) recovers every earlier record when the last one is cut at any byte offset, and keeps working", async () => {
     const { name, bytes, lastStart } = await walWithLastRecord();
     assert.ok(bytes.length - lastStart > 700);
     for (let cut = lastStart; cut <= bytes.length; cut++) {
@@ -93,7 +93,7 @@ describe("Wal crash safety", () => {
     }
   });
 
-  it("treats zero-filled (never written) sectors at the tail as a torn write", async () => {
+  it("treats zero-filled (never written) sectors at the tail as the end of the log or a torn write", async () => {
     const { name, bytes, lastStart } = await walWithLastRecord();
     // The file size reached the disk but the last record's data did not: zeros from lastStart.
     const zeroed = Buffer.from(bytes);
@@ -103,13 +103,18 @@ describe("Wal crash safety", () => {
     await writeFile(join(dir, name), zeroed);
     let r = await Wal.open(dir);
     assert.equal(r.entries.length, 10);
-    assert.equal(r.repaired?.offset, lastStart);
+    // An all-zero rest is what a preallocated segment looks like: a clean end, nothing to repair.
+    assert.equal(r.repaired, undefined);
+    r.wal.save(undefined, makeEntries(11, 1));
+    await r.wal.close();
+    r = await Wal.open(dir);
+    assert.equal(r.entries.length, 11);
     await r.wal.close();
 
     // A multi-record write in which one middle sector was lost: everything from the first record it
     // damages is dropped (none of it was acknowledged: it was all in the last, unfinished sync).
     const src = join(root, "multi");
-    const wal = await Wal.create(src, META);
+    const wal = await Wal.create(src, META, { preallocate: false });
     wal.save(undefined, makeEntries(1, 3));
     await wal.sync();
     const synced = (await stat(join(src, wal.segmentNames()[0]!))).size;
@@ -131,9 +136,70 @@ describe("Wal crash safety", () => {
     await r.wal.close();
   });
 
+  it("preallocated segments: a zero rest is a clean end; a last record torn at any sector boundary is cut off", async () => {
+    const src = join(root, "src");
+    const segmentSize = 16 * 1024;
+    const wal = await Wal.create(src, META, { segmentSize });
+    wal.save({ term: 1, vote: 1n, commit: 5 }, makeEntries(1, 10));
+    wal.save(undefined, makeEntries(11, 1, 1, 700));
+    await wal.close();
+    const name = wal.segmentNames()[0]!;
+    const bytes = await readFile(join(src, name));
+    assert.equal(bytes.length, segmentSize);
+    let lastEnd = bytes.length;
+    while (bytes[lastEnd - 1] === 0) lastEnd--;
+    const lastStart = lastEnd - (16 + 17 + 700);
+
+    let r = await Wal.open(src, { segmentSize });
+    assert.equal(r.entries.length, 11);
+    assert.equal(r.repaired, undefined);
+    await r.wal.close();
+
+    const cuts = [lastStart];
+    for (let s = Math.ceil((lastStart + 1) / 512) * 512; s < lastEnd; s += 512) cuts.push(s);
+    assert.ok(cuts.length >= 2);
+    for (const cut of cuts) {
+      // The sectors from `cut` on never reached the disk: they still hold the preallocated zeros.
+      const dir = join(root, `sector-${cut}`);
+      await mkdir(dir);
+      const torn = Buffer.from(bytes);
+      torn.fill(0, cut, lastEnd);
+      await writeFile(join(dir, name), torn);
+      r = await Wal.open(dir, { segmentSize });
+      assert.equal(r.entries.length, 10, `cut at ${cut}`);
+      if (cut === lastStart) assert.equal(r.repaired, undefined);
+      else assert.equal(r.repaired?.offset, lastStart);
+      r.wal.save(undefined, makeEntries(11, 1));
+      await r.wal.close();
+      const again = await Wal.open(dir, { segmentSize });
+      assert.equal(again.entries.length, 11);
+      await again.wal.close();
+    }
+  });
+
+  it("preallocated segments roll through a prepared zero-filled file, removed on close", async () => {
+    const dir = join(root, "rolling");
+    const segmentSize = 8 * 1024;
+    const wal = await Wal.create(dir, META, { segmentSize });
+    for (let i = 1; i <= 200; i += 4) {
+      wal.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, 4));
+      await wal.sync();
+    }
+    assert.ok(wal.segmentNames().length > 5);
+    for (const name of wal.segmentNames().slice(0, -1)) {
+      assert.ok((await stat(join(dir, name))).size >= segmentSize, name);
+    }
+    await wal.close();
+    assert.deepEqual((await readdir(dir)).filter((n) => !n.endsWith(".wal")), []);
+    const r = await Wal.open(dir, { segmentSize });
+    assert.equal(r.entries.length, 200);
+    assert.equal(r.repaired, undefined);
+    await r.wal.close();
+  });
+
   it("reports a flipped byte anywhere in a middle record as Corrupt with file and offset, modifying nothing", async () => {
     const src = join(root, "src");
-    const wal = await Wal.create(src, META);
+    const wal = await Wal.create(src, META, { preallocate: false });
     wal.save(undefined, makeEntries(1, 5));
     await wal.sync();
     const name = wal.segmentNames()[0]!;
@@ -158,7 +224,7 @@ describe("Wal crash safety", () => {
 
   it("detects a dropped or reordered record (checksum chain), a missing segment and corruption in an older segment", async () => {
     const src = join(root, "src");
-    const wal = await Wal.create(src, META, { segmentSize: 2048 });
+    const wal = await Wal.create(src, META, { segmentSize: 2048, preallocate: false });
     const offsets: number[] = [];
     for (let i = 1; i <= 40; i++) {
       wal.save(undefined, makeEntries(i, 1, 1, 200));

@@ -8,6 +8,8 @@ import { makeEntries, tempDir } from "./testing/fixtures.js";
 import { Wal } from "./wal.js";
 
 const META = new TextEncoder().encode("member=1 cluster=2");
+/** Small (preallocated) segments: the default 64 MiB would be zero-filled for every test. */
+const OPTS = { segmentSize: 256 * 1024 };
 
 function indexes(entries: readonly Entry[]): number[] {
   return entries.map((e) => e.index);
@@ -33,14 +35,14 @@ describe("Wal", () => {
   afterEach(async () => cleanup());
 
   it("recovers metadata, entries and hard state after close and open", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     const ents = makeEntries(1, 20);
     wal.save({ term: 1, vote: 7n, commit: 3 }, ents.slice(0, 10));
     wal.save({ term: 1, vote: 7n, commit: 9 }, ents.slice(10));
     await wal.sync();
     await wal.close();
 
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assert.deepEqual(Buffer.from(r.metadata), Buffer.from(META));
     assert.deepEqual(r.hardState, { term: 1, vote: 7n, commit: 9 });
     assert.deepEqual(r.snapshotMarker, { index: 0, term: 0 });
@@ -51,28 +53,28 @@ describe("Wal", () => {
   });
 
   it("a fresh WAL opens empty; close() syncs what was saved", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     await wal.close();
-    let r = await Wal.open(dir);
+    let r = await Wal.open(dir, OPTS);
     assert.deepEqual(r.entries, []);
     assert.deepEqual(r.hardState, { term: 0, vote: 0n, commit: 0 });
     r.wal.save({ term: 2, vote: 1n, commit: 0 }, makeEntries(1, 3, 2));
     await r.wal.close(); // no explicit sync
-    r = await Wal.open(dir);
+    r = await Wal.open(dir, OPTS);
     assert.deepEqual(indexes(r.entries), [1, 2, 3]);
     assert.deepEqual(r.hardState, { term: 2, vote: 1n, commit: 0 });
     await r.wal.close();
   });
 
   it("a later entry at index i replaces the entries >= i (conflicting tail)", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     wal.save(undefined, makeEntries(1, 10, 1));
     wal.save(undefined, makeEntries(6, 2, 2));
     await wal.sync();
     assert.equal(wal.lastIndex, 7);
     wal.save(undefined, makeEntries(8, 1, 2));
     await wal.close();
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assertEntriesEqual(r.entries, [...makeEntries(1, 5, 1), ...makeEntries(6, 3, 2)]);
     await r.wal.close();
   });
@@ -110,7 +112,7 @@ describe("Wal", () => {
     assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith(".wal")).sort(), after);
     await wal.close();
 
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assert.deepEqual(r.snapshotMarker, { index: 120, term: 3 });
     assertEntriesEqual(r.entries, makeEntries(121, 200, 3));
     assert.deepEqual(r.hardState, { term: 3, vote: 1n, commit: 320 });
@@ -118,16 +120,16 @@ describe("Wal", () => {
     assert.equal(r.wal.lastIndex, 320);
     // Entries after a released marker can no longer be asked for.
     await r.wal.close();
-    await assert.rejects(Wal.open(dir, { at: { index: 0, term: 0 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
+    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 0, term: 0 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
   });
 
   it("opens at an older marker, and refuses one that is not in the WAL", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     wal.save(undefined, makeEntries(1, 30));
     wal.saveSnapshotMarker({ index: 10, term: 1 });
     wal.saveSnapshotMarker({ index: 20, term: 1 });
     await wal.close();
-    let r = await Wal.open(dir);
+    let r = await Wal.open(dir, OPTS);
     assert.deepEqual(r.snapshotMarker, { index: 20, term: 1 });
     assert.deepEqual(indexes(r.entries), makeEntries(21, 10).map((e) => e.index));
     await r.wal.close();
@@ -136,21 +138,21 @@ describe("Wal", () => {
       { index: 10, term: 1 },
       { index: 20, term: 1 },
     ]);
-    r = await Wal.open(dir, { at: { index: 10, term: 1 } });
+    r = await Wal.open(dir, { ...OPTS, at: { index: 10, term: 1 } });
     assert.equal(r.entries[0]!.index, 11);
     assert.equal(r.entries.length, 20);
     await r.wal.close();
-    await assert.rejects(Wal.open(dir, { at: { index: 15, term: 1 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
+    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 15, term: 1 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
   });
 
   it("a marker that replaces the log (snapshot from the leader) discards the entries; the log continues after it", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     wal.save({ term: 1, vote: 1n, commit: 5 }, makeEntries(1, 10, 1));
     wal.saveSnapshotMarker({ index: 8, term: 4 }, { replacesLog: true });
     assert.equal(wal.lastIndex, 8);
     wal.save({ term: 4, vote: 0n, commit: 8 }, makeEntries(9, 3, 4));
     await wal.close();
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assert.deepEqual(r.snapshotMarker, { index: 8, term: 4 });
     assertEntriesEqual(r.entries, makeEntries(9, 3, 4));
     // A marker beyond the last entry also moves the log forward.
@@ -158,13 +160,13 @@ describe("Wal", () => {
     assert.equal(r.wal.lastIndex, 50);
     r.wal.save(undefined, makeEntries(51, 1, 5));
     await r.wal.close();
-    const r2 = await Wal.open(dir);
+    const r2 = await Wal.open(dir, OPTS);
     assert.deepEqual(indexes(r2.entries), [51]);
     await r2.wal.close();
   });
 
   it("rejects saves that break the log's contracts, saving nothing", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     wal.save(undefined, makeEntries(1, 5));
     const invalid = (e: unknown) => WalError.is(e) && e.kind === "InvalidArgument";
     assert.throws(() => wal.save(undefined, makeEntries(7, 1)), invalid); // gap
@@ -173,13 +175,13 @@ describe("Wal", () => {
     assert.throws(() => wal.save(undefined, makeEntries(3, 1)), invalid); // below the snapshot
     assert.throws(() => wal.saveSnapshotMarker({ index: 2, term: 1 }), invalid); // older marker
     await wal.close();
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assert.deepEqual(indexes(r.entries), [4, 5]);
     await r.wal.close();
   });
 
   it("serves concurrent sync() calls with shared fsyncs (group commit), each durable on resolution", async () => {
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     const syncs: Promise<void>[] = [];
     for (let i = 1; i <= 100; i++) {
       wal.save({ term: 1, vote: 1n, commit: i - 1 }, makeEntries(i, 1));
@@ -189,25 +191,25 @@ describe("Wal", () => {
     // All 100 saves were pending when the first flush started: one write, one fdatasync.
     assert.equal(wal.metrics().fsyncs, 1);
     await wal.close();
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     assert.equal(r.entries.length, 100);
     assert.deepEqual(r.hardState, { term: 1, vote: 1n, commit: 99 });
     await r.wal.close();
   });
 
   it("locks the directory: a second open fails until the first closes", async () => {
-    const wal = await Wal.create(dir, META);
-    await assert.rejects(Wal.open(dir), (e) => WalError.is(e) && e.kind === "Locked");
+    const wal = await Wal.create(dir, META, OPTS);
+    await assert.rejects(Wal.open(dir, OPTS), (e) => WalError.is(e) && e.kind === "Locked");
     await wal.close();
-    const r = await Wal.open(dir);
+    const r = await Wal.open(dir, OPTS);
     await r.wal.close();
-    await assert.rejects(Wal.create(dir, META), (e) => WalError.is(e) && e.kind === "Exists");
+    await assert.rejects(Wal.create(dir, META, OPTS), (e) => WalError.is(e) && e.kind === "Exists");
   });
 
   it("reports NotFound for a directory without a WAL, and Closed after close", async () => {
-    await assert.rejects(Wal.open(dir), (e) => WalError.is(e) && e.kind === "NotFound");
+    await assert.rejects(Wal.open(dir, OPTS), (e) => WalError.is(e) && e.kind === "NotFound");
     assert.equal(await Wal.exists(dir), false);
-    const wal = await Wal.create(dir, META);
+    const wal = await Wal.create(dir, META, OPTS);
     assert.equal(await Wal.exists(dir), true);
     await wal.close();
     assert.throws(() => wal.save(undefined, makeEntries(1, 1)), (e) => WalError.is(e) && e.kind === "Closed");

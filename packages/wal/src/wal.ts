@@ -26,6 +26,10 @@ import {
 } from "./record.js";
 import { TEMP_SUFFIX, listSegments, readWal, segmentFileName, type SegmentInfo } from "./reader.js";
 
+/** The name of the zero-filled file prepared for the next segment (a temp file until it is used). */
+const PREPARED_NEXT = `next-segment${TEMP_SUFFIX}`;
+const ZEROS = Buffer.alloc(1024 * 1024);
+
 export type { SnapshotMarker } from "./record.js";
 
 /** etcd's segment size: a segment is closed and a new one started once it reaches this many bytes. */
@@ -34,6 +38,14 @@ export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
 export interface WalOptions {
   /** Bytes after which the next save starts a new segment. Default 64 MiB. */
   segmentSize?: number;
+  /**
+   * Fill each new segment with zeros up to segmentSize before using it (default true). Overwriting
+   * allocated blocks lets fdatasync skip the file-size and block-allocation metadata that appending
+   * needs: on the disk measured in README.md it makes a small sync about twice as fast. The next
+   * segment is prepared in the background once the current one is half full. A reader treats an
+   * all-zero rest of a segment as its end.
+   */
+  preallocate?: boolean;
 }
 
 export interface WalOpenOptions extends WalOptions {
@@ -91,6 +103,10 @@ const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0n, commit: 0 };
 export class Wal {
   readonly dir: string;
   private readonly segmentSize: number;
+  private readonly preallocate: boolean;
+  /** The zero-filled file for the next segment, being prepared (resolves to its path, or undefined if
+   * preparing failed: the roll then creates the file itself). */
+  private preparedNext: Promise<string | undefined> | undefined;
   private readonly lock: DirLock;
   private readonly metadata: Uint8Array;
   private segments: SegmentState[];
@@ -118,6 +134,7 @@ export class Wal {
   private constructor(init: {
     dir: string;
     segmentSize: number;
+    preallocate: boolean;
     lock: DirLock;
     metadata: Uint8Array;
     segments: SegmentState[];
@@ -131,6 +148,7 @@ export class Wal {
   }) {
     this.dir = init.dir;
     this.segmentSize = init.segmentSize;
+    this.preallocate = init.preallocate;
     this.lock = init.lock;
     this.metadata = init.metadata;
     this.segments = init.segments;
@@ -163,10 +181,13 @@ export class Wal {
       const marker: StoredSnapshotMarker = { index: 0, term: 0, replacesLog: false };
       const segment: SegmentState = { seq: 0, firstIndex: 1, name: segmentFileName(0, 1), headerMarker: marker };
       const { buf, chain } = encodeRecords(0, segmentHeaderRecords(0, 0, metadata, EMPTY_HARD_STATE, marker));
-      const fh = await createSegmentFile(dir, segment.name, buf);
+      const segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+      const preallocate = options.preallocate ?? true;
+      const fh = await createSegmentFile(dir, segment.name, buf, preallocate ? segmentSize : 0, undefined);
       return new Wal({
         dir,
-        segmentSize: options.segmentSize ?? DEFAULT_SEGMENT_SIZE,
+        segmentSize,
+        preallocate,
         lock,
         metadata: new Uint8Array(metadata),
         segments: [segment],
@@ -202,7 +223,8 @@ export class Wal {
       const { tail } = contents;
       fh = await open(tail.file, "r+");
       let repaired: WalOpenResult["repaired"];
-      if (tail.validEnd < tail.size) {
+      if (tail.reason !== undefined) {
+        // Truncation also drops the segment's preallocated zeros; it is appended to until the next roll.
         await fh.truncate(tail.validEnd);
         await fh.datasync();
         repaired = { file: tail.file, offset: tail.validEnd, droppedBytes: tail.size - tail.validEnd, reason: tail.reason ?? "" };
@@ -218,6 +240,7 @@ export class Wal {
       const wal = new Wal({
         dir,
         segmentSize: options.segmentSize ?? DEFAULT_SEGMENT_SIZE,
+        preallocate: options.preallocate ?? true,
         lock,
         metadata: contents.metadata,
         segments,
@@ -398,6 +421,9 @@ export class Wal {
     await this.serialized(async () => {
       await this.fh?.close().catch(() => undefined);
       this.fh = undefined;
+      const prepared = await this.preparedNext;
+      this.preparedNext = undefined;
+      if (prepared) await unlink(prepared).catch(() => undefined);
     });
     await this.lock.release();
   }
@@ -468,13 +494,18 @@ export class Wal {
         await this.datasync(fh);
         await fh.close();
         this.fh = undefined;
-        this.fh = await createSegmentFile(this.dir, w.segment.name, w.header);
+        const prepared = await this.preparedNext;
+        this.preparedNext = undefined;
+        this.fh = await createSegmentFile(this.dir, w.segment.name, w.header, this.preallocate ? this.segmentSize : 0, prepared);
         this.written = w.header.length;
         this.counters.bytesWritten += w.header.length;
         this.counters.segmentsCreated++;
       }
       await this.writeOut(bufs);
       await this.datasync(this.fh!);
+      if (this.preallocate && !this.preparedNext && this.written >= this.segmentSize / 2) {
+        this.preparedNext = prepareZeroFile(join(this.dir, PREPARED_NEXT), this.segmentSize);
+      }
     } catch (e) {
       throw this.fail("writing or syncing the WAL failed", e);
     }
@@ -506,13 +537,23 @@ function segmentHeaderRecords(
   return [segmentHeaderRecord(seq, prevChain), metadataRecord(metadata), hardStateRecord(hardState), snapshotMarkerRecord(marker)];
 }
 
-/** Creates a segment holding `header` atomically (temp file, fdatasync, rename, fsync dir) and returns
- * it open for appending. */
-async function createSegmentFile(dir: string, name: string, header: Buffer): Promise<FileHandle> {
+/**
+ * Creates a segment holding `header` atomically (temp file, fdatasync, rename, fsync dir) and returns
+ * it open for writing after the header. With `preallocatedSize`, the file is zero-filled to that size:
+ * `prepared` is such a file made in advance, else it is filled here.
+ */
+async function createSegmentFile(
+  dir: string,
+  name: string,
+  header: Buffer,
+  preallocatedSize: number,
+  prepared: string | undefined,
+): Promise<FileHandle> {
   const path = join(dir, name);
-  const tmp = path + TEMP_SUFFIX;
-  const fh = await open(tmp, "w+");
+  const tmp = prepared ?? path + TEMP_SUFFIX;
+  const fh = await open(tmp, prepared ? "r+" : "w+");
   try {
+    if (!prepared) await writeZeros(fh, header.length, preallocatedSize);
     await writeAllAt(fh, [header], 0);
     await fh.datasync();
     await rename(tmp, path);
@@ -522,4 +563,29 @@ async function createSegmentFile(dir: string, name: string, header: Buffer): Pro
     throw e;
   }
   return fh;
+}
+
+async function writeZeros(fh: FileHandle, from: number, to: number): Promise<void> {
+  for (let at = from; at < to; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, to - at);
+    await writeAllAt(fh, [n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n)], at);
+  }
+}
+
+/** Writes a zero-filled file of `size` bytes and syncs it; resolves to its path, or undefined on failure
+ * (the caller then creates the segment itself). */
+async function prepareZeroFile(path: string, size: number): Promise<string | undefined> {
+  try {
+    const fh = await open(path, "w");
+    try {
+      await writeZeros(fh, 0, size);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    return path;
+  } catch {
+    await unlink(path).catch(() => undefined);
+    return undefined;
+  }
 }
