@@ -12,7 +12,7 @@ function pick<T>(rand: Rand, xs: readonly T[]): T {
 }
 
 /** Runs one seed; throws SafetyViolation (with a trace) on a violated invariant. */
-export function runSeed(seed: number): { applied: number; reads: number; leaders: number } {
+export function runSeed(seed: number): { applied: number; reads: number; leaders: number; fingerprint: string } {
   // Derive the configuration from the seed, so every seed explores a different corner.
   const cfgRand = new SeededRand(seed ^ 0x5bd1e995);
   const size = cfgRand.intn(2) === 0 ? 3 : 5;
@@ -119,6 +119,8 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
       .join("\n");
     c.fail(`liveness: no leader committed a new proposal on every member within 400 rounds after healing (target ${JSON.stringify(target)})\n${state}`);
   }
-  return { applied: c.proposalsApplied, reads: c.readsServed, leaders: leaders.size };
+  // Enough of the final state to tell two runs apart: per node its applied index, state digest and term.
+  const fingerprint = [...c.nodes.values()].map((n) => `${n.id}:${n.appliedIndex}:${n.digest}:${n.raw?.raft.term}`).join(" ");
+  return { applied: c.proposalsApplied, reads: c.readsServed, leaders: leaders.size, fingerprint };
 }
 

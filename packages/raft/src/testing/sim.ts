@@ -367,7 +367,6 @@ export class SimCluster {
   }
 
   private handleReady(n: SimNode, rd: Ready): void {
-    const raw = n.raw!;
     // 1. Install a snapshot.
     if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) this.installSnapshot(n, rd.snapshot);
     // 2. Persist entries and hard state (checking log matching for every entry that enters a log).
@@ -388,7 +387,6 @@ export class SimCluster {
       n.reads.set(ctx, rs.index);
       this.readsServed++;
     }
-    void raw;
   }
 
   private installSnapshot(n: SimNode, s: Snapshot): void {
