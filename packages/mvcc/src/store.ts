@@ -99,6 +99,13 @@ export interface WriteBatch {
   compact(rev: number): Promise<void>;
   /** Records the last applied log index, in this batch (so with the data it describes). */
   setConsistentIndex(index: number): void;
+  /**
+   * The batch's backend transaction, for state kept beside the keyspace (leases, auth, membership) that
+   * must commit atomically with it. Never write the `key` or `meta` buckets through it.
+   */
+  readonly backend: BackendWriteTxn;
+  /** The store's revision as of now (the newest written, this batch's included). */
+  readonly revision: number;
 }
 
 /**
@@ -530,6 +537,15 @@ class StoreWriteBatch implements WriteBatch {
 
   private checkOpen(): void {
     if (this.closed) throw new MvccError("Closed", "mvcc: write batch used after update returned");
+  }
+
+  get backend(): BackendWriteTxn {
+    this.checkOpen();
+    return this.tx;
+  }
+
+  get revision(): number {
+    return this.store.currentRevision();
   }
 
   txn<R>(fn: (txn: TxnWrite) => R): R {
