@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway } from "./gateway.js";
-import { etcdAvailable, send, startEtcd, type HttpAnswer, type RealEtcd } from "./real-etcd.js";
+import { etcdAvailable, send, startEtcd, websocketSession, type HttpAnswer, type RealEtcd } from "./real-etcd.js";
 
 const skip = etcdAvailable() ? false : "etcd 3.4 is not installed";
 
@@ -36,6 +36,7 @@ async function startPair(gatewayOptions: { cors?: string[] } = {}): Promise<Pair
   const [referenceEtcd, targetEtcd] = await Promise.all([startEtcd(), startEtcd()]);
   const gateway = createGateway({ target: targetEtcd.endpoint, ...gatewayOptions });
   const server: Server = createServer((req, res) => gateway.handle(req, res));
+  server.on("upgrade", (req, socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const side = async (name: Side["name"], etcd: RealEtcd, url: string): Promise<Side> => {
@@ -378,6 +379,35 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     const [reference, target] = await streams;
     assert.match(target.body, /"created":true/);
     assert.deepEqual(transcript(pair.target, target), transcript(pair.reference, reference));
+  });
+
+  test("websocket mode: watch and unary calls over a websocket, refused handshakes", async () => {
+    const { body } = await same(pair, { path: "/v3/kv/put", body: `{"key":"${b64("ws/a")}","value":"${b64("1")}"}` });
+    const rev = Number(/"revision":"(\d+)"/.exec(body)![1]);
+    const session = async (path: string, messages: string[], cut: number, headers?: Record<string, string>) => {
+      const [reference, target] = await Promise.all(
+        [pair.reference, pair.target].map((side) => websocketSession(side.url, path, messages, cut, headers)),
+      );
+      const view = (side: Side, s: Awaited<ReturnType<typeof websocketSession>>) => ({
+        statusLine: s.statusLine,
+        messages: s.messages.map((m) => normalize(side, m)),
+        refusal: s.refusal?.split("\r\n\r\n")[1],
+      });
+      assert.deepEqual(view(pair.target, target!), view(pair.reference, reference!), `${path} ${messages.join(" ")}`);
+      return target!;
+    };
+    const watched = await session(
+      "/v3/watch",
+      [`{"create_request":{"key":"${b64("ws/a")}","start_revision":${rev}}}`, `{"progress_request":{}}`],
+      1200,
+    );
+    assert.equal(watched.messages.length, 3);
+    await session("/v3beta/watch", [`{"create_request":{"key":"${b64("ws/a")}","start_revision":${rev}}}`], 1000);
+    await session("/v3/kv/range", [`{"key":"${b64("ws/a")}"}`], 2000);
+    await session("/v3/kv/range", [`{"key":`, `}`], 2000);
+    await session("/v3/kv/range", [`{bad`], 2000);
+    await session("/v3/kv/range", [], 2000, { "Sec-WebSocket-Version": "12" });
+    await session("/v3/kv/range", [], 2000, { "X-Test-Method": "POST" });
   });
 
   test("maintenance snapshot stream", async () => {

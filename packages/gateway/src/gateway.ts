@@ -4,10 +4,12 @@
  * ServeMux, error bodies and stream framing, golang/protobuf 1.3.5's jsonpb (see jsonpb.ts), Go's
  * `http.ServeMux` redirects and 404s, and etcd's access controller (`/v3beta/` rewrite, CORS, OPTIONS).
  */
+import { EventEmitter } from "node:events";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { PassThrough, type Duplex } from "node:stream";
 import { posix } from "node:path";
 import type { TLSSocket } from "node:tls";
-import type { DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { grpcServiceDefinition } from "@etcd-ts/api";
 import {
   Client,
@@ -25,8 +27,9 @@ import {
   type StatusObject,
 } from "@grpc/grpc-js";
 import { GoJsonError, JsonValueStream, quoteGoString } from "./go-json.js";
-import { JsonPbError, decodeFirstMessage, decodeMessage, encodeMessage } from "./jsonpb.js";
+import { JsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
+import { Opcode, WebSocketFrameParser, acceptKey, encodeFrame } from "./websocket.js";
 
 export interface GatewayOptions {
   /** The member's own gRPC endpoint, `host:port` (etcd dials the address it listens on). */
@@ -55,6 +58,13 @@ export interface GatewayOptions {
 export interface Gateway {
   /** Serves one HTTP/1.1 request (a Node `http` request listener). */
   handle(request: IncomingMessage, response: ServerResponse): void;
+  /**
+   * Serves a websocket upgrade (a Node `http` server's `upgrade` listener), as etcd's websocket proxy does:
+   * each message from the client is one JSON request of the route's body, each answer line goes back as a
+   * text message (`/v3/watch` over a websocket). Meant for `Upgrade: websocket` requests; any other
+   * upgrade is answered 400.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Cancels the calls in flight and closes the gRPC connection. */
   close(): void;
 }
@@ -196,8 +206,110 @@ class JsonGateway implements Gateway {
     }
   }
 
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    const response = new RawHttpResponse(socket) as unknown as ServerResponse;
+    try {
+      this.serve(request, response, (path) => this.websocket(request, socket, head, path, response));
+    } catch {
+      socket.destroy();
+    }
+  }
+
+  /**
+   * tmc/grpc-websocket-proxy as etcd mounts it on `/v3/`: gorilla's handshake checks, then an internal
+   * POST of the same path whose body is the client's messages (each followed by a newline) and whose answer
+   * lines are sent back as text messages. Authorization comes from `Sec-WebSocket-Protocol: Bearer, <t>` or
+   * a `token` cookie; Origin and Referer are forwarded.
+   */
+  private websocket(request: IncomingMessage, socket: Duplex, head: Buffer, path: string, response: ServerResponse): void {
+    const tokenIn = (name: string, value: string): boolean =>
+      (headerValue(request, name) ?? "")
+        .split(",")
+        .some((token) => token.trim().toLowerCase() === value);
+    if (!tokenIn("connection", "upgrade") || !tokenIn("upgrade", "websocket")) {
+      plainError(response, 400, STATUS_TEXT[400]!);
+      return;
+    }
+    const handshakeError = (status: number): void => {
+      response.setHeader("Sec-Websocket-Version", "13");
+      plainError(response, status, STATUS_TEXT[status]!);
+    };
+    if (request.method !== "GET") return handshakeError(405);
+    if (!tokenIn("sec-websocket-version", "13")) return handshakeError(400);
+    const key = headerValue(request, "sec-websocket-key") ?? "";
+    if (key.trim() === "") return handshakeError(400);
+    const protocol = headerValue(request, "sec-websocket-protocol") ?? "";
+    const lines = [
+      "HTTP/1.1 101 Switching Protocols",
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Accept: ${acceptKey(key.trim())}`,
+    ];
+    if (protocol.startsWith("Bearer")) lines.push("Sec-WebSocket-Protocol: Bearer");
+    socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+
+    const headers: Record<string, string> = {};
+    if (protocol !== "") {
+      const parts = protocol.split("Bearer,");
+      headers.authorization = parts.length < 2 ? "" : `Bearer ${parts[1]!.trim()}`;
+    }
+    for (const name of ["origin", "referer"]) {
+      const value = headerValue(request, name);
+      if (value !== undefined) headers[name] = value;
+    }
+    const cookie = /(?:^|;\s*)token=([^;]*)/.exec(headerValue(request, "cookie") ?? "");
+    if (cookie !== null) headers.authorization = `Bearer ${cookie[1]}`;
+    const queryAt = (request.url ?? "").indexOf("?");
+    const body = new PassThrough();
+    const inner = Object.assign(body, {
+      method: "POST",
+      url: path + (queryAt < 0 ? "" : (request.url ?? "").slice(queryAt)),
+      headers,
+      rawHeaders: Object.entries(headers).flat(),
+      socket: { remoteAddress: undefined, encrypted: false },
+    }) as unknown as IncomingMessage;
+    const answer = new WebSocketLineResponse(socket);
+    const parser = new WebSocketFrameParser();
+    let open = true;
+    const shutDown = (): void => {
+      if (!open) return;
+      open = false;
+      body.end();
+      answer.abort();
+    };
+    const onData = (chunk: Buffer): void => {
+      if (!open) return;
+      let messages;
+      try {
+        messages = parser.push(chunk);
+      } catch {
+        shutDown();
+        return;
+      }
+      for (const message of messages) {
+        if (message.opcode === Opcode.text || message.opcode === Opcode.binary) {
+          body.write(message.payload);
+          body.write("\n");
+        } else if (message.opcode === Opcode.ping) {
+          socket.write(encodeFrame(Opcode.pong, message.payload));
+        } else if (message.opcode === Opcode.close) {
+          // gorilla's default close handler echoes the close code, then the read loop ends everything.
+          socket.write(encodeFrame(Opcode.close, message.payload.subarray(0, 2)));
+          shutDown();
+          return;
+        }
+      }
+    };
+    socket.on("data", onData);
+    socket.on("close", shutDown);
+    socket.on("end", shutDown);
+    if (head.length > 0) onData(head);
+    this.route(inner, answer as unknown as ServerResponse, path);
+  }
+
   /** etcd's accessController, then Go's http.ServeMux with the gateway mounted on `/v3/`. */
-  private serve(request: IncomingMessage, response: ServerResponse): void {
+  private serve(request: IncomingMessage, response: ServerResponse, upgradeTo?: (path: string) => void): void {
     const rawUrl = request.url ?? "/";
     const queryAt = rawUrl.indexOf("?");
     const rawPath = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
@@ -241,7 +353,8 @@ class JsonGateway implements Gateway {
       plainError(response, 404, "404 page not found");
       return;
     }
-    this.route(request, response, path);
+    if (upgradeTo !== undefined) upgradeTo(path);
+    else this.route(request, response, path);
   }
 
   private hostAllowed(hostHeader: string): boolean {
@@ -379,15 +492,13 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readBody(request, (body) => {
-      let message: Message;
-      try {
-        message = decodeFirstMessage(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
-      } catch (error) {
+    readFirstRequest(request, route.method.input, bodyConsumed, (outcome) => {
+      if ("error" in outcome) {
         // request_X_0: a body jsonpb refuses is InvalidArgument.
-        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: decodeErrorMessage(error) });
+        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
         return;
       }
+      const { message } = outcome;
       if (this.closed) {
         writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
         return;
@@ -430,14 +541,12 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readBody(request, (body) => {
-      let message: Message;
-      try {
-        message = decodeFirstMessage(route.method.input, bodyConsumed ? new Uint8Array(0) : body);
-      } catch (error) {
-        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: decodeErrorMessage(error) });
+    readFirstRequest(request, route.method.input, bodyConsumed, (outcome) => {
+      if ("error" in outcome) {
+        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
         return;
       }
+      const { message } = outcome;
       const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
         definition.path,
         definition.requestSerialize,
@@ -524,11 +633,48 @@ function decodeErrorMessage(error: unknown): string {
   throw error;
 }
 
-function readBody(request: IncomingMessage, then: (body: Uint8Array) => void): void {
-  const chunks: Buffer[] = [];
-  request.on("data", (chunk: Buffer) => chunks.push(chunk));
-  request.on("end", () => then(Buffer.concat(chunks)));
-  request.on("error", () => then(Buffer.concat(chunks)));
+/**
+ * `marshaler.NewDecoder(req.Body).Decode(&protoReq)`: the first JSON value of the body, decoded as soon as
+ * it is complete (the rest of the body is ignored; over a websocket the body never ends). An empty body is
+ * an empty request.
+ */
+function readFirstRequest(
+  request: IncomingMessage,
+  schema: DescMessage,
+  bodyConsumed: boolean,
+  then: (outcome: { message: Message } | { error: string }) => void,
+): void {
+  const decoder = new JsonValueStream();
+  let settled = false;
+  const attempt = (): void => {
+    if (settled) return;
+    let outcome: { message: Message } | { error: string };
+    try {
+      const value = decoder.next();
+      if (value === undefined) return;
+      outcome = { message: value instanceof Uint8Array ? decodeMessage(schema, value) : (create(schema) as unknown as Message) };
+    } catch (error) {
+      outcome = { error: decodeErrorMessage(error) };
+    }
+    settled = true;
+    then(outcome);
+  };
+  const endOfBody = (): void => {
+    decoder.end();
+    attempt();
+  };
+  if (bodyConsumed) {
+    request.resume();
+    endOfBody();
+    return;
+  }
+  request.on("data", (chunk: Buffer) => {
+    if (settled) return;
+    decoder.push(chunk);
+    attempt();
+  });
+  request.on("end", endOfBody);
+  request.on("error", endOfBody);
 }
 
 /** grpc-js client errors as grpc-go's client would word them where the two differ. */
@@ -714,4 +860,129 @@ To fix this, choose one of the following options:
 
 This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
 `;
+}
+
+/**
+ * The subset of ServerResponse the gateway uses, written as a plain HTTP/1.1 answer on a raw socket (for
+ * upgrade requests that are answered without upgrading); the connection closes after it.
+ */
+class RawHttpResponse extends EventEmitter {
+  headersSent = false;
+  writableEnded = false;
+  destroyed = false;
+  private readonly headers = new Map<string, string>();
+
+  constructor(private readonly socket: Duplex) {
+    super();
+    socket.once("close", () => this.emit("close"));
+  }
+
+  setHeader(name: string, value: string | number): this {
+    this.headers.set(name, String(value));
+    return this;
+  }
+
+  writeHead(status: number, headers: OutgoingHttpHeaders = {}): this {
+    for (const [name, value] of Object.entries(headers)) if (value !== undefined) this.headers.set(name, String(value));
+    const lines = [`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ""}`, `Date: ${new Date().toUTCString()}`, "Connection: close"];
+    for (const [name, value] of this.headers) lines.push(`${name}: ${value}`);
+    this.socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+    this.headersSent = true;
+    return this;
+  }
+
+  write(chunk: string | Buffer): boolean {
+    if (!this.headersSent) this.writeHead(200);
+    return this.socket.write(chunk);
+  }
+
+  addTrailers(): void {
+    // A raw answer is never chunked; trailers are dropped.
+  }
+
+  end(chunk?: string | Buffer): this {
+    if (this.writableEnded) return this;
+    if (chunk !== undefined) this.write(chunk);
+    else if (!this.headersSent) this.writeHead(200);
+    this.writableEnded = true;
+    this.socket.end();
+    return this;
+  }
+
+  destroy(): this {
+    this.destroyed = true;
+    this.socket.destroy();
+    return this;
+  }
+}
+
+/**
+ * The websocket proxy's in-memory response writer: status and headers are dropped, the body is cut into
+ * lines and each non-empty line is sent as a text message (a last line without a newline too, when the
+ * answer ends). The connection closes when the answer ends, as the proxy's does.
+ */
+class WebSocketLineResponse extends EventEmitter {
+  headersSent = false;
+  writableEnded = false;
+  destroyed = false;
+  private pending = "";
+
+  constructor(private readonly socket: Duplex) {
+    super();
+  }
+
+  setHeader(): this {
+    return this;
+  }
+
+  writeHead(): this {
+    this.headersSent = true;
+    return this;
+  }
+
+  addTrailers(): void {
+    // No trailers over a websocket.
+  }
+
+  write(chunk: string | Buffer): boolean {
+    if (this.writableEnded) return false;
+    this.headersSent = true;
+    this.pending += chunk.toString();
+    let newline: number;
+    while ((newline = this.pending.indexOf("\n")) >= 0) {
+      this.send(this.pending.slice(0, newline));
+      this.pending = this.pending.slice(newline + 1);
+    }
+    return true;
+  }
+
+  end(chunk?: string | Buffer): this {
+    if (this.writableEnded) return this;
+    if (chunk !== undefined) this.write(chunk);
+    this.send(this.pending);
+    this.pending = "";
+    this.writableEnded = true;
+    this.socket.end();
+    this.emit("close");
+    return this;
+  }
+
+  /** The client went away: the call is cancelled through "close". */
+  abort(): void {
+    if (this.writableEnded) return;
+    this.writableEnded = true;
+    this.destroyed = true;
+    this.socket.end();
+    this.emit("close");
+  }
+
+  destroy(): this {
+    this.abort();
+    return this;
+  }
+
+  private send(line: string): void {
+    if (line.length === 0 || this.socket.destroyed) return;
+    this.socket.write(encodeFrame(Opcode.text, Buffer.from(line)));
+  }
 }

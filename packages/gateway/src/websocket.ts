@@ -1,0 +1,108 @@
+/**
+ * The RFC 6455 pieces the gateway's websocket mode needs (etcd wraps its gateway in
+ * tmc/grpc-websocket-proxy, gorilla/websocket underneath): the handshake key, a parser for the masked frames
+ * a client sends (fragmented messages reassembled, control frames passed through) and the unmasked frames a
+ * server sends.
+ */
+import { createHash } from "node:crypto";
+
+const HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+export const Opcode = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
+
+/** Sec-WebSocket-Accept for a client's Sec-WebSocket-Key. */
+export function acceptKey(key: string): string {
+  return createHash("sha1").update(key + HANDSHAKE_GUID).digest("base64");
+}
+
+/** One complete message (data frames joined) or control frame. */
+export interface WebSocketMessage {
+  readonly opcode: number;
+  readonly payload: Buffer;
+}
+
+/** Thrown for frames a server must reject (unmasked, fragmented control frame, bad continuation). */
+export class WebSocketProtocolError extends Error {
+  override readonly name = "WebSocketProtocolError";
+}
+
+/** Incremental parser for client-to-server frames. */
+export class WebSocketFrameParser {
+  private buffer: Buffer = Buffer.alloc(0);
+  private fragments: Buffer[] = [];
+  private fragmentOpcode = 0;
+
+  /** Feeds bytes; returns the messages completed by them. Throws WebSocketProtocolError. */
+  push(chunk: Buffer): WebSocketMessage[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const messages: WebSocketMessage[] = [];
+    for (;;) {
+      const frame = this.nextFrame();
+      if (frame === undefined) return messages;
+      const { fin, opcode, payload } = frame;
+      if (opcode >= 8) {
+        if (!fin || payload.length > 125) throw new WebSocketProtocolError("bad control frame");
+        messages.push({ opcode, payload });
+        continue;
+      }
+      if (opcode === Opcode.continuation) {
+        if (this.fragments.length === 0) throw new WebSocketProtocolError("continuation without a start");
+      } else {
+        if (this.fragments.length > 0) throw new WebSocketProtocolError("new message inside a fragmented one");
+        this.fragmentOpcode = opcode;
+      }
+      this.fragments.push(payload);
+      if (fin) {
+        messages.push({ opcode: this.fragmentOpcode, payload: Buffer.concat(this.fragments) });
+        this.fragments = [];
+      }
+    }
+  }
+
+  private nextFrame(): { fin: boolean; opcode: number; payload: Buffer } | undefined {
+    const b = this.buffer;
+    if (b.length < 2) return undefined;
+    const fin = (b[0]! & 0x80) !== 0;
+    const opcode = b[0]! & 0x0f;
+    const masked = (b[1]! & 0x80) !== 0;
+    if (!masked) throw new WebSocketProtocolError("client frames must be masked");
+    let length = b[1]! & 0x7f;
+    let offset = 2;
+    if (length === 126) {
+      if (b.length < 4) return undefined;
+      length = b.readUInt16BE(2);
+      offset = 4;
+    } else if (length === 127) {
+      if (b.length < 10) return undefined;
+      const big = b.readBigUInt64BE(2);
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new WebSocketProtocolError("frame too large");
+      length = Number(big);
+      offset = 10;
+    }
+    if (b.length < offset + 4 + length) return undefined;
+    const mask = b.subarray(offset, offset + 4);
+    const payload = Buffer.from(b.subarray(offset + 4, offset + 4 + length));
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
+    this.buffer = b.subarray(offset + 4 + length);
+    return { fin, opcode, payload };
+  }
+}
+
+/** A single unmasked server frame. */
+export function encodeFrame(opcode: number, payload: Buffer): Buffer {
+  let header: Buffer;
+  if (payload.length < 126) {
+    header = Buffer.from([0x80 | opcode, payload.length]);
+  } else if (payload.length < 0x10000) {
+    header = Buffer.alloc(4);
+    header[0] = 0x80 | opcode;
+    header[1] = 126;
+    header.writeUInt16BE(payload.length, 2);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = 0x80 | opcode;
+    header[1] = 127;
+    header.writeBigUInt64BE(BigInt(payload.length), 2);
+  }
+  return Buffer.concat([header, payload]);
+}
