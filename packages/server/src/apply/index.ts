@@ -12,7 +12,7 @@
  * - `LeaseLookup` is all the applier knows of leases; the default knows none.
  */
 export { createKvApplier, DefaultKvApplier } from "./kv-applier.js";
-export type { KvApplierOptions } from "./kv-applier.js";
+export type { KvApplierOptions, RequestApplier } from "./kv-applier.js";
 export { validateRequest, validateRange, validatePut, validateDeleteRange, validateTxn, DEFAULT_MAX_TXN_OPS } from "./validate.js";
 export type { ValidateOptions } from "./validate.js";
 export { noLeases } from "./lease-lookup.js";

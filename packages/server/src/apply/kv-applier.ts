@@ -41,6 +41,18 @@ import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from 
 export interface KvApplierOptions {
   /** Which leases exist (default: none; a put naming a lease then fails with leaseNotFound). */
   readonly leases?: LeaseLookup;
+  /**
+   * Appliers for the requests that are not KV requests (leases, auth, …), asked in order; each runs in the
+   * same batch, so its state commits with the keyspace and the consistent index.
+   */
+  readonly requestAppliers?: readonly RequestApplier[];
+}
+
+/** Applies one kind of non-KV log request inside a write batch. */
+export interface RequestApplier {
+  applies(request: InternalRaftRequest["request"]): boolean;
+  /** Returns the result; throws only for failures that must abort the whole batch. */
+  apply(batch: WriteBatch, request: InternalRaftRequest["request"]): ApplyResult;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -253,7 +265,10 @@ export class DefaultKvApplier implements KvApplier {
     options: KvApplierOptions = {},
   ) {
     this.leases = options.leases ?? noLeases;
+    this.requestAppliers = options.requestAppliers ?? [];
   }
+
+  private readonly requestAppliers: readonly RequestApplier[];
 
   consistentIndex(): number {
     return this.store.consistentIndex();
@@ -333,6 +348,7 @@ export class DefaultKvApplier implements KvApplier {
       case "compaction":
         return this.applyCompaction(batch, r.value);
       default:
+        for (const applier of this.requestAppliers) if (applier.applies(r)) return applier.apply(batch, r);
         return {
           ok: false,
           error: new RpcError(GrpcCode.UNIMPLEMENTED, `etcdserver: the KV applier does not apply ${r.case ?? "empty"} requests`),

@@ -5,6 +5,7 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   TxnRequest,
   TxnResponse,
 } from "@etcd-ts/api";
@@ -24,7 +25,13 @@ export interface CommittedRequest {
   readonly request: InternalRaftRequest;
 }
 
-export type WriteResponse = PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+/** The response of any applied write: a KV response, or one of another applier's (leases, auth, …). */
+export type WriteResponse =
+  | PutResponse
+  | DeleteRangeResponse
+  | TxnResponse
+  | CompactionResponse
+  | { readonly $typeName: string; header?: ResponseHeader };
 
 /** What applying one entry produced: a response or the error the client must see (e.g. compacted). */
 export type ApplyResult =
