@@ -14,6 +14,9 @@ export type MvccHistorySource = Pick<MvccStore, "currentRevision" | "compactRevi
   history(fromRev: number, toRev: number, options?: HistoryOptions): HistoryResult;
 };
 
+// Compile-time check: the MVCC store has the shape this adapter needs.
+((store: MvccStore): MvccHistorySource => store) satisfies unknown;
+
 /** Adapts the MVCC store to the watch package's `WatchableKV`. */
 export function watchableKVFromMvcc(store: MvccHistorySource): WatchableKV {
   return {
