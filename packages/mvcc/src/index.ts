@@ -8,6 +8,7 @@ export { MvccStore, openMvccStore } from "./store.js";
 export type {
   HistoryOptions,
   HistoryResult,
+  LeaseAttachments,
   MvccStoreOptions,
   RangeOptions,
   RangeResult,

@@ -433,3 +433,70 @@ describe("MvccStore: history", () => {
     assert.equal(store.history(3, 5).events.length, 5);
   });
 });
+
+describe("MvccStore: lease attachments", () => {
+  /** A lessor fake recording calls, with etcd's key → lease map. */
+  function fakeLessor() {
+    const keyLeases = new Map<string, bigint>();
+    const calls: string[] = [];
+    return {
+      calls,
+      keyLeases,
+      leaseOf: (key: Uint8Array) => keyLeases.get(str(key)) ?? 0n,
+      attach(id: bigint, keys: Iterable<Uint8Array>) {
+        for (const k of keys) {
+          calls.push(`attach ${id} ${str(k)}`);
+          keyLeases.set(str(k), id);
+        }
+        return true;
+      },
+      detach(id: bigint, keys: Iterable<Uint8Array>) {
+        for (const k of keys) {
+          calls.push(`detach ${id} ${str(k)}`);
+          if (keyLeases.get(str(k)) === id) keyLeases.delete(str(k));
+        }
+        return true;
+      },
+      attachOnRecovery(id: bigint, key: Uint8Array) {
+        calls.push(`recover ${id} ${str(key)}`);
+        keyLeases.set(str(key), id);
+        return true;
+      },
+    };
+  }
+
+  it("keeps the lessor's key → lease map in step as etcd's mvcc does, and re-attaches on open", () => {
+    const backend = openMemoryBackend();
+    const lessor = fakeLessor();
+    const store = openMvccStore(backend, { leases: lessor });
+    put(store, "a", "1", 5n);
+    put(store, "a", "2", 6n); // moves to lease 6
+    put(store, "b", "1", 5n);
+    put(store, "c", "1");
+    put(store, "b", "2"); // drops its lease
+    put(store, "d", "1", 6n);
+    del(store, "d");
+    put(store, "e", "1", 7n);
+    put(store, "f", "1", 7n);
+    del(store, "e", "g");
+    assert.deepEqual(lessor.calls, [
+      "attach 5 a",
+      "detach 5 a",
+      "attach 6 a",
+      "attach 5 b",
+      "detach 5 b",
+      "attach 6 d",
+      "detach 6 d",
+      "attach 7 e",
+      "attach 7 f",
+      "detach 7 e",
+      "detach 7 f",
+    ]);
+    assert.deepEqual([...lessor.keyLeases], [["a", 6n]]);
+
+    put(store, "g", "1", 8n);
+    const recovered = fakeLessor();
+    openMvccStore(backend, { leases: recovered });
+    assert.deepEqual(recovered.calls.sort(), ["recover 6 a", "recover 8 g"]);
+  });
+});

@@ -134,7 +134,25 @@ export interface HistoryResult {
   readonly through: number;
 }
 
+/**
+ * What the store needs of a lessor: etcd's mvcc keeps the lessor's key → lease map in step on every put
+ * and delete, synchronously, and re-attaches every live key's lease when it rebuilds its index.
+ * `@etcd-ts/lease`'s `Lessor` has this shape.
+ *
+ * Calls: a put of a key that existed detaches it from `leaseOf(key)` (when not 0), then a put with a
+ * lease attaches it; a delete detaches the key from `leaseOf(key)`; opening the store calls
+ * `attachOnRecovery` for every live key whose stored lease is not 0. None of these may throw.
+ */
+export interface LeaseAttachments {
+  leaseOf(key: Uint8Array): bigint;
+  attach(id: bigint, keys: Iterable<Uint8Array>): boolean;
+  detach(id: bigint, keys: Iterable<Uint8Array>): boolean;
+  attachOnRecovery(id: bigint, key: Uint8Array): boolean;
+}
+
 export interface MvccStoreOptions {
+  /** The lessor to keep in step with keys' leases (none: leases are only stored in the KeyValues). */
+  readonly leases?: LeaseAttachments;
   /** Rows examined per physical compaction batch (etcd's CompactionBatchLimit, default 1000). */
   readonly compactionBatchLimit?: number;
   /** Pause between physical compaction batches, letting writes through (default 0: next macrotask). */
@@ -170,6 +188,8 @@ export class MvccStore {
   private compactionQueue: Promise<void> = Promise.resolve();
   private readonly compactionBatchLimit: number;
   private readonly compactionPauseMs: number;
+  /** @internal */
+  readonly leases: LeaseAttachments | undefined;
   /** Scratch for index lookups on the write path. */
   private readonly state: KeyAtRevision = { modMain: 0, modSub: 0, createdMain: 0, version: 0 };
 
@@ -179,6 +199,7 @@ export class MvccStore {
   ) {
     this.compactionBatchLimit = options.compactionBatchLimit ?? 1000;
     this.compactionPauseMs = options.compactionPauseMs ?? 0;
+    this.leases = options.leases;
   }
 
   /**
@@ -203,6 +224,8 @@ export class MvccStore {
 
   private restore(): void {
     let scheduled = 0;
+    // The lease of each key's newest row (a tombstone clears it), when there is a lessor to tell.
+    const keyLeases = this.leases !== undefined ? new Map<KeyIndex, bigint>() : undefined;
     this.backend.view((tx) => {
       const finished = tx.get(META_BUCKET, FINISHED_COMPACT_KEY);
       if (finished !== undefined) this.compactMainRev = decodeRevisionKey(finished).main;
@@ -215,18 +238,25 @@ export class MvccStore {
         const rev = decodeRevisionKey(key);
         const kv = decodeKeyValue(value);
         this.currentRev = rev.main;
-        const ki = this.index.keyIndex(kv.key);
+        let ki = this.index.keyIndex(kv.key);
         if (ki !== undefined) {
           if (!rev.tombstone) ki.put(rev.main, rev.sub);
           else if (ki.isLive()) ki.tombstone(rev.main, rev.sub);
         } else if (!rev.tombstone) {
           // The first row seen of a key: its created revision and version come from the value, as the
           // rows before it may have been compacted away.
-          const created = this.index.keyIndexForWrite(kv.key);
-          created.restore(Number(kv.createRevision), rev.main, rev.sub, Number(kv.version));
+          ki = this.index.keyIndexForWrite(kv.key);
+          ki.restore(Number(kv.createRevision), rev.main, rev.sub, Number(kv.version));
+        }
+        if (keyLeases !== undefined && ki !== undefined) {
+          if (rev.tombstone || kv.lease === 0n) keyLeases.delete(ki);
+          else keyLeases.set(ki, kv.lease);
         }
       }
     });
+    if (keyLeases !== undefined) {
+      for (const [ki, lease] of keyLeases) if (ki.isLive()) this.leases!.attachOnRecovery(lease, ki.key);
+    }
     if (this.currentRev < 1) this.currentRev = 1;
     // Compaction may have deleted every row up to the compact revision (the newest ones being tombstones).
     if (this.currentRev < this.compactMainRev) this.currentRev = this.compactMainRev;
@@ -535,6 +565,11 @@ class StoreWriteBatch implements WriteBatch {
     private readonly pending: RevisionEvents[] | null,
   ) {}
 
+  get backendTxn(): BackendWriteTxn {
+    this.checkOpen();
+    return this.tx;
+  }
+
   private checkOpen(): void {
     if (this.closed) throw new MvccError("Closed", "mvcc: write batch used after update returned");
   }
@@ -625,6 +660,14 @@ class StoreTxnWrite implements TxnWrite {
     this.batch.mutated = true;
     ki.put(rev, sub);
     this.changes++;
+    const leases = this.store.leases;
+    if (leases !== undefined) {
+      if (existed) {
+        const oldLease = leases.leaseOf(key);
+        if (oldLease !== 0n) leases.detach(oldLease, [key]);
+      }
+      if (lease !== 0n) leases.attach(lease, [key]);
+    }
     if (this.events !== null) {
       const kv = makeKeyValue(ki.key, BigInt(created), BigInt(rev), BigInt(version), value, lease);
       this.events.push(makeEvent(Event_EventType.PUT, kv, prevKv));
@@ -661,6 +704,11 @@ class StoreTxnWrite implements TxnWrite {
     this.batch.mutated = true;
     ki.tombstone(rev, sub);
     this.changes++;
+    const leases = this.store.leases;
+    if (leases !== undefined) {
+      const oldLease = leases.leaseOf(key);
+      if (oldLease !== 0n) leases.detach(oldLease, [key]);
+    }
     if (this.events !== null) {
       this.events.push(makeEvent(Event_EventType.DELETE, makeKeyValue(key, 0n, BigInt(rev), 0n, EMPTY, 0n), prevKv));
     }
