@@ -8,6 +8,7 @@ import {
   RawNode,
   SnapshotOutOfDateError,
   StateType,
+  decodeConfChange,
   type ConfState,
   type Entry,
   type Snapshot,
@@ -32,12 +33,16 @@ function summary(entries: readonly Entry[]): string[] {
   return entries.map((e) => `${e.index}/${e.term}/${e.type}/${Buffer.from(e.data).toString("hex").slice(0, 16)}`);
 }
 
-/** Runs the Ready loop of a single-node RawNode until it has nothing to do; returns committed entries. */
+/** Runs the Ready loop of a single-node RawNode until it has nothing to do (applying conf changes);
+ * returns the committed entries. */
 async function drain(node: RawNode, storage: DiskRaftStorage): Promise<Entry[]> {
   const applied: Entry[] = [];
   while (node.hasReady()) {
     const rd = node.ready();
     await storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+    for (const e of rd.committedEntries) {
+      if (e.type === EntryType.ConfChange) node.applyConfChange(decodeConfChange(e.data));
+    }
     applied.push(...rd.committedEntries);
     node.advance();
   }
@@ -261,6 +266,34 @@ describe("DiskRaftStorage", () => {
     storage = await DiskRaftStorage.open(dir, options);
     assert.equal(storage.lastIndex(), finalLast);
     assert.equal(storage.hardState.commit, finalLast);
+    await storage.close();
+  });
+
+  it("works with raft's bootstrap (membership in conf change entries) across a restart", async () => {
+    let storage = await DiskRaftStorage.open(dir, SMALL);
+    assert.equal(storage.isNew, true);
+    let node = newNode(storage);
+    node.bootstrap([1n]);
+    await drain(node, storage);
+    node.campaign();
+    await drain(node, storage);
+    node.propose(new TextEncoder().encode("x"));
+    await drain(node, storage);
+    assert.equal(node.status().softState.raftState, StateType.Leader);
+    const last = storage.lastIndex();
+    await storage.close();
+
+    storage = await DiskRaftStorage.open(dir, SMALL);
+    assert.equal(storage.isNew, false);
+    assert.equal(storage.lastIndex(), last);
+    assert.equal(storage.entries(1, 2, Infinity)[0]!.type, EntryType.ConfChange);
+    node = newNode(storage);
+    const replayed = await drain(node, storage); // replays the conf change: membership is back
+    assert.equal(replayed.length, last);
+    assert.deepEqual(node.status().confState.voters, [1n]);
+    node.campaign();
+    await drain(node, storage);
+    assert.equal(node.status().softState.raftState, StateType.Leader);
     await storage.close();
   });
 });
