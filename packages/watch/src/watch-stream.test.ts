@@ -250,6 +250,66 @@ describe("WatchStream: progress", () => {
   });
 });
 
+describe("WatchStream: etcd 3.4.23 details (checked against a real etcd)", () => {
+  it("a compacted watcher keeps its ID until canceled: reusing it is a duplicate, canceling it answers", () => {
+    const { kv, scheduler, stream, out } = setup();
+    for (let i = 0; i < 3; i++) kv.put("a", String(i));
+    kv.compact(3);
+    stream.handle(createRequest({ key: "a", watchId: 7, startRevision: 2 }));
+    scheduler.advance(100);
+    stream.handle(createRequest({ key: "a", watchId: 7 }));
+    stream.handle(cancelRequest(7));
+    stream.handle(createRequest({ key: "a", watchId: 7 }));
+    assert.deepEqual(out(), [
+      "id=7 rev=4 created",
+      "id=7 rev=0 canceled compact=3",
+      "id=-1 rev=4 created canceled reason=mvcc: duplicate watch ID provided on the WatchStream",
+      "id=7 rev=4 canceled",
+      "id=7 rev=4 created",
+    ]);
+  });
+
+  it("accepts negative client-chosen IDs; ignores an empty request; an empty key with \\0 watches everything", () => {
+    const { kv, stream, out } = setup();
+    stream.handle(createRequest({ key: "a", watchId: -5 }));
+    stream.handle(create(WatchRequestSchema, {}));
+    stream.handle(createRequest({ key: "", end: "\0" }));
+    kv.put("\u0001", "low");
+    assert.deepEqual(out(), ["id=-5 rev=1 created", "id=0 rev=1 created", "id=0 rev=2 [PUT \u0001=low@2]"]);
+  });
+
+  it("a future start revision is created at once and reports from that revision", () => {
+    const { kv, stream, out } = setup();
+    stream.handle(createRequest({ key: "a", startRevision: 3 }));
+    kv.put("a", "1");
+    kv.put("a", "2");
+    assert.deepEqual(out(), ["id=0 rev=1 created", "id=0 rev=3 [PUT a=2@3]"]);
+  });
+
+  it("immediateProgressRequests answers at once, before the history catch-up (3.4.23)", () => {
+    const { kv, scheduler, stream, out } = setup({ immediateProgressRequests: true });
+    kv.put("a", "1");
+    stream.handle(createRequest({ key: "a", startRevision: 2 }));
+    stream.handle(progressRequest());
+    scheduler.advance(100);
+    assert.deepEqual(out(), ["id=0 rev=2 created", "id=-1 rev=2", "id=0 rev=2 [PUT a=1@2]"]);
+  });
+
+  it("a pending progress request is answered when the last watcher behind is canceled or compacted", () => {
+    const { kv, scheduler, stream, out } = setup();
+    for (let i = 0; i < 3; i++) kv.put("a", String(i));
+    stream.handle(createRequest({ key: "a", startRevision: 2 }));
+    stream.handle(progressRequest());
+    stream.handle(cancelRequest(0));
+    assert.deepEqual(out(), ["id=0 rev=4 created", "id=0 rev=4 canceled", "id=-1 rev=4"]);
+    kv.compact(3);
+    stream.handle(createRequest({ key: "a", startRevision: 2 }));
+    stream.handle(progressRequest());
+    scheduler.advance(100);
+    assert.deepEqual(out(), ["id=1 rev=4 created", "id=1 rev=0 canceled compact=3", "id=-1 rev=4"]);
+  });
+});
+
 describe("WatchStream: fragment", () => {
   it("splits a large response of a fragment watcher; others get it whole", () => {
     const { kv, scheduler, stream } = setup({ maxResponseBytes: 1000 });

@@ -42,6 +42,12 @@ export interface WatchStreamOptions {
   /** Buffered responses above which the store's offers are refused (the watchers fall behind). */
   readonly maxPendingResponses?: number;
   readonly scheduler?: Scheduler;
+  /**
+   * Answer progress requests at once, even while some watcher of the stream is still catching up
+   * (etcd 3.4.23's behaviour, which can claim a revision whose events are still to come). Default false:
+   * answer once every watcher is synced (etcd 3.5's fix, and what issue 4 asks for).
+   */
+  readonly immediateProgressRequests?: boolean;
 }
 
 /** Per watch ID, what the stream keeps besides the store's watcher. */
@@ -79,6 +85,7 @@ export class WatchStream {
   private readonly progressNotifyIntervalMs: number;
   private readonly maxPending: number;
   private readonly scheduler: Scheduler;
+  private readonly immediateProgress: boolean;
   private readonly watches = new Map<bigint, StreamWatch>();
   private nextId = 0n;
   private readonly queue: WatchResponse[] = [];
@@ -100,6 +107,7 @@ export class WatchStream {
     this.progressNotifyIntervalMs = options.progressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS;
     this.maxPending = options.maxPendingResponses ?? DEFAULT_MAX_PENDING_RESPONSES;
     this.scheduler = options.scheduler ?? timerScheduler;
+    this.immediateProgress = options.immediateProgressRequests === true;
     // The store sees only this narrow object, never the stream's public surface.
     const stream = this;
     this.consumer = {
@@ -267,15 +275,17 @@ export class WatchStream {
     this.watches.delete(id);
     if (watch.progressNotify) this.progressWatches--;
     this.push(create(WatchResponseSchema, { header: this.header(this.store.revision()), watchId: id, canceled: true }));
+    // The canceled watcher may have been the last one behind.
+    if (this.progressRequested && this.store.allSynced(this.consumer)) this.pushProgressAll();
   }
 
   /**
    * A progress request: a response for watch ID -1 at the current revision, once every watcher of the
    * stream is synced (so that it never claims a revision whose events are still on their way; etcd 3.5
-   * behaviour — 3.4.23 answers at once, see README).
+   * behaviour — 3.4.23 answers at once: `immediateProgressRequests`).
    */
   private requestProgress(): void {
-    if (this.store.allSynced(this.consumer)) this.pushProgressAll();
+    if (this.immediateProgress || this.store.allSynced(this.consumer)) this.pushProgressAll();
     else this.progressRequested = true;
   }
 

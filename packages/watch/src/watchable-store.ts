@@ -254,7 +254,7 @@ export class WatchableStore {
       if (chosen.size >= this.maxWatchersPerSync) break;
       if (w.minRev < compactRev) {
         if (w.consumer.offer({ watcher: w, events: [], revision: 0, compactRevision: compactRev })) {
-          this.leave(w);
+          this.leave(w, true);
           w.state = "done";
         } else {
           this.unsynced.delete(w);
@@ -357,8 +357,12 @@ export class WatchableStore {
 
   // ---- bookkeeping ----
 
-  /** Takes `w` out of whichever group holds it. */
-  private leave(w: Watcher): void {
+  /**
+   * Takes `w` out of whichever group holds it. `tellConsumer`: if that leaves the consumer with every
+   * watcher synced, call its `allSynced` at the end of this sync run (a cancel by the consumer itself
+   * needs no telling).
+   */
+  private leave(w: Watcher, tellConsumer = false): void {
     const state: WatcherState = w.state;
     if (state === "synced") {
       this.synced.delete(w);
@@ -375,7 +379,7 @@ export class WatchableStore {
     } else {
       return;
     }
-    this.adjustBehind(w.consumer, -1);
+    this.adjustBehind(w.consumer, -1, tellConsumer);
   }
 
   private readonly caughtUp = new Set<WatchConsumer>();
