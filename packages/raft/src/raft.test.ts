@@ -166,6 +166,30 @@ describe("replication flow control", () => {
   });
 });
 
+describe("uncommitted size limit", () => {
+  test("a leader drops proposals beyond maxUncommittedEntriesSize until entries commit", () => {
+    const r = newTestRaft(n1, ids(1, 2, 3), 10, 1, { maxUncommittedEntriesSize: 100 });
+    electLeader(r);
+    const data = "x".repeat(40);
+    r.step(prop(n1, data));
+    r.step(prop(n1, data));
+    assert.throws(() => r.step(prop(n1, data)), ProposalDroppedError.is);
+    // Once the application has taken the committed entries, there is room again.
+    const li = r.raftLog.lastIndex();
+    r.step(newMessage({ type: MessageType.AppResp, from: n2, to: n1, term: r.term, index: li }));
+    r.reduceUncommittedSize(r.raftLog.nextEntries());
+    assert.equal(r.uncommittedSize, 0);
+    r.step(prop(n1, data));
+  });
+
+  test("a single proposal larger than the limit is accepted when nothing is uncommitted", () => {
+    const r = newTestRaft(n1, ids(1, 2, 3), 10, 1, { maxUncommittedEntriesSize: 10 });
+    electLeader(r);
+    r.step(prop(n1, "y".repeat(50)));
+    assert.equal(r.raftLog.lastIndex(), 2);
+  });
+});
+
 describe("snapshots", () => {
   function compactedLeader(): Raft {
     const s = new MemoryStorage({ confState: { voters: ids(1, 2), learners: [] } });

@@ -56,6 +56,9 @@ export interface Config {
   maxCommittedSizePerReady?: number;
   /** Bound on unacknowledged MsgApps per follower in the Replicate state. Default 256. */
   maxInflightMsgs?: number;
+  /** Bytes of entry payload the leader may hold uncommitted; beyond it proposals are dropped (so a leader
+   * cut off from its followers does not grow its log without bound). Default unlimited. */
+  maxUncommittedEntriesSize?: number;
   /** The leader steps down if it has not heard from a quorum within an election timeout; followers that
    * heard from a leader recently refuse to vote for others (leader lease). */
   checkQuorum?: boolean;
@@ -113,6 +116,9 @@ export class Raft {
   /** In [electionTimeout, 2 * electionTimeout), re-drawn on every term change. */
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
+  readonly maxUncommittedSize: number;
+  /** Payload bytes of the leader's entries not yet known committed (an estimate: see reduceUncommittedSize). */
+  uncommittedSize = 0;
   /** ReadIndex requests that arrived before the leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
   private readonly rand: Rand;
@@ -131,6 +137,7 @@ export class Raft {
     this.rand = c.rand ?? new SeededRand(Number(c.id & 0xffffffffn));
     this.raftLog = new RaftLog(c.storage, this.logger, c.maxCommittedSizePerReady ?? NO_LIMIT);
     this.maxMsgSize = c.maxSizePerMsg ?? 1024 * 1024;
+    this.maxUncommittedSize = c.maxUncommittedEntriesSize ?? Infinity;
     this.trk = new ProgressTracker(maxInflight);
     this.electionTimeout = c.electionTick;
     this.heartbeatTimeout = c.heartbeatTick;
@@ -310,13 +317,18 @@ export class Raft {
       pr.inflights.reset();
     });
     this.pendingConfIndex = 0;
+    this.uncommittedSize = 0;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
   }
 
   /** Appends proposals to the leader's log, assigning term and index. Entries are copied: log entries are
    * immutable and shared with the messages that carry them. */
-  private appendEntry(es: readonly Entry[]): void {
+  private appendEntry(es: readonly Entry[]): boolean {
+    if (!this.increaseUncommittedSize(es)) {
+      this.logger.warn(`${this.id} appending new entries to log would exceed uncommitted entry size limit; dropping proposal`);
+      return false;
+    }
     let li = this.raftLog.lastIndex();
     const ents: Entry[] = new Array(es.length);
     for (let i = 0; i < es.length; i++) {
@@ -328,6 +340,26 @@ export class Raft {
     // RawNode's Ready contract makes it persist before the acks of others can arrive).
     this.trk.progress.get(this.id)?.maybeUpdate(li);
     this.maybeCommit();
+    return true;
+  }
+
+  private increaseUncommittedSize(es: readonly Entry[]): boolean {
+    let s = 0;
+    for (const e of es) s += e.data.length;
+    // An empty log of uncommitted entries always accepts a proposal, however large, so that progress
+    // is possible; empty entries (the leader's no-op, replaced conf changes) are always accepted.
+    if (this.uncommittedSize > 0 && s > 0 && this.uncommittedSize + s > this.maxUncommittedSize) return false;
+    this.uncommittedSize += s;
+    return true;
+  }
+
+  /** Called as committed entries are handed to the application: they no longer count as uncommitted.
+   * Entries from previous terms were never counted, so this may undercount; it never goes below 0. */
+  reduceUncommittedSize(ents: readonly Entry[]): void {
+    if (this.state !== StateType.Leader || this.uncommittedSize === 0) return;
+    let s = 0;
+    for (const e of ents) s += e.data.length;
+    this.uncommittedSize = s > this.uncommittedSize ? 0 : this.uncommittedSize - s;
   }
 
   tick(): void {
@@ -398,7 +430,9 @@ export class Raft {
     this.pendingConfIndex = this.raftLog.lastIndex();
     // The empty entry of the new term lets the leader commit (and learn the commit index of) the entries
     // of previous terms (§5.4.2, §8).
-    this.appendEntry([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }]);
+    if (!this.appendEntry([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }])) {
+      throw new Error("raft: empty entry was dropped");
+    }
     this.logger.info(`${this.id} became leader at term ${this.term}`);
   }
 
@@ -596,7 +630,7 @@ export class Raft {
             }
           }
         }
-        this.appendEntry(entries);
+        if (!this.appendEntry(entries)) throw new ProposalDroppedError("too many uncommitted entries");
         this.bcastAppend();
         return;
       }

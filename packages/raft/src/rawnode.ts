@@ -120,6 +120,8 @@ export class RawNode {
    * initial voter at term 1, the way etcd does, so that the log itself carries the membership history.
    * A member added later (with proposeConfChange) starts with empty storage and no bootstrap; it learns
    * the configuration by replaying that history (or from a snapshot).
+   * Persist the resulting Ready before anything else. If the process dies before the bootstrap entries
+   * are on disk, bootstrap again: an initial member must never restart as a joiner with an empty log.
    * @throws Error if the storage is not empty.
    */
   bootstrap(voters: readonly NodeId[]): void {
@@ -254,6 +256,7 @@ export class RawNode {
     const r = this.raft;
     const entries = r.raftLog.unstableEntries().slice();
     const committedEntries = r.raftLog.nextEntries();
+    r.reduceUncommittedSize(committedEntries);
     const rd: Ready = {
       readStates: r.readStates,
       entries,

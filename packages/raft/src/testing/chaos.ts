@@ -26,6 +26,7 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
     checkQuorum: cfgRand.intn(2) === 0,
     maxSizePerMsg: pick(cfgRand, [64, 256, 1 << 20]),
     maxInflightMsgs: pick(cfgRand, [1, 2, 4, 256]),
+    maxUncommittedEntriesSize: pick(cfgRand, [Infinity, Infinity, 40]),
     dropRate: pick(cfgRand, [0, 0.02, 0.1]),
     duplicateRate: pick(cfgRand, [0, 0.02, 0.1]),
   });
