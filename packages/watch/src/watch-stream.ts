@@ -112,8 +112,10 @@ export class WatchStream {
     const stream = this;
     this.consumer = {
       offer: (response) => stream.offer(response),
+      // Victims resume only once the reader has taken half the buffer, so that a slow reader does not
+      // make its watchers bounce between victim and unsynced for every response it takes.
       get ready() {
-        return !stream.isClosed && stream.pending < stream.maxPending;
+        return !stream.isClosed && stream.pending <= stream.maxPending / 2;
       },
       allSynced: () => stream.onAllSynced(),
     };
