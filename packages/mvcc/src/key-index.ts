@@ -1,7 +1,7 @@
 import { MvccError } from "./errors.js";
 import { KeyTree } from "./key-tree.js";
 import { latin1Bytes, latin1String } from "./latin1.js";
-import type { RevisionSet } from "./revision.js";
+import { RevisionSet } from "./revision.js";
 
 /**
  * The in-memory index from a user key to the revisions that changed it, as etcd's keyIndex keeps it.
@@ -120,6 +120,26 @@ export class KeyIndex {
   }
 
   /**
+   * Adds to `keep` the revision a compaction at `atRev` would keep, changing nothing (etcd's keep, for
+   * HashKV).
+   */
+  keep(atRev: number, keep: RevisionSet): void {
+    if (this.isEmpty()) return;
+    let genIdx = 0;
+    let g = this.generations[0]!;
+    while (genIdx < this.generations.length - 1) {
+      if (g.revs[g.revs.length - 2]! > atRev) break;
+      genIdx++;
+      g = this.generations[genIdx]!;
+    }
+    const n = g.newestAtOrBelow(atRev);
+    if (n === -1) return;
+    // A tombstone closing its generation is not kept.
+    if (n === g.length - 1 && genIdx !== this.generations.length - 1) return;
+    keep.add(g.revs[2 * n]!, g.revs[2 * n + 1]!);
+  }
+
+  /**
    * Drops the revisions a compaction at `atRev` makes unreachable, adding to `keep` the one revision
    * per key that must stay on disk: the newest at or below `atRev`, unless it is a tombstone.
    */
@@ -214,6 +234,13 @@ export class TreeIndex {
       this.byKey.delete(id);
       this.ordered.delete(id);
     }
+  }
+
+  /** The revisions a compaction at `atRev` would keep (etcd's treeIndex.Keep). */
+  keep(atRev: number): RevisionSet {
+    const keep = new RevisionSet();
+    for (const ki of this.byKey.values()) ki.keep(atRev, keep);
+    return keep;
   }
 
   /** Every key index in key order (tests). */

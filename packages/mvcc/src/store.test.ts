@@ -500,3 +500,25 @@ describe("MvccStore: lease attachments", () => {
     assert.deepEqual(recovered.calls.sort(), ["recover 6 a", "recover 8 g"]);
   });
 });
+
+describe("MvccStore: hashByRev", () => {
+  it("gives etcd 3.4.23's HashKV for the same history, before and after a compaction", async () => {
+    // etcdctl put foo bar; put foo baz; put k1 v1; del foo; put k2 ""; put k1 v1b;
+    // endpoint hashkv --rev 0 / 4 / 5; compaction 5; endpoint hashkv --rev 0 / 6
+    const store = openMvccStore(openMemoryBackend());
+    put(store, "foo", "bar");
+    put(store, "foo", "baz");
+    put(store, "k1", "v1");
+    del(store, "foo");
+    put(store, "k2", "");
+    put(store, "k1", "v1b");
+    assert.deepEqual(store.hashByRev(0), { hash: 1935167504, currentRevision: 7, compactRevision: 0 });
+    assert.equal(store.hashByRev(4).hash, 2942447078);
+    assert.equal(store.hashByRev(5).hash, 195518769);
+    await store.update((batch) => batch.compact(5)).result;
+    assert.deepEqual(store.hashByRev(0), { hash: 903437365, currentRevision: 7, compactRevision: 5 });
+    assert.equal(store.hashByRev(6).hash, 4290977921);
+    assert.throws(() => store.hashByRev(5), (e) => isMvccError(e, "Compacted"));
+    assert.throws(() => store.hashByRev(8), (e) => isMvccError(e, "FutureRev"));
+  });
+});
