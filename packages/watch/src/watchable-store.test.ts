@@ -251,6 +251,28 @@ describe("WatchableStore: catching up from history", () => {
   });
 });
 
+describe("WatchableStore: a failing history read", () => {
+  it("is reported and retried on the next run", () => {
+    const kv = new MemoryWatchableKV();
+    const scheduler = new ManualScheduler();
+    const errors: unknown[] = [];
+    const store = new WatchableStore(kv, { scheduler, onError: (e) => errors.push(e) });
+    kv.put("a", "1");
+    const consumer = new RecordingConsumer();
+    store.watch({ id: 0n, key: enc("a"), startRevision: 1, consumer });
+    const history = kv.history.bind(kv);
+    kv.history = () => {
+      throw new Error("mvcc: store failed");
+    };
+    scheduler.advance(100);
+    assert.equal(errors.length, 1);
+    kv.history = history;
+    scheduler.advance(100);
+    assert.deepEqual(consumer.events(), ["PUT a=1@2"]);
+    assert.equal(store.stats().synced, 1);
+  });
+});
+
 describe("WatchableStore: victims (slow consumers)", () => {
   it("a full consumer makes its watchers victims; they catch up from history when it has room", () => {
     const { kv, scheduler, store, watch } = setup();

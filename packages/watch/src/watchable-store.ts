@@ -22,6 +22,12 @@ export interface WatchableStoreOptions {
   readonly victimIntervalMs?: number;
   readonly maxWatchersPerSync?: number;
   readonly maxEventsPerSync?: number;
+  /**
+   * Told when a sync run fails (the KV's `history` threw: the store is closed or failed). The run is
+   * retried after `syncIntervalMs`. Default: rethrown on the next tick, as the MVCC store does with an
+   * observer's exception.
+   */
+  readonly onError?: (error: unknown) => void;
 }
 
 export interface WatchOptions {
@@ -88,6 +94,7 @@ export class WatchableStore {
   private readonly victimIntervalMs: number;
   private readonly maxWatchersPerSync: number;
   private readonly maxEventsPerSync: number;
+  private readonly onError: (error: unknown) => void;
   private cancelSyncTimer: (() => void) | undefined = undefined;
   private cancelVictimTimer: (() => void) | undefined = undefined;
   private closed = false;
@@ -103,6 +110,12 @@ export class WatchableStore {
     this.victimIntervalMs = options.victimIntervalMs ?? DEFAULT_VICTIM_INTERVAL_MS;
     this.maxWatchersPerSync = options.maxWatchersPerSync ?? DEFAULT_MAX_WATCHERS_PER_SYNC;
     this.maxEventsPerSync = options.maxEventsPerSync ?? DEFAULT_MAX_EVENTS_PER_SYNC;
+    this.onError =
+      options.onError ??
+      ((error) =>
+        process.nextTick(() => {
+          throw error;
+        }));
     this.observedRev = kv.currentRevision();
     this.unsubscribe = kv.subscribe((events, revision) => this.notify(events, revision));
   }
@@ -231,7 +244,14 @@ export class WatchableStore {
     if (this.cancelSyncTimer !== undefined || this.closed) return;
     this.cancelSyncTimer = this.scheduler.schedule(() => {
       this.cancelSyncTimer = undefined;
-      const remaining = this.syncWatchers();
+      let remaining: number;
+      try {
+        remaining = this.syncWatchers();
+      } catch (e) {
+        this.onError(e);
+        this.lastSyncProgressed = false;
+        remaining = this.unsynced.size;
+      }
       // More work and progress made: go on at once, as etcd's loop does; otherwise at the usual pace.
       if (remaining > 0) this.scheduleSync(this.lastSyncProgressed ? 0 : this.syncIntervalMs);
     }, delayMs);
