@@ -611,7 +611,7 @@ class JsonGateway implements Gateway {
       }
     };
     if (bodyConsumed) {
-      decoder.end();
+      decoder.finish();
       pump();
       return;
     }
@@ -620,7 +620,7 @@ class JsonGateway implements Gateway {
       pump();
     });
     const endOfBody = (): void => {
-      decoder.end();
+      decoder.finish();
       pump();
     };
     request.on("end", endOfBody);
@@ -660,7 +660,7 @@ function readFirstRequest(
     then(outcome);
   };
   const endOfBody = (): void => {
-    decoder.end();
+    decoder.finish();
     attempt();
   };
   if (bodyConsumed) {

@@ -45,7 +45,7 @@ test("the value stream splits concatenated values, across chunk boundaries, and 
   }
   // `12` is only known to be whole once something follows it.
   assert.deepEqual(values, ['{"a":1}', '{"b":[2]}', "[]", "12"]);
-  stream.end();
+  stream.finish();
   drain();
   assert.deepEqual(values.slice(4), ["<done>"]);
 });
@@ -60,12 +60,12 @@ test("the value stream reports a syntax error as soon as the byte arrives, and a
   const cut = new JsonValueStream();
   cut.push(utf8('{"a":'));
   assert.equal(cut.next(), undefined);
-  cut.end();
+  cut.finish();
   assert.equal(errorOf(() => cut.next()), "unexpected EOF");
 
   const empty = new JsonValueStream();
   empty.push(utf8(" \n\t"));
-  empty.end();
+  empty.finish();
   assert.deepEqual(empty.next(), { done: true });
 });
 
@@ -133,4 +133,19 @@ test("base64 decodes as base64.StdEncoding with Go's error offsets", () => {
   for (const [input, at] of cases) {
     assert.equal(errorOf(() => decodeBase64Go(utf8(input))), `illegal base64 data at input byte ${at}`, input);
   }
+});
+
+test("the value stream takes a large value in small chunks", () => {
+  const big = `{"value":"${"QUJD".repeat(500_000)}"}`;
+  const bytes = utf8(`${big}\n${big}`);
+  const stream = new JsonValueStream();
+  const seen: number[] = [];
+  for (let i = 0; i < bytes.length; i += 1000) {
+    stream.push(bytes.subarray(i, i + 1000));
+    for (let v = stream.next(); v instanceof Uint8Array; v = stream.next()) seen.push(v.length);
+  }
+  // An object is complete at its closing brace, without waiting for the end of input.
+  assert.deepEqual(seen, [big.length, big.length]);
+  stream.finish();
+  assert.deepEqual(stream.next(), { done: true });
 });

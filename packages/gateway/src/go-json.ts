@@ -358,27 +358,39 @@ export function checkValid(data: Uint8Array): void {
 }
 
 /**
- * `json.Decoder` over a byte stream: `push` bytes as they arrive, `end()` at end of input, and take complete
+ * `json.Decoder` over a byte stream: `push` bytes as they arrive, `finish()` at end of input, and take complete
  * values with `next()`. Like Go's decoder it reports a syntax error as soon as the offending byte arrives,
  * ends a value at its closing `}`/`]` without waiting for more input, and distinguishes a clean end of input
  * (`{ done: true }`) from a value cut short (`unexpected EOF`). Errors are sticky.
  */
 export class JsonValueStream {
-  private buffer = new Uint8Array(0);
-  private scanned = 0; // bytes of `buffer` already fed to the scanner for the value in progress
+  // Unconsumed input is data[start, end); the buffer grows by doubling so a large body costs O(n) copies.
+  private data = new Uint8Array(1024);
+  private start = 0;
+  private end = 0;
+  private scanned = 0; // bytes after `start` already fed to the scanner for the value in progress
   private readonly scanner = new Scanner();
   private ended = false;
   private error: GoJsonError | undefined;
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    const joined = new Uint8Array(this.buffer.length + chunk.length);
-    joined.set(this.buffer);
-    joined.set(chunk, this.buffer.length);
-    this.buffer = joined;
+    if (this.end + chunk.length > this.data.length) {
+      const live = this.end - this.start;
+      let capacity = this.data.length;
+      while (capacity < live + chunk.length) capacity *= 2;
+      const grown = capacity === this.data.length ? this.data : new Uint8Array(capacity);
+      grown.set(this.data.subarray(this.start, this.end), 0);
+      this.data = grown;
+      this.end = live;
+      this.start = 0;
+    }
+    this.data.set(chunk, this.end);
+    this.end += chunk.length;
   }
 
-  end(): void {
+  /** Marks the end of input. */
+  finish(): void {
     this.ended = true;
   }
 
@@ -390,8 +402,9 @@ export class JsonValueStream {
     if (this.error !== undefined) throw this.error;
     const s = this.scanner;
     if (this.scanned === 0) s.reset();
-    for (; this.scanned < this.buffer.length; this.scanned++) {
-      const op = s.step(s, this.buffer[this.scanned]!);
+    const length = this.end - this.start;
+    for (; this.scanned < length; this.scanned++) {
+      const op = s.step(s, this.data[this.start + this.scanned]!);
       if (op === SCAN_END) return this.take(this.scanned);
       if (op === SCAN_END_COMPOSITE && s.parseState.length === 0) return this.take(this.scanned + 1);
       if (op === SCAN_ERROR) {
@@ -401,18 +414,19 @@ export class JsonValueStream {
     }
     if (!this.ended) return undefined;
     if (s.step(s, 0x20) === SCAN_END) return this.take(this.scanned);
-    if (this.buffer.some((c) => !isSpace(c))) {
+    if (this.data.subarray(this.start, this.end).some((c) => !isSpace(c))) {
       this.error = new GoJsonError(UNEXPECTED_EOF);
       throw this.error;
     }
     return { done: true };
   }
 
-  private take(end: number): Uint8Array {
-    let start = 0;
-    while (start < end && isSpace(this.buffer[start]!)) start++;
-    const value = this.buffer.slice(start, end);
-    this.buffer = this.buffer.slice(end);
+  private take(length: number): Uint8Array {
+    let first = this.start;
+    const last = this.start + length;
+    while (first < last && isSpace(this.data[first]!)) first++;
+    const value = this.data.slice(first, last);
+    this.start = last;
     this.scanned = 0;
     return value;
   }

@@ -67,7 +67,7 @@ export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint
 export function decodeFirstMessage(schema: DescMessage, body: Uint8Array): Message {
   const decoder = new JsonValueStream();
   decoder.push(body);
-  decoder.end();
+  decoder.finish();
   let value: ReturnType<JsonValueStream["next"]>;
   try {
     value = decoder.next();
