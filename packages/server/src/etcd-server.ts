@@ -1,19 +1,20 @@
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  HashKVResponseSchema,
+  HashResponseSchema,
   InternalRaftRequestSchema,
   MemberListResponseSchema,
   MemberSchema,
   ResponseHeaderSchema,
   RpcError,
   StatusResponseSchema,
-  HashKVResponseSchema,
-  HashResponseSchema,
-  type HashKVResponse,
-  type HashResponse,
   type CompactionRequest,
   type CompactionResponse,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
+  type HashKVResponse,
+  type HashResponse,
   type InternalRaftRequest,
   type MemberListResponse,
   type PutRequest,
@@ -26,16 +27,23 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "@etcd-ts/api";
+import { Lessor, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
 import { MvccStore } from "@etcd-ts/mvcc";
+import { ConfChangeType, MessageType, type ConfChange, type ConfState, type Message } from "@etcd-ts/raft";
 import type { Backend } from "@etcd-ts/storage";
+import { DiskRaftStorage } from "@etcd-ts/wal";
 import { createKvApplier, validateRequest } from "./apply/index.js";
 import type { ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
-import { LocalLog } from "./consensus/local-log.js";
-import type { LogEntry, ReplicatedLog } from "./consensus/replicated-log.js";
-import { silentLogger, type Logger } from "./log.js";
+import { RaftLog } from "./consensus/raft-log.js";
+import type { LogEntry } from "./consensus/replicated-log.js";
 import { hashBackend, hashKeyBucket } from "./hash.js";
-import { Membership } from "./membership.js";
+import { LeaseApplier } from "./lease/lease-applier.js";
+import { silentLogger, type Logger } from "./log.js";
+import { MemberAttributesApplier, decodeMemberContext } from "./membership-applier.js";
+import { Membership, type Member } from "./membership.js";
+import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
+import { PeerTransport } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 
 export interface EtcdServerOptions {
@@ -44,82 +52,174 @@ export interface EtcdServerOptions {
   readonly logger?: Logger;
   /** How long a proposal may take to apply before the client gets `etcdserver: request timed out`. */
   readonly requestTimeoutMs?: number;
+  /** Milliseconds per raft tick (etcd's --heartbeat-interval, default 100). */
+  readonly tickMs?: number;
+  /** Ticks per election timeout (etcd's --election-timeout / --heartbeat-interval, default 10). */
+  readonly electionTicks?: number;
+  /** Applied entries between raft snapshots (etcd's --snapshot-count). */
+  readonly snapshotCount?: number;
+  readonly clock?: Clock;
 }
 
 /** etcd's request timeout: 5 s plus two election timeouts of the default 1 s. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 7000;
+const DEFAULT_SNAPSHOT_COUNT = 10_000;
+/** Entries kept behind a raft snapshot so a slightly slow follower catches up from the log. */
+const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
+const LEASE_EXPIRY_INTERVAL_MS = 500;
 
 /**
- * One member: the MVCC state machine behind a replicated log. Writes are proposed to the log as
- * `InternalRaftRequest`s and answered once applied and durable; linearizable reads wait for the log's
- * read index to be applied; serializable reads are answered from local state at once. Everything the
- * gRPC services do goes through here.
+ * One member: the MVCC state machine behind raft. Every write — KV, leases, membership — is proposed
+ * as an `InternalRaftRequest` (or a raft conf change), replicated, committed and applied in log order on
+ * every member, and answered once applied and durable. Linearizable reads wait for raft's ReadIndex to
+ * be applied; serializable reads are answered from local state at once. A member alone is a cluster of
+ * one: the same path.
  */
 export class EtcdServer {
   readonly config: ServerConfig;
   readonly backend: Backend;
   readonly membership: Membership;
-  private readonly store: MvccStore;
+  readonly lessor: Lessor;
+  readonly store: MvccStore;
   private readonly applier: KvApplier;
-  private readonly log: ReplicatedLog;
+  private readonly log: RaftLog;
+  private readonly storage: DiskRaftStorage;
+  private readonly transport: PeerTransport;
+  private readonly peerServer: PeerServer;
   private readonly logger: Logger;
   private readonly waits = new WaitRegistry<ApplyResult>();
+  private readonly confChangeWaits = new WaitRegistry<void>();
   private readonly applied = new AppliedIndexWaiters();
   private readonly requestTimeoutMs: number;
-  private readonly memberIdBig: bigint;
-  private readonly clusterIdBig: bigint;
+  private readonly snapshotCount: number;
   private nextRequestId: bigint;
+  private lastSnapshotIndex: number;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly leaderWaiters: (() => void)[] = [];
 
-  private constructor(options: EtcdServerOptions, membership: Membership, store: MvccStore) {
+  private constructor(
+    options: EtcdServerOptions,
+    parts: { membership: Membership; store: MvccStore; lessor: Lessor; storage: DiskRaftStorage; logger: Logger },
+  ) {
     this.config = options.config;
     this.backend = options.backend;
-    this.logger = options.logger ?? silentLogger;
+    this.logger = parts.logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.membership = membership;
-    this.memberIdBig = membership.localId;
-    this.clusterIdBig = membership.clusterId;
-    this.store = store;
-    this.applier = createKvApplier(store, {});
-    this.log = new LocalLog({ memberId: membership.localId, term: 2 });
+    this.snapshotCount = options.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
+    this.membership = parts.membership;
+    this.store = parts.store;
+    this.lessor = parts.lessor;
+    this.storage = parts.storage;
+    this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
+    this.applier = createKvApplier(this.store, {
+      leases: this.lessor,
+      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership)],
+    });
+    const localId = this.membership.localId;
+    this.transport = new PeerTransport(localId, this.membership.clusterId, {
+      onMessage: (m) => this.log.step(m),
+      onUnreachable: (id) => this.log.reportUnreachable(id),
+    }, this.logger);
+    for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
+    this.log = new RaftLog({
+      id: localId,
+      storage: this.storage,
+      send: (messages) => this.send(messages),
+      confChanges: { applyConfChange: (cc, cs, index) => this.applyConfChange(cc, cs, index) },
+      logger: this.logger,
+      tickMs: options.tickMs,
+      electionTicks: options.electionTicks,
+      applied: this.lastSnapshotIndex,
+      onLeadershipChange: (isLeader, leader) => this.onLeadershipChange(isLeader, leader),
+    });
+    this.peerServer = new PeerServer({
+      clusterId: () => this.membership.clusterId,
+      members: () => this.membership.list(),
+      raftStream: (req, res) => this.transport.handleStream(req, res),
+    });
     // Request IDs: the member's low 16 bits, then time in ms, then a counter, as etcd's idutil does, so
     // IDs from different members and from before a restart do not collide.
-    this.nextRequestId = ((membership.localId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n);
+    this.nextRequestId = ((localId & 0xffffn) << 48n) | ((BigInt(Date.now()) & 0xffffffffffn) << 8n);
   }
 
-  /** Opens (or bootstraps) a member on `backend` and starts applying its log. */
+  /** Opens (or bootstraps, or joins) a member on `backend`, starts raft and the peer listener. */
   static async start(options: EtcdServerOptions): Promise<EtcdServer> {
-    const store = MvccStore.open(options.backend);
-    let membership = Membership.load(options.backend);
-    const fresh = membership === undefined;
-    if (membership === undefined) membership = await Membership.bootstrap(options.backend, options.config);
-    await membership.publishClientUrls(options.backend, options.config.name, options.config.advertiseClientUrls);
-    const server = new EtcdServer(options, membership, store);
-    const appliedIndex = server.applier.consistentIndex();
-    server.applied.advance(appliedIndex);
-    server.log.start(appliedIndex, (entries) => server.applyCommitted(entries));
-    server.logger.info(fresh ? "started a new member" : "restarted member", {
+    const { config, backend } = options;
+    const logger = options.logger ?? silentLogger;
+    const raftDir = join(config.dataDir, "member", "raft");
+    const store = MvccStore.open(backend);
+    const tickMs = options.tickMs ?? 100;
+    const lessor = new Lessor(backend, {
+      clock: options.clock ?? systemClock,
+      minLeaseTTL: minLeaseTTLFor(options.electionTicks ?? 10, tickMs),
+    });
+    for (const kv of store.range(new Uint8Array([0]), new Uint8Array([0])).kvs) {
+      if (kv.lease !== 0n) lessor.attachOnRecovery(kv.lease, kv.key);
+    }
+
+    let membership = Membership.load(backend);
+    const hasLog = await DiskRaftStorage.exists(raftDir);
+    if (!hasLog) {
+      if (membership !== undefined) {
+        throw new Error(`${raftDir} is missing but the backend belongs to a member: the data dir is damaged; restore it from a snapshot`);
+      }
+      membership =
+        config.initialClusterState === "new" ? await Membership.bootstrap(backend, config) : await joinExistingCluster(backend, config);
+    } else if (membership === undefined) {
+      throw new Error(`the backend in ${config.dataDir} has no membership but a raft log exists: the data dir is damaged`);
+    }
+    const storage = await DiskRaftStorage.open(raftDir, {
+      confState: membership.confState(),
+      metadata: new TextEncoder().encode(JSON.stringify({ memberId: membership.localId.toString(16), clusterId: membership.clusterId.toString(16) })),
+    });
+    if (storage.isNew) {
+      // etcd bootstraps a new cluster at term 1 (its initial membership entries), so the first election
+      // makes term 2; start from the same place so terms read the same as etcd's.
+      storage.setHardState({ term: 1, vote: 0n, commit: 0 });
+      await storage.sync();
+    }
+    const server = new EtcdServer(options, { membership, store, lessor, storage, logger });
+    server.applied.advance(server.applier.consistentIndex());
+    await server.peerServer.listen(config.listenPeerUrls);
+    server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
+    server.leaseTimer = setInterval(() => server.revokeExpiredLeases(), LEASE_EXPIRY_INTERVAL_MS);
+    server.leaseTimer.unref?.();
+    void server.publishAttributes();
+    logger.info(hasLog ? "restarted member" : "started a new member", {
       "member-id": membership.localId,
       "cluster-id": membership.clusterId,
-      "applied-index": appliedIndex,
+      "consistent-index": server.applier.consistentIndex(),
       revision: server.applier.currentRevision(),
     });
     return server;
   }
 
   get memberId(): bigint {
-    return this.memberIdBig;
+    return this.membership.localId;
   }
 
   get clusterId(): bigint {
-    return this.clusterIdBig;
+    return this.membership.clusterId;
+  }
+
+  /** Resolves once this member knows a leader (at most the request timeout). */
+  async waitForLeader(timeoutMs = this.requestTimeoutMs): Promise<boolean> {
+    if (this.log.status().leaderId !== 0n) return true;
+    return await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.leaderWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** The header every response carries. */
   header(revision: bigint = BigInt(this.applier.currentRevision())): ResponseHeader {
     return create(ResponseHeaderSchema, {
-      clusterId: this.clusterIdBig,
-      memberId: this.memberIdBig,
+      clusterId: this.membership.clusterId,
+      memberId: this.membership.localId,
       revision,
       raftTerm: BigInt(this.log.status().term),
     });
@@ -131,18 +231,15 @@ export class EtcdServer {
     this.checkRunning();
     validateRequest({ case: "range", value: request }, { maxTxnOps: this.config.maxTxnOps });
     if (!request.serializable) await this.linearizableBarrier();
-    const response = this.applier.range(request);
-    return this.stamp(response);
+    return this.stamp(this.applier.range(request));
   }
 
   async put(request: PutRequest): Promise<PutResponse> {
-    const response = await this.proposeWrite({ case: "put", value: request });
-    return this.stamp(response as PutResponse);
+    return this.stamp((await this.proposeWrite({ case: "put", value: request })) as PutResponse);
   }
 
   async deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    const response = await this.proposeWrite({ case: "deleteRange", value: request });
-    return this.stamp(response as DeleteRangeResponse);
+    return this.stamp((await this.proposeWrite({ case: "deleteRange", value: request })) as DeleteRangeResponse);
   }
 
   async txn(request: TxnRequest): Promise<TxnResponse> {
@@ -152,8 +249,7 @@ export class EtcdServer {
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       return this.stamp(this.applier.readOnlyTxn(request));
     }
-    const response = await this.proposeWrite({ case: "txn", value: request });
-    return this.stamp(response as TxnResponse);
+    return this.stamp((await this.proposeWrite({ case: "txn", value: request })) as TxnResponse);
   }
 
   async compact(request: CompactionRequest): Promise<CompactionResponse> {
@@ -161,6 +257,11 @@ export class EtcdServer {
     if (!result.ok) throw result.error;
     if (request.physical && result.physical !== undefined) await result.physical;
     return this.stamp(result.response as CompactionResponse);
+  }
+
+  /** Proposes any log request and answers its applied response with this member's header. */
+  async proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"]): Promise<T> {
+    return this.stamp((await this.proposeWrite(request)) as T);
   }
 
   // ---- Maintenance and Cluster ----
@@ -185,15 +286,7 @@ export class EtcdServer {
     return create(MemberListResponseSchema, {
       // Cluster responses carry no revision in etcd: membership is not part of the keyspace.
       header: this.header(0n),
-      members: this.membership.list().map((m) =>
-        create(MemberSchema, {
-          ID: m.id,
-          name: m.name,
-          peerURLs: [...m.peerUrls],
-          clientURLs: [...m.clientUrls],
-          isLearner: m.isLearner,
-        }),
-      ),
+      members: this.membership.list().map((m) => memberMessage(m)),
     });
   }
 
@@ -222,12 +315,49 @@ export class EtcdServer {
     await this.backend.defragment();
   }
 
+  isLeader(): boolean {
+    return this.log.status().isLeader;
+  }
+
+  leaderId(): bigint {
+    return this.log.status().leaderId;
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.leaseTimer);
     await this.log.stop();
+    this.transport.stop();
+    await this.peerServer.close();
     this.waits.failAll(RpcError.of("stopped"));
-    await this.store.close();
+    this.confChangeWaits.failAll(RpcError.of("stopped"));
+    this.lessor.close();
+    this.store.close();
+    await this.storage.close();
+  }
+
+  // ---- membership changes ----
+
+  /** Proposes a conf change and waits until it is applied here. */
+  async proposeConfChange(change: ConfChange, requestId: bigint): Promise<void> {
+    this.checkRunning();
+    const done = this.confChangeWaits.register(requestId);
+    this.log.proposeConfChange(change);
+    await this.withTimeout(done, () => this.confChangeWaits.fail(requestId, RpcError.of("timeout")));
+  }
+
+  newRequestId(): bigint {
+    return this.nextRequestId++;
+  }
+
+  /** What raft knows of each member's progress (leader only). */
+  progress(): Map<bigint, { match: number }> {
+    return this.log.node.status().progress;
+  }
+
+  transferLeadership(to: bigint): void {
+    this.log.transferLeader(to);
   }
 
   // ---- the write path ----
@@ -247,15 +377,19 @@ export class EtcdServer {
     if (data.byteLength > this.config.maxRequestBytes) throw RpcError.of("requestTooLarge");
     const done = this.waits.register(id);
     this.log.propose(data);
+    return this.withTimeout(done, () => this.waits.fail(id, RpcError.of("timeout")));
+  }
+
+  private async withTimeout<T>(promise: Promise<T>, onTimeout: () => void): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.waits.fail(id, RpcError.of("timeout"));
+        onTimeout();
         reject(RpcError.of("timeout"));
       }, this.requestTimeoutMs);
     });
     try {
-      return await Promise.race([done, timeout]);
+      return await Promise.race([promise, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -269,19 +403,129 @@ export class EtcdServer {
       committed.push({ index: entry.index, request: fromBinary(InternalRaftRequestSchema, entry.data) });
     }
     const last = entries[entries.length - 1];
-    if (committed.length === 0) {
-      if (last !== undefined) this.applied.advance(last.index);
-      return Promise.resolve();
+    let durable: Promise<void> = Promise.resolve();
+    if (committed.length > 0) {
+      const batch = this.applier.applyBatch(committed);
+      durable = batch.durable.then(
+        () => batch.results.forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
+        (error: unknown) => {
+          this.logger.error("failed to commit applied entries to the backend", { error: String(error) });
+          for (const c of committed) this.waits.fail(c.request.ID, error);
+        },
+      );
     }
-    const { results, durable } = this.applier.applyBatch(committed);
-    if (last !== undefined) this.applied.advance(last.index);
-    return durable.then(
-      () => results.forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
-      (error: unknown) => {
-        this.logger.error("failed to commit applied entries to the backend", { error: String(error) });
-        for (const c of committed) this.waits.fail(c.request.ID, error);
-      },
-    );
+    if (last !== undefined) {
+      this.applied.advance(last.index);
+      this.maybeSnapshot(last.index);
+    }
+    return durable;
+  }
+
+  private async applyConfChange(change: ConfChange, confState: ConfState, index: number): Promise<void> {
+    const context = change.context.byteLength > 0 ? decodeMemberContext(change.context) : undefined;
+    switch (change.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        const isLearner = change.type === ConfChangeType.AddLearnerNode;
+        const existing = this.membership.get(change.nodeId);
+        if (context !== undefined) {
+          this.membership.add({ ...context.member, isLearner });
+        } else if (existing !== undefined) {
+          this.membership.add({ ...existing, isLearner });
+        }
+        const member = this.membership.get(change.nodeId);
+        if (member !== undefined) this.transport.addPeer(member.id, member.peerUrls);
+        break;
+      }
+      case ConfChangeType.RemoveNode:
+        this.membership.remove(change.nodeId);
+        this.transport.removePeer(change.nodeId);
+        break;
+      case ConfChangeType.UpdateNode:
+        if (context !== undefined) {
+          this.membership.update(change.nodeId, context.member.peerUrls);
+          this.transport.updatePeer(change.nodeId, context.member.peerUrls);
+        }
+        break;
+    }
+    this.logger.info("applied a membership change", { type: ConfChangeType[change.type], member: change.nodeId, voters: confState.voters.length });
+    const { durable } = this.store.update((batch) => {
+      this.membership.writeTo(batch.backend);
+      if (index > this.store.consistentIndex()) batch.setConsistentIndex(index);
+    });
+    await durable;
+    if (context !== undefined) this.confChangeWaits.trigger(context.requestId, undefined);
+    if (change.type === ConfChangeType.RemoveNode && change.nodeId === this.membership.localId) {
+      this.logger.warn("this member has been removed from the cluster; stopping raft");
+    }
+  }
+
+  /** Takes a raft snapshot of applied state every `snapshotCount` entries and compacts the log behind it. */
+  private maybeSnapshot(appliedIndex: number): void {
+    if (appliedIndex - this.lastSnapshotIndex < this.snapshotCount) return;
+    const at = appliedIndex;
+    this.lastSnapshotIndex = at;
+    const data = new TextEncoder().encode(JSON.stringify({ members: this.membership.list().map((m) => ({ ...m, id: m.id.toString(16) })) }));
+    void this.storage
+      .createSnapshot(at, this.membership.confState(), data)
+      .then(() => this.storage.compact(Math.max(1, at - SNAPSHOT_CATCH_UP_ENTRIES)))
+      .catch((error: unknown) => this.logger.warn("raft snapshot failed", { error: String(error) }));
+  }
+
+  private send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      if (m.type === MessageType.Snap) {
+        // A follower too far behind for the log: etcd ships the whole backend with the snapshot. Until
+        // backend shipping lands, report the failure so raft retries rather than waits forever.
+        this.logger.warn("a follower needs a snapshot; sending the backend is not supported yet", { to: m.to });
+        this.log.node.reportSnapshot(m.to, 1);
+      }
+    }
+    this.transport.send(messages.filter((m) => m.type !== MessageType.Snap));
+  }
+
+  private onLeadershipChange(isLeader: boolean, leader: bigint): void {
+    if (isLeader) this.lessor.promote(this.requestTimeoutMs);
+    else this.lessor.demote();
+    if (leader !== 0n) {
+      for (const w of this.leaderWaiters.splice(0)) w();
+    }
+  }
+
+  /** The leader proposes a revoke for every expired lease: expiry goes through the log. */
+  private revokeExpiredLeases(): void {
+    if (this.stopped || !this.log.status().isLeader) return;
+    for (const id of this.lessor.expiredLeases()) {
+      this.proposeRequest({ case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: id } }).catch((error: unknown) =>
+        this.logger.debug("revoking an expired lease failed; will retry", { lease: id, error: String(error) }),
+      );
+    }
+  }
+
+  /** Publishes this member's name and client URLs through the log, retrying until it lands. */
+  private async publishAttributes(): Promise<void> {
+    while (!this.stopped) {
+      if (!(await this.waitForLeader())) continue;
+      try {
+        await this.proposeWrite({
+          case: "clusterMemberAttrSet",
+          value: {
+            $typeName: "etcdserverpb.ClusterMemberAttrSetRequest",
+            memberID: this.membership.localId,
+            memberAttributes: {
+              $typeName: "etcdserverpb.MemberAttributes",
+              name: this.config.name,
+              clientUrls: [...this.config.advertiseClientUrls],
+            },
+          },
+        });
+        return;
+      } catch (error) {
+        if (this.stopped) return;
+        this.logger.debug("publishing member attributes failed; retrying", { error: String(error) });
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   private async linearizableBarrier(): Promise<void> {
@@ -298,6 +542,33 @@ export class EtcdServer {
   private checkRunning(): void {
     if (this.stopped) throw RpcError.of("stopped");
   }
+}
+
+function memberMessage(m: Member) {
+  return create(MemberSchema, { ID: m.id, name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner });
+}
+
+/** A new member of an existing cluster learns the cluster from its peers (`--initial-cluster-state existing`). */
+async function joinExistingCluster(backend: Backend, config: ServerConfig): Promise<Membership> {
+  const own = new Set(config.initialAdvertisePeerUrls);
+  const peers = [...config.initialCluster.entries()].filter(([name]) => name !== config.name).flatMap(([, urls]) => urls);
+  const { clusterId, members } = await fetchClusterFromPeers(peers);
+  const self = members.find((m) => m.peerURLs.some((u) => own.has(u)));
+  if (self === undefined) {
+    throw new Error(`this member (peer URLs ${[...own].join(",")}) has not been added to the cluster; run 'etcdctl member add' first`);
+  }
+  return Membership.join(
+    backend,
+    clusterId,
+    BigInt(`0x${self.id}`),
+    members.map((m) => ({
+      id: BigInt(`0x${m.id}`),
+      name: m.name === "" && m.id === self.id ? config.name : m.name,
+      peerUrls: m.peerURLs,
+      clientUrls: m.clientURLs,
+      isLearner: m.isLearner,
+    })),
+  );
 }
 
 /** A txn whose branches (nested ones included) only read can be answered without the log. */

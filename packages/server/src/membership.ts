@@ -1,4 +1,4 @@
-import type { Backend } from "@etcd-ts/storage";
+import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { ServerConfig } from "./config.js";
 import { ETCD_CLUSTER_VERSION } from "./config.js";
 import { computeClusterId, computeMemberId, formatId } from "./identity.js";
@@ -17,6 +17,7 @@ export interface Member {
 }
 
 const MEMBERS = "members";
+const MEMBERS_REMOVED = "members_removed";
 const CLUSTER = "cluster";
 const CLUSTER_ID_KEY = new TextEncoder().encode("clusterID");
 const LOCAL_ID_KEY = new TextEncoder().encode("localMemberID");
@@ -34,11 +35,13 @@ export class Membership {
   readonly clusterId: bigint;
   readonly localId: bigint;
   private readonly members: Map<bigint, Member>;
+  private readonly removed = new Set<bigint>();
 
-  private constructor(clusterId: bigint, localId: bigint, members: Map<bigint, Member>) {
+  private constructor(clusterId: bigint, localId: bigint, members: Map<bigint, Member>, removed: Iterable<bigint> = []) {
     this.clusterId = clusterId;
     this.localId = localId;
     this.members = members;
+    for (const id of removed) this.removed.add(id);
   }
 
   /** The membership stored in `backend`, or undefined for a new data dir. */
@@ -61,7 +64,11 @@ export class Membership {
         };
         members.set(member.id, member);
       }
-      return new Membership(BigInt(`0x${decoder.decode(cid)}`), BigInt(`0x${decoder.decode(lid)}`), members);
+      const removed: bigint[] = [];
+      if (txn.buckets().includes(MEMBERS_REMOVED)) {
+        for (const { key } of txn.range(MEMBERS_REMOVED)) removed.push(BigInt(`0x${decoder.decode(key)}`));
+      }
+      return new Membership(BigInt(`0x${decoder.decode(cid)}`), BigInt(`0x${decoder.decode(lid)}`), members, removed);
     });
   }
 
@@ -107,20 +114,82 @@ export class Membership {
     return this.members.get(id);
   }
 
+  /** This member (a removed member keeps its last known record for Status). */
   get local(): Member {
-    return this.members.get(this.localId)!;
+    return this.members.get(this.localId) ?? this.lastLocal!;
   }
 
-  /** Records what this member serves clients on (etcd publishes these attributes when it starts). */
-  async publishClientUrls(backend: Backend, name: string, clientUrls: readonly string[]): Promise<void> {
-    const current = this.local;
-    this.members.set(this.localId, { ...current, name, clientUrls: [...clientUrls] });
-    await this.persist(backend);
+  private lastLocal: Member | undefined;
+
+  /** A member joining an existing cluster: the cluster as its peers describe it. */
+  static async join(backend: Backend, clusterId: bigint, localId: bigint, members: readonly Member[]): Promise<Membership> {
+    const membership = new Membership(clusterId, localId, new Map(members.map((m) => [m.id, m])));
+    await membership.persist(backend);
+    return membership;
+  }
+
+  has(id: bigint): boolean {
+    return this.members.has(id);
+  }
+
+  /** Voters and learners, as raft's ConfState lists them. */
+  confState(): { voters: bigint[]; learners: bigint[] } {
+    const voters: bigint[] = [];
+    const learners: bigint[] = [];
+    for (const m of this.members.values()) (m.isLearner ? learners : voters).push(m.id);
+    return { voters, learners };
+  }
+
+  /** Applies an added member (or a learner's promotion when it exists as a learner). */
+  add(member: Member): void {
+    const existing = this.members.get(member.id);
+    if (existing !== undefined) {
+      this.members.set(member.id, { ...existing, isLearner: member.isLearner && existing.isLearner });
+      return;
+    }
+    this.members.set(member.id, member);
+  }
+
+  remove(id: bigint): void {
+    if (id === this.localId) this.lastLocal = this.members.get(id);
+    this.members.delete(id);
+    this.removed.add(id);
+  }
+
+  wasRemoved(id: bigint): boolean {
+    return this.removed.has(id);
+  }
+
+  setAttributes(id: bigint, name: string, clientUrls: readonly string[]): void {
+    const existing = this.members.get(id);
+    if (existing !== undefined) this.members.set(id, { ...existing, name, clientUrls: [...clientUrls] });
+  }
+
+  update(id: bigint, peerUrls: readonly string[]): void {
+    const existing = this.members.get(id);
+    if (existing !== undefined) this.members.set(id, { ...existing, peerUrls: [...peerUrls] });
+  }
+
+  /** Writes the membership in `txn` (the apply batch of the entry that changed it). */
+  writeTo(txn: WriteTxn): void {
+    const encoder = new TextEncoder();
+    txn.createBucket(MEMBERS);
+    txn.createBucket(MEMBERS_REMOVED);
+    for (const { key } of [...txn.range(MEMBERS)]) {
+      const id = BigInt(`0x${new TextDecoder().decode(key)}`);
+      if (!this.members.has(id)) txn.delete(MEMBERS, key);
+    }
+    for (const id of this.removed) txn.put(MEMBERS_REMOVED, encoder.encode(formatId(id)), encoder.encode("removed"));
+    this.writeMembers(txn);
   }
 
   private async persist(backend: Backend): Promise<void> {
+    await backend.update((txn) => this.writeMembers(txn));
+  }
+
+  private writeMembers(txn: WriteTxn): void {
     const encoder = new TextEncoder();
-    await backend.update((txn) => {
+    {
       txn.createBucket(MEMBERS);
       txn.createBucket(CLUSTER);
       for (const m of this.members.values()) {
@@ -136,6 +205,6 @@ export class Membership {
       txn.put(CLUSTER, CLUSTER_ID_KEY, encoder.encode(formatId(this.clusterId)));
       txn.put(CLUSTER, LOCAL_ID_KEY, encoder.encode(formatId(this.localId)));
       txn.put(CLUSTER, CLUSTER_VERSION_KEY, encoder.encode(ETCD_CLUSTER_VERSION));
-    });
+    }
   }
 }

@@ -24,6 +24,7 @@ export function normalize(text: string, server: ServerProcess, ids: { memberId: 
     // etcdctl's retry interceptor logs with timestamps and random IDs
     .split("\n").filter((l) => !l.startsWith('{"level"')).join("\n")
     .replace(/"raft_term":\d+/g, '"raft_term":<T>')
+    .replace(/"RaftTerm" : \d+/g, '"RaftTerm" : <T>')
     .replace(/"(raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+/g, '"$1":<N>')
     .replace(/"version":"[^"]*"/g, '"version":<V>')
     .replace(/took = [^\n]*/g, "took = <T>");

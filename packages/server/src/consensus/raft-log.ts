@@ -50,6 +50,8 @@ export interface RaftLogOptions {
   /** Seed for election jitter; random by default. */
   readonly seed?: number;
   readonly applied?: number;
+  /** Told when this member gains or loses leadership, and whenever the known leader changes. */
+  readonly onLeadershipChange?: (isLeader: boolean, leader: bigint) => void;
 }
 
 const READ_INDEX_TIMEOUT_MS = 5000;
@@ -69,6 +71,7 @@ export class RaftLog implements ReplicatedLog {
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
   private readonly pendingReads = new Map<string, { resolve: (index: number) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private waitingForLeader: (() => void)[] = [];
   private term = 0;
   private leader = 0n;
   private commit = 0;
@@ -110,6 +113,12 @@ export class RaftLog implements ReplicatedLog {
 
   propose(data: Uint8Array): void {
     if (this.stopped) throw RpcError.of("stopped");
+    if (this.leader === 0n) {
+      // No leader yet (or an election is on): hold the proposal until one is known, as etcd's proposals
+      // wait; the server's request timeout bounds the wait.
+      this.waitingForLeader.push(() => this.propose(data));
+      return;
+    }
     try {
       this.node.propose(data);
     } catch (error) {
@@ -151,6 +160,9 @@ export class RaftLog implements ReplicatedLog {
 
   readIndex(): Promise<number> {
     if (this.stopped) return Promise.reject(RpcError.of("stopped"));
+    if (this.leader === 0n) {
+      return new Promise<number>((resolve, reject) => this.waitingForLeader.push(() => this.readIndex().then(resolve, reject)));
+    }
     const ctx = randomBytes(8);
     const key = ctx.toString("hex");
     return new Promise<number>((resolve, reject) => {
@@ -177,6 +189,18 @@ export class RaftLog implements ReplicatedLog {
     }
     this.pendingReads.clear();
     await this.idle;
+  }
+
+  private flushWaitingForLeader(): void {
+    const waiting = this.waitingForLeader;
+    this.waitingForLeader = [];
+    for (const retry of waiting) {
+      try {
+        retry();
+      } catch (error) {
+        this.options.logger.debug("a proposal held for a leader failed", { error: String(error) });
+      }
+    }
   }
 
   private schedule(): void {
@@ -206,10 +230,16 @@ export class RaftLog implements ReplicatedLog {
   private async handleReady(ready: Ready): Promise<void> {
     if (ready.softState !== undefined) {
       const wasLeader = this.state === StateType.Leader;
+      const previousLeader = this.leader;
       this.leader = ready.softState.lead;
       this.state = ready.softState.raftState;
-      if (wasLeader !== (this.state === StateType.Leader)) {
-        this.options.logger.info(this.state === StateType.Leader ? "became leader" : "lost leadership", { term: this.term });
+      const isLeader = this.state === StateType.Leader;
+      if (wasLeader !== isLeader) {
+        this.options.logger.info(isLeader ? "became leader" : "lost leadership", { term: ready.hardState?.term ?? this.term });
+      }
+      if (wasLeader !== isLeader || previousLeader !== this.leader) {
+        this.options.onLeadershipChange?.(isLeader, this.leader);
+        if (this.leader !== 0n) this.flushWaitingForLeader();
       }
     }
     if (ready.hardState !== undefined) {
