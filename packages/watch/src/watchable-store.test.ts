@@ -290,7 +290,7 @@ describe("WatchableStore: victims (slow consumers)", () => {
     const first = slow.drain();
     assert.equal(first.length, 2);
     slow.capacity = Infinity;
-    scheduler.advance(200);
+    scheduler.advance(10); // the victim check, then a sync run at once (not at the next 100 ms tick)
     assert.deepEqual(store.stats(), { synced: 3, unsynced: 0, victims: 0 });
     kv.put("a", "last");
     const aEvents = slow.events().filter((e) => e.startsWith("PUT a="));

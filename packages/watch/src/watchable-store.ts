@@ -100,6 +100,8 @@ export class WatchableStore {
   private closed = false;
   /** Whether the last sync run moved any watcher forward (then the next run follows at once). */
   private lastSyncProgressed = false;
+  /** Whether the scheduled sync run is due at once (delay 0). */
+  private syncSoon = false;
 
   constructor(
     private readonly kv: WatchableKV,
@@ -200,6 +202,7 @@ export class WatchableStore {
     this.victims.clear();
     this.victimCount = 0;
     this.behind.clear();
+    this.caughtUp.clear();
   }
 
   // ---- the write path ----
@@ -240,10 +243,17 @@ export class WatchableStore {
 
   // ---- catching up ----
 
+  /** Schedules the next sync run; `delayMs` 0 brings forward a run already scheduled for later. */
   private scheduleSync(delayMs: number): void {
-    if (this.cancelSyncTimer !== undefined || this.closed) return;
+    if (this.closed) return;
+    if (this.cancelSyncTimer !== undefined) {
+      if (delayMs > 0 || this.syncSoon) return;
+      this.cancelSyncTimer();
+    }
+    this.syncSoon = delayMs === 0;
     this.cancelSyncTimer = this.scheduler.schedule(() => {
       this.cancelSyncTimer = undefined;
+      this.syncSoon = false;
       let remaining: number;
       try {
         remaining = this.syncWatchers();
