@@ -20,7 +20,7 @@ export {
   WatchStream,
 } from "./watch-stream.js";
 export type { WatchAuthorizer, WatchStreamOptions } from "./watch-stream.js";
-export { Watcher } from "./watcher.js";
+export type { Watcher } from "./watcher.js";
 export type { StoreWatchResponse, WatchConsumer, WatcherFilters, WatcherState } from "./watcher.js";
 export type { HistoryOptions, HistoryResult, RevisionObserver, WatchableKV } from "./watchable-kv.js";
 export { watchableKVFromMvcc } from "./mvcc-adapter.js";
