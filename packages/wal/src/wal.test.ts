@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { Entry } from "@etcd-ts/raft";
@@ -213,5 +213,35 @@ describe("Wal", () => {
     assert.equal(await Wal.exists(dir), true);
     await wal.close();
     assert.throws(() => wal.save(undefined, makeEntries(1, 1)), (e) => WalError.is(e) && e.kind === "Closed");
+  });
+
+  it("removes temp files of an interrupted segment roll or preallocation on open", async () => {
+    const wal = await Wal.create(dir, META, OPTS);
+    wal.save(undefined, makeEntries(1, 3));
+    await wal.close();
+    await writeFile(join(dir, "0000000000000001-0000000000000004.wal.tmp"), "half a segment header");
+    await writeFile(join(dir, "next-segment.tmp"), Buffer.alloc(4096));
+    const r = await Wal.open(dir, OPTS);
+    assert.equal(r.entries.length, 3);
+    assert.deepEqual((await readdir(dir)).sort(), ["0000000000000000-0000000000000001.wal", "wal.lock"]);
+    await r.wal.close();
+  });
+
+  it("refuses all work after a failed write or sync (the page cache can no longer be trusted)", async () => {
+    const wal = await Wal.create(dir, META, OPTS);
+    wal.save(undefined, makeEntries(1, 3));
+    await wal.sync();
+    // Pull the file out from under it: the next write fails with EBADF.
+    await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
+    wal.save(undefined, makeEntries(4, 1));
+    const failed = (e: unknown) => WalError.is(e) && e.kind === "Failed";
+    await assert.rejects(wal.sync(), failed);
+    assert.throws(() => wal.save(undefined, makeEntries(5, 1)), failed);
+    await assert.rejects(wal.sync(), failed);
+    await assert.rejects(wal.releaseTo(1), failed);
+    await wal.close();
+    const r = await Wal.open(dir, OPTS);
+    assert.deepEqual(indexes(r.entries), [1, 2, 3]);
+    await r.wal.close();
   });
 });
