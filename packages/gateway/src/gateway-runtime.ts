@@ -1,0 +1,296 @@
+/**
+ * grpc-gateway 1.6.4's runtime as etcd 3.4.23 runs it: the gRPC code → HTTP status table, how request
+ * headers become call metadata (AnnotateContext), how a request body is read (the first JSON value), how
+ * errors are written (DefaultHTTPError) and how a server stream is forwarded (ForwardResponseStream).
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
+import {
+  Metadata,
+  status as GrpcStatus,
+  type CallOptions,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ServiceError,
+  type StatusObject,
+} from "@grpc/grpc-js";
+import { GoJsonError, JsonValueStream, quoteGoString } from "./go-json.js";
+import { canonicalHeaderKey, headerValue, STATUS_TEXT } from "./go-http.js";
+import { JsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
+
+/**
+ * grpc-gateway 1.6.4's HTTPStatusFromCode (FailedPrecondition is still 412 there; later versions use 400).
+ */
+const HTTP_STATUS_OF_GRPC_CODE: readonly number[] = [
+  200, 408, 500, 400, 504, 404, 409, 403, 429, 412, 409, 400, 501, 500, 503, 500, 401,
+];
+
+function httpStatusOf(code: number): number {
+  return HTTP_STATUS_OF_GRPC_CODE[code] ?? 500;
+}
+
+/** HTTP headers grpc-gateway forwards as `grpcgateway-<Name>` metadata (IANA permanent headers). */
+const PERMANENT_HTTP_HEADERS = new Set(
+  [
+    "Accept",
+    "Accept-Charset",
+    "Accept-Language",
+    "Accept-Ranges",
+    "Authorization",
+    "Cache-Control",
+    "Content-Type",
+    "Cookie",
+    "Date",
+    "Expect",
+    "From",
+    "Host",
+    "If-Match",
+    "If-Modified-Since",
+    "If-None-Match",
+    "If-Schedule-Tag-Match",
+    "If-Unmodified-Since",
+    "Max-Forwards",
+    "Origin",
+    "Pragma",
+    "Referer",
+    "User-Agent",
+    "Via",
+    "Warning",
+  ].map((h) => h.toLowerCase()),
+);
+
+/** A gRPC status as the gateway reports it. */
+export interface CallStatus {
+  readonly code: number;
+  readonly message: string;
+  /** Trailer metadata (for a trailers-only answer this also holds the headers). */
+  readonly trailers?: Metadata;
+}
+
+/** An error raised before or instead of a gRPC call; `code` is the gRPC code grpc-gateway would report. */
+export class GatewayError extends Error {
+  override readonly name = "GatewayError";
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * grpc-gateway's AnnotateContext: `Authorization` as `authorization` metadata (and, for etcd-ts's server,
+ * as `token`, the key etcd's own clients use — etcd reads either), permanent HTTP headers as
+ * `grpcgateway-*`, `Grpc-Metadata-*` headers as plain metadata, X-Forwarded-Host/For, and a
+ * `Grpc-Timeout` header as the call deadline.
+ */
+export function annotateCall(request: IncomingMessage): { metadata: Metadata; callOptions: CallOptions } {
+  const metadata = new Metadata();
+  const callOptions: CallOptions = {};
+  const timeout = headerValue(request, "grpc-timeout");
+  if (timeout !== undefined && timeout !== "") {
+    const ms = decodeGrpcTimeout(timeout);
+    if (ms === undefined) throw new GatewayError(GrpcStatus.INVALID_ARGUMENT, `invalid grpc-timeout: ${timeout}`);
+    if (ms !== 0) callOptions.deadline = new Date(Date.now() + ms);
+  }
+  const add = (key: string, value: string): void => {
+    try {
+      if (key.endsWith("-bin")) metadata.add(key, decodeBinaryHeader(key, value));
+      else metadata.add(key, value);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      // grpc-js refuses keys or values gRPC cannot carry; grpc-go would drop them on the wire.
+    }
+  };
+  const raw = request.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = canonicalHeaderKey(raw[i]!);
+    const value = raw[i + 1]!;
+    if (key === "Authorization") {
+      add("authorization", value);
+      add("token", value);
+    }
+    if (PERMANENT_HTTP_HEADERS.has(key.toLowerCase())) add(`grpcgateway-${key.toLowerCase()}`, value);
+    else if (key.startsWith("Grpc-Metadata-")) add(key.slice("Grpc-Metadata-".length).toLowerCase(), value);
+  }
+  const forwardedHost = headerValue(request, "x-forwarded-host");
+  if (forwardedHost !== undefined && forwardedHost !== "") add("x-forwarded-host", forwardedHost);
+  else if (request.headers.host !== undefined && request.headers.host !== "") add("x-forwarded-host", request.headers.host);
+  const remote = request.socket.remoteAddress;
+  if (remote !== undefined) {
+    const forwardedFor = headerValue(request, "x-forwarded-for");
+    add("x-forwarded-for", forwardedFor === undefined || forwardedFor === "" ? remote : `${forwardedFor}, ${remote}`);
+  }
+  return { metadata, callOptions };
+}
+
+
+export function decodeErrorMessage(error: unknown): string {
+  if (error instanceof JsonPbError || error instanceof GoJsonError) return error.message;
+  throw error;
+}
+
+/**
+ * `marshaler.NewDecoder(req.Body).Decode(&protoReq)`: the first JSON value of the body, decoded as soon as
+ * it is complete (the rest of the body is ignored; over a websocket the body never ends). An empty body is
+ * an empty request.
+ */
+export function readFirstRequest(
+  request: IncomingMessage,
+  schema: DescMessage,
+  bodyConsumed: boolean,
+  then: (outcome: { message: Message } | { error: string }) => void,
+): void {
+  const decoder = new JsonValueStream();
+  let settled = false;
+  const attempt = (): void => {
+    if (settled) return;
+    let outcome: { message: Message } | { error: string };
+    try {
+      const value = decoder.next();
+      if (value === undefined) return;
+      outcome = { message: value instanceof Uint8Array ? decodeMessage(schema, value) : (create(schema) as unknown as Message) };
+    } catch (error) {
+      outcome = { error: decodeErrorMessage(error) };
+    }
+    settled = true;
+    then(outcome);
+  };
+  const endOfBody = (): void => {
+    decoder.finish();
+    attempt();
+  };
+  if (bodyConsumed) {
+    request.resume();
+    endOfBody();
+    return;
+  }
+  request.on("data", (chunk: Buffer) => {
+    if (settled) return;
+    decoder.push(chunk);
+    attempt();
+  });
+  request.on("end", endOfBody);
+  request.on("error", endOfBody);
+}
+
+/** grpc-js client errors as grpc-go's client would word them where the two differ. */
+export function statusOf(error: ServiceError | StatusObject): CallStatus {
+  let message = error.details;
+  if (error.code === GrpcStatus.DEADLINE_EXCEEDED && message.startsWith("Deadline exceeded")) message = "context deadline exceeded";
+  if (error.code === GrpcStatus.CANCELLED && message.startsWith("Cancelled on client")) message = "context canceled";
+  return { code: error.code, message, trailers: error.metadata };
+}
+
+/**
+ * Response metadata → `Grpc-Metadata-*` headers, as grpc-gateway's default outgoing matcher does. Like
+ * grpc-go's client, `grpc-*` transport headers are not metadata; `date` is added by Node's HTTP/2 server
+ * on its own and is not metadata either.
+ */
+export function forwardedHeaders(metadata: Metadata | undefined, prefix = "Grpc-Metadata-"): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  if (metadata === undefined) return headers;
+  for (const [key, values] of Object.entries(metadata.getMap())) {
+    if (key.startsWith("grpc-") || key === "date" || key.startsWith(":")) continue;
+    const value = Buffer.isBuffer(values) ? values.toString("base64") : String(values);
+    headers[`${prefix}${canonicalHeaderKey(key)}`] = value;
+  }
+  return headers;
+}
+
+/**
+ * grpc-gateway's DefaultHTTPError: `{"error":M,"message":M,"code":N}` with the HTTP status of the code;
+ * header metadata as `Grpc-Metadata-*`, trailer metadata as HTTP trailers `Grpc-Trailer-*`.
+ */
+export function writeHttpError(response: ServerResponse, status: CallStatus, headers?: Metadata): void {
+  if (response.headersSent || response.writableEnded) {
+    response.end();
+    return;
+  }
+  const parts = [`"error":${quoteGoString(status.message)}`, `"message":${quoteGoString(status.message)}`];
+  if (status.code !== 0) parts.push(`"code":${status.code}`);
+  const body = `{${parts.join(",")}}`;
+  const trailers = forwardedHeaders(status.trailers, "Grpc-Trailer-");
+  const trailerNames = Object.keys(trailers);
+  const head: OutgoingHttpHeaders = { ...forwardedHeaders(headers), "Content-Type": "application/json" };
+  if (trailerNames.length > 0) head.Trailer = trailerNames.join(", ");
+  else head["Content-Length"] = Buffer.byteLength(body);
+  response.writeHead(httpStatusOf(status.code), head);
+  response.write(body);
+  if (trailerNames.length > 0) response.addTrailers(trailers as Record<string, string>);
+  response.end();
+}
+
+/**
+ * grpc-gateway's ForwardResponseStream: each message as `{"result":…}` plus a newline, flushed as it comes;
+ * the status line waits for the first message. A failure, even before any message, is a final
+ * `{"error":{grpc_code,http_code,message,http_status}}` chunk (with the failure's HTTP status if nothing
+ * was written yet).
+ */
+export function forwardStream(
+  call: ClientReadableStream<unknown> | ClientDuplexStream<unknown, unknown>,
+  response: ServerResponse,
+  schema: DescMessage,
+): void {
+  let headers: Metadata | undefined;
+  let wroteHeader = false;
+  call.on("metadata", (received: Metadata) => {
+    headers = received;
+  });
+  const head = (status: number): void => {
+    response.writeHead(status, { ...forwardedHeaders(headers), "Content-Type": "application/json" });
+  };
+  call.on("data", (reply: unknown) => {
+    if (response.writableEnded) return;
+    if (!wroteHeader) {
+      head(200);
+      wroteHeader = true;
+    }
+    response.write(`{"result":${encodeMessage(schema, reply as Message)}}\n`);
+  });
+  call.on("error", () => {
+    // Reported through "status".
+  });
+  call.on("status", (status: StatusObject) => {
+    if (response.writableEnded || response.destroyed) return;
+    if (status.code === GrpcStatus.OK) {
+      if (!wroteHeader) head(200);
+      response.end();
+      return;
+    }
+    const callStatus = statusOf(status);
+    // grpc-go's stream.Header() hands back a trailers-only answer's metadata as the headers.
+    headers ??= status.metadata;
+    const httpCode = httpStatusOf(callStatus.code);
+    if (!wroteHeader) head(httpCode);
+    const parts: string[] = [];
+    if (callStatus.code !== 0) parts.push(`"grpc_code":${callStatus.code}`);
+    parts.push(`"http_code":${httpCode}`);
+    if (callStatus.message !== "") parts.push(`"message":${quoteGoString(callStatus.message)}`);
+    parts.push(`"http_status":${quoteGoString(STATUS_TEXT[httpCode] ?? "")}`);
+    response.end(`{"error":{${parts.join(",")}}}`);
+  });
+}
+
+export function isFormPost(request: IncomingMessage): boolean {
+  return request.method === "POST" && headerValue(request, "content-type") === "application/x-www-form-urlencoded";
+}
+
+/** grpc-gateway's timeoutDecode: `<integer><unit>` with units H M S m u n; milliseconds, or undefined. */
+function decodeGrpcTimeout(value: string): number | undefined {
+  if (value.length < 2) return undefined;
+  const unitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+  const unit = unitMs[value[value.length - 1]!];
+  const digits = value.slice(0, -1);
+  if (unit === undefined || !/^[+-]?[0-9]+$/.test(digits)) return undefined;
+  return Number(digits) * unit;
+}
+
+/** grpc-gateway's decodeBinHeader: padded or unpadded standard base64. */
+function decodeBinaryHeader(key: string, value: string): Buffer {
+  const padded = value.length % 4 === 0;
+  const valid = padded ? /^[A-Za-z0-9+/]*={0,2}$/.test(value) : /^[A-Za-z0-9+/]*$/.test(value);
+  if (!valid) throw new GatewayError(GrpcStatus.INVALID_ARGUMENT, `invalid binary header ${canonicalHeaderKey(key)}: illegal base64 data`);
+  return Buffer.from(value, "base64");
+}
+
