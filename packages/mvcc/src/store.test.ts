@@ -45,7 +45,7 @@ describe("MvccStore: revisions and versions", () => {
     const backend = openMemoryBackend();
     const store = openMvccStore(backend);
     assert.equal(store.currentRevision(), 1);
-    assert.equal(store.compactRevision(), 0);
+    assert.equal(store.compactRevision(), -1); // etcd's value before any compaction
     assert.equal(store.consistentIndex(), 0);
     assert.deepEqual(
       backend.view((tx) => tx.buckets()),
@@ -237,6 +237,17 @@ describe("MvccStore: restore", () => {
 });
 
 describe("MvccStore: compaction", () => {
+  it("compacts at 0 once on a new store, as etcd (whose compact revision starts at -1)", async () => {
+    const backend = openMemoryBackend();
+    const store = openMvccStore(backend);
+    await store.update((batch) => batch.compact(0)).result;
+    assert.equal(store.compactRevision(), 0);
+    assert.throws(() => store.update((batch) => batch.compact(0)), (e) => isMvccError(e, "Compacted"));
+    assert.equal(openMvccStore(backend).compactRevision(), 0);
+    assert.equal(store.hashByRev(0).compactRevision, 0);
+    assert.equal(openMvccStore(openMemoryBackend()).hashByRev(0).compactRevision, -1);
+  });
+
   it("fails below/at the compact revision and above the current one, changing nothing", () => {
     const store = openMvccStore(openMemoryBackend());
     put(store, "a", "1");
@@ -512,7 +523,7 @@ describe("MvccStore: hashByRev", () => {
     del(store, "foo");
     put(store, "k2", "");
     put(store, "k1", "v1b");
-    assert.deepEqual(store.hashByRev(0), { hash: 1935167504, currentRevision: 7, compactRevision: 0 });
+    assert.deepEqual(store.hashByRev(0), { hash: 1935167504, currentRevision: 7, compactRevision: -1 });
     assert.equal(store.hashByRev(4).hash, 2942447078);
     assert.equal(store.hashByRev(5).hash, 195518769);
     await store.update((batch) => batch.compact(5)).result;

@@ -181,7 +181,8 @@ function makeEvent(type: Event_EventType, kv: KeyValue, prevKv: KeyValue | undef
 export class MvccStore {
   private readonly index = new TreeIndex();
   private currentRev = 1;
-  private compactMainRev = 0;
+  /** -1 until the first compaction, as in etcd (so that compacting at revision 0 succeeds once). */
+  private compactMainRev = -1;
   private consistentIdx = 0;
   private readonly observers = new Set<StoreObserver>();
   private failure: unknown = undefined;
@@ -261,7 +262,8 @@ export class MvccStore {
     if (this.currentRev < 1) this.currentRev = 1;
     // Compaction may have deleted every row up to the compact revision (the newest ones being tombstones).
     if (this.currentRev < this.compactMainRev) this.currentRev = this.compactMainRev;
-    if (scheduled > this.compactMainRev) {
+    // etcd resumes only a scheduled compaction above 0 (0 reads as "none").
+    if (scheduled > 0 && scheduled > this.compactMainRev) {
       // A compaction was scheduled but its physical deletion had not finished: do it again.
       this.compactMainRev = scheduled;
       const keep = new RevisionSet();
@@ -277,7 +279,10 @@ export class MvccStore {
     return this.currentRev;
   }
 
-  /** Reads below this revision fail with `Compacted` (0 before any compaction). */
+  /**
+   * Reads below this revision fail with `Compacted`; -1 before any compaction (etcd's value, which
+   * HashKV reports), so compacting at 0 succeeds once, as in etcd.
+   */
   compactRevision(): number {
     return this.compactMainRev;
   }
