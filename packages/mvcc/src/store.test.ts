@@ -533,3 +533,19 @@ describe("MvccStore: hashByRev", () => {
     assert.throws(() => store.hashByRev(8), (e) => isMvccError(e, "FutureRev"));
   });
 });
+
+describe("MvccStore: consistent index", () => {
+  it("changes only when its batch applies", () => {
+    const store = openMvccStore(openMemoryBackend());
+    store.update((batch) => batch.setConsistentIndex(3));
+    assert.equal(store.consistentIndex(), 3);
+    assert.throws(() =>
+      store.update((batch) => {
+        batch.setConsistentIndex(4);
+        throw new Error("boom");
+      }),
+    );
+    assert.equal(store.consistentIndex(), 3);
+    assert.equal(put(store, "a", "1"), 2); // still usable: nothing in memory had changed
+  });
+});

@@ -378,17 +378,24 @@ export class MvccStore {
     const pending: RevisionEvents[] | null = this.observers.size > 0 ? [] : null;
     let batch: StoreWriteBatch | undefined;
     let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-    const durable = this.backend.update((tx) => {
-      batch = new StoreWriteBatch(this, tx, pending);
-      try {
-        outcome = { ok: true, value: fn(batch) };
-      } catch (e) {
-        outcome = { ok: false, error: e };
-        throw e;
-      } finally {
-        batch.closed = true;
-      }
-    });
+    let durable: Promise<void>;
+    try {
+      durable = this.backend.update((tx) => {
+        batch = new StoreWriteBatch(this, tx, pending);
+        try {
+          outcome = { ok: true, value: fn(batch) };
+        } catch (e) {
+          outcome = { ok: false, error: e };
+          throw e;
+        } finally {
+          batch.closed = true;
+        }
+      });
+    } catch (e) {
+      // A backend that throws instead of rejecting: same handling as a rejected update.
+      if (batch?.mutated === true) this.fail(e);
+      throw e;
+    }
     if (outcome === undefined || !outcome.ok) {
       durable.catch(() => {
         // The error is rethrown below; the rejected promise carries the same one.
@@ -398,6 +405,7 @@ export class MvccStore {
       throw outcome.error;
     }
     durable.catch((e: unknown) => this.fail(e));
+    if (batch!.consistentIndex !== undefined) this.consistentIdx = batch!.consistentIndex;
     if (pending !== null) this.deliver(pending);
     return { result: outcome.value, durable };
   }
@@ -582,7 +590,6 @@ export class MvccStore {
   /** @internal */
   recordConsistentIndex(tx: BackendWriteTxn, index: number): void {
     tx.put(META_BUCKET, CONSISTENT_INDEX_KEY, encodeUint64(index));
-    this.consistentIdx = index;
   }
 }
 
@@ -590,6 +597,8 @@ class StoreWriteBatch implements WriteBatch {
   /** Whether the in-memory state has changed (a rollback of the backend would then leave it wrong). */
   mutated = false;
   closed = false;
+  /** The consistent index this batch records; the store takes it once the batch has applied. */
+  consistentIndex: number | undefined;
   private inTxn = false;
 
   constructor(
@@ -645,6 +654,7 @@ class StoreWriteBatch implements WriteBatch {
   setConsistentIndex(index: number): void {
     this.checkOpen();
     this.store.recordConsistentIndex(this.tx, index);
+    this.consistentIndex = index;
   }
 }
 
