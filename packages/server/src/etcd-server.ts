@@ -97,6 +97,15 @@ export class EtcdServer {
   private leaseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly leaderWaiters: (() => void)[] = [];
+  private published: Promise<void> = Promise.resolve();
+
+  /**
+   * Resolves once this member's attributes are published through the log (so it has joined a working
+   * cluster); etcd serves clients only after that.
+   */
+  ready(): Promise<void> {
+    return this.published;
+  }
 
   private constructor(
     options: EtcdServerOptions,
@@ -185,7 +194,7 @@ export class EtcdServer {
     server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
     server.leaseTimer = setInterval(() => server.revokeExpiredLeases(), LEASE_EXPIRY_INTERVAL_MS);
     server.leaseTimer.unref?.();
-    void server.publishAttributes();
+    server.published = server.publishAttributes();
     logger.info(hasLog ? "restarted member" : "started a new member", {
       "member-id": membership.localId,
       "cluster-id": membership.clusterId,

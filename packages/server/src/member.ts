@@ -39,6 +39,7 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
     "grpc.max_concurrent_streams": 2 ** 31 - 1,
   });
   addEtcdServices(grpcServer, server, logger);
+  await server.ready();
   const http1 = http1Routes(server, options.http1Handler);
   const listeners: ClientListener[] = [];
   try {

@@ -70,7 +70,7 @@ function memberArgs(name: string, dataDir: string, port: number, peerPort: numbe
   ];
 }
 
-async function launch(command: string, args: string[], meta: { port: number; peerPort: number; dataDir: string }): Promise<ServerProcess> {
+async function launch(command: string, args: string[], meta: { port: number; peerPort: number; dataDir: string }, waitHealthy = true): Promise<ServerProcess> {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.setEncoding("utf8");
@@ -96,6 +96,7 @@ async function launch(command: string, args: string[], meta: { port: number; pee
     stop: () => waitExit("SIGTERM"),
     kill: () => waitExit("SIGKILL"),
   };
+  if (!waitHealthy) return server;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -124,6 +125,47 @@ export async function startEtcdTs(options: StartOptions = {}): Promise<ServerPro
     ...(options.extraArgs ?? []),
   ];
   return launch(process.execPath, args, { port, peerPort, dataDir });
+}
+
+export interface ClusterMemberSpec {
+  readonly name: string;
+  readonly port: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+}
+
+/** The specs of an n-member cluster on fresh ports and data dirs. */
+export async function clusterSpecs(n: number): Promise<ClusterMemberSpec[]> {
+  const base = tempDir("cluster");
+  const specs: ClusterMemberSpec[] = [];
+  for (let i = 1; i <= n; i++) specs.push({ name: `n${i}`, port: await freePort(), peerPort: await freePort(), dataDir: join(base, `n${i}`) });
+  return specs;
+}
+
+/** Starts (or restarts) one member of the cluster described by `specs`. */
+export async function startClusterMember(
+  specs: readonly ClusterMemberSpec[],
+  name: string,
+  options: { engine?: "sqlite" | "lmdb"; state?: "new" | "existing"; waitHealthy?: boolean } = {},
+): Promise<ServerProcess> {
+  const spec = specs.find((s) => s.name === name)!;
+  const client = `http://127.0.0.1:${spec.port}`;
+  const peer = `http://127.0.0.1:${spec.peerPort}`;
+  const args = [
+    SERVER_MAIN,
+    "--name", spec.name,
+    "--data-dir", spec.dataDir,
+    "--listen-client-urls", client,
+    "--advertise-client-urls", client,
+    "--listen-peer-urls", peer,
+    "--initial-advertise-peer-urls", peer,
+    "--initial-cluster", specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(","),
+    "--initial-cluster-token", "e2e-cluster",
+    "--initial-cluster-state", options.state ?? "new",
+    "--storage-engine", options.engine ?? "sqlite",
+    "--log-level", "warn",
+  ];
+  return launch(process.execPath, args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir }, options.waitHealthy ?? true);
 }
 
 /** Starts the real etcd 3.4 from Debian's etcd-server package, for side-by-side comparisons. */
