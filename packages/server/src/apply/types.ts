@@ -54,7 +54,11 @@ export interface KvApplier {
    * Applies committed entries in log order in ONE backend write transaction (group commit), each write
    * request getting its own revision, and records the last entry's index as the consistent index in the
    * same transaction. Entries at or below the stored consistent index are skipped (already applied
-   * before a crash). Never throws for a client error: those become `{ ok: false }` results.
+   * before a crash): their result is `{ ok: false }` with an ABORTED error nobody needs to see. Never
+   * throws for a client error: those become `{ ok: false }` results. Requests other than Put,
+   * DeleteRange, Txn and Compaction get an UNIMPLEMENTED error result (their index still counts as
+   * applied). Throws only when the store cannot go on (`MvccError` "Failed"/"Corrupt", a backend error):
+   * the member must stop, as etcd panics.
    */
   applyBatch(entries: readonly CommittedRequest[]): ApplyBatchResult;
   /** The last applied log index as stored in the backend (0 for a new store). */
