@@ -607,11 +607,6 @@ class StoreWriteBatch implements WriteBatch {
     private readonly pending: RevisionEvents[] | null,
   ) {}
 
-  get backendTxn(): BackendWriteTxn {
-    this.checkOpen();
-    return this.tx;
-  }
-
   private checkOpen(): void {
     if (this.closed) throw new MvccError("Closed", "mvcc: write batch used after update returned");
   }

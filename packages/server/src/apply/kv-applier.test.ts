@@ -325,3 +325,38 @@ describe("KV applier: batches, consistent index, restart", () => {
     assert.equal(h.get("k").kvs[0]!.version, 50n);
   });
 });
+
+describe("KV applier: request appliers for non-KV requests", () => {
+  it("hands them the batch, so their writes commit with the keyspace and the consistent index", async () => {
+    const { create: createMessage } = await import("@bufbuild/protobuf");
+    const { LeaseGrantRequestSchema, LeaseGrantResponseSchema, RpcError: Rpc } = await import("@etcd-ts/api");
+    const h = new Harness({
+      requestAppliers: [
+        {
+          applies: (r) => r.case === "leaseGrant",
+          apply: (batch, r) => {
+            if (r.case !== "leaseGrant") throw new Error("unreachable");
+            if (r.value.ID === 0n) return { ok: false, error: Rpc.of("leaseNotFound") };
+            batch.backend.put("lease", b(`lease-${r.value.ID}`), b(String(r.value.TTL)));
+            return { ok: true, response: createMessage(LeaseGrantResponseSchema, { ID: r.value.ID, TTL: r.value.TTL }) };
+          },
+        },
+      ],
+    });
+    const results = h.applyAll([
+      { case: "put", value: put({ key: b("a"), value: b("1") }) },
+      { case: "leaseGrant", value: createMessage(LeaseGrantRequestSchema, { ID: 5n, TTL: 60n }) },
+      { case: "leaseGrant", value: createMessage(LeaseGrantRequestSchema, { ID: 0n, TTL: 60n }) },
+      { case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: 5n } },
+    ]);
+    assert.deepEqual(results.map((r) => (r.ok ? r.response.$typeName : r.error.kind ?? r.error.code)), [
+      "etcdserverpb.PutResponse",
+      "etcdserverpb.LeaseGrantResponse",
+      "leaseNotFound",
+      12, // UNIMPLEMENTED: no applier takes it
+    ]);
+    assert.equal(s(h.backend.view((tx) => tx.get("lease", b("lease-5")))!), "60");
+    assert.equal(h.applier.consistentIndex(), 4);
+    assert.equal(h.applier.currentRevision(), 2);
+  });
+});

@@ -57,7 +57,7 @@ export interface KvApplier {
    * before a crash): their result is `{ ok: false }` with an ABORTED error nobody needs to see. Never
    * throws for a client error: those become `{ ok: false }` results. Requests other than Put,
    * DeleteRange, Txn and Compaction go to the first request applier that takes them (lease, auth, …;
-   * they write their buckets through `batch.backendTxn`); with none, an UNIMPLEMENTED error result
+   * they write their buckets through `batch.backend`); with none, an UNIMPLEMENTED error result
    * (the index still counts as applied). Throws only when the store cannot go on (`MvccError` "Failed"/"Corrupt", a backend error):
    * the member must stop, as etcd panics.
    */
