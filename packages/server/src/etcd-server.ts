@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  Event_EventType,
   HashKVResponseSchema,
   HashResponseSchema,
   InternalRaftRequestSchema,
@@ -27,7 +28,8 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "@etcd-ts/api";
-import { Lessor, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
+import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
+import { WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
 import { MvccStore } from "@etcd-ts/mvcc";
 import { ConfChangeType, MessageType, type ConfChange, type ConfState, type Message } from "@etcd-ts/raft";
 import type { Backend } from "@etcd-ts/storage";
@@ -39,6 +41,7 @@ import { RaftLog } from "./consensus/raft-log.js";
 import type { LogEntry } from "./consensus/replicated-log.js";
 import { hashBackend, hashKeyBucket } from "./hash.js";
 import { LeaseApplier } from "./lease/lease-applier.js";
+import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwarding } from "./lease/lease-forwarding.js";
 import { silentLogger, type Logger } from "./log.js";
 import { MemberAttributesApplier, decodeMemberContext } from "./membership-applier.js";
 import { Membership, type Member } from "./membership.js";
@@ -81,6 +84,8 @@ export class EtcdServer {
   readonly membership: Membership;
   readonly lessor: Lessor;
   readonly store: MvccStore;
+  /** Every watcher of every client stream, fed by the store's write observer. */
+  readonly watchable: WatchableStore;
   private readonly applier: KvApplier;
   private readonly log: RaftLog;
   private readonly storage: DiskRaftStorage;
@@ -121,6 +126,19 @@ export class EtcdServer {
     this.lessor = parts.lessor;
     this.storage = parts.storage;
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
+    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
+    // Keys follow their lease as writes are applied: a put attaches (and detaches from a previous
+    // lease), a delete detaches. Revoke then finds every key to delete in one revision.
+    this.store.addObserver((events) => {
+      for (const event of events) {
+        const key = event.kv?.key;
+        if (key === undefined) continue;
+        const previous = event.prevKv?.lease ?? 0n;
+        const current = event.type === Event_EventType.PUT ? (event.kv?.lease ?? 0n) : 0n;
+        if (previous !== 0n && previous !== current) this.lessor.detach(previous, [key]);
+        if (current !== 0n && current !== previous) this.lessor.attach(current, [key]);
+      }
+    });
     this.applier = createKvApplier(this.store, {
       leases: this.lessor,
       requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership)],
@@ -146,6 +164,15 @@ export class EtcdServer {
       clusterId: () => this.membership.clusterId,
       members: () => this.membership.list(),
       raftStream: (req, res) => this.transport.handleStream(req, res),
+      other: (req, res) =>
+        handleLeaseForwarding(
+          {
+            renew: (id) => this.leaseRenewHere(id),
+            timeToLive: async (id, keys) => this.leaseTimeToLiveHere(id, keys),
+          },
+          req,
+          res,
+        ),
     });
     // Request IDs: the member's low 16 bits, then time in ms, then a counter, as etcd's idutil does, so
     // IDs from different members and from before a restart do not collide.
@@ -273,6 +300,57 @@ export class EtcdServer {
     return this.stamp((await this.proposeWrite(request)) as T);
   }
 
+  // ---- Leases answered by the leader ----
+
+  /** Renews a lease (LeaseKeepAlive): the new TTL, 0 for an unknown lease; forwarded when not leader. */
+  async leaseRenew(id: bigint): Promise<number> {
+    this.checkRunning();
+    if (this.log.status().isLeader) {
+      try {
+        return await this.leaseRenewHere(id);
+      } catch (error) {
+        if (!(error instanceof RpcError && error.kind === "notLeader")) throw error;
+      }
+    }
+    const answer = await forwardToLeader<{ ttl: number }>(this.leaderPeerUrls(), LEASE_RENEW_PATH, { id }, this.requestTimeoutMs);
+    return answer.ttl;
+  }
+
+  /** LeaseTimeToLive: remaining and granted TTL (TTL −1 for an unknown lease), keys (base64) if asked. */
+  async leaseTimeToLive(id: bigint, keys: boolean): Promise<{ ttl: number; grantedTTL: number; keys: string[] }> {
+    this.checkRunning();
+    if (this.log.status().isLeader) return this.leaseTimeToLiveHere(id, keys);
+    return forwardToLeader(this.leaderPeerUrls(), LEASE_TTL_PATH, { id, keys }, this.requestTimeoutMs);
+  }
+
+  private async leaseRenewHere(id: bigint): Promise<number> {
+    if (!this.log.status().isLeader) throw RpcError.of("notLeader");
+    try {
+      return await this.lessor.renew(id);
+    } catch (error) {
+      if (isLeaseError(error, "leaseNotFound")) return 0;
+      if (isLeaseError(error, "notLeader")) throw RpcError.of("notLeader");
+      throw error;
+    }
+  }
+
+  private leaseTimeToLiveHere(id: bigint, keys: boolean): { ttl: number; grantedTTL: number; keys: string[] } {
+    if (!this.log.status().isLeader) throw RpcError.of("notLeader");
+    try {
+      const answer = this.lessor.timeToLive(id, { keys });
+      return { ttl: answer.ttl, grantedTTL: answer.grantedTTL, keys: (answer.keys ?? []).map((k) => Buffer.from(k).toString("base64")) };
+    } catch (error) {
+      if (isLeaseError(error, "leaseNotFound")) return { ttl: -1, grantedTTL: 0, keys: [] };
+      throw error;
+    }
+  }
+
+  private leaderPeerUrls(): readonly string[] {
+    const leader = this.membership.get(this.log.status().leaderId);
+    if (leader === undefined) throw RpcError.of("noLeader");
+    return leader.peerUrls;
+  }
+
   // ---- Maintenance and Cluster ----
 
   status(): StatusResponse {
@@ -341,6 +419,7 @@ export class EtcdServer {
     await this.peerServer.close();
     this.waits.failAll(RpcError.of("stopped"));
     this.confChangeWaits.failAll(RpcError.of("stopped"));
+    this.watchable.close();
     this.lessor.close();
     this.store.close();
     await this.storage.close();

@@ -1,6 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import {
   Cluster,
+  Lease,
+  Watch,
   DefragmentResponseSchema,
   KV,
   Maintenance,
@@ -12,7 +14,10 @@ import {
   type RangeRequest,
   type TxnRequest,
 } from "@etcd-ts/api";
-import type { Server, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, WatchRequest } from "@etcd-ts/api";
+import { LeaseService } from "./lease-service.js";
+import { serveWatch } from "./watch-service.js";
 import type { EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
@@ -64,6 +69,21 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
     }),
   };
   grpcServer.addService(grpcServiceDefinition(Maintenance), maintenance);
+
+  const watch: UntypedServiceImplementation = {
+    Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => serveWatch(call, etcd, etcd.watchable),
+  };
+  grpcServer.addService(grpcServiceDefinition(Watch), watch);
+
+  const leases = new LeaseService(etcd, logger);
+  const lease: UntypedServiceImplementation = {
+    LeaseGrant: unary<LeaseGrantRequest>(logger, (r) => leases.grant(r)),
+    LeaseRevoke: unary<LeaseRevokeRequest>(logger, (r) => leases.revoke(r)),
+    LeaseKeepAlive: (call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>) => leases.keepAlive(call),
+    LeaseTimeToLive: unary<LeaseTimeToLiveRequest>(logger, (r) => leases.timeToLive(r)),
+    LeaseLeases: unary(logger, () => leases.leases()),
+  };
+  grpcServer.addService(grpcServiceDefinition(Lease), lease);
 
   const cluster: UntypedServiceImplementation = {
     MemberList: unary(logger, () => etcd.memberList()),
