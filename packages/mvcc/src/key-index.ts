@@ -48,6 +48,13 @@ export interface KeyAtRevision {
 
 export class KeyIndex {
   generations: Generation[] = [new Generation(0, 0, 0, [])];
+  // The newest revision (a put or a tombstone) and, while the key is live, its state there: reads at
+  // the current revision, the common case, then touch only this object.
+  private latestMain = 0;
+  private latestSub = 0;
+  private latestCreated = 0;
+  private latestVersion = 0;
+  private live = false;
 
   /** `id` is the key as a latin1 string (see `latin1.ts`): the form the index stores and orders. */
   constructor(readonly id: string) {}
@@ -64,7 +71,7 @@ export class KeyIndex {
 
   /** Whether the key exists as of the newest revision (its open generation has revisions). */
   isLive(): boolean {
-    return !this.generations[this.generations.length - 1]!.isEmpty();
+    return this.live;
   }
 
   put(main: number, sub: number): void {
@@ -75,19 +82,30 @@ export class KeyIndex {
     }
     g.revs.push(main, sub);
     g.version++;
+    this.latestMain = main;
+    this.latestSub = sub;
+    this.latestCreated = g.createdMain;
+    this.latestVersion = g.version;
+    this.live = true;
   }
 
   /** Seeds an empty index from a stored KeyValue (restore): created and version come from the value. */
   restore(createdMain: number, modMain: number, modSub: number, version: number): void {
     if (!this.isEmpty()) throw new MvccError("Corrupt", "mvcc: restore into a non-empty key index");
     this.generations[0] = new Generation(version, createdMain, 0, [modMain, modSub]);
+    this.latestMain = modMain;
+    this.latestSub = modSub;
+    this.latestCreated = createdMain;
+    this.latestVersion = version;
+    this.live = true;
   }
 
   /** Ends the open generation with a tombstone at (main, sub). The key must be live. */
   tombstone(main: number, sub: number): void {
-    if (!this.isLive()) throw new MvccError("Corrupt", "mvcc: tombstone on a key that does not exist");
+    if (!this.live) throw new MvccError("Corrupt", "mvcc: tombstone on a key that does not exist");
     this.put(main, sub);
     this.generations.push(new Generation(0, 0, 0, []));
+    this.live = false;
   }
 
   /**
@@ -108,6 +126,15 @@ export class KeyIndex {
 
   /** The key's state at `atRev` written into `out`; false when the key did not exist at `atRev`. */
   get(atRev: number, out: KeyAtRevision): boolean {
+    if (atRev >= this.latestMain) {
+      // At or after the newest change: the key is as it is now (gone if that change was a delete).
+      if (!this.live) return false;
+      out.modMain = this.latestMain;
+      out.modSub = this.latestSub;
+      out.createdMain = this.latestCreated;
+      out.version = this.latestVersion;
+      return true;
+    }
     const g = this.generationAt(atRev);
     if (g === undefined) return false;
     const n = g.newestAtOrBelow(atRev);
