@@ -50,3 +50,15 @@ describe("KeyValue codec", () => {
     }
   });
 });
+
+describe("decodeIndexFields", () => {
+  it("reads key, create revision, version and lease as decodeKeyValue does", async () => {
+    const { decodeIndexFields } = await import("./key-value-codec.js");
+    const encoded = encodeKeyValue(bytes(5, 9), 2 ** 40, 2 ** 41, 77, bytes(100, 3), -5n);
+    const out = { key: new Uint8Array(0), createRevision: 0, version: 0, lease: 0n };
+    decodeIndexFields(encoded, out);
+    assert.deepEqual(out, { key: bytes(5, 9), createRevision: 2 ** 40, version: 77, lease: -5n });
+    decodeIndexFields(encodeKeyValue(bytes(1, 1), 0, 3, 0, new Uint8Array(0), 0n), out);
+    assert.deepEqual(out, { key: bytes(1, 1), createRevision: 0, version: 0, lease: 0n });
+  });
+});

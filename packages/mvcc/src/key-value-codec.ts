@@ -136,103 +136,180 @@ function corrupt(what: string): never {
   throw new MvccError("Corrupt", `mvcc: cannot decode KeyValue: ${what}`);
 }
 
+// The decoder's cursor: module state instead of closures (the decoder runs once per row read).
+let buf: Uint8Array = EMPTY;
+let pos = 0;
+let end = 0;
+/** The last varint read, as its low and high 32 bits. */
+let lo = 0;
+let hi = 0;
+
+function readVarint(): void {
+  lo = 0;
+  hi = 0;
+  let shift = 0;
+  for (;;) {
+    if (pos >= end) corrupt("truncated varint");
+    const b = buf[pos++]!;
+    if (shift < 28) {
+      lo |= (b & 0x7f) << shift;
+    } else if (shift === 28) {
+      lo |= (b & 0x0f) << 28;
+      hi |= (b & 0x7f) >>> 4;
+    } else if (shift < 64) {
+      hi |= (b & 0x7f) << (shift - 32);
+    }
+    if ((b & 0x80) === 0) break;
+    shift += 7;
+    if (shift >= 70) corrupt("varint too long");
+  }
+  lo >>>= 0;
+  hi >>>= 0;
+}
+
+/** The last varint as an int64. */
+function varintBigint(): bigint {
+  if (hi === 0) return BigInt(lo);
+  if (hi < 0x200000) return BigInt(hi * TWO_POW_32 + lo);
+  return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+}
+
+/** The last varint as a number (exact below 2^53: revisions and versions are). */
+function varintNumber(): number {
+  return hi * TWO_POW_32 + lo;
+}
+
+function readLength(): number {
+  readVarint();
+  if (hi !== 0 || pos + lo > end) corrupt("bad length");
+  return lo;
+}
+
+/** Skips the field whose tag byte is at `pos` (an unknown field, or one with a multi-byte tag). */
+function skipField(): void {
+  readVarint();
+  const wireType = lo & 7;
+  if (wireType === 0) readVarint();
+  else if (wireType === 1) pos += 8;
+  else if (wireType === 2) {
+    const n = readLength();
+    pos += n;
+  } else if (wireType === 5) pos += 4;
+  else corrupt(`wire type ${wireType}`);
+  if (pos > end) corrupt("truncated field");
+}
+
 /**
  * Decodes a KeyValue. `key` and `value` are views into `bytes` (no copy): the caller owns `bytes` (the
  * backend hands out owned values). Unknown fields are skipped, as protobuf requires.
  */
 export function decodeKeyValue(bytes: Uint8Array): KeyValue {
+  buf = bytes;
+  pos = 0;
+  end = bytes.length;
   let key: Uint8Array = EMPTY;
   let value: Uint8Array = EMPTY;
   let createRevision = 0n;
   let modRevision = 0n;
   let version = 0n;
   let lease = 0n;
-  let pos = 0;
-  const end = bytes.length;
-
-  // Reads a varint as [lo32, hi32] in two numbers, the fast path for every int64 field.
-  let lo = 0;
-  let hi = 0;
-  const readVarint = (): void => {
-    lo = 0;
-    hi = 0;
-    let shift = 0;
-    for (;;) {
-      if (pos >= end) corrupt("truncated varint");
-      const b = bytes[pos++]!;
-      if (shift < 28) {
-        lo |= (b & 0x7f) << shift;
-      } else if (shift === 28) {
-        lo |= (b & 0x0f) << 28;
-        hi |= (b & 0x7f) >>> 4;
-      } else if (shift < 64) {
-        hi |= (b & 0x7f) << (shift - 32);
-      }
-      if ((b & 0x80) === 0) break;
-      shift += 7;
-      if (shift >= 70) corrupt("varint too long");
-    }
-    lo >>>= 0;
-    hi >>>= 0;
-  };
-  const int64 = (): bigint => {
-    if (hi === 0) return BigInt(lo);
-    if (hi < 0x200000) return BigInt(hi * TWO_POW_32 + lo);
-    return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
-  };
-  const length = (): number => {
-    readVarint();
-    if (hi !== 0 || pos + lo > end) corrupt("bad length");
-    return lo;
-  };
-
-  while (pos < end) {
-    const tag = bytes[pos++]!;
-    switch (tag) {
-      case 0x0a: {
-        const n = length();
-        key = bytes.subarray(pos, pos + n);
-        pos += n;
-        break;
-      }
-      case 0x10:
-        readVarint();
-        createRevision = int64();
-        break;
-      case 0x18:
-        readVarint();
-        modRevision = int64();
-        break;
-      case 0x20:
-        readVarint();
-        version = int64();
-        break;
-      case 0x2a: {
-        const n = length();
-        value = bytes.subarray(pos, pos + n);
-        pos += n;
-        break;
-      }
-      case 0x30:
-        readVarint();
-        lease = int64();
-        break;
-      default: {
-        // An unknown field (or a multi-byte tag): skip it by wire type.
-        pos--;
-        readVarint();
-        const wireType = lo & 7;
-        if (wireType === 0) readVarint();
-        else if (wireType === 1) pos += 8;
-        else if (wireType === 2) {
-          const n = length(); // not `pos += length()`: that would read pos before length() advances it
+  try {
+    while (pos < end) {
+      switch (buf[pos]) {
+        case 0x0a: {
+          pos++;
+          const n = readLength();
+          key = bytes.subarray(pos, pos + n);
           pos += n;
+          break;
         }
-        else if (wireType === 5) pos += 4;
-        else corrupt(`wire type ${wireType}`);
-        if (pos > end) corrupt("truncated field");
+        case 0x10:
+          pos++;
+          readVarint();
+          createRevision = varintBigint();
+          break;
+        case 0x18:
+          pos++;
+          readVarint();
+          modRevision = varintBigint();
+          break;
+        case 0x20:
+          pos++;
+          readVarint();
+          version = varintBigint();
+          break;
+        case 0x2a: {
+          pos++;
+          const n = readLength();
+          value = bytes.subarray(pos, pos + n);
+          pos += n;
+          break;
+        }
+        case 0x30:
+          pos++;
+          readVarint();
+          lease = varintBigint();
+          break;
+        default:
+          skipField();
       }
     }
+  } finally {
+    buf = EMPTY;
   }
   return makeKeyValue(key, createRevision, modRevision, version, value, lease);
+}
+
+/** The fields the key index needs from a row, as `decodeIndexFields` fills them. */
+export interface IndexFields {
+  key: Uint8Array;
+  createRevision: number;
+  version: number;
+  lease: bigint;
+}
+
+/**
+ * Reads only what rebuilding the index needs (key, create revision, version, lease) into `out`, without
+ * building a message: opening a store decodes every row once.
+ */
+export function decodeIndexFields(bytes: Uint8Array, out: IndexFields): void {
+  buf = bytes;
+  pos = 0;
+  end = bytes.length;
+  out.key = EMPTY;
+  out.createRevision = 0;
+  out.version = 0;
+  out.lease = 0n;
+  try {
+    while (pos < end) {
+      switch (buf[pos]) {
+        case 0x0a: {
+          pos++;
+          const n = readLength();
+          out.key = bytes.subarray(pos, pos + n);
+          pos += n;
+          break;
+        }
+        case 0x10:
+          pos++;
+          readVarint();
+          out.createRevision = varintNumber();
+          break;
+        case 0x20:
+          pos++;
+          readVarint();
+          out.version = varintNumber();
+          break;
+        case 0x30:
+          pos++;
+          readVarint();
+          out.lease = varintBigint();
+          break;
+        default:
+          skipField();
+      }
+    }
+  } finally {
+    buf = EMPTY;
+  }
 }

@@ -11,7 +11,8 @@ import {
 } from "./buckets.js";
 import { Crc32c } from "./crc32c.js";
 import { MvccError } from "./errors.js";
-import { decodeKeyValue, encodeKeyValue, makeKeyValue } from "./key-value-codec.js";
+import { decodeIndexFields, decodeKeyValue, encodeKeyValue, makeKeyValue } from "./key-value-codec.js";
+import type { IndexFields } from "./key-value-codec.js";
 import { KeyIndex, TreeIndex } from "./key-index.js";
 import type { KeyAtRevision } from "./key-index.js";
 import {
@@ -236,9 +237,10 @@ export class MvccStore {
       const ci = tx.get(META_BUCKET, CONSISTENT_INDEX_KEY);
       if (ci !== undefined) this.consistentIdx = decodeUint64(ci);
 
+      const kv: IndexFields = { key: EMPTY, createRevision: 0, version: 0, lease: 0n };
       for (const { key, value } of tx.range(KEY_BUCKET)) {
         const rev = decodeRevisionKey(key);
-        const kv = decodeKeyValue(value);
+        decodeIndexFields(value, kv);
         this.currentRev = rev.main;
         let ki = this.index.keyIndex(kv.key);
         if (ki !== undefined) {
@@ -248,7 +250,7 @@ export class MvccStore {
           // The first row seen of a key: its created revision and version come from the value, as the
           // rows before it may have been compacted away.
           ki = this.index.keyIndexForWrite(kv.key);
-          ki.restore(Number(kv.createRevision), rev.main, rev.sub, Number(kv.version));
+          ki.restore(kv.createRevision, rev.main, rev.sub, kv.version);
         }
         if (keyLeases !== undefined && ki !== undefined) {
           if (rev.tombstone || kv.lease === 0n) keyLeases.delete(ki);
