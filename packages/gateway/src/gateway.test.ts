@@ -7,9 +7,21 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { rmSync } from "node:fs";
+import { credentials } from "@grpc/grpc-js";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway } from "./gateway.js";
-import { etcdAvailable, send, startEtcd, websocketSession, type HttpAnswer, type RealEtcd } from "./real-etcd.js";
+import {
+  etcdAvailable,
+  makeCertificates,
+  send,
+  startEtcd,
+  websocketSession,
+  type HttpAnswer,
+  type RealEtcd,
+  type TestCertificates,
+} from "./real-etcd.js";
 
 const skip = etcdAvailable() ? false : "etcd 3.4 is not installed";
 
@@ -607,5 +619,71 @@ describe("gateway cluster membership and alarms against etcd 3.4's own gateway",
     await same(pair, { path: "/v3/maintenance/alarm", body: `{"action":"DEACTIVATE","memberID":"1","alarm":"NOSPACE"}` });
     // Not `{"action":1}` (ACTIVATE without an alarm type): etcd 3.4.23 panics on it.
     await same(pair, { path: "/v3/maintenance/alarm", body: `{"action":"BOGUS"}` });
+  });
+});
+
+describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gateway", { skip }, () => {
+  let certs: TestCertificates;
+  let etcd: RealEtcd;
+  let gateway: Gateway;
+  let server: ReturnType<typeof createHttpsServer>;
+  let url: string;
+  let authEnabled = false;
+  before(async () => {
+    certs = makeCertificates();
+    const asServer = { ca: certs.ca, cert: certs.server.cert, key: certs.server.key };
+    etcd = await startEtcd(
+      ["--cert-file", certs.server.certFile, "--key-file", certs.server.keyFile, "--trusted-ca-file", certs.caFile, "--client-cert-auth"],
+      asServer,
+    );
+    // As etcd dials itself: its own certificate, the server name not checked.
+    gateway = createGateway({
+      target: etcd.endpoint,
+      credentials: credentials.createSsl(Buffer.from(certs.ca), Buffer.from(certs.server.key), Buffer.from(certs.server.cert), {
+        checkServerIdentity: () => undefined,
+      }),
+      clientCertAuth: true,
+      isAuthEnabled: () => authEnabled,
+    });
+    server = createHttpsServer(
+      { ca: certs.ca, cert: certs.server.cert, key: certs.server.key, requestCert: true, rejectUnauthorized: true },
+      (req, res) => gateway.handle(req, res),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server?.closeAllConnections();
+    server?.close();
+    gateway?.close();
+    await etcd?.stop();
+    if (certs !== undefined) rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  test("a CommonName client certificate is refused once auth is on; requests go through the TLS connection", async () => {
+    const anonymous = { ca: certs.ca, ...certs.anonymous };
+    const root = { ca: certs.ca, ...certs.root };
+    const both = async (path: string, body: string, tls: typeof anonymous, note: string): Promise<void> => {
+      const reference = await send({ url: etcd.url, method: "POST", path, body, tls });
+      const target = await send({ url, method: "POST", path, body, tls });
+      const view = (a: HttpAnswer) => ({ status: a.status, type: a.headers["content-type"], body: a.body.replace(/"(cluster_id|member_id)":"\d+"/g, "") });
+      assert.deepEqual(view(target), view(reference), note);
+    };
+    // One etcd behind both gateways: writes go once, through etcd's own gateway; reads are compared.
+    for (const [path, body] of [
+      ["/v3/auth/user/add", `{"name":"root","password":"pw"}`],
+      ["/v3/auth/role/add", `{"name":"root"}`],
+      ["/v3/auth/user/grant", `{"user":"root","role":"root"}`],
+      ["/v3/kv/put", `{"key":"YQ==","value":"dg=="}`],
+    ] as const) {
+      assert.equal((await send({ url: etcd.url, method: "POST", path, body, tls: anonymous })).status, 200, path);
+    }
+    await both("/v3/auth/user/get", `{"name":"root"}`, anonymous, "through the TLS connection");
+    await both("/v3/kv/range", `{"key":"YQ=="}`, root, "CN before auth");
+    await send({ url: etcd.url, method: "POST", path: "/v3/auth/enable", body: "{}", tls: anonymous });
+    authEnabled = true;
+    await both("/v3/kv/range", `{"key":"YQ=="}`, root, "CN with auth on");
+    await both("/v3/kv/range", `{"key":"YQ=="}`, anonymous, "no CN with auth on");
+    await both("/nothing-here", "", root, "CN outside /v3/");
   });
 });

@@ -59,8 +59,20 @@ export interface GatewayOptions {
    * `/v3beta/` and answers `/v3alpha/…` with 404, so this is off by default.
    */
   readonly serveV3alpha?: boolean;
-  /** Credentials for the gRPC connection; insecure by default. */
+  /**
+   * Credentials for the gRPC connection; insecure by default. With TLS on the client port etcd dials
+   * itself with its own TLS configuration and without verifying the server name
+   * (`credentials.createSsl(ca, key, cert, { checkServerIdentity: () => undefined })`).
+   */
   readonly credentials?: ChannelCredentials;
+  /**
+   * etcd's `--client-cert-auth`. With it, while `isAuthEnabled()` says auth is on, a TLS request under
+   * `/v3/` whose verified client certificate has a CommonName is refused (400): etcd's gRPC server would
+   * take the CN as the user, but the gateway's own connection does not carry the caller's certificate.
+   */
+  readonly clientCertAuth?: boolean;
+  /** Whether the member's auth is enabled now (only consulted with `clientCertAuth`). */
+  readonly isAuthEnabled?: () => boolean;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: ChannelOptions;
 }
@@ -155,6 +167,10 @@ class JsonGateway implements Gateway {
       plainError(response, 421, hostRejectedMessage(host));
       return;
     }
+    if (encrypted && this.refusesCommonName(request, path)) {
+      plainError(response, 400, "CommonName of client sending a request against gateway will be ignored and not used as expected");
+      return;
+    }
     this.access.addCorsHeaders(request, response);
     if (request.method === "OPTIONS") {
       response.writeHead(200, { "content-length": "0" });
@@ -178,6 +194,15 @@ class JsonGateway implements Gateway {
     }
     if (upgradeTo !== undefined) upgradeTo(path);
     else this.route(request, response, path);
+  }
+
+  private refusesCommonName(request: IncomingMessage, path: string): boolean {
+    if (this.options.clientCertAuth !== true || !path.startsWith("/v3/")) return false;
+    if (this.options.isAuthEnabled?.() !== true) return false;
+    const socket = request.socket as TLSSocket;
+    if (!socket.authorized) return false;
+    const commonName = socket.getPeerCertificate().subject?.CN;
+    return typeof commonName === "string" ? commonName.length > 0 : Array.isArray(commonName) && commonName.length > 0;
   }
 
   /** grpc-gateway's ServeMux.ServeHTTP: every binding is POST; another method on a bound path is 405. */

@@ -3,8 +3,9 @@
  * HTTP client for comparing gateway answers. Used by the end-to-end tests; needs `etcd` on the PATH.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,11 +40,11 @@ export interface RealEtcd {
 }
 
 /** Starts a single-member etcd named `conf` (as the conformance harness does) and waits until it serves. */
-export async function startEtcd(extraArgs: readonly string[] = []): Promise<RealEtcd> {
+export async function startEtcd(extraArgs: readonly string[] = [], tls?: HttpCall["tls"]): Promise<RealEtcd> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-gateway-"));
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${tls === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const child: ChildProcess = spawn(
     "etcd",
@@ -91,7 +92,7 @@ export async function startEtcd(extraArgs: readonly string[] = []): Promise<Real
       throw new Error(`etcd exited early: ${log}`);
     }
     try {
-      const health = await send({ url: client, method: "GET", path: "/health" });
+      const health = await send({ url: client, method: "GET", path: "/health", ...(tls === undefined ? {} : { tls }) });
       if (health.status === 200 && health.body.includes('"true"')) break;
     } catch {
       // not listening yet
@@ -120,6 +121,8 @@ export interface HttpCall {
   readonly headers?: Record<string, string>;
   /** For streams: stop reading after this many milliseconds and return what arrived (curl --max-time). */
   readonly cutAfterMs?: number;
+  /** For https: URLs, the CA to trust and the client certificate to present (PEM). */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 /** One HTTP/1.1 request, as curl -d sends it (form content type unless told otherwise). */
@@ -131,8 +134,9 @@ export function send(call: HttpCall): Promise<HttpAnswer> {
       headers["content-type"] ??= "application/x-www-form-urlencoded";
       headers["content-length"] = String(Buffer.byteLength(call.body));
     }
-    const req = httpRequest(
-      { host: target.hostname, port: target.port, method: call.method, path: call.path, headers, agent: false },
+    const request = target.protocol === "https:" ? httpsRequest : httpRequest;
+    const req = request(
+      { host: target.hostname, port: target.port, method: call.method, path: call.path, headers, agent: false, ...call.tls },
       (res) => {
         let body = "";
         let timer: NodeJS.Timeout | undefined;
@@ -261,4 +265,43 @@ function maskedTextFrame(text: string): Buffer {
       : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
   const masked = Buffer.from(payload.map((b, i) => b ^ mask[i & 3]!));
   return Buffer.concat([header, mask, masked]);
+}
+
+export interface TestCertificates {
+  readonly dir: string;
+  readonly ca: string;
+  readonly caFile: string;
+  /** Server certificate for 127.0.0.1 (also usable as a client certificate). */
+  readonly server: { readonly cert: string; readonly key: string; readonly certFile: string; readonly keyFile: string };
+  /** Client certificate with CommonName `root`. */
+  readonly root: { readonly cert: string; readonly key: string };
+  /** Client certificate without a CommonName. */
+  readonly anonymous: { readonly cert: string; readonly key: string };
+}
+
+/** A throwaway CA and certificates made with openssl at test time. */
+export function makeCertificates(): TestCertificates {
+  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-gateway-tls-"));
+  const run = (...args: string[]): void => {
+    const result = spawnSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+    if (result.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${result.stderr.toString()}`);
+  };
+  run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.crt");
+  const issue = (name: string, subject: string, extensions: string): void => {
+    writeFileSync(join(dir, `${name}.ext`), extensions);
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.csr`);
+    run("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", `${name}.crt`, "-extfile", `${name}.ext`);
+  };
+  issue("server", "/O=etcd-ts", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
+  issue("root", "/CN=root", "extendedKeyUsage=clientAuth\n");
+  issue("anonymous", "/O=nobody", "extendedKeyUsage=clientAuth\n");
+  const read = (file: string): string => readFileSync(join(dir, file), "utf8");
+  return {
+    dir,
+    ca: read("ca.crt"),
+    caFile: join(dir, "ca.crt"),
+    server: { cert: read("server.crt"), key: read("server.key"), certFile: join(dir, "server.crt"), keyFile: join(dir, "server.key") },
+    root: { cert: read("root.crt"), key: read("root.key") },
+    anonymous: { cert: read("anonymous.crt"), key: read("anonymous.key") },
+  };
 }
