@@ -9,7 +9,12 @@
  *   stores the last entry's index as the consistent index in that same transaction; entries at or
  *   below it are skipped. Errors etcd reports at apply time (compacted, future revision, key not found,
  *   lease not found) become `{ ok: false }` results.
- * - `LeaseLookup` is all the applier knows of leases; the default knows none.
+ * - `LeaseLookup` is all the applier knows of leases; the default knows none. (Keeping the lessor's
+ *   key → lease map in step is the store's job: `MvccStore.open(backend, { leases })`.)
+ * - `requestAppliers` take the non-KV log requests (leases, auth, …) inside the same batch; they write
+ *   their buckets through `batch.backend`.
+ * - Range sorting uses a port of Go's sort.Sort (`go-sort.ts`), so ties come out in etcd's order.
+ * - `etcd-differential.test.ts` checks all of this against a real etcd 3.4 when one is on PATH.
  */
 export { createKvApplier, DefaultKvApplier } from "./kv-applier.js";
 export type { KvApplierOptions, RequestApplier } from "./kv-applier.js";
