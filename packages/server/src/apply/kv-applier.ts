@@ -257,8 +257,10 @@ function isTxnReadOnly(rt: TxnRequest): boolean {
   return true;
 }
 
+/** `KvApplier` over an `MvccStore`; see the contract in `types.ts`. */
 export class DefaultKvApplier implements KvApplier {
   private readonly leases: LeaseLookup;
+  private readonly requestAppliers: readonly RequestApplier[];
 
   constructor(
     readonly store: MvccStore,
@@ -267,8 +269,6 @@ export class DefaultKvApplier implements KvApplier {
     this.leases = options.leases ?? noLeases;
     this.requestAppliers = options.requestAppliers ?? [];
   }
-
-  private readonly requestAppliers: readonly RequestApplier[];
 
   consistentIndex(): number {
     return this.store.consistentIndex();
