@@ -47,8 +47,8 @@ interface Pair {
 async function startPair(gatewayOptions: { cors?: string[] } = {}): Promise<Pair & { gateway: Gateway }> {
   const [referenceEtcd, targetEtcd] = await Promise.all([startEtcd(), startEtcd()]);
   const gateway = createGateway({ target: targetEtcd.endpoint, ...gatewayOptions });
-  const server: Server = createServer((req, res) => gateway.handle(req, res));
-  server.on("upgrade", (req, socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
+  const server: Server = createServer(gateway.handle); // unbound on purpose: the methods are bound
+  server.on("upgrade", gateway.handleUpgrade);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const side = async (name: Side["name"], etcd: RealEtcd, url: string): Promise<Side> => {

@@ -77,6 +77,7 @@ export interface GatewayOptions {
   readonly channelOptions?: ChannelOptions;
 }
 
+/** The gateway; its methods are bound, so they can be handed over as listeners as they are. */
 export interface Gateway {
   /** Serves one HTTP/1.1 request (a Node `http` request listener). */
   handle(request: IncomingMessage, response: ServerResponse): void;
@@ -112,14 +113,15 @@ class JsonGateway implements Gateway {
     });
   }
 
-  close(): void {
+  // handle, handleUpgrade and close are bound: they are passed around as plain listeners.
+  readonly close = (): void => {
     if (this.closed) return;
     this.closed = true;
     for (const call of this.inFlight) call.cancel();
     this.client.close();
-  }
+  };
 
-  handle(request: IncomingMessage, response: ServerResponse): void {
+  readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
     try {
       this.serve(request, response);
     } catch (error) {
@@ -129,9 +131,9 @@ class JsonGateway implements Gateway {
         response.destroy(error instanceof Error ? error : undefined);
       }
     }
-  }
+  };
 
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  readonly handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
     const response = new RawHttpResponse(socket) as unknown as ServerResponse;
     try {
@@ -141,7 +143,7 @@ class JsonGateway implements Gateway {
     } catch {
       socket.destroy();
     }
-  }
+  };
 
   /** etcd's accessController, then Go's http.ServeMux with the gateway mounted on `/v3/`. */
   private serve(request: IncomingMessage, response: ServerResponse, upgradeTo?: (path: string) => void): void {
