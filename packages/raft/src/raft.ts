@@ -730,7 +730,9 @@ export class Raft {
       return;
     }
     const oldPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) return;
+    // An ack that confirms the match of a probing follower (without advancing it) also ends the probe:
+    // otherwise the follower would wait for the next heartbeat round to be unpaused.
+    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === ProgressState.Probe)) return;
     if (pr.state === ProgressState.Probe) {
       pr.becomeReplicate();
     } else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) {
