@@ -540,8 +540,8 @@ describe("gateway CORS option", { skip }, () => {
   let server: Server;
   let url: string;
   before(async () => {
-    etcd = await startEtcd(["--cors", allowed]);
-    gateway = createGateway({ target: etcd.endpoint, cors: [allowed] });
+    etcd = await startEtcd(["--cors", allowed, "--host-whitelist", "127.0.0.1,allowed.example"]);
+    gateway = createGateway({ target: etcd.endpoint, cors: [allowed], hostWhitelist: ["127.0.0.1", "allowed.example"] });
     server = createServer((req, res) => gateway.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -568,6 +568,15 @@ describe("gateway CORS option", { skip }, () => {
         assert.deepEqual(view(target), view(reference), `${method} from ${origin}`);
         assert.equal(target.body, reference.body); // one etcd behind both gateways
       }
+    }
+  });
+
+  test("a Host outside --host-whitelist is refused (421) on plain HTTP", async () => {
+    for (const host of ["evil.example:2379", "allowed.example:1", "[::1]:2379"]) {
+      const call = { method: "POST", path: "/v3/kv/range", body: `{"key":"YQ=="}`, headers: { host } };
+      const reference = await send({ url: etcd.url, ...call });
+      const target = await send({ url, ...call });
+      assert.deepEqual([target.status, target.headers["content-type"], target.body], [reference.status, reference.headers["content-type"], reference.body], host);
     }
   });
 });
