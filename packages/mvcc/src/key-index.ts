@@ -13,29 +13,16 @@ import { RevisionSet } from "./revision.js";
  *
  * Revisions are stored flat as [main, sub, main, sub, …] to keep a key small in memory.
  */
+/** A closed generation (see `KeyIndex` for the open one). */
 export class Generation {
   constructor(
     /** Versions handed out in this generation: the version of its last revision. */
     public version: number,
     public createdMain: number,
     public createdSub: number,
-    /** Interleaved main/sub pairs in increasing order. */
+    /** Interleaved main/sub pairs in increasing order; the last is the tombstone. */
     public revs: number[],
   ) {}
-
-  get length(): number {
-    return this.revs.length >>> 1;
-  }
-
-  isEmpty(): boolean {
-    return this.revs.length === 0;
-  }
-
-  /** Index of the newest revision with main <= atRev, or -1. */
-  newestAtOrBelow(atRev: number): number {
-    for (let n = (this.revs.length >>> 1) - 1; n >= 0; n--) if (this.revs[2 * n]! <= atRev) return n;
-    return -1;
-  }
 }
 
 /** What a key looked like at a revision. Reused per call site only; do not hold. */
@@ -46,15 +33,37 @@ export interface KeyAtRevision {
   version: number;
 }
 
-export class KeyIndex {
-  generations: Generation[] = [new Generation(0, 0, 0, [])];
-  // The newest revision (a put or a tombstone) and, while the key is live, its state there: reads at
-  // the current revision, the common case, then touch only this object.
+/** The fields a generation has; the open generation is kept in the `KeyIndex` itself. */
+interface GenerationFields {
+  version: number;
+  createdMain: number;
+  createdSub: number;
+  revs: number[];
+}
+
+/** Index of the newest revision in `revs` with main <= atRev, or -1. */
+function newestAtOrBelow(revs: readonly number[], atRev: number): number {
+  for (let n = (revs.length >>> 1) - 1; n >= 0; n--) if (revs[2 * n]! <= atRev) return n;
+  return -1;
+}
+
+/**
+ * One key's generations. The open (last) generation lives in the object's own fields and the closed
+ * ones, usually none, in `closed`: most keys never get deleted, and this keeps such a key to two
+ * allocations (this object and its revisions array).
+ */
+export class KeyIndex implements GenerationFields {
+  /** Closed generations, oldest first, each ending with its tombstone; null when there are none. */
+  private closed: Generation[] | null = null;
+  // The open generation.
+  revs: number[] = [];
+  version = 0;
+  createdMain = 0;
+  createdSub = 0;
+  // The newest revision (a put or a tombstone): reads at the current revision, the common case, need
+  // nothing else.
   private latestMain = 0;
   private latestSub = 0;
-  private latestCreated = 0;
-  private latestVersion = 0;
-  private live = false;
 
   /** `id` is the key as a latin1 string (see `latin1.ts`): the form the index stores and orders. */
   constructor(readonly id: string) {}
@@ -64,58 +73,78 @@ export class KeyIndex {
     return latin1Bytes(this.id);
   }
 
-  /** True when the key has no revisions left (only one, empty, generation). */
+  /** The generations, oldest first, the open one last (for tests and debugging). */
+  get generations(): readonly GenerationFields[] {
+    return [...(this.closed ?? []), this];
+  }
+
+  private generationCount(): number {
+    return this.closed === null ? 1 : this.closed.length + 1;
+  }
+
+  private generation(i: number): GenerationFields {
+    const closed = this.closed;
+    return closed !== null && i < closed.length ? closed[i]! : this;
+  }
+
+  /** Drops the `n` oldest generations (never the open one). */
+  private dropGenerations(n: number): void {
+    if (n === 0 || this.closed === null) return;
+    this.closed.splice(0, n);
+    if (this.closed.length === 0) this.closed = null;
+  }
+
+  /** True when the key has no revisions left. */
   isEmpty(): boolean {
-    return this.generations.length === 1 && this.generations[0]!.isEmpty();
+    return this.closed === null && this.revs.length === 0;
   }
 
   /** Whether the key exists as of the newest revision (its open generation has revisions). */
   isLive(): boolean {
-    return this.live;
+    return this.revs.length > 0;
   }
 
   put(main: number, sub: number): void {
-    const g = this.generations[this.generations.length - 1]!;
-    if (g.revs.length === 0) {
-      g.createdMain = main;
-      g.createdSub = sub;
+    if (this.revs.length === 0) {
+      this.createdMain = main;
+      this.createdSub = sub;
     }
-    g.revs.push(main, sub);
-    g.version++;
+    this.revs.push(main, sub);
+    this.version++;
     this.latestMain = main;
     this.latestSub = sub;
-    this.latestCreated = g.createdMain;
-    this.latestVersion = g.version;
-    this.live = true;
   }
 
   /** Seeds an empty index from a stored KeyValue (restore): created and version come from the value. */
   restore(createdMain: number, modMain: number, modSub: number, version: number): void {
     if (!this.isEmpty()) throw new MvccError("Corrupt", "mvcc: restore into a non-empty key index");
-    this.generations[0] = new Generation(version, createdMain, 0, [modMain, modSub]);
+    this.revs = [modMain, modSub];
+    this.createdMain = createdMain;
+    this.createdSub = 0;
+    this.version = version;
     this.latestMain = modMain;
     this.latestSub = modSub;
-    this.latestCreated = createdMain;
-    this.latestVersion = version;
-    this.live = true;
   }
 
   /** Ends the open generation with a tombstone at (main, sub). The key must be live. */
   tombstone(main: number, sub: number): void {
-    if (!this.live) throw new MvccError("Corrupt", "mvcc: tombstone on a key that does not exist");
+    if (!this.isLive()) throw new MvccError("Corrupt", "mvcc: tombstone on a key that does not exist");
     this.put(main, sub);
-    this.generations.push(new Generation(0, 0, 0, []));
-    this.live = false;
+    (this.closed ??= []).push(new Generation(this.version, this.createdMain, this.createdSub, this.revs));
+    this.revs = [];
+    this.version = 0;
+    this.createdMain = 0;
+    this.createdSub = 0;
   }
 
   /**
    * The generation holding the key's state at `atRev`, or undefined when the key did not exist then
    * (before its creation, or deleted at or before `atRev`).
    */
-  private generationAt(atRev: number): Generation | undefined {
-    const last = this.generations.length - 1;
+  private generationAt(atRev: number): GenerationFields | undefined {
+    const last = this.generationCount() - 1;
     for (let i = last; i >= 0; i--) {
-      const g = this.generations[i]!;
+      const g = this.generation(i);
       if (g.revs.length === 0) continue;
       // A closed generation ends with its tombstone: at or after it, the key did not exist.
       if (i !== last && g.revs[g.revs.length - 2]! <= atRev) return undefined;
@@ -128,22 +157,34 @@ export class KeyIndex {
   get(atRev: number, out: KeyAtRevision): boolean {
     if (atRev >= this.latestMain) {
       // At or after the newest change: the key is as it is now (gone if that change was a delete).
-      if (!this.live) return false;
+      if (this.revs.length === 0) return false;
       out.modMain = this.latestMain;
       out.modSub = this.latestSub;
-      out.createdMain = this.latestCreated;
-      out.version = this.latestVersion;
+      out.createdMain = this.createdMain;
+      out.version = this.version;
       return true;
     }
     const g = this.generationAt(atRev);
     if (g === undefined) return false;
-    const n = g.newestAtOrBelow(atRev);
+    const n = newestAtOrBelow(g.revs, atRev);
     if (n === -1) return false;
     out.modMain = g.revs[2 * n]!;
     out.modSub = g.revs[2 * n + 1]!;
     out.createdMain = g.createdMain;
-    out.version = g.version - (g.length - n - 1);
+    out.version = g.version - ((g.revs.length >>> 1) - n - 1);
     return true;
+  }
+
+  /** The generation a compaction at `atRev` works on: the first whose tombstone is above `atRev` (or the open one). */
+  private compactionStart(atRev: number): number {
+    const last = this.generationCount() - 1;
+    let genIdx = 0;
+    while (genIdx < last) {
+      const g = this.generation(genIdx);
+      if (g.revs[g.revs.length - 2]! > atRev) break;
+      genIdx++;
+    }
+    return genIdx;
   }
 
   /**
@@ -152,17 +193,12 @@ export class KeyIndex {
    */
   keep(atRev: number, keep: RevisionSet): void {
     if (this.isEmpty()) return;
-    let genIdx = 0;
-    let g = this.generations[0]!;
-    while (genIdx < this.generations.length - 1) {
-      if (g.revs[g.revs.length - 2]! > atRev) break;
-      genIdx++;
-      g = this.generations[genIdx]!;
-    }
-    const n = g.newestAtOrBelow(atRev);
+    const genIdx = this.compactionStart(atRev);
+    const g = this.generation(genIdx);
+    const n = newestAtOrBelow(g.revs, atRev);
     if (n === -1) return;
     // A tombstone closing its generation is not kept.
-    if (n === g.length - 1 && genIdx !== this.generations.length - 1) return;
+    if (n === (g.revs.length >>> 1) - 1 && genIdx !== this.generationCount() - 1) return;
     keep.add(g.revs[2 * n]!, g.revs[2 * n + 1]!);
   }
 
@@ -171,25 +207,19 @@ export class KeyIndex {
    * per key that must stay on disk: the newest at or below `atRev`, unless it is a tombstone.
    */
   compact(atRev: number, keep: RevisionSet): void {
-    let genIdx = 0;
-    let g = this.generations[0]!;
-    // Skip generations whose tombstone is at or below atRev (wholly compacted away).
-    while (genIdx < this.generations.length - 1) {
-      if (g.revs[g.revs.length - 2]! > atRev) break;
-      genIdx++;
-      g = this.generations[genIdx]!;
-    }
-    const n = g.newestAtOrBelow(atRev);
+    let genIdx = this.compactionStart(atRev);
+    const g = this.generation(genIdx);
+    const n = newestAtOrBelow(g.revs, atRev);
     if (n !== -1) keep.add(g.revs[2 * n]!, g.revs[2 * n + 1]!);
-    if (!g.isEmpty()) {
-      if (n !== -1) g.revs.splice(0, 2 * n);
+    if (g.revs.length > 0) {
+      if (n > 0) g.revs.splice(0, 2 * n);
       // A closed generation reduced to its tombstone is gone too.
-      if (g.length === 1 && genIdx !== this.generations.length - 1) {
+      if (g.revs.length === 2 && genIdx !== this.generationCount() - 1) {
         keep.delete(g.revs[0]!, g.revs[1]!);
         genIdx++;
       }
     }
-    if (genIdx > 0) this.generations.splice(0, genIdx);
+    this.dropGenerations(genIdx);
   }
 }
 
