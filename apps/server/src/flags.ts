@@ -31,6 +31,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "quota-backend-bytes": { kind: "int", usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)." },
   "log-level": { kind: "string", usage: "Configures log level. Only supports debug, info, warn, error, panic, or fatal." },
   "storage-engine": { kind: "string", usage: "Storage engine of the backend: sqlite (default) or lmdb." },
+  cors: { kind: "string", usage: "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)." },
   version: { kind: "bool", usage: "Print the version and exit." },
   help: { kind: "bool", usage: "Show this help." },
 };
@@ -44,6 +45,8 @@ export interface ParsedCommandLine {
   readonly storageEngine: StorageEngineName;
   readonly showVersion: boolean;
   readonly showHelp: boolean;
+  /** Origins the JSON gateway allows (`--cors`); empty allows every origin, as etcd. */
+  readonly cors: string[];
   /** Notes for the log: environment variables shadowed by flags, unknown ETCD_* variables. */
   readonly warnings: string[];
 }
@@ -168,6 +171,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     storageEngine: engine as StorageEngineName,
     showVersion: bool("version"),
     showHelp: bool("help"),
+    cors: list("cors", []),
     warnings,
   };
 }

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
+import { createGateway } from "@etcd-ts/gateway";
 import { createLogger, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
 import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 
@@ -46,9 +47,11 @@ async function main(): Promise<number> {
     return 1;
   }
 
+  // The JSON gateway on the client port dials this member's own gRPC endpoint, as etcd's does.
+  const gateway = createGateway({ target: gatewayTarget(config.listenClientUrls[0] ?? "http://127.0.0.1:2379"), cors: parsed.cors, serveV3alpha: true });
   let member: RunningMember;
   try {
-    member = await startMember({ config, backend, logger });
+    member = await startMember({ config, backend, logger, http1Handler: (req, res) => gateway.handle(req, res) });
   } catch (error) {
     logger.error("cannot start the member", { error: describe(error) });
     process.stderr.write(`etcd-ts: ${describe(error)}\n`);
@@ -66,6 +69,7 @@ async function main(): Promise<number> {
   return await new Promise<number>((resolve) => {
     const shutdown = (signal: string) => {
       logger.info("received signal; shutting down", { signal });
+      gateway.close();
       member.stop().then(
         () => resolve(0),
         (error: unknown) => {
@@ -99,6 +103,14 @@ function openBackend(dataDir: string, engine: StorageEngineName): Backend {
   }
   mkdirSync(backendDir, { recursive: true, mode: 0o700 });
   return engine === "lmdb" ? openLmdbBackend({ dir: backendDir }) : openSqliteBackend({ dir: backendDir });
+}
+
+/** host:port of the first client URL, with a wildcard or `localhost` host replaced by IPv4 loopback. */
+function gatewayTarget(url: string): string {
+  const parsed = new URL(url);
+  let host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (host === "" || host === "0.0.0.0" || host === "::" || host === "localhost") host = "127.0.0.1";
+  return `${host.includes(":") ? `[${host}]` : host}:${parsed.port}`;
 }
 
 function describe(error: unknown): string {

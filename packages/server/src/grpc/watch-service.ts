@@ -52,10 +52,8 @@ export function serveWatch(
     }
   });
   const done = () => stream.close();
-  call.on("end", () => {
-    done();
-    call.end();
-  });
+  // A client that half-closes its side keeps its watchers: etcd keeps sending events until the stream
+  // is cancelled (the JSON gateway half-closes as soon as the request body ends).
   call.on("cancelled", done);
   call.on("error", done);
   call.on("close", done);
