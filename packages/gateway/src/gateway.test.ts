@@ -422,6 +422,31 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     await session("/v3/kv/range", [], 2000, { "X-Test-Method": "POST" });
   });
 
+  test("v3lock and v3election routes", async () => {
+    await sameAndCapture(pair, { path: "/v3/lease/grant", body: `{"TTL":60}` }, "owner", ID);
+    const lease = (s: Side) => s.vars.get("owner")!;
+    // Lock and leader keys are `<name>/<lease ID in hex>`: compared with the lease ID normalised.
+    const keyOf = (s: Side, name: string) => b64(`${name}/${BigInt(lease(s)).toString(16)}`);
+    const sameKeys = async (build: (side: Side) => Step): Promise<void> => {
+      const answers = await Promise.all([pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...build(side) })));
+      const view = (side: Side, a: HttpAnswer) => {
+        const t = transcript(side, a);
+        return { ...t, body: t.body.replaceAll(keyOf(side, "lk"), "<LOCK_KEY>").replaceAll(keyOf(side, "el"), "<LEADER_KEY>") };
+      };
+      assert.deepEqual(view(pair.target, answers[1]!), view(pair.reference, answers[0]!), build(pair.target).path);
+    };
+    await sameKeys((s) => ({ path: "/v3/lock/lock", body: `{"name":"${b64("lk")}","lease":"${lease(s)}"}` }));
+    await sameKeys((s) => ({ path: "/v3/lock/unlock", body: `{"key":"${keyOf(s, "lk")}"}` }));
+    await sameKeys((s) => ({ path: "/v3/election/campaign", body: `{"name":"${b64("el")}","lease":"${lease(s)}","value":"${b64("v1")}"}` }));
+    await sameKeys(() => ({ path: "/v3/election/leader", body: `{"name":"${b64("el")}"}` }));
+    const leader = (s: Side) => `{"name":"${b64("el")}","key":"${keyOf(s, "el")}","lease":"${lease(s)}","rev":"0"}`;
+    await sameKeys((s) => ({ path: "/v3/election/proclaim", body: `{"leader":${leader(s)},"value":"${b64("v2")}"}` }));
+    await sameKeys(() => ({ path: "/v3/election/observe", body: `{"name":"${b64("el")}"}`, cutAfterMs: 1000 }));
+    await sameKeys((s) => ({ path: "/v3/election/resign", body: `{"leader":${leader(s)}}` }));
+    await sameKeys(() => ({ path: "/v3/election/leader", body: `{"name":"${b64("el")}"}` }));
+    await sameKeys((s) => ({ path: "/v3/lease/revoke", body: `{"ID":"${lease(s)}"}` }));
+  });
+
   test("maintenance snapshot stream", async () => {
     await same(pair, { path: "/v3/maintenance/snapshot", body: "{}", cutAfterMs: 5000 });
   });

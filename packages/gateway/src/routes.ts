@@ -1,5 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "@etcd-ts/api";
+import { Election, Lock } from "./lock-election.js";
 
 /** One gateway route: an HTTP path (under /v3) and the gRPC method it forwards to. */
 export interface Route {
@@ -9,7 +10,8 @@ export interface Route {
 }
 
 /**
- * The `google.api.http` bindings of etcd 3.4's rpc.proto (all `post`, `body: "*"`), in registration order.
+ * The `google.api.http` bindings of etcd 3.4's rpc.proto, v3lock.proto and v3election.proto (all `post`,
+ * `body: "*"`), in registration order.
  * Hash and HashKV are both bound to /v3/maintenance/hash; grpc-gateway keeps the first registration, so
  * that path reaches Hash, and HashKV has no HTTP route in etcd 3.4 — kept that way here.
  */
@@ -56,6 +58,14 @@ const BINDINGS: ReadonlyArray<readonly [DescService, string, string]> = [
   [Auth, "RoleDelete", "/v3/auth/role/delete"],
   [Auth, "RoleGrantPermission", "/v3/auth/role/grant"],
   [Auth, "RoleRevokePermission", "/v3/auth/role/revoke"],
+  // etcd registers the v3lock and v3election gateways after its own six services.
+  [Lock, "Lock", "/v3/lock/lock"],
+  [Lock, "Unlock", "/v3/lock/unlock"],
+  [Election, "Campaign", "/v3/election/campaign"],
+  [Election, "Proclaim", "/v3/election/proclaim"],
+  [Election, "Leader", "/v3/election/leader"],
+  [Election, "Observe", "/v3/election/observe"],
+  [Election, "Resign", "/v3/election/resign"],
 ];
 
 function methodOf(service: DescService, name: string): DescMethod {
