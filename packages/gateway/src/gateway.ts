@@ -75,6 +75,13 @@ export interface GatewayOptions {
   readonly isAuthEnabled?: () => boolean;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: ChannelOptions;
+  /**
+   * What serves the paths outside `/v3/` (etcd mounts its own handler — `/health`, `/version`,
+   * `/metrics` — at `/` next to the gateway). Given it, the gateway can front the whole client port: etcd's
+   * access control (host whitelist, CORS, `OPTIONS`) and Go's path cleaning then apply to those paths too,
+   * as in etcd. Without it they are 404 `404 page not found`.
+   */
+  readonly fallback?: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
 /** The gateway; its methods are bound, so they can be handed over as listeners as they are. */
@@ -191,7 +198,8 @@ class JsonGateway implements Gateway {
       return;
     }
     if (!path.startsWith("/v3/")) {
-      plainError(response, 404, "404 page not found");
+      if (this.options.fallback !== undefined && upgradeTo === undefined) this.options.fallback(request, response);
+      else plainError(response, 404, "404 page not found");
       return;
     }
     if (upgradeTo !== undefined) upgradeTo(path);
