@@ -629,6 +629,25 @@ describe("gateway CORS option", { skip }, () => {
     }
   });
 
+  test("serveV3alpha also serves /v3alpha/ (etcd 3.4 answers it 404)", async () => {
+    const alpha = createGateway({ target: etcd.endpoint, serveV3alpha: true });
+    const alphaServer = createServer(alpha.handle);
+    await new Promise<void>((resolve) => alphaServer.listen(0, "127.0.0.1", resolve));
+    const alphaUrl = `http://127.0.0.1:${(alphaServer.address() as AddressInfo).port}`;
+    try {
+      const call = { method: "POST", path: "/v3alpha/kv/range", body: `{"key":"YQ=="}` };
+      const viaAlpha = await send({ url: alphaUrl, ...call });
+      const viaV3 = await send({ url: alphaUrl, ...call, path: "/v3/kv/range" });
+      assert.deepEqual([viaAlpha.status, viaAlpha.body], [viaV3.status, viaV3.body]);
+      const reference = await send({ url: etcd.url, ...call });
+      assert.deepEqual([reference.status, reference.body], [404, "404 page not found\n"]);
+    } finally {
+      alphaServer.closeAllConnections();
+      alphaServer.close();
+      alpha.close();
+    }
+  });
+
   test("a Host outside --host-whitelist is refused (421) on plain HTTP", async () => {
     for (const host of ["evil.example:2379", "allowed.example:1", "[::1]:2379"]) {
       const call = { method: "POST", path: "/v3/kv/range", body: `{"key":"YQ=="}`, headers: { host } };
