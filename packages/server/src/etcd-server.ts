@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
@@ -43,7 +44,8 @@ import { hashBackend, hashKeyBucket } from "./hash.js";
 import { LeaseApplier } from "./lease/lease-applier.js";
 import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwarding } from "./lease/lease-forwarding.js";
 import { silentLogger, type Logger } from "./log.js";
-import { MemberAttributesApplier, decodeMemberContext } from "./membership-applier.js";
+import { MemberAttributesApplier } from "./membership-applier.js";
+import { MembershipChangeApplier } from "./membership-changes.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport } from "./peer/transport.js";
@@ -94,6 +96,12 @@ export class EtcdServer {
   private readonly logger: Logger;
   private readonly waits = new WaitRegistry<ApplyResult>();
   private readonly confChangeWaits = new WaitRegistry<void>();
+  private readonly membershipChanges: MembershipChangeApplier;
+  /** Peer listener routes added by services (promote forwarding, snapshot transfer). */
+  private readonly peerRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean)[] = [];
+  private markRemoved: () => void = () => undefined;
+  /** Resolves when this member applies its own removal from the cluster; it then stops serving. */
+  readonly removedFromCluster = new Promise<void>((resolve) => (this.markRemoved = resolve));
   private readonly applied = new AppliedIndexWaiters();
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
@@ -149,11 +157,19 @@ export class EtcdServer {
       onUnreachable: (id) => this.log.reportUnreachable(id),
     }, this.logger);
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
+    this.membershipChanges = new MembershipChangeApplier({
+      membership: this.membership,
+      peers: this.transport,
+      store: () => this.store,
+      logger: this.logger,
+      settle: (requestId, error) => (error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error)),
+      onLocalRemoved: () => this.onLocalRemoved(),
+    });
     this.log = new RaftLog({
       id: localId,
       storage: this.storage,
       send: (messages) => this.send(messages),
-      confChanges: { applyConfChange: (cc, cs, index) => this.applyConfChange(cc, cs, index) },
+      confChanges: this.membershipChanges,
       logger: this.logger,
       tickMs: options.tickMs,
       electionTicks: options.electionTicks,
@@ -165,6 +181,7 @@ export class EtcdServer {
       members: () => this.membership.list(),
       raftStream: (req, res) => this.transport.handleStream(req, res),
       other: (req, res) =>
+        this.peerRoutes.some((route) => route(req, res)) ||
         handleLeaseForwarding(
           {
             renew: (id) => this.leaseRenewHere(id),
@@ -444,6 +461,16 @@ export class EtcdServer {
     return this.log.node.status().progress;
   }
 
+  /** When the stream to peer `id` came up (ms since the epoch); 0 while it is down. */
+  peerActiveSince(id: bigint): number {
+    return this.transport.activeSince(id);
+  }
+
+  /** Adds a route to the peer listener; it returns false for requests it does not serve. */
+  addPeerRoute(route: (req: IncomingMessage, res: ServerResponse) => boolean): void {
+    this.peerRoutes.push(route);
+  }
+
   transferLeadership(to: bigint): void {
     this.log.transferLeader(to);
   }
@@ -509,43 +536,13 @@ export class EtcdServer {
     return durable;
   }
 
-  private async applyConfChange(change: ConfChange, confState: ConfState, index: number): Promise<void> {
-    const context = change.context.byteLength > 0 ? decodeMemberContext(change.context) : undefined;
-    switch (change.type) {
-      case ConfChangeType.AddNode:
-      case ConfChangeType.AddLearnerNode: {
-        const isLearner = change.type === ConfChangeType.AddLearnerNode;
-        const existing = this.membership.get(change.nodeId);
-        if (context !== undefined) {
-          this.membership.add({ ...context.member, isLearner });
-        } else if (existing !== undefined) {
-          this.membership.add({ ...existing, isLearner });
-        }
-        const member = this.membership.get(change.nodeId);
-        if (member !== undefined) this.transport.addPeer(member.id, member.peerUrls);
-        break;
-      }
-      case ConfChangeType.RemoveNode:
-        this.membership.remove(change.nodeId);
-        this.transport.removePeer(change.nodeId);
-        break;
-      case ConfChangeType.UpdateNode:
-        if (context !== undefined) {
-          this.membership.update(change.nodeId, context.member.peerUrls);
-          this.transport.updatePeer(change.nodeId, context.member.peerUrls);
-        }
-        break;
-    }
-    this.logger.info("applied a membership change", { type: ConfChangeType[change.type], member: change.nodeId, voters: confState.voters.length });
-    const { durable } = this.store.update((batch) => {
-      this.membership.writeTo(batch.backend);
-      if (index > this.store.consistentIndex()) batch.setConsistentIndex(index);
+  /** etcd stops a member that applied its own removal; the answer to the removal goes out first. */
+  private onLocalRemoved(): void {
+    this.logger.error("the member has been permanently removed from the cluster; remove its data dir before it joins again", {
+      "member-id": this.membership.localId.toString(16),
     });
-    await durable;
-    if (context !== undefined) this.confChangeWaits.trigger(context.requestId, undefined);
-    if (change.type === ConfChangeType.RemoveNode && change.nodeId === this.membership.localId) {
-      this.logger.warn("this member has been removed from the cluster; stopping raft");
-    }
+    this.markRemoved();
+    setTimeout(() => void this.stop(), 200).unref?.();
   }
 
   /** Takes a raft snapshot of applied state every `snapshotCount` entries and compacts the log behind it. */

@@ -28,6 +28,8 @@ export class MemberAttributesApplier implements RequestApplier {
 export interface MemberContext {
   readonly member: Member;
   readonly requestId: bigint;
+  /** An AddNode that promotes an existing learner (etcd's `ConfigChangeContext.IsPromote`). */
+  readonly isPromote?: boolean;
 }
 
 export function encodeMemberContext(context: MemberContext): Uint8Array {
@@ -40,6 +42,7 @@ export function encodeMemberContext(context: MemberContext): Uint8Array {
       clientURLs: m.clientUrls,
       isLearner: m.isLearner,
       requestId: context.requestId.toString(16),
+      ...(context.isPromote === true ? { isPromote: true } : {}),
     }),
   );
 }
@@ -52,9 +55,11 @@ export function decodeMemberContext(bytes: Uint8Array): MemberContext {
     clientURLs: string[];
     isLearner: boolean;
     requestId: string;
+    isPromote?: boolean;
   };
   return {
     member: { id: BigInt(`0x${json.id}`), name: json.name, peerUrls: json.peerURLs, clientUrls: json.clientURLs, isLearner: json.isLearner },
     requestId: BigInt(`0x${json.requestId}`),
+    isPromote: json.isPromote === true,
   };
 }

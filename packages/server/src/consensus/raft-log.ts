@@ -32,9 +32,14 @@ export interface DurableRaftStorage extends Storage {
 
 /** What the log tells the server about membership entries as they are applied. */
 export interface ConfChangeApplier {
-  /** Applies a committed conf change to the membership (persisted with `index`) and returns nothing;
-   * throwing rejects the change (raft still records it, as etcd does for invalid changes). */
-  applyConfChange(change: ConfChange, confState: ConfState, index: number): Promise<void>;
+  /**
+   * Checks a committed conf change against the membership before raft applies it. An error rejects the
+   * change: raft applies a no-op (node 0) in its place, as etcd does, and `applyConfChange` gets the
+   * error as `rejection`.
+   */
+  validateConfChange?(change: ConfChange): Error | undefined;
+  /** Applies a committed conf change to the membership (persisted with `index`), or records its rejection. */
+  applyConfChange(change: ConfChange, confState: ConfState, index: number, rejection?: Error): Promise<void>;
 }
 
 export interface RaftLogOptions {
@@ -278,9 +283,10 @@ export class RaftLog implements ReplicatedLog {
       flush();
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
-        const confState = this.node.applyConfChange(change);
+        const rejection = this.options.confChanges.validateConfChange?.(change);
+        const confState = this.node.applyConfChange(rejection === undefined ? change : { ...change, nodeId: 0n });
         try {
-          await this.options.confChanges.applyConfChange(change, confState, entry.index);
+          await this.options.confChanges.applyConfChange(change, confState, entry.index, rejection);
         } catch (error) {
           this.options.logger.warn("rejected a membership change", { error: String(error) });
         }

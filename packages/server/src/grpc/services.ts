@@ -16,6 +16,8 @@ import {
 } from "@etcd-ts/api";
 import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, WatchRequest } from "@etcd-ts/api";
+import type { MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest } from "@etcd-ts/api";
+import { ClusterService } from "./cluster-service.js";
 import { LeaseService } from "./lease-service.js";
 import { serveWatch } from "./watch-service.js";
 import type { EtcdServer } from "../etcd-server.js";
@@ -85,8 +87,13 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
   };
   grpcServer.addService(grpcServiceDefinition(Lease), lease);
 
+  const members = new ClusterService(etcd, logger);
   const cluster: UntypedServiceImplementation = {
-    MemberList: unary(logger, () => etcd.memberList()),
+    MemberAdd: unary<MemberAddRequest>(logger, (r) => members.memberAdd(r)),
+    MemberRemove: unary<MemberRemoveRequest>(logger, (r) => members.memberRemove(r)),
+    MemberUpdate: unary<MemberUpdateRequest>(logger, (r) => members.memberUpdate(r)),
+    MemberList: unary(logger, () => members.memberList()),
+    MemberPromote: unary<MemberPromoteRequest>(logger, (r) => members.memberPromote(r)),
   };
   grpcServer.addService(grpcServiceDefinition(Cluster), cluster);
 }

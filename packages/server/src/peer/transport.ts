@@ -31,6 +31,8 @@ class PeerStream {
   private closed = false;
   private urlIndex = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** When the current stream came up (ms since the epoch); 0 while there is none (etcd's ActiveSince). */
+  activeSince = 0;
 
   constructor(
     readonly peerId: bigint,
@@ -40,6 +42,11 @@ class PeerStream {
     private readonly events: TransportEvents,
     private readonly logger: Logger,
   ) {}
+
+  /** Dials now rather than on the first message, so the stream is up (and ActiveSince known) early, as etcd's are. */
+  dial(): void {
+    if (this.request === undefined) this.connect();
+  }
 
   setUrls(urls: readonly string[]): void {
     this.urls = urls;
@@ -81,6 +88,7 @@ class PeerStream {
       socket.once("connect", () => {
         this.connecting = false;
         this.request = req;
+        this.activeSince = Date.now();
         // Send the headers now so the peer starts reading the stream.
         req.flushHeaders();
       });
@@ -95,7 +103,10 @@ class PeerStream {
     });
     req.once("error", () => undefined);
     req.once("close", () => {
-      if (this.request === req) this.request = undefined;
+      if (this.request === req) {
+        this.request = undefined;
+        this.activeSince = 0;
+      }
       this.connecting = false;
       if (!this.closed) {
         this.events.onUnreachable(this.peerId);
@@ -126,7 +137,14 @@ export class PeerTransport {
 
   addPeer(id: bigint, urls: readonly string[]): void {
     if (id === this.localId || this.peers.has(id)) return;
-    this.peers.set(id, new PeerStream(id, urls, this.localId, this.clusterId, this.events, this.logger));
+    const stream = new PeerStream(id, urls, this.localId, this.clusterId, this.events, this.logger);
+    this.peers.set(id, stream);
+    stream.dial();
+  }
+
+  /** When the stream to `id` came up (ms since the epoch); 0 while it is down or unknown. */
+  activeSince(id: bigint): number {
+    return this.peers.get(id)?.activeSince ?? 0;
   }
 
   updatePeer(id: bigint, urls: readonly string[]): void {
