@@ -31,6 +31,9 @@ const FLAGS: Record<string, FlagSpec> = {
   "quota-backend-bytes": { kind: "int", usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)." },
   "log-level": { kind: "string", usage: "Configures log level. Only supports debug, info, warn, error, panic, or fatal." },
   "storage-engine": { kind: "string", usage: "Storage engine of the backend: sqlite (default) or lmdb." },
+  "auth-token": { kind: "string", usage: "Specify auth token type and its options ('simple' or 'jwt')." },
+  "bcrypt-cost": { kind: "int", usage: "Specify bcrypt algorithm cost factor for auth password hashing." },
+  "auth-token-ttl": { kind: "int", usage: "The lifetime in seconds of the auth token." },
   cors: { kind: "string", usage: "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)." },
   version: { kind: "bool", usage: "Print the version and exit." },
   help: { kind: "bool", usage: "Show this help." },
@@ -165,6 +168,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     maxTxnOps,
     quotaBackendBytes: int("quota-backend-bytes", 0),
     logLevel: logLevel as ServerConfig["logLevel"],
+    authToken: str("auth-token") ?? "simple",
+    bcryptCost: int("bcrypt-cost", 10),
+    authTokenTtl: int("auth-token-ttl", 300),
   };
   return {
     config,

@@ -26,6 +26,12 @@ export interface ServerConfig {
   /** Backend size that raises the NOSPACE alarm (`--quota-backend-bytes`; 0 = etcd's default 2 GiB). */
   readonly quotaBackendBytes: number;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
+  /** Token type and options (`--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…`). */
+  readonly authToken: string;
+  /** bcrypt cost for passwords (`--bcrypt-cost`). */
+  readonly bcryptCost: number;
+  /** Seconds a simple token lives without use (`--auth-token-ttl`). */
+  readonly authTokenTtl: number;
 }
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -55,6 +61,9 @@ export function defaultConfig(name = "default"): ServerConfig {
     maxTxnOps: DEFAULT_MAX_TXN_OPS,
     quotaBackendBytes: 0,
     logLevel: "info",
+    authToken: "simple",
+    bcryptCost: 10,
+    authTokenTtl: 300,
   };
 }
 

@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
-  Event_EventType,
   HashKVResponseSchema,
   HashResponseSchema,
   InternalRaftRequestSchema,
@@ -29,6 +28,7 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "@etcd-ts/api";
+import { AuthStore, isAuthError, newTokenProvider, parseSimpleToken, type AuthInfo } from "@etcd-ts/auth";
 import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
 import { WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
 import { MvccStore } from "@etcd-ts/mvcc";
@@ -40,7 +40,8 @@ import type { ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js"
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
 import { RaftLog } from "./consensus/raft-log.js";
 import type { LogEntry } from "./consensus/replicated-log.js";
-import { hashBackend, hashKeyBucket } from "./hash.js";
+import { hashBackend } from "./hash.js";
+import { AuthRequestApplier, authorizeEntry, leaseKeysOf } from "./auth/auth-applier.js";
 import { LeaseApplier } from "./lease/lease-applier.js";
 import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwarding } from "./lease/lease-forwarding.js";
 import { silentLogger, type Logger } from "./log.js";
@@ -85,6 +86,7 @@ export class EtcdServer {
   readonly backend: Backend;
   readonly membership: Membership;
   readonly lessor: Lessor;
+  readonly auth: AuthStore;
   readonly store: MvccStore;
   /** Every watcher of every client stream, fed by the store's write observer. */
   readonly watchable: WatchableStore;
@@ -122,7 +124,7 @@ export class EtcdServer {
 
   private constructor(
     options: EtcdServerOptions,
-    parts: { membership: Membership; store: MvccStore; lessor: Lessor; storage: DiskRaftStorage; logger: Logger },
+    parts: { membership: Membership; store: MvccStore; lessor: Lessor; auth: AuthStore; storage: DiskRaftStorage; logger: Logger },
   ) {
     this.config = options.config;
     this.backend = options.backend;
@@ -132,24 +134,14 @@ export class EtcdServer {
     this.membership = parts.membership;
     this.store = parts.store;
     this.lessor = parts.lessor;
+    this.auth = parts.auth;
     this.storage = parts.storage;
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
     this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
-    // Keys follow their lease as writes are applied: a put attaches (and detaches from a previous
-    // lease), a delete detaches. Revoke then finds every key to delete in one revision.
-    this.store.addObserver((events) => {
-      for (const event of events) {
-        const key = event.kv?.key;
-        if (key === undefined) continue;
-        const previous = event.prevKv?.lease ?? 0n;
-        const current = event.type === Event_EventType.PUT ? (event.kv?.lease ?? 0n) : 0n;
-        if (previous !== 0n && previous !== current) this.lessor.detach(previous, [key]);
-        if (current !== 0n && current !== previous) this.lessor.attach(current, [key]);
-      }
-    });
     this.applier = createKvApplier(this.store, {
       leases: this.lessor,
-      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership)],
+      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth)],
+      authorize: authorizeEntry(this.auth, this.lessor),
     });
     const localId = this.membership.localId;
     this.transport = new PeerTransport(localId, this.membership.clusterId, {
@@ -201,15 +193,18 @@ export class EtcdServer {
     const { config, backend } = options;
     const logger = options.logger ?? silentLogger;
     const raftDir = join(config.dataDir, "member", "raft");
-    const store = MvccStore.open(backend);
     const tickMs = options.tickMs ?? 100;
     const lessor = new Lessor(backend, {
       clock: options.clock ?? systemClock,
       minLeaseTTL: minLeaseTTLFor(options.electionTicks ?? 10, tickMs),
     });
-    for (const kv of store.range(new Uint8Array([0]), new Uint8Array([0])).kvs) {
-      if (kv.lease !== 0n) lessor.attachOnRecovery(kv.lease, kv.key);
-    }
+    // The store keeps keys attached to their leases (on open, and as puts and deletes apply), so a
+    // revoke finds every key to delete in one revision.
+    const store = MvccStore.open(backend, { leases: lessor });
+    const auth = await AuthStore.open(backend, {
+      tokenProvider: newTokenProvider(config.authToken, { simpleTokenTtlMs: config.authTokenTtl * 1000 }),
+      bcryptCost: config.bcryptCost,
+    });
 
     let membership = Membership.load(backend);
     const hasLog = await DiskRaftStorage.exists(raftDir);
@@ -232,7 +227,7 @@ export class EtcdServer {
       storage.setHardState({ term: 1, vote: 0n, commit: 0 });
       await storage.sync();
     }
-    const server = new EtcdServer(options, { membership, store, lessor, storage, logger });
+    const server = new EtcdServer(options, { membership, store, lessor, auth, storage, logger });
     server.applied.advance(server.applier.consistentIndex());
     await server.peerServer.listen(config.listenPeerUrls);
     server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
@@ -280,41 +275,84 @@ export class EtcdServer {
 
   // ---- KV ----
 
-  async range(request: RangeRequest): Promise<RangeResponse> {
+  async range(request: RangeRequest, caller?: AuthInfo): Promise<RangeResponse> {
     this.checkRunning();
     validateRequest({ case: "range", value: request }, { maxTxnOps: this.config.maxTxnOps });
     if (!request.serializable) await this.linearizableBarrier();
+    this.checkAuth(() => this.auth.checkRange(caller, request));
     return this.stamp(this.applier.range(request));
   }
 
-  async put(request: PutRequest): Promise<PutResponse> {
-    return this.stamp((await this.proposeWrite({ case: "put", value: request })) as PutResponse);
+  async put(request: PutRequest, caller?: AuthInfo): Promise<PutResponse> {
+    return this.stamp((await this.proposeWrite({ case: "put", value: request }, caller)) as PutResponse);
   }
 
-  async deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.stamp((await this.proposeWrite({ case: "deleteRange", value: request })) as DeleteRangeResponse);
+  async deleteRange(request: DeleteRangeRequest, caller?: AuthInfo): Promise<DeleteRangeResponse> {
+    return this.stamp((await this.proposeWrite({ case: "deleteRange", value: request }, caller)) as DeleteRangeResponse);
   }
 
-  async txn(request: TxnRequest): Promise<TxnResponse> {
+  async txn(request: TxnRequest, caller?: AuthInfo): Promise<TxnResponse> {
     this.checkRunning();
     if (isTxnReadOnly(request)) {
       validateRequest({ case: "txn", value: request }, { maxTxnOps: this.config.maxTxnOps });
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
+      this.checkAuth(() => this.auth.checkTxn(caller, request, leaseKeysOf(this.lessor)));
       return this.stamp(this.applier.readOnlyTxn(request));
     }
-    return this.stamp((await this.proposeWrite({ case: "txn", value: request })) as TxnResponse);
+    return this.stamp((await this.proposeWrite({ case: "txn", value: request }, caller)) as TxnResponse);
   }
 
-  async compact(request: CompactionRequest): Promise<CompactionResponse> {
-    const result = await this.propose({ case: "compaction", value: request });
+  async compact(request: CompactionRequest, caller?: AuthInfo): Promise<CompactionResponse> {
+    const result = await this.propose({ case: "compaction", value: request }, caller);
     if (!result.ok) throw result.error;
     if (request.physical && result.physical !== undefined) await result.physical;
     return this.stamp(result.response as CompactionResponse);
   }
 
   /** Proposes any log request and answers its applied response with this member's header. */
-  async proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"]): Promise<T> {
-    return this.stamp((await this.proposeWrite(request)) as T);
+  async proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<T> {
+    return this.stamp((await this.proposeWrite(request, caller)) as T);
+  }
+
+  // ---- auth ----
+
+  /**
+   * Who is calling, from the `token` metadata: undefined with auth off or without a token (checks then
+   * fail with "user name is empty"). A simple token is known once its Authenticate entry is applied here.
+   */
+  async callerAuth(token: string | undefined): Promise<AuthInfo | undefined> {
+    if (!this.auth.enabled || token === undefined || token === "") return undefined;
+    const simple = parseSimpleToken(token);
+    if (simple !== undefined && simple.index > this.applied.appliedIndex) {
+      await this.withTimeout(this.applied.waitFor(simple.index), () => undefined);
+    }
+    try {
+      return this.auth.authInfoFromToken(token);
+    } catch (error) {
+      if (isAuthError(error)) throw error.toRpcError();
+      throw error;
+    }
+  }
+
+  /** Root-only RPCs served without the log (member list, defragment, hashes, snapshot, move-leader). */
+  checkAdmin(caller: AuthInfo | undefined): void {
+    this.checkAuth(() => this.auth.isAdminPermitted(caller));
+  }
+
+  /** Runs an auth check, turning its refusal into etcd's error. No-op with auth off. */
+  checkAuth(check: () => void): void {
+    if (!this.auth.enabled) return;
+    try {
+      check();
+    } catch (error) {
+      if (isAuthError(error)) throw error.toRpcError();
+      throw error;
+    }
+  }
+
+  /** Credentials for requests the member makes itself (lease expiry) while auth is on. */
+  private selfAuth(): AuthInfo | undefined {
+    return this.auth.enabled ? this.auth.rootAuthInfo() : undefined;
   }
 
   // ---- Leases answered by the leader ----
@@ -395,17 +433,15 @@ export class EtcdServer {
   }
 
   /** etcd's HashKV: a checksum of the MVCC history up to `revision` (0: the current one). */
-  async hashKV(revision: number): Promise<HashKVResponse> {
+  async hashKV(revision: number, caller?: AuthInfo): Promise<HashKVResponse> {
     this.checkRunning();
+    this.checkAdmin(caller);
     const current = this.store.currentRevision();
     const compacted = this.store.compactRevision();
     if (revision > 0 && revision <= compacted) throw RpcError.of("compacted");
     if (revision > current) throw RpcError.of("futureRev");
-    const at = revision === 0 ? current : revision;
-    // Hash only once physical compaction is done, so compacted-away rows are gone from the bucket.
-    await this.store.compactionsDone();
-    const hash = this.backend.view((txn) => hashKeyBucket(txn, at));
-    return create(HashKVResponseSchema, { header: this.header(BigInt(current)), hash, compactRevision: BigInt(compacted) });
+    const { hash, currentRevision, compactRevision } = this.store.hashByRev(revision);
+    return create(HashKVResponseSchema, { header: this.header(BigInt(currentRevision)), hash, compactRevision: BigInt(compactRevision) });
   }
 
   /** etcd's Hash: a checksum of the whole backend except the consistent index. */
@@ -477,18 +513,19 @@ export class EtcdServer {
 
   // ---- the write path ----
 
-  private async proposeWrite(request: InternalRaftRequest["request"]): Promise<unknown> {
-    const result = await this.propose(request);
+  private async proposeWrite(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<unknown> {
+    const result = await this.propose(request, caller);
     if (!result.ok) throw result.error;
     return result.response;
   }
 
   /** Validates, proposes to the log and waits until the entry is applied and durable. */
-  private async propose(request: InternalRaftRequest["request"]): Promise<ApplyResult> {
+  private async propose(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<ApplyResult> {
     this.checkRunning();
     validateRequest(request, { maxTxnOps: this.config.maxTxnOps });
     const id = this.nextRequestId++;
-    const data = toBinary(InternalRaftRequestSchema, create(InternalRaftRequestSchema, { ID: id, request }));
+    const header = caller !== undefined ? { ID: id, username: caller.username, authRevision: BigInt(caller.revision) } : undefined;
+    const data = toBinary(InternalRaftRequestSchema, create(InternalRaftRequestSchema, { ID: id, request, header }));
     if (data.byteLength > this.config.maxRequestBytes) throw RpcError.of("requestTooLarge");
     const done = this.waits.register(id);
     this.log.propose(data);
@@ -581,7 +618,7 @@ export class EtcdServer {
   private revokeExpiredLeases(): void {
     if (this.stopped || !this.log.status().isLeader) return;
     for (const id of this.lessor.expiredLeases()) {
-      this.proposeRequest({ case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: id } }).catch((error: unknown) =>
+      this.proposeRequest({ case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: id } }, this.selfAuth()).catch((error: unknown) =>
         this.logger.debug("revoking an expired lease failed; will retry", { lease: id, error: String(error) }),
       );
     }

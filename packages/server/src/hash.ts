@@ -29,27 +29,7 @@ export class Crc32c {
   }
 }
 
-const KEY_BUCKET = "key";
 const encoder = new TextEncoder();
-
-/** The first key-bucket key of revision `main` (8-byte big-endian main, `_`, sub 0). */
-function revisionFloor(main: number): Uint8Array {
-  const bytes = new Uint8Array(17);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(main));
-  bytes[8] = 0x5f;
-  return bytes;
-}
-
-/**
- * etcd's HashKV: CRC-32C of the bucket name and every row of the `key` bucket at or below `revision`.
- * Call it when no physical compaction is in progress, so the rows at or below the compact revision are
- * exactly the ones compaction keeps (etcd filters with the index's keep set for the same effect).
- */
-export function hashKeyBucket(txn: ReadTxn, revision: number): number {
-  const hash = new Crc32c().update(encoder.encode(KEY_BUCKET));
-  for (const { key, value } of txn.range(KEY_BUCKET, { end: revisionFloor(revision + 1) })) hash.update(key).update(value);
-  return hash.digest();
-}
 
 /** etcd's Hash: every bucket and row except the consistent index, which differs between members. */
 export function hashBackend(txn: ReadTxn): number {

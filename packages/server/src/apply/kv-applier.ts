@@ -46,13 +46,18 @@ export interface KvApplierOptions {
    * same batch, so its state commits with the keyspace and the consistent index.
    */
   readonly requestAppliers?: readonly RequestApplier[];
+  /**
+   * Checks, before an entry touches anything, that its proposer may do it (auth: the entry header's user
+   * and auth revision against the auth store as of this point in the log). Throws the client's error.
+   */
+  readonly authorize?: (request: InternalRaftRequest) => void;
 }
 
 /** Applies one kind of non-KV log request inside a write batch. */
 export interface RequestApplier {
   applies(request: InternalRaftRequest["request"]): boolean;
-  /** Returns the result; throws only for failures that must abort the whole batch. */
-  apply(batch: WriteBatch, request: InternalRaftRequest["request"]): ApplyResult;
+  /** Returns the result; throws only for failures that must abort the whole batch. `index` is the entry's log index. */
+  apply(batch: WriteBatch, request: InternalRaftRequest["request"], index: number): ApplyResult;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -268,7 +273,10 @@ export class DefaultKvApplier implements KvApplier {
   ) {
     this.leases = options.leases ?? noLeases;
     this.requestAppliers = options.requestAppliers ?? [];
+    this.authorize = options.authorize;
   }
+
+  private readonly authorize: ((request: InternalRaftRequest) => void) | undefined;
 
   consistentIndex(): number {
     return this.store.consistentIndex();
@@ -325,7 +333,7 @@ export class DefaultKvApplier implements KvApplier {
         const entry = entries[i]!;
         if (entry.index <= applied) continue;
         try {
-          results[i] = this.applyOne(batch, entry.request);
+          results[i] = this.applyOne(batch, entry.request, entry.index);
         } catch (e) {
           // Client errors are raised before anything is written; anything else fails the batch.
           results[i] = { ok: false, error: clientError(e) };
@@ -336,7 +344,8 @@ export class DefaultKvApplier implements KvApplier {
     return { results, durable };
   }
 
-  private applyOne(batch: WriteBatch, request: InternalRaftRequest): ApplyResult {
+  private applyOne(batch: WriteBatch, request: InternalRaftRequest, index: number): ApplyResult {
+    this.authorize?.(request);
     const r = request.request;
     switch (r.case) {
       case "put":
@@ -348,7 +357,7 @@ export class DefaultKvApplier implements KvApplier {
       case "compaction":
         return this.applyCompaction(batch, r.value);
       default:
-        for (const applier of this.requestAppliers) if (applier.applies(r)) return applier.apply(batch, r);
+        for (const applier of this.requestAppliers) if (applier.applies(r)) return applier.apply(batch, r, index);
         return {
           ok: false,
           error: new RpcError(GrpcCode.UNIMPLEMENTED, `etcdserver: the KV applier does not apply ${r.case ?? "empty"} requests`),

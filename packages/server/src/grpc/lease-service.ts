@@ -14,6 +14,7 @@ import {
 } from "@etcd-ts/api";
 import { MAX_LEASE_TTL, cryptoRandomSource } from "@etcd-ts/lease";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
+import type { AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
@@ -32,12 +33,14 @@ export class LeaseService {
     return this.etcd.proposeRequest<LeaseGrantResponse>({ case: "leaseGrant", value: { ...request, ID } });
   }
 
-  async revoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
-    return this.etcd.proposeRequest<LeaseRevokeResponse>({ case: "leaseRevoke", value: request });
+  async revoke(request: LeaseRevokeRequest, caller?: AuthInfo): Promise<LeaseRevokeResponse> {
+    return this.etcd.proposeRequest<LeaseRevokeResponse>({ case: "leaseRevoke", value: request }, caller);
   }
 
-  async timeToLive(request: LeaseTimeToLiveRequest) {
+  async timeToLive(request: LeaseTimeToLiveRequest, caller?: AuthInfo) {
     const answer = await this.etcd.leaseTimeToLive(request.ID, request.keys);
+    // Who may see a lease's keys: write permission on every one of them (issue 6).
+    if (request.keys) this.etcd.checkAuth(() => this.etcd.auth.checkLeaseTimeToLive(caller, answer.keys.map((k) => Buffer.from(k, "base64"))));
     return create(LeaseTimeToLiveResponseSchema, {
       header: this.etcd.header(),
       ID: request.ID,

@@ -13,8 +13,14 @@ import {
   type PutRequest,
   type RangeRequest,
   type TxnRequest,
+  type AuthenticateRequest,
+  type AuthUserAddRequest,
+  type AuthUserChangePasswordRequest,
 } from "@etcd-ts/api";
-import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Metadata, Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Auth } from "@etcd-ts/api";
+import type { AuthInfo } from "@etcd-ts/auth";
+import { AuthService } from "./auth-service.js";
 import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, WatchRequest } from "@etcd-ts/api";
 import type { MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest } from "@etcd-ts/api";
 import { ClusterService } from "./cluster-service.js";
@@ -24,7 +30,13 @@ import type { EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
 
-type UnaryHandler<Req> = (request: Req) => unknown;
+type UnaryHandler<Req> = (request: Req, call: ServerUnaryCall<Req, unknown>) => unknown;
+
+/** The caller's token: gRPC metadata `token` (the JSON gateway puts the Authorization header there). */
+function tokenOf(call: { metadata: Metadata }): string | undefined {
+  const value = call.metadata.get("token")[0];
+  return value === undefined ? undefined : String(value);
+}
 
 /**
  * Wraps an async handler for grpc-js, which does not catch rejected promises: every outcome becomes
@@ -34,7 +46,7 @@ function unary<Req>(logger: Logger, handler: UnaryHandler<Req>) {
   return (call: ServerUnaryCall<Req, unknown>, callback: sendUnaryData<unknown>): void => {
     let result: unknown;
     try {
-      result = handler(call.request);
+      result = handler(call.request, call);
     } catch (error) {
       callback(toServiceError(error, logger));
       return;
@@ -52,48 +64,76 @@ function unary<Req>(logger: Logger, handler: UnaryHandler<Req>) {
 
 /** Registers the services this member serves on its client listener. */
 export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger): void {
+  const caller = (call: { metadata: Metadata }): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call));
+  /** A handler for a root-only RPC. */
+  const admin = <Req>(handler: UnaryHandler<Req>): UnaryHandler<Req> => async (r, call) => {
+    etcd.checkAdmin(await caller(call));
+    return handler(r, call);
+  };
   const kv: UntypedServiceImplementation = {
-    Range: unary<RangeRequest>(logger, (r) => etcd.range(r)),
-    Put: unary<PutRequest>(logger, (r) => etcd.put(r)),
-    DeleteRange: unary<DeleteRangeRequest>(logger, (r) => etcd.deleteRange(r)),
-    Txn: unary<TxnRequest>(logger, (r) => etcd.txn(r)),
-    Compact: unary<CompactionRequest>(logger, (r) => etcd.compact(r)),
+    Range: unary<RangeRequest>(logger, async (r, call) => etcd.range(r, await caller(call))),
+    Put: unary<PutRequest>(logger, async (r, call) => etcd.put(r, await caller(call))),
+    DeleteRange: unary<DeleteRangeRequest>(logger, async (r, call) => etcd.deleteRange(r, await caller(call))),
+    Txn: unary<TxnRequest>(logger, async (r, call) => etcd.txn(r, await caller(call))),
+    Compact: unary<CompactionRequest>(logger, async (r, call) => etcd.compact(r, await caller(call))),
   };
   grpcServer.addService(grpcServiceDefinition(KV), kv);
 
   const maintenance: UntypedServiceImplementation = {
     Status: unary(logger, () => etcd.status()),
-    HashKV: unary<HashKVRequest>(logger, (r) => etcd.hashKV(Number(r.revision))),
-    Hash: unary(logger, () => etcd.hash()),
-    Defragment: unary(logger, async () => {
+    HashKV: unary<HashKVRequest>(logger, async (r, call) => etcd.hashKV(Number(r.revision), await caller(call))),
+    Hash: unary(logger, admin(() => etcd.hash())),
+    Defragment: unary(logger, admin(async () => {
       await etcd.defragment();
       return create(DefragmentResponseSchema, { header: etcd.header() });
-    }),
+    })),
   };
   grpcServer.addService(grpcServiceDefinition(Maintenance), maintenance);
 
   const watch: UntypedServiceImplementation = {
-    Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => serveWatch(call, etcd, etcd.watchable),
+    Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call) }),
   };
   grpcServer.addService(grpcServiceDefinition(Watch), watch);
+
+  const auth = new AuthService(etcd);
+  const proposeAuth = (kind: string) => unary(logger, async (r: { $typeName: string }, call) =>
+    auth.propose({ case: kind, value: r } as never, await caller(call)));
+  grpcServer.addService(grpcServiceDefinition(Auth), {
+    AuthEnable: proposeAuth("authEnable"),
+    AuthDisable: proposeAuth("authDisable"),
+    Authenticate: unary<AuthenticateRequest>(logger, (r) => auth.authenticate(r)),
+    UserAdd: unary<AuthUserAddRequest>(logger, async (r, call) => auth.userAdd(r, await caller(call))),
+    UserGet: proposeAuth("authUserGet"),
+    UserList: proposeAuth("authUserList"),
+    UserDelete: proposeAuth("authUserDelete"),
+    UserChangePassword: unary<AuthUserChangePasswordRequest>(logger, async (r, call) => auth.userChangePassword(r, await caller(call))),
+    UserGrantRole: proposeAuth("authUserGrantRole"),
+    UserRevokeRole: proposeAuth("authUserRevokeRole"),
+    RoleAdd: proposeAuth("authRoleAdd"),
+    RoleGet: proposeAuth("authRoleGet"),
+    RoleList: proposeAuth("authRoleList"),
+    RoleDelete: proposeAuth("authRoleDelete"),
+    RoleGrantPermission: proposeAuth("authRoleGrantPermission"),
+    RoleRevokePermission: proposeAuth("authRoleRevokePermission"),
+  });
 
   const leases = new LeaseService(etcd, logger);
   const lease: UntypedServiceImplementation = {
     LeaseGrant: unary<LeaseGrantRequest>(logger, (r) => leases.grant(r)),
-    LeaseRevoke: unary<LeaseRevokeRequest>(logger, (r) => leases.revoke(r)),
+    LeaseRevoke: unary<LeaseRevokeRequest>(logger, async (r, call) => leases.revoke(r, await caller(call))),
     LeaseKeepAlive: (call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>) => leases.keepAlive(call),
-    LeaseTimeToLive: unary<LeaseTimeToLiveRequest>(logger, (r) => leases.timeToLive(r)),
+    LeaseTimeToLive: unary<LeaseTimeToLiveRequest>(logger, async (r, call) => leases.timeToLive(r, await caller(call))),
     LeaseLeases: unary(logger, () => leases.leases()),
   };
   grpcServer.addService(grpcServiceDefinition(Lease), lease);
 
   const members = new ClusterService(etcd, logger);
   const cluster: UntypedServiceImplementation = {
-    MemberAdd: unary<MemberAddRequest>(logger, (r) => members.memberAdd(r)),
-    MemberRemove: unary<MemberRemoveRequest>(logger, (r) => members.memberRemove(r)),
-    MemberUpdate: unary<MemberUpdateRequest>(logger, (r) => members.memberUpdate(r)),
-    MemberList: unary(logger, () => members.memberList()),
-    MemberPromote: unary<MemberPromoteRequest>(logger, (r) => members.memberPromote(r)),
+    MemberAdd: unary<MemberAddRequest>(logger, admin((r) => members.memberAdd(r))),
+    MemberRemove: unary<MemberRemoveRequest>(logger, admin((r) => members.memberRemove(r))),
+    MemberUpdate: unary<MemberUpdateRequest>(logger, admin((r) => members.memberUpdate(r))),
+    MemberList: unary(logger, admin(() => members.memberList())),
+    MemberPromote: unary<MemberPromoteRequest>(logger, admin((r) => members.memberPromote(r))),
   };
   grpcServer.addService(grpcServiceDefinition(Cluster), cluster);
 }

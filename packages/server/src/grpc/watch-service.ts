@@ -1,8 +1,16 @@
-import type { WatchRequest } from "@etcd-ts/api";
+import { RpcError, type WatchRequest } from "@etcd-ts/api";
 import { WatchStream, type WatchableStore } from "@etcd-ts/watch";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
+import type { AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 import { GRPC_OVERHEAD_BYTES } from "../config.js";
+
+/** gRPC code names as Go's `codes.Code.String()` prints them. */
+const GO_CODE_NAMES: Record<number, string> = {
+  0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded", 5: "NotFound",
+  6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted", 9: "FailedPrecondition", 10: "Aborted",
+  11: "OutOfRange", 12: "Unimplemented", 13: "Internal", 14: "Unavailable", 15: "DataLoss", 16: "Unauthenticated",
+};
 
 /** Responses queued beyond this on one stream make the server stop reading that client's requests. */
 const MAX_QUEUED_CONTROL_RESPONSES = 1024;
@@ -16,10 +24,28 @@ export function serveWatch(
   call: ServerDuplexStream<WatchRequest, unknown>,
   etcd: EtcdServer,
   watchable: WatchableStore,
-  options: { progressNotifyIntervalMs?: number } = {},
+  options: { progressNotifyIntervalMs?: number; token?: string | undefined } = {},
 ): void {
+  // The caller is resolved once per stream; each create is checked against the exact range it asks for.
+  let caller: AuthInfo | undefined;
+  let callerError: unknown;
+  const ready = etcd.callerAuth(options.token).then(
+    (info) => (caller = info),
+    (error: unknown) => (callerError = error),
+  );
   const stream = new WatchStream({
     store: watchable,
+    authorize: (key, rangeEnd) => {
+      if (callerError !== undefined) return callerError instanceof Error ? callerError : new Error(String(callerError));
+      try {
+        etcd.checkAuth(() => etcd.auth.checkWatch(caller, key, rangeEnd));
+        return true;
+      } catch (error) {
+        // etcd puts the Go text of the status error in the cancel reason.
+        if (error instanceof RpcError) return new Error(`rpc error: code = ${GO_CODE_NAMES[error.code] ?? error.code} desc = ${error.message}`);
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    },
     header: (revision) => etcd.header(BigInt(revision)),
     maxResponseBytes: etcd.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     ...(options.progressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: options.progressNotifyIntervalMs } : {}),
@@ -45,7 +71,8 @@ export function serveWatch(
   };
   stream.onReadable(pump);
   call.on("data", (request: WatchRequest) => {
-    stream.handle(request);
+    // Requests wait for the caller's credentials (a simple token may need its entry applied first).
+    void ready.then(() => stream.handle(request));
     if (!paused && stream.pending > MAX_QUEUED_CONTROL_RESPONSES) {
       paused = true;
       call.pause();
