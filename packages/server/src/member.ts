@@ -82,13 +82,22 @@ function http1Routes(server: EtcdServer, next: Http1Handler | undefined): Http1H
       return;
     }
     if (path === "/health") {
-      // Healthy when a linearizable read goes through (a leader exists and the member applies).
-      server
-        .range(HEALTH_PROBE)
-        .then(
-          () => sendJson(response, 200, { health: "true" }),
-          () => sendJson(response, 503, { health: "false" }),
-        );
+      if (request.method !== "GET") {
+        // As Go's http.Error: etcd's health handler answers GET only.
+        response.writeHead(405, { allow: "GET", "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" });
+        response.end("Method Not Allowed\n");
+        return;
+      }
+      // Healthy when a linearizable read goes through (a leader exists and the member applies). etcd
+      // sets no content type here, so Go sniffs text/plain.
+      const answer = (status: number, health: string) => {
+        response.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
+        response.end(JSON.stringify({ health }));
+      };
+      server.range(HEALTH_PROBE).then(
+        () => answer(200, "true"),
+        () => answer(503, "false"),
+      );
       return;
     }
     if (next !== undefined) {
