@@ -13,11 +13,16 @@ import { REPO_ROOT, SERVER_MAIN, tempDir } from "./processes.js";
 const HARNESS = join(REPO_ROOT, "..", "shared", "conformance", "run.sh");
 const OWN_CASES = join(REPO_ROOT, "packages", "tests", "conformance-cases");
 /**
- * The case families implemented so far (issue 2: KV, txn, compaction, errors), less the cases that also
- * use a service still to come (Watch, Lease, the JSON gateway). Remove a name here when its service lands.
+ * Every case of the harness, less two groups:
+ * - services still being built (cluster membership, alarms, snapshots) — remove an entry when it lands;
+ * - deliberate differences from etcd 3.4.23, each decided in an issue:
+ *   - gw-v3beta: etcd 3.4 answers /v3alpha/ with 404; the brief and issue 6 ask for /v3alpha/ to work.
+ *   - gw-watch-cancel-progress: etcd 3.4.23 answers a progress request before a catching-up watcher's
+ *     events; issue 4 asks for the answer once every watcher is synced (etcd 3.5's fix).
  */
-const NEEDS_LATER_SERVICES = ["err-empty-key", "err-future-revision", "kv-get-count-only", "kv-put-ignore-lease", "txn-lease-put"];
-const AREAS = process.env.CONFORMANCE_ONLY ?? `^(?!(${NEEDS_LATER_SERVICES.join("|")})$)(kv|txn|compact|err)-`;
+const NOT_YET = ["cluster-", "maint-alarm", "maint-snapshot"];
+const DELIBERATE = ["gw-v3beta$", "gw-watch-cancel-progress$"];
+const AREAS = process.env.CONFORMANCE_ONLY ?? `^(?!(${[...NOT_YET, ...DELIBERATE].join("|")}))`;
 
 for (const engine of ["sqlite", "lmdb"] as const) {
   test(`shared conformance harness passes: ${AREAS} (${engine})`, { skip: !existsSync(HARNESS) && "harness not found beside the repository", timeout: 900_000 }, () => {
