@@ -2,6 +2,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  AlarmRequestSchema,
+  AlarmRequest_AlarmAction,
+  AlarmType,
   HashKVResponseSchema,
   HashResponseSchema,
   InternalRaftRequestSchema,
@@ -47,6 +50,7 @@ import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwardin
 import { silentLogger, type Logger } from "./log.js";
 import { MemberAttributesApplier } from "./membership-applier.js";
 import { MembershipChangeApplier } from "./membership-changes.js";
+import { AlarmApplier, AlarmStore, screenBatchForQuota } from "./alarm.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport } from "./peer/transport.js";
@@ -99,6 +103,8 @@ export class EtcdServer {
   private readonly waits = new WaitRegistry<ApplyResult>();
   private readonly confChangeWaits = new WaitRegistry<void>();
   private readonly membershipChanges: MembershipChangeApplier;
+  /** The cluster's alarms (NOSPACE, CORRUPT) and the backend quota. */
+  readonly alarms: AlarmStore;
   /** Peer listener routes added by services (promote forwarding, snapshot transfer). */
   private readonly peerRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean)[] = [];
   private markRemoved: () => void = () => undefined;
@@ -138,9 +144,11 @@ export class EtcdServer {
     this.storage = parts.storage;
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
     this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
+    this.alarms = new AlarmStore(options.config.quotaBackendBytes);
+    this.alarms.restore(options.backend);
     this.applier = createKvApplier(this.store, {
       leases: this.lessor,
-      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth)],
+      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth), new AlarmApplier(this.alarms, this.logger)],
       authorize: authorizeEntry(this.auth, this.lessor),
     });
     const localId = this.membership.localId;
@@ -419,7 +427,7 @@ export class EtcdServer {
       raftIndex: BigInt(log.commitIndex),
       raftTerm: BigInt(log.term),
       raftAppliedIndex: BigInt(this.applied.appliedIndex),
-      errors: [],
+      errors: [...(log.leaderId === 0n ? [RpcError.of("noLeader").message] : []), ...this.alarms.statusErrors()],
       isLearner: this.membership.local.isLearner,
     });
   }
@@ -523,6 +531,11 @@ export class EtcdServer {
   private async propose(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<ApplyResult> {
     this.checkRunning();
     validateRequest(request, { maxTxnOps: this.config.maxTxnOps });
+    if (!this.alarms.available(this.backend.size(), request)) {
+      // etcd's quotaKVServer: refuse the write and raise NOSPACE for the whole cluster.
+      this.raiseNoSpace();
+      throw RpcError.of("noSpace");
+    }
     const id = this.nextRequestId++;
     const header = caller !== undefined ? { ID: id, username: caller.username, authRevision: BigInt(caller.revision) } : undefined;
     const data = toBinary(InternalRaftRequestSchema, create(InternalRaftRequestSchema, { ID: id, request, header }));
@@ -557,9 +570,10 @@ export class EtcdServer {
     const last = entries[entries.length - 1];
     let durable: Promise<void> = Promise.resolve();
     if (committed.length > 0) {
-      const batch = this.applier.applyBatch(committed);
+      const quota = screenBatchForQuota(this.alarms, this.backend.size(), committed);
+      const batch = this.applier.applyBatch(quota.committed);
       durable = batch.durable.then(
-        () => batch.results.forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
+        () => quota.settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
         (error: unknown) => {
           this.logger.error("failed to commit applied entries to the backend", { error: String(error) });
           for (const c of committed) this.waits.fail(c.request.ID, error);
@@ -581,6 +595,18 @@ export class EtcdServer {
     this.markRemoved();
     setTimeout(() => void this.stop(), 200).unref?.();
   }
+
+  /** Proposes a NOSPACE alarm for this member (at most one in flight). */
+  private raiseNoSpace(): void {
+    if (this.raisingNoSpace || this.alarms.isActive(AlarmType.NOSPACE)) return;
+    this.raisingNoSpace = true;
+    const request = create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.membership.localId, alarm: AlarmType.NOSPACE });
+    this.propose({ case: "alarm", value: request })
+      .catch((error: unknown) => this.logger.warn("raising the NOSPACE alarm failed", { error: String(error) }))
+      .finally(() => (this.raisingNoSpace = false));
+  }
+
+  private raisingNoSpace = false;
 
   /** Takes a raft snapshot of applied state every `snapshotCount` entries and compacts the log behind it. */
   private maybeSnapshot(appliedIndex: number): void {

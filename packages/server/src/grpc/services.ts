@@ -24,6 +24,9 @@ import { AuthService } from "./auth-service.js";
 import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, WatchRequest } from "@etcd-ts/api";
 import type { MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest } from "@etcd-ts/api";
 import { ClusterService } from "./cluster-service.js";
+import { MaintenanceService } from "./maintenance-service.js";
+import type { AlarmRequest, MoveLeaderRequest } from "@etcd-ts/api";
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import { LeaseService } from "./lease-service.js";
 import { serveWatch } from "./watch-service.js";
 import type { EtcdServer } from "../etcd-server.js";
@@ -79,7 +82,20 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
   };
   grpcServer.addService(grpcServiceDefinition(KV), kv);
 
+  const maintenanceRpcs = new MaintenanceService(etcd, logger);
   const maintenance: UntypedServiceImplementation = {
+    Alarm: unary<AlarmRequest>(logger, (r) => maintenanceRpcs.alarm(r)),
+    MoveLeader: unary<MoveLeaderRequest>(logger, (r) => maintenanceRpcs.moveLeader(r)),
+    // Root only, as etcd's authMaintenanceServer.
+    Snapshot: (call: ServerWritableStream<unknown, unknown>) => {
+      caller(call).then(
+        (c) => {
+          etcd.checkAdmin(c);
+          maintenanceRpcs.snapshot(call);
+        },
+        (error: unknown) => call.destroy(Object.assign(new Error("snapshot refused"), toServiceError(error, logger))),
+      ).catch((error: unknown) => call.destroy(Object.assign(new Error("snapshot refused"), toServiceError(error, logger))));
+    },
     Status: unary(logger, () => etcd.status()),
     HashKV: unary<HashKVRequest>(logger, async (r, call) => etcd.hashKV(Number(r.revision), await caller(call))),
     Hash: unary(logger, admin(() => etcd.hash())),
