@@ -102,7 +102,12 @@ function openBackend(dataDir: string, engine: StorageEngineName): Backend {
     }
   }
   mkdirSync(backendDir, { recursive: true, mode: 0o700 });
-  return engine === "lmdb" ? openLmdbBackend({ dir: backendDir }) : openSqliteBackend({ dir: backendDir });
+  // The raft WAL makes every committed entry durable before it is applied, and a restart replays the
+  // entries after the backend's consistent index; so the backend need not fsync each commit, only before
+  // the WAL is truncated behind a raft snapshot (the server flushes it then).
+  return engine === "lmdb"
+    ? openLmdbBackend({ dir: backendDir, durability: "deferred" })
+    : openSqliteBackend({ dir: backendDir, durability: "deferred" });
 }
 
 /** host:port of the first client URL, with a wildcard or `localhost` host replaced by IPv4 loopback. */

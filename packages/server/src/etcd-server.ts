@@ -614,8 +614,10 @@ export class EtcdServer {
     const at = appliedIndex;
     this.lastSnapshotIndex = at;
     const data = new TextEncoder().encode(JSON.stringify({ members: this.membership.list().map((m) => ({ ...m, id: m.id.toString(16) })) }));
-    void this.storage
-      .createSnapshot(at, this.membership.confState(), data)
+    // The backend must hold everything up to `at` durably before the WAL behind it may go.
+    void this.backend
+      .flush()
+      .then(() => this.storage.createSnapshot(at, this.membership.confState(), data))
       .then(() => this.storage.compact(Math.max(1, at - SNAPSHOT_CATCH_UP_ENTRIES)))
       .catch((error: unknown) => this.logger.warn("raft snapshot failed", { error: String(error) }));
   }

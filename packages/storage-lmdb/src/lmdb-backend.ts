@@ -437,6 +437,14 @@ export class LmdbBackend implements Backend {
     }
   }
 
+  /**
+   * Every commit is already flushed (`durability: "deferred"` is accepted and treated as `sync`: lmdb-js's
+   * synchronous transactions always sync), so there is nothing left to do.
+   */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     for (const transaction of [...this.openSnapshots]) {

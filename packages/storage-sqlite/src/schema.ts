@@ -36,3 +36,9 @@ export const TABLES = ["buckets", "kv", "meta"] as const;
  * and power loss (NORMAL would only survive a process crash).
  */
 export const WRITER_PRAGMAS = ["journal_mode = WAL", "synchronous = FULL", "foreign_keys = OFF"];
+
+/**
+ * With `durability: "deferred"` the WAL is not fsynced at commit (synchronous=NORMAL): a committed
+ * transaction is in the OS's hands, which survives kill -9; `flush()` checkpoints with a sync.
+ */
+export const DEFERRED_SYNC_PRAGMA = "synchronous = NORMAL";

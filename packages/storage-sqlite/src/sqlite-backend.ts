@@ -3,7 +3,7 @@ import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
-import { DB_FILE, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
+import { DB_FILE, DEFERRED_SYNC_PRAGMA, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
 const ENGINE = "sqlite";
 const SQLITE_HEADER = "SQLite format 3\0";
@@ -391,6 +391,14 @@ export class SqliteBackend implements Backend {
     }
   }
 
+  flush(): Promise<void> {
+    this.checkBackendOpen();
+    // A FULL checkpoint syncs the WAL, copies it into the database and syncs that: every commit so far
+    // is then durable whatever the synchronous setting was.
+    this.writer.db.pragma("wal_checkpoint(FULL)");
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
@@ -470,6 +478,7 @@ export function openSqliteBackend(options: BackendOptions): SqliteBackend {
       }
     }
     for (const pragma of WRITER_PRAGMAS) db.pragma(pragma);
+    if (options.durability === "deferred") db.pragma(DEFERRED_SYNC_PRAGMA);
     if (tables.length === 0) {
       // An empty database: a new store, or a creation cut short before its first commit.
       db.transaction(() => db.exec(SCHEMA))();

@@ -99,3 +99,24 @@ test(
     }
   }),
 );
+
+test(
+  "durability deferred: commits skip the fsync (synchronous=NORMAL), flush() makes them durable, data survives reopen",
+  withDir(async (dir) => {
+    const backend = openSqliteBackend({ dir, durability: "deferred" });
+    const writer = (backend as unknown as { writer: { db: Database.Database } }).writer;
+    assert.equal(writer.db.pragma("synchronous", { simple: true }), 1, "1 = NORMAL");
+    await backend.update((txn) => {
+      txn.createBucket("b");
+      txn.put("b", new Uint8Array([1]), new Uint8Array([2]));
+    });
+    await backend.flush();
+    await backend.close();
+    const reopened = openSqliteBackend({ dir });
+    try {
+      assert.deepEqual([...(reopened.view((txn) => txn.get("b", new Uint8Array([1]))) ?? [])], [2]);
+    } finally {
+      await reopened.close();
+    }
+  }),
+);

@@ -71,6 +71,8 @@ export interface Backend {
   size(): number;
   /** Bytes that hold live data (etcd's dbSizeInUse); at most `size()`. */
   sizeInUse(): number;
+  /** Makes every update so far durable against power loss (a no-op with `durability: "sync"`). */
+  flush(): Promise<void>;
   /** Gives unused space back (etcd's defragment); data and visibility unchanged. */
   defragment(): Promise<void>;
   /**
@@ -105,6 +107,13 @@ export function isStorageError(e: unknown, code?: StorageErrorCode): e is Storag
 /** How engines are opened: a directory of its own, which the engine creates if missing. */
 export interface BackendOptions {
   readonly dir: string;
+  /**
+   * `sync` (default): an update is durable (kill -9 and power loss) when its promise resolves.
+   * `deferred`: an update survives a process crash (kill -9) as soon as it returns, but power-loss
+   * durability waits for `flush()` — for callers that keep their own write-ahead log (the server's raft
+   * WAL) and replay it after a crash, which saves one fsync per commit.
+   */
+  readonly durability?: "sync" | "deferred";
 }
 
 export type OpenBackend = (options: BackendOptions) => Backend;

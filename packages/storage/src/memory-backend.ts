@@ -188,6 +188,11 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  /** Nothing to make durable: the memory engine keeps nothing across a restart. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     this.closed = true;
     this.current = new Map();
