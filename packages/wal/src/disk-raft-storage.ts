@@ -19,7 +19,7 @@ import {
 import { WalError } from "./errors.js";
 import type { SnapshotMarker } from "./record.js";
 import { Snapshotter } from "./snapshotter.js";
-import { Wal, type WalOptions } from "./wal.js";
+import { Wal, type WalMetrics, type WalOptions } from "./wal.js";
 
 export interface DiskRaftStorageOptions {
   /** Written once when the log is created (member ID, cluster ID, ...); ignored when it exists. */
@@ -201,6 +201,16 @@ export class DiskRaftStorage implements Storage {
   /** Makes everything buffered durable (one fsync). */
   sync(): Promise<void> {
     return this.wal.sync();
+  }
+
+  /** The WAL's cumulative counters (fsyncs, bytes written) for metrics. */
+  walMetrics(): WalMetrics {
+    return this.wal.metrics();
+  }
+
+  /** See `Wal.onFsync`: every WAL fsync's duration in milliseconds, as it completes. */
+  onWalFsync(observer: (millis: number) => void): () => void {
+    return this.wal.onFsync(observer);
   }
 
   /**

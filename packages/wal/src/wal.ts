@@ -130,6 +130,7 @@ export class Wal {
   private failure: WalError | undefined;
   private closed = false;
   private readonly counters: WalMetrics = { fsyncs: 0, fsyncMillis: 0, bytesWritten: 0, segmentsCreated: 0 };
+  private readonly fsyncObservers = new Set<(millis: number) => void>();
 
   private constructor(init: {
     dir: string;
@@ -408,6 +409,15 @@ export class Wal {
     return { ...this.counters };
   }
 
+  /**
+   * Calls `observer` with the milliseconds of every fsync as it completes (for a latency histogram,
+   * which the cumulative `metrics()` cannot give). Returns the function that removes it.
+   */
+  onFsync(observer: (millis: number) => void): () => void {
+    this.fsyncObservers.add(observer);
+    return () => this.fsyncObservers.delete(observer);
+  }
+
   /** The segment files currently in the WAL, oldest first (for tests and status). */
   segmentNames(): string[] {
     return this.segments.map((s) => s.name);
@@ -522,8 +532,10 @@ export class Wal {
   private async datasync(fh: FileHandle): Promise<void> {
     const start = performance.now();
     await fh.datasync();
+    const elapsed = performance.now() - start;
     this.counters.fsyncs++;
-    this.counters.fsyncMillis += performance.now() - start;
+    this.counters.fsyncMillis += elapsed;
+    for (const observer of this.fsyncObservers) observer(elapsed);
   }
 }
 
