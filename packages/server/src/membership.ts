@@ -23,6 +23,17 @@ const CLUSTER_ID_KEY = new TextEncoder().encode("clusterID");
 const LOCAL_ID_KEY = new TextEncoder().encode("localMemberID");
 const CLUSTER_VERSION_KEY = new TextEncoder().encode("clusterVersion");
 
+/**
+ * Rows of the `cluster` bucket that belong to this member, not to the cluster (etcd keeps them in its
+ * WAL metadata, not the backend): snapshots for clients and followers leave them out, and a member
+ * that installs a snapshot keeps its own.
+ */
+export function isMemberLocalRow(bucket: string, key: Uint8Array): boolean {
+  if (bucket !== CLUSTER) return false;
+  const text = new TextDecoder().decode(key);
+  return text === "clusterID" || text === "localMemberID";
+}
+
 interface StoredMember {
   id: string;
   name: string;

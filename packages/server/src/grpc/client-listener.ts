@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { ServerCredentials, type Server as GrpcServer } from "@grpc/grpc-js";
+import { normalizeAuthorityStream } from "./http2-authority.js";
 
 /** What serves the plain HTTP/1.1 requests that arrive on a client URL (health, version, the JSON gateway). */
 export type Http1Handler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -34,7 +35,8 @@ export class ClientListener {
         if (seen.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
           // Node's HTTP/2 session reads what is already buffered on the socket itself; resuming the
           // socket here would drain the preface into no listener.
-          injector.injectConnection(socket);
+          // Through the :authority normalizer: etcdctl dials http:// endpoints with the scheme in it.
+          injector.injectConnection(normalizeAuthorityStream(socket));
         } else {
           this.http1.emit("connection", socket);
           socket.resume();

@@ -15,6 +15,7 @@ import {
 import { maintenanceSnapshotResponses } from "@etcd-ts/snapshot";
 import type { Backend } from "@etcd-ts/storage";
 import type { ServerWritableStream } from "@grpc/grpc-js";
+import { clusterStateSnapshot } from "../backend-snapshot.js";
 import type { Logger } from "../log.js";
 import type { Membership } from "../membership.js";
 import { toServiceError } from "./status.js";
@@ -76,7 +77,7 @@ export class MaintenanceService {
    * cancellation.
    */
   snapshot(call: ServerWritableStream<unknown, unknown>): void {
-    const view = this.host.backend.snapshot();
+    const view = clusterStateSnapshot(this.host.backend.snapshot());
     let closed = false;
     const close = () => {
       if (closed) return;

@@ -1,0 +1,20 @@
+import type { Entry, RangeOptions, Snapshot } from "@etcd-ts/storage";
+import { isMemberLocalRow } from "./membership.js";
+
+/**
+ * A consistent view of the whole backend as the cluster's state: the same on every member, so what a
+ * client saves with `etcdctl snapshot save` matches etcd's file (etcd keeps the member's own IDs in its
+ * WAL, not in the backend) and what a leader ships to a follower does not carry the leader's identity.
+ */
+export function clusterStateSnapshot(snapshot: Snapshot): Snapshot {
+  return {
+    get: (bucket: string, key: Uint8Array) => (isMemberLocalRow(bucket, key) ? undefined : snapshot.get(bucket, key)),
+    range: (bucket: string, options?: RangeOptions) => withoutMemberRows(bucket, snapshot.range(bucket, options)),
+    buckets: () => snapshot.buckets(),
+    close: () => snapshot.close(),
+  };
+}
+
+function* withoutMemberRows(bucket: string, entries: IterableIterator<Entry>): IterableIterator<Entry> {
+  for (const entry of entries) if (!isMemberLocalRow(bucket, entry.key)) yield entry;
+}
