@@ -8,6 +8,8 @@ import { EtcdServer } from "./etcd-server.js";
 import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
 import { addEtcdServices } from "./grpc/services.js";
 import { createLogger, type Logger } from "./log.js";
+import { instrumentBackend, ServerMetrics } from "./metrics.js";
+import { activeAlarms, handleMonitoringRoute } from "./probes.js";
 
 export interface StartMemberOptions {
   readonly config: ServerConfig;
@@ -32,15 +34,18 @@ export interface RunningMember {
  */
 export async function startMember(options: StartMemberOptions): Promise<RunningMember> {
   const logger = options.logger ?? createLogger(options.config.logLevel);
-  const server = await EtcdServer.start({ config: options.config, backend: options.backend, logger });
+  const metrics = new ServerMetrics();
+  const server = await EtcdServer.start({ config: options.config, backend: instrumentBackend(options.backend, metrics.backendCommit), logger });
+  metrics.attachServer(server);
   const grpcServer = new GrpcServer({
     "grpc.max_receive_message_length": options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     "grpc.max_send_message_length": 2 ** 31 - 1,
     "grpc.max_concurrent_streams": 2 ** 31 - 1,
   });
+  metrics.instrumentGrpcServer(grpcServer);
   addEtcdServices(grpcServer, server, logger);
   await server.ready();
-  const http1 = http1Routes(server, options.http1Handler);
+  const http1 = http1Routes(server, options.http1Handler, metrics);
   const listeners: ClientListener[] = [];
   try {
     for (const url of options.config.listenClientUrls) {
@@ -66,6 +71,7 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
         await Promise.all(listeners.map((l) => l.close()));
         grpcServer.forceShutdown();
         await server.stop();
+        metrics.detach();
         await options.backend.close();
       })()),
   };
@@ -74,9 +80,10 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
 /** etcd answers /health with a linearizable get of the key "health". */
 const HEALTH_PROBE = create(RangeRequestSchema, { key: new TextEncoder().encode("health") });
 
-function http1Routes(server: EtcdServer, next: Http1Handler | undefined): Http1Handler {
+function http1Routes(server: EtcdServer, next: Http1Handler | undefined, metrics?: ServerMetrics): Http1Handler {
   return (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? "/").split("?")[0];
+    if (handleMonitoringRoute(server, metrics, request, response)) return;
     if (path === "/version") {
       sendJson(response, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_CLUSTER_VERSION });
       return;
@@ -94,6 +101,11 @@ function http1Routes(server: EtcdServer, next: Http1Handler | undefined): Http1H
         response.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
         response.end(JSON.stringify({ health }));
       };
+      // etcd: any raised alarm makes the member unhealthy, before it tries a read.
+      if (activeAlarms(server).length > 0) {
+        answer(503, "false");
+        return;
+      }
       server.range(HEALTH_PROBE).then(
         () => answer(200, "true"),
         () => answer(503, "false"),

@@ -1,0 +1,231 @@
+import { performance } from "node:perf_hooks";
+import { readFileSync } from "node:fs";
+import { status as GrpcStatus, type Server as GrpcServer, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Backend, WriteTxn } from "@etcd-ts/storage";
+import type { DiskRaftStorage } from "@etcd-ts/wal";
+import { ETCD_API_VERSION } from "./config.js";
+import type { EtcdServer } from "./etcd-server.js";
+import { exponentialBuckets, MetricsRegistry, type Counter, type Histogram } from "./metrics-registry.js";
+
+/** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */
+const DISK_BUCKETS = exponentialBuckets(0.001, 2, 14);
+
+/** Go's gRPC code names, as grpc-prometheus labels them. */
+const GRPC_CODE_NAMES: Record<number, string> = {
+  0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded", 5: "NotFound",
+  6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted", 9: "FailedPrecondition", 10: "Aborted",
+  11: "OutOfRange", 12: "Unimplemented", 13: "Internal", 14: "Unavailable", 15: "DataLoss", 16: "Unauthenticated",
+};
+
+/**
+ * The metrics a member serves on `/metrics`, with etcd 3.4's names, types and help texts. Most gauges
+ * are read from the server when scraped (leader, raft indexes, backend sizes, keys); counters and
+ * histograms are fed by hooks: the gRPC handlers (`instrumentGrpcServer`), the backend's write
+ * transactions (`instrumentBackend`), the WAL's fsyncs and the server's proposals and leadership
+ * changes (`attachServer`).
+ */
+export class ServerMetrics {
+  readonly registry = new MetricsRegistry();
+  readonly leaderChanges: Counter;
+  readonly proposalsFailed: Counter;
+  readonly walFsync: Histogram;
+  readonly backendCommit: Histogram;
+  readonly grpcStarted: Counter;
+  readonly grpcHandled: Counter;
+  private pendingProposals = 0;
+  private server: EtcdServer | undefined;
+  private detachWal: (() => void) | undefined;
+
+  constructor() {
+    const r = this.registry;
+    const server = () => this.server;
+    r.gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", () => (server()?.leaderId() ?? 0n) !== 0n ? 1 : 0);
+    r.gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", () => (server()?.isLeader() ? 1 : 0));
+    r.gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", () => (server()?.membership.local.isLearner ? 1 : 0));
+    this.leaderChanges = r.counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.");
+    this.leaderChanges.touch();
+    // etcd reports the raft commit and applied indexes as these two "totals" (gauges, as in etcd).
+    r.gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", () => Number(server()?.status().raftIndex ?? 0n));
+    r.gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", () => Number(server()?.status().raftAppliedIndex ?? 0n));
+    r.gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", () => this.pendingProposals);
+    this.proposalsFailed = r.counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.");
+    this.proposalsFailed.touch();
+    const version = r.gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.");
+    version.set(1, { server_version: ETCD_API_VERSION });
+    r.gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.", () => {
+      const quota = server()?.alarms?.quotaBytes;
+      return quota === undefined || quota === Infinity ? 0 : quota;
+    });
+    r.gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
+    r.gauge("etcd_debugging_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
+    r.gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", () => server()?.backend.sizeInUse() ?? 0);
+    r.gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", () => server()?.store.indexedKeys() ?? 0);
+    this.walFsync = r.histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS);
+    this.backendCommit = r.histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS);
+    r.gauge("etcd_disk_wal_write_bytes_total", "Total number of bytes written in WAL.", () => this.walStorage()?.walMetrics().bytesWritten ?? 0);
+    this.grpcStarted = r.counter("grpc_server_started_total", "Total number of RPCs started on the server.");
+    this.grpcHandled = r.counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.");
+    // The process basics client_golang's process collector reports (those Node can tell).
+    const startTime = Math.floor((performance.timeOrigin) / 1000);
+    r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", () => startTime);
+    r.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => process.memoryUsage.rss());
+    r.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", () => virtualMemoryBytes());
+    r.counterFunc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", () => {
+      const usage = process.cpuUsage();
+      return (usage.user + usage.system) / 1e6;
+    });
+    r.gauge("nodejs_heap_used_bytes", "Bytes of the V8 heap in use (the closest thing to go_memstats_heap_inuse_bytes).", () => process.memoryUsage().heapUsed);
+    r.gauge("nodejs_active_handles", "Active libuv handles (what go_goroutines hints at for a Go process).", () => activeHandles());
+  }
+
+  /**
+   * Starts reading `server`: its gauges, its WAL's fsyncs, and its proposals and leadership changes.
+   * The last two wrap two of the server's methods, because EtcdServer (owned elsewhere) has no hook for
+   * them yet; a public observer there should replace this.
+   */
+  attachServer(server: EtcdServer): void {
+    this.server = server;
+    const storage = this.walStorage();
+    this.detachWal = storage?.onWalFsync((millis) => this.walFsync.observe(millis / 1000));
+    const internals = server as unknown as {
+      propose?: (...args: unknown[]) => Promise<unknown>;
+      onLeadershipChange?: (isLeader: boolean, leader: bigint) => void;
+    };
+    const propose = internals.propose;
+    if (typeof propose === "function") {
+      internals.propose = async (...args: unknown[]) => {
+        this.pendingProposals++;
+        try {
+          return await propose.apply(server, args);
+        } catch (error) {
+          this.proposalsFailed.inc();
+          throw error;
+        } finally {
+          this.pendingProposals--;
+        }
+      };
+    }
+    const onLeadershipChange = internals.onLeadershipChange;
+    if (typeof onLeadershipChange === "function") {
+      internals.onLeadershipChange = (isLeader, leader) => {
+        // etcd counts a change whenever a (new) leader becomes known, not when it is lost.
+        if (leader !== 0n) this.leaderChanges.inc();
+        onLeadershipChange.call(server, isLeader, leader);
+      };
+    }
+    // A member that already knows its leader when attached (a single member elects itself at once).
+    if (server.leaderId() !== 0n && this.leaderChanges.get() === 0) this.leaderChanges.inc();
+  }
+
+  detach(): void {
+    this.detachWal?.();
+    this.server = undefined;
+  }
+
+  /** The text for `GET /metrics`. */
+  render(): string {
+    return this.registry.render();
+  }
+
+  private walStorage(): DiskRaftStorage | undefined {
+    const storage = (this.server as unknown as { storage?: DiskRaftStorage } | undefined)?.storage;
+    return typeof storage?.walMetrics === "function" ? storage : undefined;
+  }
+
+  /**
+   * Wraps `grpcServer.addService` so every method registered afterwards counts `grpc_server_started_total`
+   * and `grpc_server_handled_total` with grpc-prometheus' labels. Call before registering services.
+   */
+  instrumentGrpcServer(grpcServer: GrpcServer): void {
+    const addService = grpcServer.addService.bind(grpcServer);
+    grpcServer.addService = (service: ServiceDefinition, implementation: UntypedServiceImplementation) => {
+      const wrapped: UntypedServiceImplementation = {};
+      for (const [name, handler] of Object.entries(implementation)) {
+        const definition = service[name];
+        if (definition === undefined || typeof handler !== "function") {
+          wrapped[name] = handler;
+          continue;
+        }
+        const [, grpcService = "", grpcMethod = name] = /^\/([^/]+)\/([^/]+)$/.exec(definition.path) ?? [];
+        const grpcType = definition.requestStream
+          ? definition.responseStream ? "bidi_stream" : "client_stream"
+          : definition.responseStream ? "server_stream" : "unary";
+        const labels = { grpc_method: grpcMethod, grpc_service: grpcService, grpc_type: grpcType };
+        this.grpcStarted.touch(labels);
+        this.grpcHandled.touch({ ...labels, grpc_code: "OK" });
+        wrapped[name] = this.countCalls(handler as (...args: unknown[]) => void, labels, grpcType);
+      }
+      addService(service, wrapped);
+    };
+  }
+
+  private countCalls(handler: (...args: unknown[]) => void, labels: Record<string, string>, grpcType: string) {
+    const started = this.grpcStarted;
+    const handled = this.grpcHandled;
+    const codeName = (code: unknown) => GRPC_CODE_NAMES[typeof code === "number" ? code : GrpcStatus.UNKNOWN] ?? "Unknown";
+    if (grpcType === "unary" || grpcType === "client_stream") {
+      return (call: unknown, callback: (error: { code?: number } | null, ...rest: never[]) => void) => {
+        started.inc(labels);
+        handler(call, (error: { code?: number } | null, ...rest: never[]) => {
+          handled.inc({ ...labels, grpc_code: error === null || error === undefined ? "OK" : codeName(error.code) });
+          callback(error, ...rest);
+        });
+      };
+    }
+    // Streams end in one of three ways: the handler ends them (status OK, or the status of an error it
+    // emitted), the client cancels, or they are destroyed with an error. The first of these counts.
+    return (call: NodeJS.EventEmitter & { pendingStatus?: { code?: number } }) => {
+      started.inc(labels);
+      let counted = false;
+      const count = (code: string) => {
+        if (counted) return;
+        counted = true;
+        handled.inc({ ...labels, grpc_code: code });
+      };
+      call.once("cancelled", () => count("Canceled"));
+      call.once("error", (error: { code?: number }) => count(codeName(error?.code)));
+      call.once("finish", () => count(codeName(call.pendingStatus?.code ?? GrpcStatus.OK)));
+      call.once("close", () => count("OK"));
+      handler(call);
+    };
+  }
+}
+
+/**
+ * Wraps a backend so each write transaction's commit (begin to durable) is observed in `commit`, as
+ * etcd's `etcd_disk_backend_commit_duration_seconds` times bbolt's commit.
+ */
+export function instrumentBackend(backend: Backend, commit: Histogram): Backend {
+  const timedUpdate = async (fn: (txn: WriteTxn) => void): Promise<void> => {
+    const start = performance.now();
+    try {
+      await backend.update(fn);
+    } finally {
+      commit.observe((performance.now() - start) / 1000);
+    }
+  };
+  // A proxy rather than a hand-written delegate, so methods the Backend interface gains pass through.
+  return new Proxy(backend, {
+    get(target, property) {
+      if (property === "update") return timedUpdate;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+function virtualMemoryBytes(): number {
+  try {
+    // /proc/self/stat field 23 is vsize in bytes (Linux only; 0 elsewhere, as client_golang omits it).
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[20] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function activeHandles(): number {
+  const getActiveResourcesInfo = (process as unknown as { getActiveResourcesInfo?: () => string[] }).getActiveResourcesInfo;
+  return typeof getActiveResourcesInfo === "function" ? getActiveResourcesInfo().length : 0;
+}
