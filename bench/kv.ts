@@ -9,14 +9,8 @@
 import { create } from "@bufbuild/protobuf";
 import { KV, PutRequestSchema, RangeRequestSchema, grpcServiceDefinition } from "@etcd-ts/api";
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir, cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+import { cpus } from "node:os";
+import { startEtcdTs, startRealEtcd, writePerformanceSection, type BenchServer } from "./servers.js";
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
 const SECONDS = Number(args.get("seconds") ?? 5);
@@ -29,52 +23,6 @@ const CONNECTIONS = 8;
 
 type Workload = "put" | "range-serializable" | "range-linearizable";
 const WORKLOADS: Workload[] = ["put", "range-serializable", "range-linearizable"];
-
-interface Server {
-  label: string;
-  endpoint: string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => r(port));
-    });
-  });
-}
-
-async function startServer(label: string, command: string, extra: string[]): Promise<Server> {
-  const port = await freePort();
-  const peer = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-bench-"));
-  const c = `http://127.0.0.1:${port}`;
-  const p = `http://127.0.0.1:${peer}`;
-  const child: ChildProcess = spawn(command, [
-    ...extra,
-    "--name", "bench", "--data-dir", join(dataDir, "d"),
-    "--listen-client-urls", c, "--advertise-client-urls", c,
-    "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
-    "--initial-cluster", `bench=${p}`, "--log-level", "error",
-  ], { stdio: "ignore" });
-  const endpoint = `127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if (spawnSync("etcdctl", ["--endpoints", endpoint, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    label,
-    endpoint,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 type Unary = (req: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void;
 
@@ -124,7 +72,7 @@ async function load(endpoint: string, workload: Workload, clients: number): Prom
   return ops / elapsed;
 }
 
-async function measure(server: Server): Promise<Map<string, number>> {
+async function measure(server: BenchServer): Promise<Map<string, number>> {
   const results = new Map<string, number>();
   // seed the keyspace so ranges hit keys
   await load(server.endpoint, "put", 100).catch(() => 0);
@@ -139,13 +87,11 @@ async function measure(server: Server): Promise<Map<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const mainJs = join(ROOT, "apps/server/dist/main.js");
-  if (!existsSync(mainJs)) throw new Error("build first: npm run build");
-  const ref = await startServer("etcd 3.4", "etcd", []);
+  const ref = await startRealEtcd();
   const refResults = await measure(ref).finally(() => ref.stop());
   const ours = new Map<string, Map<string, number>>();
   for (const engine of ENGINES) {
-    const s = await startServer(`etcd-ts (${engine})`, process.execPath, [mainJs, "--storage-engine", engine]);
+    const s = await startEtcdTs(engine);
     ours.set(engine, await measure(s).finally(() => s.stop()));
   }
 
@@ -170,17 +116,7 @@ async function main(): Promise<void> {
   const table = lines.join("\n");
   console.log("\n" + table);
 
-  const doc = join(ROOT, "docs/performance.md");
-  const START = "<!-- kv-bench:start -->";
-  const END = "<!-- kv-bench:end -->";
-  let text = existsSync(doc) ? readFileSync(doc, "utf8") : "# Performance\n";
-  const block = `${START}\n${table}\n${END}`;
-  if (text.includes(START) && text.includes(END)) {
-    text = text.slice(0, text.indexOf(START)) + block + text.slice(text.indexOf(END) + END.length);
-  } else {
-    text = text.trimEnd() + `\n\n## KV throughput against etcd 3.4\n\n${block}\n`;
-  }
-  writeFileSync(doc, text);
+  writePerformanceSection("kv-bench", "KV throughput against etcd 3.4", table);
 }
 
 main().catch((e: unknown) => {
