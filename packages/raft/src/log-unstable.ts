@@ -1,3 +1,4 @@
+import { limitEnd } from "./storage.js";
 import type { Entry, Snapshot } from "./types.js";
 
 /**
@@ -72,8 +73,9 @@ export class Unstable {
     }
   }
 
-  /** Entries in [lo, hi); the caller checked the bounds. */
-  slice(lo: number, hi: number): Entry[] {
-    return this.entries.slice(lo - this.offset, hi - this.offset);
+  /** Entries in [lo, hi), at most maxSize bytes (but at least one); the caller checked the bounds. */
+  slice(lo: number, hi: number, maxSize = Infinity): Entry[] {
+    const start = lo - this.offset;
+    return this.entries.slice(start, limitEnd(this.entries, start, hi - this.offset, maxSize));
   }
 }

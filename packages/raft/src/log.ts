@@ -254,8 +254,10 @@ export class RaftLog {
       ents = stored;
     }
     if (hi > uoff) {
+      if (ents.length === 0) return this.unstable.slice(Math.max(lo, uoff), hi, maxSize);
+      // Entries from storage came within the limit; add unstable ones while the total stays within it.
       const unstable = this.unstable.slice(Math.max(lo, uoff), hi);
-      ents = ents.length > 0 ? ents.concat(unstable) : unstable;
+      ents = ents.concat(unstable);
     }
     return limitSize(ents, maxSize);
   }

@@ -198,14 +198,18 @@ export class Raft {
     const prevIndex = pr.next - 1;
     let prevTerm: number | undefined;
     let ents: Entry[] | undefined;
-    try {
-      prevTerm = this.raftLog.term(prevIndex);
-      ents = this.raftLog.entries(pr.next, this.maxMsgSize);
-    } catch (e) {
-      // Only "compacted away" (or not yet in storage) means "send a snapshot"; anything else is a bug.
-      if (!CompactedError.is(e) && !UnavailableError.is(e)) throw e;
-      prevTerm = undefined;
-      ents = undefined;
+    // Entries before the first index are compacted away: go straight to a snapshot (checked up front
+    // because this path runs on every heartbeat for a lagging follower, and exceptions are not cheap).
+    if (pr.next >= this.raftLog.firstIndex()) {
+      try {
+        prevTerm = this.raftLog.term(prevIndex);
+        ents = this.raftLog.entries(pr.next, this.maxMsgSize);
+      } catch (e) {
+        // Storage compacted meanwhile; only that means "send a snapshot", anything else is a bug.
+        if (!CompactedError.is(e) && !UnavailableError.is(e)) throw e;
+        prevTerm = undefined;
+        ents = undefined;
+      }
     }
     if (ents !== undefined && ents.length === 0 && !sendIfEmpty) return false;
 
@@ -447,7 +451,8 @@ export class Raft {
     }
     // A node with an unapplied conf change must not campaign: it does not know its configuration yet.
     if (this.raftLog.committed > this.raftLog.applied) {
-      const ents = this.raftLog.slice(this.raftLog.applied + 1, this.raftLog.committed + 1, NO_LIMIT);
+      const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
+      const ents = this.raftLog.slice(lo, this.raftLog.committed + 1, NO_LIMIT);
       if (ents.some((e) => e.type !== EntryType.Normal)) {
         this.logger.warn(`${this.id} cannot campaign at term ${this.term} since there are still pending configuration changes to apply`);
         return;
@@ -730,9 +735,11 @@ export class Raft {
       return;
     }
     const oldPaused = pr.isPaused();
-    // An ack that confirms the match of a probing follower (without advancing it) also ends the probe:
-    // otherwise the follower would wait for the next heartbeat round to be unpaused.
-    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === ProgressState.Probe)) return;
+    // A stale ack changes nothing. (etcd-io/raft also ends a probe on an ack that merely confirms the
+    // match; under duplicated and reordered messages that flips followers between probe and replicate
+    // and multiplied the traffic in our simulator several times over, so we leave the probe to the next
+    // heartbeat response instead.)
+    if (!pr.maybeUpdate(m.index)) return;
     if (pr.state === ProgressState.Probe) {
       pr.becomeReplicate();
     } else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) {

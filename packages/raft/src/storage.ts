@@ -81,7 +81,8 @@ export class MemoryStorage implements Storage {
     if (hi > this.lastIndex() + 1) throw new UnavailableError();
     // Only the dummy entry: nothing to return.
     if (this.ents.length === 1) throw new UnavailableError();
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxSize);
+    const start = lo - offset;
+    return this.ents.slice(start, limitEnd(this.ents, start, hi - offset, maxSize));
   }
 
   term(i: number): number {
@@ -165,6 +166,21 @@ export class MemoryStorage implements Storage {
     if (offset < this.ents.length) this.ents.length = offset;
     for (const e of toAppend) this.ents.push(e);
   }
+}
+
+/**
+ * The end (exclusive) of the longest run ents[start..end) whose total size is within maxSize, but always
+ * at least one entry. Walks only what it returns, so a small limit over a long log stays cheap.
+ */
+export function limitEnd(ents: readonly Entry[], start: number, end: number, maxSize: number): number {
+  if (maxSize === Infinity || end - start <= 1) return end;
+  let size = entrySize(ents[start]!);
+  let i = start + 1;
+  for (; i < end; i++) {
+    size += entrySize(ents[i]!);
+    if (size > maxSize) break;
+  }
+  return i;
 }
 
 /** The longest prefix of ents whose total size is within maxSize, but always at least one entry. */

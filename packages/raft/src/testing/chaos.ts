@@ -27,6 +27,8 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
     maxSizePerMsg: pick(cfgRand, [64, 256, 1 << 20]),
     maxInflightMsgs: pick(cfgRand, [1, 2, 4, 256]),
     maxUncommittedEntriesSize: pick(cfgRand, [Infinity, Infinity, 40]),
+    // Small values hand out committed entries a few at a time, so nodes snapshot between conf changes.
+    maxCommittedSizePerReady: pick(cfgRand, [Infinity, Infinity, 100]),
     dropRate: pick(cfgRand, [0, 0.02, 0.1]),
     duplicateRate: pick(cfgRand, [0, 0.02, 0.1]),
   });

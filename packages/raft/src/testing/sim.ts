@@ -29,6 +29,7 @@ export interface SimOptions {
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
   maxUncommittedEntriesSize?: number;
+  maxCommittedSizePerReady?: number;
   electionTick?: number;
   heartbeatTick?: number;
   /** Probability that a sent message is lost. */
@@ -168,6 +169,7 @@ export class SimCluster {
       maxSizePerMsg: this.opts.maxSizePerMsg ?? 1024 * 1024,
       maxInflightMsgs: this.opts.maxInflightMsgs ?? 256,
       maxUncommittedEntriesSize: this.opts.maxUncommittedEntriesSize,
+      maxCommittedSizePerReady: this.opts.maxCommittedSizePerReady,
       rand: new SeededRand(this.rand.intn(2 ** 31)),
       logger: this.opts.logger,
     });
