@@ -1,3 +1,5 @@
+import type { TlsInfo } from "./tls.js";
+
 /**
  * What a member is told at start, with etcd's flag names in mind (the app maps flags and ETCD_* variables
  * onto this). Defaults are etcd 3.4's.
@@ -32,6 +34,10 @@ export interface ServerConfig {
   readonly bcryptCost: number;
   /** Seconds a simple token lives without use (`--auth-token-ttl`). */
   readonly authTokenTtl: number;
+  /** TLS of the client URLs (`--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`). */
+  readonly clientTls?: TlsInfo;
+  /** TLS of the peer URLs, listening and dialling (the `--peer-*` flags). */
+  readonly peerTls?: TlsInfo;
 }
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;

@@ -20,3 +20,5 @@ export { computeClusterId, computeMemberId, formatId } from "./identity.js";
 export { createLogger, silentLogger } from "./log.js";
 export type { Logger } from "./log.js";
 export type { Http1Handler } from "./grpc/client-listener.js";
+export { gatewayDialCredentials, generateSelfSignedCertificate, isTlsConfigError, TlsConfigError } from "./tls.js";
+export type { TlsInfo } from "./tls.js";

@@ -10,6 +10,7 @@ import { addEtcdServices } from "./grpc/services.js";
 import { createLogger, type Logger } from "./log.js";
 import { instrumentBackend, ServerMetrics } from "./metrics.js";
 import { activeAlarms, handleMonitoringRoute } from "./probes.js";
+import { prepareMemberTls } from "./tls.js";
 
 export interface StartMemberOptions {
   readonly config: ServerConfig;
@@ -34,6 +35,7 @@ export interface RunningMember {
  */
 export async function startMember(options: StartMemberOptions): Promise<RunningMember> {
   const logger = options.logger ?? createLogger(options.config.logLevel);
+  const tls = prepareMemberTls(options.config);
   const metrics = new ServerMetrics();
   const server = await EtcdServer.start({ config: options.config, backend: instrumentBackend(options.backend, metrics.backendCommit), logger });
   metrics.attachServer(server);
@@ -49,11 +51,11 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   const listeners: ClientListener[] = [];
   try {
     for (const url of options.config.listenClientUrls) {
-      const { host, port } = parseListenUrl(url);
-      const listener = new ClientListener(grpcServer, http1);
+      const { host, port, secure } = parseListenUrl(url);
+      const listener = new ClientListener(grpcServer, http1, secure ? tls.clientListen : undefined);
       await listener.listen(host, port);
       listeners.push(listener);
-      logger.info("serving client traffic insecurely", { address: `${host}:${listener.port}` });
+      logger.info(secure ? "serving client traffic securely" : "serving client traffic insecurely", { address: `${host}:${listener.port}` });
     }
   } catch (error) {
     await Promise.all(listeners.map((l) => l.close()));

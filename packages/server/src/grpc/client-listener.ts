@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { ServerCredentials, type Server as GrpcServer } from "@grpc/grpc-js";
 import { normalizeAuthorityStream } from "./http2-authority.js";
 
@@ -18,11 +19,16 @@ export class ClientListener {
   private readonly sockets = new Set<Socket>();
   private readonly http1: ReturnType<typeof createHttpServer>;
 
-  constructor(grpcServer: GrpcServer, http1Handler: Http1Handler) {
+  /**
+   * With `tls` (an https client URL) the listener terminates TLS first and splits the decrypted
+   * stream the same way, so grpc-js gets it through the same insecure injector (its own TLS credentials
+   * would want to own the socket from the first byte, which the HTTP/1.1 split cannot give it).
+   */
+  constructor(grpcServer: GrpcServer, http1Handler: Http1Handler, tls?: TlsOptions) {
     const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
     this.http1 = createHttpServer(http1Handler);
     this.http1.keepAliveTimeout = 30_000;
-    this.netServer = createNetServer({ noDelay: true }, (socket) => {
+    const onConnection = (socket: Socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
       let seen: Buffer = Buffer.alloc(0);
@@ -44,7 +50,19 @@ export class ClientListener {
       };
       socket.on("data", onData);
       socket.on("error", () => socket.destroy());
-    });
+    };
+    if (tls === undefined) {
+      this.netServer = createNetServer({ noDelay: true }, onConnection);
+    } else {
+      this.netServer = createTlsServer({ ...tls, ALPNCallback: chooseAlpn }, onConnection);
+      // Raw sockets still in the handshake are tracked too, so close() does not wait for them.
+      this.netServer.on("connection", (raw: Socket) => {
+        raw.setNoDelay(true);
+        this.sockets.add(raw);
+        raw.once("close", () => this.sockets.delete(raw));
+      });
+      this.netServer.on("tlsClientError", (_error: Error, raw: Socket) => raw.destroy());
+    }
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -73,19 +91,27 @@ export class ClientListener {
 }
 
 /** Splits a client URL (`http://127.0.0.1:2379`) into what `listen` needs. `localhost` binds IPv4 loopback. */
-export function parseListenUrl(url: string): { host: string; port: number } {
+export function parseListenUrl(url: string): { host: string; port: number; secure: boolean } {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new Error(`invalid listen URL "${url}"`);
   }
-  if (parsed.protocol === "https:" || parsed.protocol === "unixs:") {
-    throw new Error(`TLS listener "${url}" needs --cert-file and --key-file, which this member was not given`);
-  }
-  if (parsed.protocol !== "http:") throw new Error(`URL scheme must be http, https, unix, or unixs: ${url}`);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error(`URL scheme must be http, https, unix, or unixs: ${url}`);
   if (parsed.port === "") throw new Error(`missing port in address "${url}"`);
   let host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "localhost") host = "127.0.0.1";
-  return { host, port: Number(parsed.port) };
+  return { host, port: Number(parsed.port), secure: parsed.protocol === "https:" };
+}
+
+/**
+ * ALPN for a client port that serves gRPC and HTTP/1.1: a client that offers HTTP/1.1 (curl, browsers)
+ * gets it, so its requests reach the HTTP/1.1 routes and the gateway; one that offers only h2 (gRPC
+ * clients) gets h2. Either way the first bytes still decide where the stream goes.
+ */
+function chooseAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes("http/1.1")) return "http/1.1";
+  if (protocols.includes("h2")) return "h2";
+  return undefined;
 }
