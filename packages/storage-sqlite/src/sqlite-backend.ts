@@ -227,6 +227,9 @@ class SqliteWriter extends SqliteReader implements WriteTxn {
  * time, so a view never interleaves with a write); each open snapshot holds a read transaction on a
  * connection of its own, which WAL keeps at its starting version while the writer commits.
  */
+/** How long a measured size is reused (see `size()`). */
+const SIZE_CACHE_MS = 100;
+
 export class SqliteBackend implements Backend {
   readonly engine = ENGINE;
   private readonly writer: Connection;
@@ -351,10 +354,23 @@ export class SqliteBackend implements Backend {
     return Object.assign(reader, { close: handle.end });
   }
 
+  /**
+   * The files' size, measured at most every SIZE_CACHE_MS: callers ask on hot paths (the server checks
+   * the space quota for every proposal), and two stat calls per request cost more than the answer's
+   * freshness is worth.
+   */
   size(): number {
     this.checkBackendOpen();
-    return fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
+    const now = Date.now();
+    if (now - this.sizeMeasuredAt >= SIZE_CACHE_MS) {
+      this.cachedSize = fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
+      this.sizeMeasuredAt = now;
+    }
+    return this.cachedSize;
   }
+
+  private cachedSize = 0;
+  private sizeMeasuredAt = -Infinity;
 
   sizeInUse(): number {
     this.checkBackendOpen();
@@ -377,6 +393,7 @@ export class SqliteBackend implements Backend {
    * be truncated, so the space comes back at the next defragment.
    */
   defragment(): Promise<void> {
+    this.sizeMeasuredAt = -Infinity;
     try {
       this.checkBackendOpen();
       // TRUNCATE waits (up to the busy timeout) for readers to leave the WAL; with snapshots open it
