@@ -43,3 +43,15 @@ test("bad command lines fail as Go's flag package reports them", () => {
   assert.throws(() => parseCommandLine(["--storage-engine", "bolt"], {}), /-storage-engine/);
   assert.throws(() => parseCommandLine(["--initial-cluster-state", "old"], {}), /initial-cluster-state/);
 });
+
+test("TLS flags map to the client and peer TlsInfo, and are absent when not given", () => {
+  const parsed = parseCommandLine(
+    ["--cert-file", "/c.pem", "--key-file=/k.pem", "--trusted-ca-file", "/ca.pem", "--client-cert-auth", "--peer-auto-tls"],
+    { ETCD_PEER_CLIENT_CERT_AUTH: "true" },
+  );
+  assert.deepEqual(parsed.config.clientTls, { certFile: "/c.pem", keyFile: "/k.pem", trustedCaFile: "/ca.pem", clientCertAuth: true, autoTls: false });
+  assert.deepEqual(parsed.config.peerTls, { certFile: undefined, keyFile: undefined, trustedCaFile: undefined, clientCertAuth: true, autoTls: true });
+  const plain = parseCommandLine([], {});
+  assert.equal(plain.config.clientTls, undefined);
+  assert.equal(plain.config.peerTls, undefined);
+});

@@ -1,4 +1,4 @@
-import { defaultConfig, parseInitialCluster, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type ServerConfig } from "@etcd-ts/server";
+import { defaultConfig, parseInitialCluster, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type ServerConfig, type TlsInfo } from "@etcd-ts/server";
 
 /**
  * etcd's command line: the same flag names, `-flag`/`--flag`, `=value` or a separate value, and every flag
@@ -34,6 +34,16 @@ const FLAGS: Record<string, FlagSpec> = {
   "auth-token": { kind: "string", usage: "Specify auth token type and its options ('simple' or 'jwt')." },
   "bcrypt-cost": { kind: "int", usage: "Specify bcrypt algorithm cost factor for auth password hashing." },
   "auth-token-ttl": { kind: "int", usage: "The lifetime in seconds of the auth token." },
+  "cert-file": { kind: "string", usage: "Path to the client server TLS cert file." },
+  "key-file": { kind: "string", usage: "Path to the client server TLS key file." },
+  "trusted-ca-file": { kind: "string", usage: "Path to the client server TLS trusted CA cert file." },
+  "client-cert-auth": { kind: "bool", usage: "Enable client cert authentication." },
+  "auto-tls": { kind: "bool", usage: "Client TLS using generated certificates." },
+  "peer-cert-file": { kind: "string", usage: "Path to the peer server TLS cert file." },
+  "peer-key-file": { kind: "string", usage: "Path to the peer server TLS key file." },
+  "peer-trusted-ca-file": { kind: "string", usage: "Path to the peer server TLS trusted CA file." },
+  "peer-client-cert-auth": { kind: "bool", usage: "Enable peer client cert authentication." },
+  "peer-auto-tls": { kind: "bool", usage: "Peer TLS using generated certificates." },
   cors: { kind: "string", usage: "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)." },
   version: { kind: "bool", usage: "Print the version and exit." },
   help: { kind: "bool", usage: "Show this help." },
@@ -171,6 +181,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     authToken: str("auth-token") ?? "simple",
     bcryptCost: int("bcrypt-cost", 10),
     authTokenTtl: int("auth-token-ttl", 300),
+    ...tlsInfo("client", str, bool),
+    ...tlsInfo("peer", str, bool),
   };
   return {
     config,
@@ -180,4 +192,23 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     cors: list("cors", []),
     warnings,
   };
+}
+
+/** `--cert-file` & co. (or `--peer-*`) as a TlsInfo; absent when none of them was given. */
+function tlsInfo(
+  role: "client" | "peer",
+  str: (name: string) => string | undefined,
+  bool: (name: string) => boolean,
+): { clientTls?: TlsInfo } | { peerTls?: TlsInfo } {
+  const prefix = role === "peer" ? "peer-" : "";
+  const info: TlsInfo = {
+    certFile: str(`${prefix}cert-file`),
+    keyFile: str(`${prefix}key-file`),
+    trustedCaFile: str(`${prefix}trusted-ca-file`),
+    clientCertAuth: bool(`${prefix}client-cert-auth`),
+    autoTls: bool(`${prefix}auto-tls`),
+  };
+  const given = info.certFile !== undefined || info.keyFile !== undefined || info.trustedCaFile !== undefined || info.clientCertAuth || info.autoTls;
+  if (!given) return {};
+  return role === "peer" ? { peerTls: info } : { clientTls: info };
 }
