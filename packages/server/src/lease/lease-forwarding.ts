@@ -1,5 +1,6 @@
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { RpcError } from "@etcd-ts/api";
+import { peerRequest } from "../tls.js";
 
 /**
  * Lease keep-alives and time-to-live questions are answered by the leader (only it runs lease clocks);
@@ -46,7 +47,7 @@ export async function forwardToLeader<T>(peerUrls: readonly string[], path: stri
   for (const base of peerUrls) {
     try {
       return await new Promise<T>((resolve, reject) => {
-        const req = httpRequest(new URL(path, base), { method: "POST", timeout: timeoutMs, headers: { "content-type": "application/json" } }, (res) => {
+        const req = peerRequest(new URL(path, base), { method: "POST", timeout: timeoutMs, headers: { "content-type": "application/json" } }, (res) => {
           let text = "";
           res.setEncoding("utf8");
           res.on("data", (c: string) => (text += c));

@@ -1,9 +1,11 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION } from "../config.js";
 import { parseListenUrl } from "../grpc/client-listener.js";
 import type { Member } from "../membership.js";
 import { CLUSTER_ID_HEADER, RAFT_STREAM_PATH } from "./transport.js";
+import { peerListenTls, peerRequest } from "../tls.js";
 
 /**
  * The peer listener (`--listen-peer-urls`): raft streams from other members, and the small HTTP API a
@@ -35,7 +37,9 @@ export class PeerServer {
   async listen(urls: readonly string[]): Promise<void> {
     for (const url of urls) {
       const { host, port } = parseListenUrl(url);
-      const server = createServer((req, res) => this.route(req, res));
+      // https peer URLs serve with the peer certificate (and ask peers for theirs with --peer-client-cert-auth).
+      const tls = peerListenTls(url);
+      const server = tls === undefined ? createServer((req, res) => this.route(req, res)) : createHttpsServer(tls, (req, res) => this.route(req, res));
       server.keepAliveTimeout = 0;
       server.requestTimeout = 0;
       server.headersTimeout = 60_000;
@@ -98,7 +102,7 @@ export async function fetchClusterFromPeers(peerUrls: readonly string[], timeout
   for (const base of peerUrls) {
     try {
       return await new Promise((resolve, reject) => {
-        const req = httpRequest(new URL("/members", base), { method: "GET", timeout: timeoutMs, agent: false }, (res) => {
+        const req = peerRequest(new URL("/members", base), { method: "GET", timeout: timeoutMs, agent: false }, (res) => {
           let body = "";
           res.setEncoding("utf8");
           res.on("data", (c: string) => (body += c));
