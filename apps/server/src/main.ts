@@ -80,6 +80,8 @@ async function main(): Promise<number> {
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
+    // etcd exits once it applied its own removal from the cluster (the server logged why).
+    void member.server.removedFromCluster.then(() => shutdown("removed from the cluster"));
   });
 }
 

@@ -27,6 +27,8 @@ export interface ServerConfig {
   readonly maxTxnOps: number;
   /** Backend size that raises the NOSPACE alarm (`--quota-backend-bytes`; 0 = etcd's default 2 GiB). */
   readonly quotaBackendBytes: number;
+  /** Applied entries between raft snapshots (`--snapshot-count`, etcd's default 100000). */
+  readonly snapshotCount?: number;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
   /** Token type and options (`--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…`). */
   readonly authToken: string;

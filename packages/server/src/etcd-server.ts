@@ -108,6 +108,7 @@ export class EtcdServer {
   /** Peer listener routes added by services (promote forwarding, snapshot transfer). */
   private readonly peerRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean)[] = [];
   private markRemoved: () => void = () => undefined;
+  private removed = false;
   /** Resolves when this member applies its own removal from the cluster; it then stops serving. */
   readonly removedFromCluster = new Promise<void>((resolve) => (this.markRemoved = resolve));
   private readonly applied = new AppliedIndexWaiters();
@@ -136,7 +137,7 @@ export class EtcdServer {
     this.backend = options.backend;
     this.logger = parts.logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.snapshotCount = options.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
+    this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
     this.membership = parts.membership;
     this.store = parts.store;
     this.lessor = parts.lessor;
@@ -155,6 +156,8 @@ export class EtcdServer {
     this.transport = new PeerTransport(localId, this.membership.clusterId, {
       onMessage: (m) => this.log.step(m),
       onUnreachable: (id) => this.log.reportUnreachable(id),
+      isRemoved: (id) => this.membership.wasRemoved(id),
+      onRemovedFromCluster: () => this.onLocalRemoved(),
     }, this.logger);
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
     this.membershipChanges = new MembershipChangeApplier({
@@ -589,6 +592,8 @@ export class EtcdServer {
 
   /** etcd stops a member that applied its own removal; the answer to the removal goes out first. */
   private onLocalRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
     this.logger.error("the member has been permanently removed from the cluster; remove its data dir before it joins again", {
       "member-id": this.membership.localId.toString(16),
     });

@@ -146,7 +146,7 @@ export async function clusterSpecs(n: number): Promise<ClusterMemberSpec[]> {
 export async function startClusterMember(
   specs: readonly ClusterMemberSpec[],
   name: string,
-  options: { engine?: "sqlite" | "lmdb"; state?: "new" | "existing"; waitHealthy?: boolean } = {},
+  options: { engine?: "sqlite" | "lmdb"; state?: "new" | "existing"; waitHealthy?: boolean; extraArgs?: readonly string[] } = {},
 ): Promise<ServerProcess> {
   const spec = specs.find((s) => s.name === name)!;
   const client = `http://127.0.0.1:${spec.port}`;
@@ -164,6 +164,7 @@ export async function startClusterMember(
     "--initial-cluster-state", options.state ?? "new",
     "--storage-engine", options.engine ?? "sqlite",
     "--log-level", "warn",
+    ...(options.extraArgs ?? []),
   ];
   return launch(process.execPath, args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir }, options.waitHealthy ?? true);
 }

@@ -15,7 +15,14 @@ export interface TransportEvents {
   onMessage(message: Message): void;
   /** A peer could not be reached (raft then probes it instead of pipelining). */
   onUnreachable(peerId: bigint): void;
+  /** Whether `peerId` was removed from the cluster (its streams are refused with 410 Gone, as etcd's). */
+  isRemoved?(peerId: bigint): boolean;
+  /** A peer refused our stream because this member was removed from the cluster. */
+  onRemovedFromCluster?(): void;
 }
+
+/** etcd's rafthttp answers a removed member's stream with 410 Gone; the member then stops. */
+const STATUS_GONE = 410;
 
 /** Frames beyond this many buffered bytes to one peer are dropped (raft will resend what matters). */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -95,7 +102,9 @@ class PeerStream {
     });
     req.once("response", (res: IncomingMessage) => {
       // The peer only answers when it refuses or ends the stream.
-      if (res.statusCode !== 200) {
+      if (res.statusCode === STATUS_GONE) {
+        this.events.onRemovedFromCluster?.();
+      } else if (res.statusCode !== 200) {
         this.logger.warn("peer refused the raft stream", { peer: this.peerId, status: res.statusCode });
       }
       res.resume();
@@ -178,6 +187,13 @@ export class PeerTransport {
       res.end(`cluster ID mismatch: local ${this.clusterId.toString(16)}, remote ${String(cluster)}\n`);
       return;
     }
+    const from = req.headers[FROM_HEADER];
+    if (typeof from === "string" && /^[0-9a-f]+$/.test(from) && this.events.isRemoved?.(BigInt(`0x${from}`)) === true) {
+      res.writeHead(STATUS_GONE, { "content-type": "text/plain" });
+      res.end("the member has been permanently removed from the cluster\n");
+      req.resume();
+      return;
+    }
     this.inbound.add(req);
     let pending: Buffer = Buffer.alloc(0);
     req.on("data", (chunk: Buffer) => {
@@ -193,6 +209,15 @@ export class PeerTransport {
           message = decodeMessage(body);
         } catch (error) {
           this.logger.warn("dropping a malformed raft frame; closing the stream", { error: String(error) });
+          req.destroy();
+          return;
+        }
+        if (this.events.isRemoved?.(message.from) === true) {
+          // A member removed while its stream was up: tell it, as etcd does, so it stops.
+          if (!res.headersSent) {
+            res.writeHead(STATUS_GONE, { "content-type": "text/plain" });
+            res.end("the member has been permanently removed from the cluster\n");
+          }
           req.destroy();
           return;
         }
