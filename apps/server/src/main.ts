@@ -4,7 +4,7 @@ import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
 import { createGateway } from "@etcd-ts/gateway";
-import { createLogger, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
+import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
 import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 
 /** The etcd-ts release; the etcd API it implements is ETCD_API_VERSION. */
@@ -48,8 +48,25 @@ async function main(): Promise<number> {
   }
 
   // The JSON gateway on the client port dials this member's own gRPC endpoint, as etcd's does.
-  const gateway = createGateway({ target: gatewayTarget(config.listenClientUrls[0] ?? "http://127.0.0.1:2379"), cors: parsed.cors, serveV3alpha: true });
   let member: RunningMember;
+  let gateway: ReturnType<typeof createGateway>;
+  try {
+    // Over TLS when the client URL is https, with the member's own certificate (etcd dials itself so).
+    gateway = createGateway({
+      target: gatewayTarget(config.listenClientUrls[0] ?? "http://127.0.0.1:2379"),
+      cors: parsed.cors,
+      serveV3alpha: true,
+      credentials: gatewayDialCredentials(config),
+      clientCertAuth: config.clientTls?.clientCertAuth === true,
+      // Read once the member runs (the gateway answers nothing before that).
+      isAuthEnabled: () => (member as RunningMember | undefined)?.server.auth.enabled ?? false,
+    });
+  } catch (error) {
+    logger.error("cannot start the member", { error: describe(error) });
+    process.stderr.write(`etcd-ts: ${describe(error)}\n`);
+    await backend.close().catch(() => undefined);
+    return 1;
+  }
   try {
     member = await startMember({ config, backend, logger, http1Handler: (req, res) => gateway.handle(req, res) });
   } catch (error) {

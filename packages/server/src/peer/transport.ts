@@ -1,6 +1,7 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
 import { decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
 import type { Logger } from "../log.js";
+import { peerRequest } from "../tls.js";
 
 /**
  * Raft messages between members over HTTP/1.1 on the peer URLs. Each member keeps one long-lived POST
@@ -80,7 +81,8 @@ class PeerStream {
     if (this.connecting || this.closed || this.urls.length === 0) return;
     this.connecting = true;
     const url = new URL(RAFT_STREAM_PATH, this.urls[this.urlIndex++ % this.urls.length]);
-    const req = httpRequest(url, {
+    // https peer URLs are dialled with the peer certificate.
+    const req = peerRequest(url, {
       method: "POST",
       headers: {
         "content-type": "application/octet-stream",
