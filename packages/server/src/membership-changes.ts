@@ -37,12 +37,24 @@ export interface MembershipChangeDeps {
 export class MembershipChangeApplier implements ConfChangeApplier {
   constructor(private readonly deps: MembershipChangeDeps) {}
 
-  validateConfChange(change: ConfChange): RpcError | undefined {
-    return validateConfChange(this.deps.membership, change, contextOf(change));
+  validateConfChange(change: ConfChange, index: number): Error | undefined {
+    const context = contextOf(change);
+    if (this.isReplay(index)) return replayVerdict(this.deps.membership, change, context);
+    return validateConfChange(this.deps.membership, change, context);
+  }
+
+  /**
+   * An entry at or below the consistent index was applied before a restart: the membership in the
+   * backend already holds its effect. Raft still has to see it again (its configuration is rebuilt from
+   * its snapshot plus the log), with the verdict it had then.
+   */
+  private isReplay(index: number): boolean {
+    return index <= this.deps.store().consistentIndex();
   }
 
   async applyConfChange(change: ConfChange, confState: ConfState, index: number, rejection?: Error): Promise<void> {
     const { membership, peers, logger } = this.deps;
+    if (this.isReplay(index)) return;
     const context = contextOf(change);
     if (rejection === undefined) {
       switch (change.type) {
@@ -95,6 +107,21 @@ function contextOf(change: ConfChange): MemberContext | undefined {
     return decodeMemberContext(change.context);
   } catch {
     return undefined;
+  }
+}
+
+/** The verdict a conf change had when first applied, read from the membership that holds its effect. */
+function replayVerdict(membership: Membership, change: ConfChange, context: MemberContext | undefined): Error | undefined {
+  const id = change.nodeId;
+  const known = membership.has(id) || membership.wasRemoved(id);
+  switch (change.type) {
+    case ConfChangeType.AddNode:
+    case ConfChangeType.AddLearnerNode:
+      return known ? undefined : RpcError.of(context?.isPromote === true ? "memberNotFound" : "memberExist");
+    case ConfChangeType.RemoveNode:
+      return membership.wasRemoved(id) ? undefined : RpcError.of("memberNotFound");
+    default:
+      return known ? undefined : RpcError.of("memberNotFound");
   }
 }
 

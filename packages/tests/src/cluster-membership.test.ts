@@ -81,6 +81,14 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   assert.match(etcdctl(fourth.endpoint, ["member", "remove", n5Id]).stderr, /etcdserver: member not found/);
   assert.equal(etcdctl(e1, ["put", "after/remove", "y"]).code, 0);
   await waitFor(() => sameHashKV([...members.values()].map((m) => m.endpoint)), 20_000, "equal HashKV on the remaining members");
+
+  // a restart replays the membership changes in the log with their original verdicts
+  await members.get(initial[0]!.name)!.stop();
+  const restarted = await startClusterMember(specs.slice(0, 4), initial[0]!.name);
+  members.set(initial[0]!.name, restarted);
+  assert.equal(etcdctl(restarted.endpoint, ["put", "after/restart", "z"]).code, 0);
+  assert.equal(etcdctl(restarted.endpoint, ["member", "list"]).stdout.trim().split("\n").length, 3);
+  await waitFor(() => sameHashKV([...members.values()].map((m) => m.endpoint)), 20_000, "equal HashKV after the restart");
 });
 
 async function retryWhileUnhealthy(run: () => { code: number; stdout: string; stderr: string }): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -37,7 +37,7 @@ export interface ConfChangeApplier {
    * change: raft applies a no-op (node 0) in its place, as etcd does, and `applyConfChange` gets the
    * error as `rejection`.
    */
-  validateConfChange?(change: ConfChange): Error | undefined;
+  validateConfChange?(change: ConfChange, index: number): Error | undefined;
   /** Applies a committed conf change to the membership (persisted with `index`), or records its rejection. */
   applyConfChange(change: ConfChange, confState: ConfState, index: number, rejection?: Error): Promise<void>;
 }
@@ -283,7 +283,7 @@ export class RaftLog implements ReplicatedLog {
       flush();
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
-        const rejection = this.options.confChanges.validateConfChange?.(change);
+        const rejection = this.options.confChanges.validateConfChange?.(change, entry.index);
         const confState = this.node.applyConfChange(rejection === undefined ? change : { ...change, nodeId: 0n });
         try {
           await this.options.confChanges.applyConfChange(change, confState, entry.index, rejection);
