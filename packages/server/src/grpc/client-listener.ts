@@ -2,12 +2,16 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { ServerCredentials, type Server as GrpcServer } from "@grpc/grpc-js";
-import { normalizeAuthorityStream } from "./http2-authority.js";
+import { EARLY_SERVER_SETTINGS, inspectEarlyClientStream, normalizeAuthorityStream } from "./http2-authority.js";
 
 /** What serves the plain HTTP/1.1 requests that arrive on a client URL (health, version, the JSON gateway). */
 export type Http1Handler = (request: IncomingMessage, response: ServerResponse) => void;
 
 const HTTP2_PREFACE_START = Buffer.from("PRI ");
+/** How long an HTTP/2 client may go without a first request before its connection takes the rewriter path. */
+const EARLY_DECISION_TIMEOUT_MS = 3000;
+/** Bytes buffered at most while waiting for a client's first request. */
+const EARLY_DECISION_MAX_BYTES = 1024 * 1024;
 
 /**
  * One listener per client URL that serves gRPC and HTTP/1.1 on the same port, as etcd does: the first
@@ -32,21 +36,48 @@ export class ClientListener {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
       let seen: Buffer = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-        if (seen.length < HTTP2_PREFACE_START.length && HTTP2_PREFACE_START.subarray(0, seen.length).equals(seen)) return;
+      let http2 = false;
+      let fallback: NodeJS.Timeout | undefined;
+      const done = () => {
         socket.off("data", onData);
         socket.pause();
-        socket.unshift(seen);
-        if (seen.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
-          // Node's HTTP/2 session reads what is already buffered on the socket itself; resuming the
-          // socket here would drain the preface into no listener.
-          // Through the :authority normalizer: etcdctl dials http:// endpoints with the scheme in it.
-          injector.injectConnection(normalizeAuthorityStream(socket));
-        } else {
-          this.http1.emit("connection", socket);
-          socket.resume();
+        clearTimeout(fallback);
+      };
+      // The slow but always-correct HTTP/2 path: every header block re-encoded without a scheme.
+      const rewrite = () => {
+        done();
+        injector.injectConnection(normalizeAuthorityStream(socket, { bytes: seen, dropFirstSettingsAck: true }));
+      };
+      const onData = (chunk: Buffer) => {
+        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+        if (!http2) {
+          if (seen.length < HTTP2_PREFACE_START.length && HTTP2_PREFACE_START.subarray(0, seen.length).equals(seen)) return;
+          if (!seen.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
+            done();
+            socket.unshift(seen);
+            this.http1.emit("connection", socket);
+            socket.resume();
+            return;
+          }
+          http2 = true;
+          socket.write(EARLY_SERVER_SETTINGS);
+          // A client that sends no request for a while still gets served, through the rewriter.
+          fallback = setTimeout(rewrite, EARLY_DECISION_TIMEOUT_MS);
         }
+        const early = inspectEarlyClientStream(seen);
+        if (early === undefined) {
+          if (seen.length > EARLY_DECISION_MAX_BYTES) rewrite();
+          return;
+        }
+        if (early.authorityHasScheme) {
+          // etcdctl dials http:// endpoints with the scheme in :authority, which Node's HTTP/2 refuses.
+          rewrite();
+          return;
+        }
+        done();
+        // Node's HTTP/2 session reads what is buffered on the socket itself: the native, fast path.
+        socket.unshift(early.bytes);
+        injector.injectConnection(socket);
       };
       socket.on("data", onData);
       socket.on("error", () => socket.destroy());

@@ -18,6 +18,8 @@ const PREFACE_LENGTH = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 const FRAME_HEADER_LENGTH = 9;
 const FRAME_HEADERS = 0x1;
 const FRAME_CONTINUATION = 0x9;
+const FRAME_SETTINGS = 0x4;
+const FLAG_ACK = 0x1;
 const FLAG_END_STREAM = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
@@ -246,7 +248,14 @@ export function normalizeAuthority(authority: string): string {
 /** Rewrites the client → server byte stream of one HTTP/2 connection (see the file comment). */
 export class AuthorityRewriter {
   private pending: Buffer = Buffer.alloc(0);
-  private prefaceLeft = PREFACE_LENGTH;
+  private prefaceLeft: number;
+  /** Drop the client's first SETTINGS ACK (it acknowledges the listener's early SETTINGS, not Node's). */
+  private dropSettingsAck: boolean;
+
+  constructor(options: { prefaceSeen?: boolean; dropFirstSettingsAck?: boolean } = {}) {
+    this.prefaceLeft = options.prefaceSeen === true ? 0 : PREFACE_LENGTH;
+    this.dropSettingsAck = options.dropFirstSettingsAck === true;
+  }
   private readonly decoder = new HpackDecoder();
   private block: Buffer[] = [];
   private blockStream = 0;
@@ -280,6 +289,8 @@ export class AuthorityRewriter {
         this.blockStream = stream;
         this.blockFlags = flags & FLAG_END_STREAM;
         if ((flags & FLAG_END_HEADERS) !== 0) out.push(this.flushBlock());
+      } else if (type === FRAME_SETTINGS && (flags & FLAG_ACK) !== 0 && this.dropSettingsAck) {
+        this.dropSettingsAck = false;
       } else if (type === FRAME_CONTINUATION && this.block.length > 0) {
         this.block.push(payload);
         if ((flags & FLAG_END_HEADERS) !== 0) out.push(this.flushBlock());
@@ -318,8 +329,11 @@ export class AuthorityRewriter {
  * header blocks normalized; writes go to the socket unchanged. A malformed header block closes the
  * connection (the server would have closed it too).
  */
-export function normalizeAuthorityStream(socket: Socket): Duplex {
-  const rewriter = new AuthorityRewriter();
+export function normalizeAuthorityStream(
+  socket: Socket,
+  initial?: { bytes: Buffer; dropFirstSettingsAck: boolean },
+): Duplex {
+  const rewriter = new AuthorityRewriter({ dropFirstSettingsAck: initial?.dropFirstSettingsAck ?? false });
   const wrapped = new Duplex({
     read() {
       socket.resume();
@@ -346,8 +360,72 @@ export function normalizeAuthorityStream(socket: Socket): Duplex {
     }
     if (out.length > 0 && !wrapped.push(out)) socket.pause();
   });
+  if (initial !== undefined) {
+    try {
+      const out = rewriter.push(initial.bytes);
+      if (out.length > 0) wrapped.push(out);
+    } catch {
+      socket.destroy();
+    }
+  }
   socket.on("end", () => wrapped.push(null));
   socket.on("close", () => wrapped.destroy());
   socket.on("error", (error) => wrapped.destroy(error));
   return wrapped;
+}
+
+/**
+ * The listener's early SETTINGS frame (empty: all defaults). Sent as soon as a client's HTTP/2 preface
+ * arrives, so that a client which waits for the server's SETTINGS before its first request (grpc-go,
+ * which etcdctl uses) sends that request, and the listener can see its `:authority` before choosing the
+ * connection's path. HTTP/2 allows a peer several SETTINGS frames; the client's ACK of this one is removed
+ * before Node's session sees the stream.
+ */
+export const EARLY_SERVER_SETTINGS = Buffer.from([0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+
+export interface EarlyClientStream {
+  /** The client's bytes so far, with the ACK of `EARLY_SERVER_SETTINGS` removed. */
+  readonly bytes: Buffer;
+  /** Whether the first request's `:authority` carries a scheme (the connection needs the rewriter). */
+  readonly authorityHasScheme: boolean;
+}
+
+/**
+ * Reads the start of a client's HTTP/2 byte stream (preface included) after `EARLY_SERVER_SETTINGS` was
+ * sent. Undefined until both the client's ACK of it and its first complete header block have arrived.
+ * A client whose first request is clean (grpc-js, or Go dialing `host:port`) then gets Node's native
+ * HTTP/2 path for the whole connection; one that sends `http://host:port` goes through the rewriter.
+ */
+export function inspectEarlyClientStream(data: Buffer): EarlyClientStream | undefined {
+  if (data.length < PREFACE_LENGTH) return undefined;
+  let pos = PREFACE_LENGTH;
+  let ackAt = -1;
+  let authority: string | undefined;
+  let block: Buffer[] = [];
+  while (data.length - pos >= FRAME_HEADER_LENGTH && (ackAt < 0 || authority === undefined)) {
+    const length = data.readUIntBE(pos, 3);
+    if (data.length - pos < FRAME_HEADER_LENGTH + length) break;
+    const type = data[pos + 3]!;
+    const flags = data[pos + 4]!;
+    const payload = data.subarray(pos + FRAME_HEADER_LENGTH, pos + FRAME_HEADER_LENGTH + length);
+    if (type === FRAME_SETTINGS && (flags & FLAG_ACK) !== 0 && ackAt < 0) {
+      ackAt = pos;
+    } else if (authority === undefined && (type === FRAME_HEADERS || (type === FRAME_CONTINUATION && block.length > 0))) {
+      let fragment = payload;
+      if (type === FRAME_HEADERS) {
+        if ((flags & FLAG_PADDED) !== 0) fragment = fragment.subarray(1, fragment.length - fragment[0]!);
+        if ((flags & FLAG_PRIORITY) !== 0) fragment = fragment.subarray(5);
+        block = [];
+      }
+      block.push(fragment);
+      if ((flags & FLAG_END_HEADERS) !== 0) {
+        const fields = new HpackDecoder().decode(Buffer.concat(block));
+        authority = fields.find(([name]) => name === ":authority")?.[1] ?? "";
+      }
+    }
+    pos += FRAME_HEADER_LENGTH + length;
+  }
+  if (ackAt < 0 || authority === undefined) return undefined;
+  const bytes = Buffer.concat([data.subarray(0, ackAt), data.subarray(ackAt + FRAME_HEADER_LENGTH)]);
+  return { bytes, authorityHasScheme: normalizeAuthority(authority) !== authority };
 }
