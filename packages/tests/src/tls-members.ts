@@ -1,0 +1,136 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { freePort, SERVER_MAIN, tempDir } from "./processes.js";
+
+/**
+ * etcd-ts members with TLS flags, for the TLS end-to-end tests: like `processes.ts`, but they are
+ * probed over https with the test certificates (`etcdctl endpoint health` with --cacert/--cert/--key).
+ */
+
+export interface TlsClientFlags {
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly insecureSkipVerify?: boolean;
+}
+
+export interface TlsMemberSpec {
+  readonly name: string;
+  readonly port: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  readonly clientScheme: "http" | "https";
+  readonly peerScheme: "http" | "https";
+}
+
+export interface TlsMember {
+  readonly spec: TlsMemberSpec;
+  readonly clientUrl: string;
+  readonly child: ChildProcess;
+  log(): string;
+  /** Resolves with the exit code once the process exits. */
+  readonly exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+export async function tlsMemberSpecs(n: number, schemes: { client: "http" | "https"; peer: "http" | "https" }): Promise<TlsMemberSpec[]> {
+  const base = tempDir("tls");
+  const specs: TlsMemberSpec[] = [];
+  for (let i = 1; i <= n; i++) {
+    specs.push({ name: `t${i}`, port: await freePort(), peerPort: await freePort(), dataDir: join(base, `t${i}`), clientScheme: schemes.client, peerScheme: schemes.peer });
+  }
+  return specs;
+}
+
+/** Launches one member of `specs` (not waiting for it); `extraArgs` carry the TLS flags. */
+export function launchTlsMember(specs: readonly TlsMemberSpec[], name: string, extraArgs: readonly string[]): TlsMember {
+  const spec = specs.find((s) => s.name === name)!;
+  const clientUrl = `${spec.clientScheme}://127.0.0.1:${spec.port}`;
+  const peerUrl = `${spec.peerScheme}://127.0.0.1:${spec.peerPort}`;
+  const args = [
+    SERVER_MAIN,
+    "--name", spec.name,
+    "--data-dir", spec.dataDir,
+    "--listen-client-urls", clientUrl,
+    "--advertise-client-urls", clientUrl,
+    "--listen-peer-urls", peerUrl,
+    "--initial-advertise-peer-urls", peerUrl,
+    "--initial-cluster", specs.map((s) => `${s.name}=${s.peerScheme}://127.0.0.1:${s.peerPort}`).join(","),
+    "--initial-cluster-token", "tls-e2e",
+    "--initial-cluster-state", "new",
+    "--log-level", "warn",
+    ...extraArgs,
+  ];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => {
+    stderr += chunk;
+    if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    spec,
+    clientUrl,
+    child,
+    log: () => stderr,
+    exited,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export function tlsClientArgs(flags: TlsClientFlags): string[] {
+  return [
+    ...(flags.cacert !== undefined ? ["--cacert", flags.cacert] : []),
+    ...(flags.cert !== undefined ? ["--cert", flags.cert] : []),
+    ...(flags.key !== undefined ? ["--key", flags.key] : []),
+    ...(flags.insecureSkipVerify === true ? ["--insecure-skip-tls-verify"] : []),
+  ];
+}
+
+/** The real etcdctl 3.4 against `endpoint` (a full URL), with TLS flags. */
+export function etcdctlTls(endpoint: string, flags: TlsClientFlags, args: readonly string[]): { stdout: string; stderr: string; code: number } {
+  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsClientArgs(flags), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+    timeout: 30_000,
+  });
+  return { stdout: r.stdout ?? "", stderr: r.stderr ?? "", code: r.status ?? -1 };
+}
+
+/** Waits until `etcdctl endpoint health` passes over TLS (20 s at most). */
+export async function waitTlsHealthy(member: TlsMember, flags: TlsClientFlags): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (member.child.exitCode !== null) throw new Error(`${member.spec.name} exited (${member.child.exitCode}):\n${member.log().slice(-3000)}`);
+    if (etcdctlTls(member.clientUrl, flags, ["endpoint", "health", "--command-timeout=1s"]).code === 0) return;
+    if (Date.now() > deadline) throw new Error(`${member.spec.name} did not become healthy in 20 s:\n${member.log().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** curl over https (the JSON gateway and the HTTP routes); returns the body and the status code. */
+export function curlTls(url: string, flags: TlsClientFlags, extra: readonly string[] = []): { body: string; status: number; code: number } {
+  const r = spawnSync(
+    "curl",
+    [
+      "-s", "-w", "\n%{http_code}", "--max-time", "10",
+      ...(flags.cacert !== undefined ? ["--cacert", flags.cacert] : []),
+      ...(flags.cert !== undefined ? ["--cert", flags.cert] : []),
+      ...(flags.key !== undefined ? ["--key", flags.key] : []),
+      ...(flags.insecureSkipVerify === true ? ["-k"] : []),
+      ...extra,
+      url,
+    ],
+    { encoding: "utf8", timeout: 20_000 },
+  );
+  const out = r.stdout ?? "";
+  const cut = out.lastIndexOf("\n");
+  return { body: out.slice(0, cut), status: Number(out.slice(cut + 1)), code: r.status ?? -1 };
+}
