@@ -90,7 +90,8 @@ export function tlsClientArgs(flags: TlsClientFlags): string[] {
     ...(flags.cacert !== undefined ? ["--cacert", flags.cacert] : []),
     ...(flags.cert !== undefined ? ["--cert", flags.cert] : []),
     ...(flags.key !== undefined ? ["--key", flags.key] : []),
-    ...(flags.insecureSkipVerify === true ? ["--insecure-skip-tls-verify"] : []),
+    // etcdctl 3.4 dials without TLS when given no certificate files unless --insecure-transport=false.
+    ...(flags.insecureSkipVerify === true ? ["--insecure-skip-tls-verify", "--insecure-transport=false"] : []),
   ];
 }
 
