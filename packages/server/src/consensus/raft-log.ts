@@ -27,7 +27,7 @@ import type { ApplyCommitted, LogEntry, LogStatus, ReplicatedLog } from "./repli
  * they are on disk — one sync for everything in the Ready, which is the group commit.
  */
 export interface DurableRaftStorage extends Storage {
-  persist(update: { hardState?: HardState; entries: readonly Entry[]; snapshot?: Snapshot }): Promise<void>;
+  persist(update: { hardState?: HardState; entries: readonly Entry[]; snapshot?: Snapshot; mustSync?: boolean }): Promise<void>;
 }
 
 /** What the log tells the server about membership entries as they are applied. */
@@ -55,6 +55,11 @@ export interface RaftLogOptions {
   /** Seed for election jitter; random by default. */
   readonly seed?: number;
   readonly applied?: number;
+  /**
+   * Installs a snapshot raft accepted from the leader (the state machine at its index), after it is
+   * persisted and before any later entry is applied.
+   */
+  readonly installSnapshot?: (snapshot: Snapshot) => Promise<void>;
   /** Told when this member gains or loses leadership, and whenever the known leader changes. */
   readonly onLeadershipChange?: (isLeader: boolean, leader: bigint) => void;
 }
@@ -253,7 +258,11 @@ export class RaftLog implements ReplicatedLog {
     }
     // Persist before sending: a vote or an append acknowledged must survive a crash.
     if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
-      await this.options.storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot });
+      // Only a commit-index change needs no fsync (raft's mustSync): it can be recovered from the log.
+      await this.options.storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, mustSync: ready.mustSync });
+    }
+    if (ready.snapshot !== undefined && ready.snapshot.metadata.index > 0) {
+      await this.options.installSnapshot?.(ready.snapshot);
     }
     if (ready.messages.length > 0) this.options.send(ready.messages);
     for (const rs of ready.readStates) {
