@@ -1,4 +1,4 @@
-import type { Entry, RangeOptions, Snapshot } from "@etcd-ts/storage";
+import type { Entry, RangeOptions, ReadTxn, Snapshot } from "@etcd-ts/storage";
 import { isMemberLocalRow } from "./membership.js";
 
 /**
@@ -17,4 +17,28 @@ export function clusterStateSnapshot(snapshot: Snapshot): Snapshot {
 
 function* withoutMemberRows(bucket: string, entries: IterableIterator<Entry>): IterableIterator<Entry> {
   for (const entry of entries) if (!isMemberLocalRow(bucket, entry.key)) yield entry;
+}
+
+const META_BUCKET = "meta";
+const CONSISTENT_INDEX_KEY = new TextEncoder().encode("consistent_index");
+const MEMBERS_BUCKET = "members";
+
+/** The raft index a backend view holds everything up to (etcd's `consistent_index`, 8 bytes big-endian). */
+export function consistentIndexOf(view: ReadTxn): number {
+  const bytes = view.get(META_BUCKET, CONSISTENT_INDEX_KEY);
+  if (bytes === undefined || bytes.byteLength !== 8) return 0;
+  return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0));
+}
+
+/** Voters and learners as the view's `members` bucket lists them (the configuration at its index). */
+export function confStateOf(view: ReadTxn): { voters: bigint[]; learners: bigint[] } {
+  const voters: bigint[] = [];
+  const learners: bigint[] = [];
+  if (!view.buckets().includes(MEMBERS_BUCKET)) return { voters, learners };
+  const decoder = new TextDecoder();
+  for (const { value } of view.range(MEMBERS_BUCKET)) {
+    const member = JSON.parse(decoder.decode(value)) as { id: string; isLearner?: boolean };
+    (member.isLearner === true ? learners : voters).push(BigInt(`0x${member.id}`));
+  }
+  return { voters, learners };
 }

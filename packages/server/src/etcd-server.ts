@@ -35,7 +35,11 @@ import { AuthStore, isAuthError, newTokenProvider, parseSimpleToken, type AuthIn
 import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
 import { WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
 import { MvccStore } from "@etcd-ts/mvcc";
-import { ConfChangeType, MessageType, type ConfChange, type ConfState, type Message } from "@etcd-ts/raft";
+import { ConfChangeType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
+import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
+import { rm } from "node:fs/promises";
+import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
+import { handleSnapshotUpload, sendSnapshot } from "./peer/snapshot-transfer.js";
 import type { Backend } from "@etcd-ts/storage";
 import { DiskRaftStorage } from "@etcd-ts/wal";
 import { createKvApplier, validateRequest } from "./apply/index.js";
@@ -91,10 +95,16 @@ export class EtcdServer {
   readonly membership: Membership;
   readonly lessor: Lessor;
   readonly auth: AuthStore;
-  readonly store: MvccStore;
+  /** Replaced (with `watchable` and the applier) when a snapshot from the leader replaces the backend. */
+  store: MvccStore;
   /** Every watcher of every client stream, fed by the store's write observer. */
-  readonly watchable: WatchableStore;
-  private readonly applier: KvApplier;
+  watchable: WatchableStore;
+  private applier: KvApplier;
+  /** Databases received from the leader, by the raft index they hold, until raft installs them. */
+  private readonly receivedSnapshots = new Map<number, string>();
+  private readonly snapshotsInFlight = new Set<bigint>();
+  /** The last apply batch's durability, so a snapshot install waits for it. */
+  private lastDurable: Promise<void> = Promise.resolve();
   private readonly log: RaftLog;
   private readonly storage: DiskRaftStorage;
   private readonly transport: PeerTransport;
@@ -147,11 +157,7 @@ export class EtcdServer {
     this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
     this.alarms = new AlarmStore(options.config.quotaBackendBytes);
     this.alarms.restore(options.backend);
-    this.applier = createKvApplier(this.store, {
-      leases: this.lessor,
-      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth), new AlarmApplier(this.alarms, this.logger)],
-      authorize: authorizeEntry(this.auth, this.lessor),
-    });
+    this.applier = this.makeApplier();
     const localId = this.membership.localId;
     this.transport = new PeerTransport(localId, this.membership.clusterId, {
       onMessage: (m) => this.log.step(m),
@@ -178,6 +184,7 @@ export class EtcdServer {
       electionTicks: options.electionTicks,
       applied: this.lastSnapshotIndex,
       onLeadershipChange: (isLeader, leader) => this.onLeadershipChange(isLeader, leader),
+      installSnapshot: (snapshot) => this.installSnapshot(snapshot),
     });
     this.peerServer = new PeerServer({
       clusterId: () => this.membership.clusterId,
@@ -185,6 +192,16 @@ export class EtcdServer {
       raftStream: (req, res) => this.transport.handleStream(req, res),
       other: (req, res) =>
         this.peerRoutes.some((route) => route(req, res)) ||
+        handleSnapshotUpload(
+          {
+            clusterId: () => this.membership.clusterId,
+            dir: join(this.config.dataDir, "member", "snap-received"),
+            deliver: (message, file) => this.deliverReceivedSnapshot(message, file),
+            logger: this.logger,
+          },
+          req,
+          res,
+        ) ||
         handleLeaseForwarding(
           {
             renew: (id) => this.leaseRenewHere(id),
@@ -587,6 +604,7 @@ export class EtcdServer {
       this.applied.advance(last.index);
       this.maybeSnapshot(last.index);
     }
+    this.lastDurable = durable;
     return durable;
   }
 
@@ -628,15 +646,92 @@ export class EtcdServer {
   }
 
   private send(messages: readonly Message[]): void {
-    for (const m of messages) {
-      if (m.type === MessageType.Snap) {
-        // A follower too far behind for the log: etcd ships the whole backend with the snapshot. Until
-        // backend shipping lands, report the failure so raft retries rather than waits forever.
-        this.logger.warn("a follower needs a snapshot; sending the backend is not supported yet", { to: m.to });
-        this.log.node.reportSnapshot(m.to, 1);
-      }
-    }
+    for (const m of messages) if (m.type === MessageType.Snap) this.sendBackendSnapshot(m);
     this.transport.send(messages.filter((m) => m.type !== MessageType.Snap));
+  }
+
+  private makeApplier(): KvApplier {
+    return createKvApplier(this.store, {
+      leases: this.lessor,
+      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth), new AlarmApplier(this.alarms, this.logger)],
+      authorize: authorizeEntry(this.auth, this.lessor),
+    });
+  }
+
+  /**
+   * A follower too far behind for the log gets the whole backend, as etcd ships it: a consistent view,
+   * with raft snapshot metadata naming the index that view holds (so the follower's log resumes right
+   * after it), streamed over the peer port. Raft hears the outcome.
+   */
+  private sendBackendSnapshot(m: Message): void {
+    const peer = this.membership.get(m.to);
+    if (peer === undefined || this.snapshotsInFlight.has(m.to)) {
+      if (peer === undefined) this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      return;
+    }
+    let view;
+    let message: Message;
+    try {
+      view = clusterStateSnapshot(this.backend.snapshot());
+      const index = consistentIndexOf(view);
+      message = { ...m, snapshot: { data: m.snapshot?.data ?? new Uint8Array(0), metadata: { index, term: this.storage.term(index), confState: confStateOf(view) } } };
+    } catch (error) {
+      view?.close();
+      this.logger.warn("cannot prepare a database snapshot for a follower", { to: m.to.toString(16), error: String(error) });
+      this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      return;
+    }
+    this.snapshotsInFlight.add(m.to);
+    this.logger.info("sending a database snapshot to a follower that is behind the log", { to: m.to.toString(16), index: message.snapshot!.metadata.index });
+    sendSnapshot({ urls: peer.peerUrls, clusterId: this.membership.clusterId, localId: this.membership.localId, message, view, logger: this.logger })
+      .then(
+        () => this.log.node.reportSnapshot(m.to, SnapshotStatus.Finish),
+        (error: unknown) => {
+          this.logger.warn("sending a database snapshot failed", { to: m.to.toString(16), error: String(error) });
+          this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+        },
+      )
+      .finally(() => this.snapshotsInFlight.delete(m.to));
+  }
+
+  /** A database from the leader arrived (durable under the data dir): raft decides whether to install it. */
+  private async deliverReceivedSnapshot(message: Message, file: string): Promise<void> {
+    const index = message.snapshot!.metadata.index;
+    const previous = this.receivedSnapshots.get(index);
+    if (previous !== undefined && previous !== file) await rm(previous, { force: true });
+    this.receivedSnapshots.set(index, file);
+    this.log.step(message);
+  }
+
+  /**
+   * Raft accepted a snapshot from the leader (persisted in the raft log already): the received database
+   * becomes the backend, and everything built on the backend is rebuilt from it. Watchers of the old
+   * store are cancelled (their history is gone); clients re-watch.
+   */
+  private async installSnapshot(snapshot: RaftSnapshot): Promise<void> {
+    const index = snapshot.metadata.index;
+    const file = this.receivedSnapshots.get(index);
+    if (file === undefined) throw new Error(`raft installed a snapshot at index ${index} but no database was received for it`);
+    this.receivedSnapshots.delete(index);
+    await this.lastDurable.catch(() => undefined);
+    await this.store.compactionsDone();
+    this.watchable.close();
+    this.store.close();
+    const restored = await restoreBoltSnapshot(file, this.backend);
+    await this.membership.reloadAfterSnapshot(this.backend);
+    this.lessor.recover(this.backend);
+    this.backend.view((txn) => this.auth.recover(txn));
+    this.alarms.restore(this.backend);
+    this.store = MvccStore.open(this.backend, { leases: this.lessor });
+    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
+    this.applier = this.makeApplier();
+    const members = new Set(this.membership.list().map((m) => m.id));
+    for (const m of this.membership.list()) this.transport.updatePeer(m.id, m.peerUrls);
+    for (const id of this.transport.peerIds()) if (!members.has(id)) this.transport.removePeer(id);
+    this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, index);
+    this.applied.advance(index);
+    await rm(file, { force: true });
+    this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.store.currentRevision() });
   }
 
   private onLeadershipChange(isLeader: boolean, leader: bigint): void {

@@ -139,6 +139,33 @@ export class Membership {
     return membership;
   }
 
+  /**
+   * After a snapshot from the leader replaced the backend: the members and removed members it holds;
+   * this member's own rows (cluster and member ID), which snapshots leave out, written back.
+   */
+  async reloadAfterSnapshot(backend: Backend): Promise<void> {
+    const decoder = new TextDecoder();
+    const { members, removed } = backend.view((txn) => {
+      const members: Member[] = [];
+      const removed: bigint[] = [];
+      if (txn.buckets().includes(MEMBERS)) {
+        for (const { value } of txn.range(MEMBERS)) {
+          const stored = JSON.parse(decoder.decode(value)) as StoredMember;
+          members.push({ id: BigInt(`0x${stored.id}`), name: stored.name, peerUrls: stored.peerURLs, clientUrls: stored.clientURLs, isLearner: stored.isLearner });
+        }
+      }
+      if (txn.buckets().includes(MEMBERS_REMOVED)) {
+        for (const { key } of txn.range(MEMBERS_REMOVED)) removed.push(BigInt(`0x${decoder.decode(key)}`));
+      }
+      return { members, removed };
+    });
+    this.members.clear();
+    for (const m of members) this.members.set(m.id, m);
+    this.removed.clear();
+    for (const id of removed) this.removed.add(id);
+    await this.persist(backend);
+  }
+
   has(id: bigint): boolean {
     return this.members.has(id);
   }

@@ -153,6 +153,11 @@ export class PeerTransport {
     stream.dial();
   }
 
+  /** The peers this transport talks to. */
+  peerIds(): bigint[] {
+    return [...this.peers.keys()];
+  }
+
   /** When the stream to `id` came up (ms since the epoch); 0 while it is down or unknown. */
   activeSince(id: bigint): number {
     return this.peers.get(id)?.activeSince ?? 0;

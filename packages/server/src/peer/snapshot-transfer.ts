@@ -1,0 +1,172 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { join } from "node:path";
+import { decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
+import { openBoltSnapshotStream } from "@etcd-ts/snapshot";
+import type { Snapshot as BackendSnapshot } from "@etcd-ts/storage";
+import type { Logger } from "../log.js";
+import { peerRequest } from "../tls.js";
+import { CLUSTER_ID_HEADER, FROM_HEADER } from "./transport.js";
+
+/**
+ * Shipping the whole backend to a follower whose log the leader has compacted away (etcd's
+ * `rafthttp` snapshot sender, `POST /raft/snapshot`): a dedicated streamed request, not the small-message
+ * stream. The body is a 4-byte big-endian length, the encoded raft `MsgSnap` (its metadata names the
+ * index the backend is at), then the backend in etcd's bbolt snapshot format with its SHA-256 appended.
+ *
+ * The follower writes the file under its data dir, checks it, and only then steps the message into
+ * raft; raft's Ready then carries the snapshot, and the server installs the file as its backend.
+ */
+export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
+
+export interface SnapshotSendOptions {
+  readonly urls: readonly string[];
+  readonly clusterId: bigint;
+  readonly localId: bigint;
+  readonly message: Message;
+  /** A consistent view of the backend at `message.snapshot.metadata.index`; closed when the send ends. */
+  readonly view: BackendSnapshot;
+  readonly logger: Logger;
+}
+
+/** Streams the snapshot to the first URL that takes it; resolves once the follower accepted it. */
+export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> {
+  const { view, message } = options;
+  try {
+    const stream = await openBoltSnapshotStream(view, { appendSha256: true });
+    const head = encodeMessage(message);
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(head.byteLength, 0);
+    let lastError: unknown = new Error("no peer URL");
+    for (const base of options.urls) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const req = peerRequest(new URL(RAFT_SNAPSHOT_PATH, base), {
+            method: "POST",
+            headers: {
+              "content-type": "application/octet-stream",
+              "content-length": String(4 + head.byteLength + stream.size),
+              [CLUSTER_ID_HEADER]: options.clusterId.toString(16),
+              [FROM_HEADER]: options.localId.toString(16),
+            },
+            agent: false,
+          });
+          req.once("error", reject);
+          req.once("response", (res: IncomingMessage) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => (text += c));
+            res.on("end", () => (res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.trim()}`))));
+          });
+          void (async () => {
+            try {
+              req.write(prefix);
+              req.write(head);
+              for await (const chunk of stream) {
+                if (!req.write(chunk)) await new Promise<void>((r) => req.once("drain", () => r()));
+              }
+              req.end();
+            } catch (error) {
+              req.destroy(error instanceof Error ? error : new Error(String(error)));
+            }
+          })();
+        });
+        options.logger.info("sent a database snapshot", {
+          to: message.to.toString(16),
+          index: message.snapshot?.metadata.index,
+          bytes: stream.size,
+        });
+        return;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  } finally {
+    view.close();
+  }
+}
+
+export interface SnapshotReceiveHandlers {
+  readonly clusterId: () => bigint;
+  /** Where received files go (`<data-dir>/member/snap-received`). */
+  readonly dir: string;
+  /** Takes a received, durable file and its raft message; resolves once raft has been told. */
+  readonly deliver: (message: Message, file: string) => Promise<void>;
+  readonly logger: Logger;
+}
+
+/** Serves `POST /raft/snapshot` on the peer listener; returns false for other requests. */
+export function handleSnapshotUpload(handlers: SnapshotReceiveHandlers, req: IncomingMessage, res: ServerResponse): boolean {
+  const path = (req.url ?? "").split("?")[0];
+  if (path !== RAFT_SNAPSHOT_PATH || req.method !== "POST") return false;
+  const cluster = req.headers[CLUSTER_ID_HEADER];
+  if (cluster !== handlers.clusterId().toString(16)) {
+    res.writeHead(412, { "content-type": "text/plain" });
+    res.end(`cluster ID mismatch: local ${handlers.clusterId().toString(16)}, remote ${String(cluster)}\n`);
+    req.resume();
+    return true;
+  }
+  void receive(handlers, req).then(
+    () => {
+      res.writeHead(204);
+      res.end();
+    },
+    (error: unknown) => {
+      handlers.logger.warn("failed to receive a database snapshot", { error: String(error) });
+      if (!res.headersSent) {
+        res.writeHead(400, { "content-type": "text/plain" });
+        res.end(`${error instanceof Error ? error.message : String(error)}\n`);
+      }
+    },
+  );
+  return true;
+}
+
+async function receive(handlers: SnapshotReceiveHandlers, req: IncomingMessage): Promise<void> {
+  await mkdir(handlers.dir, { recursive: true });
+  const part = join(handlers.dir, `incoming-${process.pid}-${Date.now()}.part`);
+  const file = createWriteStream(part);
+  let header: Buffer = Buffer.alloc(0);
+  let message: Message | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      req.on("data", (chunk: Buffer) => {
+        if (message === undefined) {
+          header = Buffer.concat([header, chunk]);
+          if (header.length < 4) return;
+          const length = header.readUInt32BE(0);
+          if (header.length < 4 + length) return;
+          try {
+            message = decodeMessage(header.subarray(4, 4 + length));
+          } catch (error) {
+            reject(error);
+            return;
+          }
+          chunk = header.subarray(4 + length);
+        }
+        if (chunk.length > 0 && !file.write(chunk)) {
+          req.pause();
+          file.once("drain", () => req.resume());
+        }
+      });
+      req.once("end", resolve);
+      req.once("error", reject);
+      req.once("aborted", () => reject(new Error("the leader aborted the snapshot")));
+    });
+    await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    if (message?.snapshot === undefined) throw new Error("the snapshot request carried no raft snapshot message");
+    const handle = await open(part, "r+");
+    await handle.sync();
+    await handle.close();
+    const final = join(handlers.dir, `${message.snapshot.metadata.index.toString(16).padStart(16, "0")}.snap.db`);
+    await rename(part, final);
+    handlers.logger.info("received a database snapshot", { from: message.from.toString(16), index: message.snapshot.metadata.index });
+    await handlers.deliver(message, final);
+  } catch (error) {
+    file.destroy();
+    await rm(part, { force: true });
+    throw error;
+  }
+}
