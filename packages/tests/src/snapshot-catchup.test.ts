@@ -1,0 +1,80 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { PutRequestSchema, RangeRequestSchema, type RangeResponse } from "@etcd-ts/api";
+import { call, makeClient, services } from "./grpc-client.js";
+import { clusterSpecs, etcdctl, startClusterMember, type ServerProcess } from "./processes.js";
+
+/** Puts enough entries that the leader's raft log is compacted past index 5000 + --snapshot-count. */
+const KEYS = 7000;
+const SNAPSHOT_COUNT = "1000";
+
+/**
+ * A member stopped while the others write far past what the leader keeps of its log (a snapshot every
+ * 1000 entries, 5000 kept behind it) can only catch up from a snapshot: the leader streams its whole
+ * backend over the peer port, the member installs it and then follows the log. It ends with every key
+ * and the same HashKV as the others.
+ */
+test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) => {
+  const specs = await clusterSpecs(3);
+  const members = new Map<string, ServerProcess>();
+  t.after(() => Promise.all([...members.values()].map((m) => m.kill())));
+  const extraArgs = ["--snapshot-count", SNAPSHOT_COUNT, "--log-level", "info"];
+  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
+  started.forEach((m, i) => members.set(specs[i]!.name, m));
+  await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  assert.equal(etcdctl(started[0]!.endpoint, ["put", "early", "1"]).code, 0);
+
+  const lagging = specs[2]!;
+  await members.get(lagging.name)!.stop();
+  members.delete(lagging.name);
+
+  const client = makeClient(services.KV, started[0]!.endpoint);
+  let next = 0;
+  const writer = async () => {
+    while (next < KEYS) {
+      const i = next++;
+      await call(client, "Put", create(PutRequestSchema, { key: Buffer.from(`bulk/${String(i).padStart(5, "0")}`), value: Buffer.from(`v${i}`) }));
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, () => writer()));
+  client.close();
+  // The leader snapshots and compacts its log behind the last snapshot in the background.
+  await new Promise((r) => setTimeout(r, 2000));
+
+  const restarted = await startClusterMember(specs, lagging.name, { waitHealthy: false, extraArgs });
+  members.set(lagging.name, restarted);
+  await waitFor(() => etcdctl(restarted.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0, 60_000, "the lagging member is healthy");
+  await waitFor(() => /installed a database snapshot from the leader/.test(restarted.log()), 5000, "the snapshot install logged").catch(() => undefined);
+  if (!/installed a database snapshot from the leader/.test(restarted.log())) {
+    for (const [name, m] of members) console.log(`--- ${name} pid ${m.child.pid} exit ${m.child.exitCode}\n${m.log().slice(-1500)}`);
+  }
+  assert.match(restarted.log(), /installed a database snapshot from the leader/, "caught up by snapshot, not by the log");
+  await waitFor(() => sameRevision([...members.values()].map((m) => m.endpoint)), 30_000, "every member at the same revision");
+
+  const kv = makeClient(services.KV, restarted.endpoint);
+  const r = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("bulk/"), rangeEnd: Buffer.from("bulk0"), serializable: true, countOnly: true }));
+  const early = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("early"), serializable: true }));
+  kv.close();
+  assert.equal(Number(r.count), KEYS);
+  assert.equal(early.kvs.length, 1);
+  const hashes = [...members.values()].map((m) => /"hash":(\d+)/.exec(etcdctl(m.endpoint, ["endpoint", "hashkv", "-w", "json"]).stdout)?.[1]);
+  assert.ok(hashes[0] !== undefined);
+  assert.deepEqual(hashes, [hashes[0], hashes[0], hashes[0]], "HashKV equal on every member");
+  // and it keeps following the log
+  assert.equal(etcdctl(started[1]!.endpoint, ["put", "after", "x"]).code, 0);
+  await waitFor(() => etcdctl(restarted.endpoint, ["get", "after", "--consistency=s", "--print-value-only"]).stdout === "x\n", 10_000, "a later write reaches the member");
+});
+
+function sameRevision(endpoints: readonly string[]): boolean {
+  const revs = endpoints.map((e) => /"revision":(\d+)/.exec(etcdctl(e, ["endpoint", "status", "-w", "json"]).stdout)?.[1]);
+  return revs[0] !== undefined && revs.every((r) => r === revs[0]);
+}
+
+async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
