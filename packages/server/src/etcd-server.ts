@@ -39,7 +39,8 @@ import { ConfChangeType, MessageType, SnapshotStatus, type ConfChange, type Conf
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { rm } from "node:fs/promises";
 import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
-import { handleSnapshotUpload, sendSnapshot } from "./peer/snapshot-transfer.js";
+import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
+import { existsSync } from "node:fs";
 import type { Backend } from "@etcd-ts/storage";
 import { DiskRaftStorage } from "@etcd-ts/wal";
 import { createKvApplier, validateRequest } from "./apply/index.js";
@@ -195,7 +196,7 @@ export class EtcdServer {
         handleSnapshotUpload(
           {
             clusterId: () => this.membership.clusterId,
-            dir: join(this.config.dataDir, "member", "snap-received"),
+            dir: receivedSnapshotDir(this.config.dataDir),
             deliver: (message, file) => this.deliverReceivedSnapshot(message, file),
             logger: this.logger,
           },
@@ -228,7 +229,7 @@ export class EtcdServer {
     });
     // The store keeps keys attached to their leases (on open, and as puts and deletes apply), so a
     // revoke finds every key to delete in one revision.
-    const store = MvccStore.open(backend, { leases: lessor });
+    let store = MvccStore.open(backend, { leases: lessor });
     const auth = await AuthStore.open(backend, {
       tokenProvider: newTokenProvider(config.authToken, { simpleTokenTtlMs: config.authTokenTtl * 1000 }),
       bcryptCost: config.bcryptCost,
@@ -254,6 +255,23 @@ export class EtcdServer {
       // makes term 2; start from the same place so terms read the same as etcd's.
       storage.setHardState({ term: 1, vote: 0n, commit: 0 });
       await storage.sync();
+    }
+    const raftSnapshotIndex = storage.snapshot().metadata.index;
+    if (raftSnapshotIndex > store.consistentIndex()) {
+      // A snapshot from the leader was persisted in the raft log but the process stopped before the
+      // received database became the backend: install it now, or the log would apply on stale state.
+      const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
+      if (!existsSync(file)) {
+        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
+      }
+      store.close();
+      await restoreBoltSnapshot(file, backend);
+      await membership.reloadAfterSnapshot(backend);
+      lessor.recover(backend);
+      backend.view((txn) => auth.recover(txn));
+      store = MvccStore.open(backend, { leases: lessor });
+      await rm(file, { force: true });
+      logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
     }
     const server = new EtcdServer(options, { membership, store, lessor, auth, storage, logger });
     server.applied.advance(server.applier.consistentIndex());
@@ -641,7 +659,12 @@ export class EtcdServer {
     void this.backend
       .flush()
       .then(() => this.storage.createSnapshot(at, this.membership.confState(), data))
-      .then(() => this.storage.compact(Math.max(1, at - SNAPSHOT_CATCH_UP_ENTRIES)))
+      .then(() => {
+        // Keep a tail for slow followers; nothing to do until the log is longer than that tail.
+        const compactTo = at - SNAPSHOT_CATCH_UP_ENTRIES;
+        if (compactTo > this.storage.firstIndex()) return this.storage.compact(compactTo);
+        return undefined;
+      })
       .catch((error: unknown) => this.logger.warn("raft snapshot failed", { error: String(error) }));
   }
 

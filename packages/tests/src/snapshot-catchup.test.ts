@@ -34,7 +34,16 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   const writer = async () => {
     while (next < KEYS) {
       const i = next++;
-      await call(client, "Put", create(PutRequestSchema, { key: Buffer.from(`bulk/${String(i).padStart(5, "0")}`), value: Buffer.from(`v${i}`) }));
+      const put = create(PutRequestSchema, { key: Buffer.from(`bulk/${String(i).padStart(5, "0")}`), value: Buffer.from(`v${i}`) });
+      // A put that times out (a slow fsync on a busy machine) is retried, as etcd's clients do.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await call(client, "Put", put);
+          break;
+        } catch (error) {
+          if (attempt >= 5 || (error as { code?: number }).code !== 14) throw error;
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: 32 }, () => writer()));

@@ -20,6 +20,16 @@ import { CLUSTER_ID_HEADER, FROM_HEADER } from "./transport.js";
  */
 export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
 
+/** Where a member keeps databases received from the leader until they become its backend. */
+export function receivedSnapshotDir(dataDir: string): string {
+  return join(dataDir, "member", "snap-received");
+}
+
+/** The received database for raft index `index` (kept until installed, so a restart can finish the job). */
+export function receivedSnapshotPath(dataDir: string, index: number): string {
+  return join(receivedSnapshotDir(dataDir), `${index.toString(16).padStart(16, "0")}.snap.db`);
+}
+
 export interface SnapshotSendOptions {
   readonly urls: readonly string[];
   readonly clusterId: bigint;
@@ -90,7 +100,7 @@ export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> 
 
 export interface SnapshotReceiveHandlers {
   readonly clusterId: () => bigint;
-  /** Where received files go (`<data-dir>/member/snap-received`). */
+  /** Where received files go (`receivedSnapshotDir`). */
   readonly dir: string;
   /** Takes a received, durable file and its raft message; resolves once raft has been told. */
   readonly deliver: (message: Message, file: string) => Promise<void>;
@@ -160,7 +170,7 @@ async function receive(handlers: SnapshotReceiveHandlers, req: IncomingMessage):
     const handle = await open(part, "r+");
     await handle.sync();
     await handle.close();
-    const final = join(handlers.dir, `${message.snapshot.metadata.index.toString(16).padStart(16, "0")}.snap.db`);
+    const final = join(handlers.dir, `${message.snapshot.metadata.index.toString(16).padStart(16, "0")}.snap.db`); // receivedSnapshotPath's name
     await rename(part, final);
     handlers.logger.info("received a database snapshot", { from: message.from.toString(16), index: message.snapshot.metadata.index });
     await handlers.deliver(message, final);
