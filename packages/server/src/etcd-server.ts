@@ -104,6 +104,7 @@ export class EtcdServer {
   /** Databases received from the leader, by the raft index they hold, until raft installs them. */
   private readonly receivedSnapshots = new Map<number, string>();
   private readonly snapshotsInFlight = new Set<bigint>();
+  private readonly stateReplacedListeners = new Set<() => void>();
   /** The last apply batch's durability, so a snapshot install waits for it. */
   private lastDurable: Promise<void> = Promise.resolve();
   private readonly log: RaftLog;
@@ -543,6 +544,12 @@ export class EtcdServer {
     return this.log.node.status().progress;
   }
 
+  /** Called when a snapshot from the leader is about to replace the store (and `watchable`); returns an unsubscribe. */
+  onStateReplaced(listener: () => void): () => void {
+    this.stateReplacedListeners.add(listener);
+    return () => this.stateReplacedListeners.delete(listener);
+  }
+
   /** When the stream to peer `id` came up (ms since the epoch); 0 while it is down. */
   peerActiveSince(id: bigint): number {
     return this.transport.activeSince(id);
@@ -738,6 +745,9 @@ export class EtcdServer {
     this.receivedSnapshots.delete(index);
     await this.lastDurable.catch(() => undefined);
     await this.store.compactionsDone();
+    // Watch streams on the old store end with an error their clients retry on, resuming from the last
+    // revision they saw against the new store (etcd resyncs its watchers; ours are bound to one store).
+    for (const listener of [...this.stateReplacedListeners]) listener();
     this.watchable.close();
     this.store.close();
     const restored = await restoreBoltSnapshot(file, this.backend);

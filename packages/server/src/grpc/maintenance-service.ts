@@ -100,7 +100,8 @@ export class MaintenanceService {
         if (!cancelled) call.end();
       } catch (error) {
         close();
-        if (!cancelled) call.destroy(Object.assign(new Error("snapshot failed"), toServiceError(error, this.logger)));
+        // grpc-js turns an 'error' event into the call's status (destroy would skip sending it).
+        if (!cancelled) call.emit("error", toServiceError(error, this.logger));
       }
     })();
   }

@@ -25,6 +25,7 @@ import type { LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, Leas
 import type { MemberAddRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest } from "@etcd-ts/api";
 import { ClusterService } from "./cluster-service.js";
 import { MaintenanceService } from "./maintenance-service.js";
+import { GrpcCode } from "@etcd-ts/api";
 import type { AlarmRequest, MoveLeaderRequest } from "@etcd-ts/api";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { LeaseService } from "./lease-service.js";
@@ -93,8 +94,8 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
           etcd.checkAdmin(c);
           maintenanceRpcs.snapshot(call);
         },
-        (error: unknown) => call.destroy(Object.assign(new Error("snapshot refused"), toServiceError(error, logger))),
-      ).catch((error: unknown) => call.destroy(Object.assign(new Error("snapshot refused"), toServiceError(error, logger))));
+        (error: unknown) => call.emit("error", toServiceError(error, logger)),
+      ).catch((error: unknown) => call.emit("error", toServiceError(error, logger)));
     },
     Status: unary(logger, () => etcd.status()),
     HashKV: unary<HashKVRequest>(logger, async (r, call) => etcd.hashKV(Number(r.revision), await caller(call))),
@@ -107,7 +108,15 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
   grpcServer.addService(grpcServiceDefinition(Maintenance), maintenance);
 
   const watch: UntypedServiceImplementation = {
-    Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call) }),
+    Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => {
+      // The store behind `watchable` is replaced when a snapshot from the leader is installed: end the
+      // stream with an error clients retry on (they resume from their last revision).
+      const unsubscribe = etcd.onStateReplaced(() =>
+        call.emit("error", { code: GrpcCode.UNAVAILABLE, details: "etcdserver: the member installed a snapshot from the leader" }),
+      );
+      call.once("close", unsubscribe);
+      serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call) });
+    },
   };
   grpcServer.addService(grpcServiceDefinition(Watch), watch);
 
