@@ -1,4 +1,5 @@
 import type { ReadTxn } from "@etcd-ts/storage";
+import { isMemberLocalRow } from "./membership.js";
 
 /**
  * CRC-32C (Castagnoli), the checksum etcd uses for `Hash` and `HashKV`, so that members of one cluster
@@ -31,7 +32,7 @@ export class Crc32c {
 
 const encoder = new TextEncoder();
 
-/** etcd's Hash: every bucket and row except the consistent index, which differs between members. */
+/** etcd's Hash: every bucket and row except what differs between members (the consistent index, the member's own IDs). */
 export function hashBackend(txn: ReadTxn): number {
   const hash = new Crc32c();
   for (const bucket of txn.buckets()) {
@@ -39,6 +40,8 @@ export function hashBackend(txn: ReadTxn): number {
     hash.update(name);
     for (const { key, value } of txn.range(bucket)) {
       if (bucket === "meta" && new TextDecoder().decode(key) === "consistent_index") continue;
+      // The member's own IDs differ between members (etcd keeps them out of its backend altogether).
+      if (isMemberLocalRow(bucket, key)) continue;
       hash.update(key).update(value);
     }
   }

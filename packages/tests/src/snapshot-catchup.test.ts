@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { PutRequestSchema, RangeRequestSchema, type RangeResponse } from "@etcd-ts/api";
+import { HashRequestSchema, PutRequestSchema, RangeRequestSchema, type HashResponse, type RangeResponse } from "@etcd-ts/api";
 import { call, makeClient, services } from "./grpc-client.js";
 import { clusterSpecs, etcdctl, startClusterMember, type ServerProcess } from "./processes.js";
 
@@ -70,6 +70,16 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   const hashes = [...members.values()].map((m) => /"hash":(\d+)/.exec(etcdctl(m.endpoint, ["endpoint", "hashkv", "-w", "json"]).stdout)?.[1]);
   assert.ok(hashes[0] !== undefined);
   assert.deepEqual(hashes, [hashes[0], hashes[0], hashes[0]], "HashKV equal on every member");
+  // Maintenance.Hash covers every bucket (membership, leases, auth, alarms): equal too.
+  const backendHashes = await Promise.all(
+    [...members.values()].map(async (m) => {
+      const maintenance = makeClient(services.Maintenance, m.endpoint);
+      const response = await call<HashResponse>(maintenance, "Hash", create(HashRequestSchema, {}));
+      maintenance.close();
+      return response.hash;
+    }),
+  );
+  assert.deepEqual(backendHashes, [backendHashes[0], backendHashes[0], backendHashes[0]], "Hash equal on every member");
   // and it keeps following the log
   assert.equal(etcdctl(started[1]!.endpoint, ["put", "after", "x"]).code, 0);
   await waitFor(() => etcdctl(restarted.endpoint, ["get", "after", "--consistency=s", "--print-value-only"]).stdout === "x\n", 10_000, "a later write reaches the member");
