@@ -7,6 +7,7 @@ import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION, GRPC_OVERHEAD_BYTES, type Serve
 import { EtcdServer } from "./etcd-server.js";
 import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
 import { addEtcdServices } from "./grpc/services.js";
+import { withLearnerGate } from "./grpc/learner-gate.js";
 import { createLogger, type Logger } from "./log.js";
 import { instrumentBackend, ServerMetrics } from "./metrics.js";
 import { activeAlarms, handleMonitoringRoute } from "./probes.js";
@@ -45,7 +46,8 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
     "grpc.max_concurrent_streams": 2 ** 31 - 1,
   });
   metrics.instrumentGrpcServer(grpcServer);
-  addEtcdServices(grpcServer, server, logger);
+  // A learner serves only Status and serializable reads, as etcd 3.4's interceptors allow.
+  addEtcdServices(withLearnerGate(grpcServer, () => server.membership.local.isLearner, logger), server, logger);
   await server.ready();
   const http1 = http1Routes(server, options.http1Handler, metrics);
   const listeners: ClientListener[] = [];

@@ -52,6 +52,10 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
     console.log(learner.log().slice(-3000), etcdctl(learner.endpoint, ["endpoint", "status", "-w", "json"]));
     throw e;
   });
+  // a learner serves serializable reads and Status only, as etcd 3.4
+  await waitFor(() => etcdctl(learner.endpoint, ["get", "before/0", "--consistency=s", "--print-value-only"]).stdout === "v0\n", 20_000, "the learner has the data");
+  assert.match(etcdctl(learner.endpoint, ["put", "k", "v"]).stderr, /etcdserver: rpc not supported for learner/);
+  assert.match(etcdctl(learner.endpoint, ["get", "before/0"]).stderr, /etcdserver: rpc not supported for learner/);
   // a promotion asked of a follower is forwarded to the leader
   await waitFor(() => etcdctl(started[1]!.endpoint, ["member", "promote", n5Id]).code === 0, 20_000, "learner promoted once in sync");
   assert.match(memberLine(e1, n5Id) ?? "", /, false$/);
