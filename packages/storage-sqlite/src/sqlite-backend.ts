@@ -271,6 +271,8 @@ export class SqliteBackend implements Backend {
   }
 
   update(fn: (txn: WriteTxn) => void): Promise<void> {
+    // The files may grow: measure again at the next size() (once per write batch, not per caller).
+    this.sizeMeasuredAt = -Infinity;
     try {
       this.checkBackendOpen();
       if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
@@ -355,9 +357,9 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * The files' size, measured at most every SIZE_CACHE_MS: callers ask on hot paths (the server checks
-   * the space quota for every proposal), and two stat calls per request cost more than the answer's
-   * freshness is worth.
+   * The files' size, measured once after each write and otherwise at most every SIZE_CACHE_MS: callers
+   * ask on hot paths (the server checks the space quota for every proposal), and two stat calls per
+   * request cost more than the answer's freshness is worth.
    */
   size(): number {
     this.checkBackendOpen();
