@@ -57,6 +57,7 @@ class PeerStream {
   }
 
   setUrls(urls: readonly string[]): void {
+    if (urls.length === this.urls.length && urls.every((u, i) => u === this.urls[i])) return;
     this.urls = urls;
     this.request?.destroy();
   }
