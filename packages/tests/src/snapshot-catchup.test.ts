@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
@@ -96,4 +97,68 @@ async function waitFor(predicate: () => boolean, timeoutMs: number, what: string
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * A member frozen (SIGSTOP) while the others write past the leader's compacted log is sent a snapshot
+ * when it resumes, with a client watching on it: the watch stream is reset when the store is replaced,
+ * etcdctl resumes it, and later events arrive.
+ */
+test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 }, async (t) => {
+  const specs = await clusterSpecs(3);
+  const members = new Map<string, ServerProcess>();
+  const watchers: ChildProcess[] = [];
+  t.after(async () => {
+    for (const w of watchers) w.kill("SIGKILL");
+    for (const m of members.values()) m.child.kill("SIGCONT");
+    await Promise.all([...members.values()].map((m) => m.kill()));
+  });
+  const extraArgs = ["--snapshot-count", SNAPSHOT_COUNT, "--log-level", "info"];
+  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
+  started.forEach((m, i) => members.set(specs[i]!.name, m));
+  await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  const leaderIndex = started.findIndex((m) => isLeader(m.endpoint));
+  const frozen = started[(leaderIndex + 1) % 3]!;
+  const writeTo = started[leaderIndex]!;
+
+  const watch = spawn("etcdctl", ["--endpoints", frozen.endpoint, "watch", "watched"], { stdio: ["ignore", "pipe", "pipe"] });
+  watchers.push(watch);
+  let seen = "";
+  watch.stdout!.setEncoding("utf8");
+  watch.stdout!.on("data", (c: string) => (seen += c));
+  assert.equal(etcdctl(writeTo.endpoint, ["put", "watched", "before"]).code, 0);
+  await waitFor(() => seen.includes("before"), 10_000, "the watch works");
+
+  frozen.child.kill("SIGSTOP");
+  const client = makeClient(services.KV, writeTo.endpoint);
+  let next = 0;
+  const writer = async () => {
+    while (next < KEYS) {
+      const i = next++;
+      const put = create(PutRequestSchema, { key: Buffer.from(`bulk/${i}`), value: Buffer.from(`v${i}`) });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await call(client, "Put", put);
+          break;
+        } catch (error) {
+          if (attempt >= 5 || (error as { code?: number }).code !== 14) throw error;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, () => writer()));
+  client.close();
+  await new Promise((r) => setTimeout(r, 2000));
+  frozen.child.kill("SIGCONT");
+
+  await waitFor(() => /installed a database snapshot from the leader/.test(frozen.log()), 60_000, "the frozen member installs a snapshot");
+  assert.equal(etcdctl(writeTo.endpoint, ["put", "watched", "after"]).code, 0);
+  await waitFor(() => seen.includes("after"), 20_000, "the watch resumed on the new store");
+  assert.equal(watch.exitCode, null, "etcdctl watch is still running");
+});
+
+function isLeader(endpoint: string): boolean {
+  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
+  const leader = /"leader":(\d+)/.exec(out)?.[1];
+  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
 }
