@@ -32,6 +32,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "snapshot-count": { kind: "int", usage: "Number of committed transactions to trigger a snapshot to disk." },
   "log-level": { kind: "string", usage: "Configures log level. Only supports debug, info, warn, error, panic, or fatal." },
   "storage-engine": { kind: "string", usage: "Storage engine of the backend: sqlite (default) or lmdb." },
+  "initial-snapshot": { kind: "string", usage: "Start a new member from this etcd snapshot file (etcdctl snapshot save), e.g. one taken from etcd." },
   "auth-token": { kind: "string", usage: "Specify auth token type and its options ('simple' or 'jwt')." },
   "bcrypt-cost": { kind: "int", usage: "Specify bcrypt algorithm cost factor for auth password hashing." },
   "auth-token-ttl": { kind: "int", usage: "The lifetime in seconds of the auth token." },
@@ -59,6 +60,8 @@ export interface ParsedCommandLine {
   readonly storageEngine: StorageEngineName;
   readonly showVersion: boolean;
   readonly showHelp: boolean;
+  /** `--initial-snapshot`: an etcd snapshot file a new member starts from. */
+  readonly initialSnapshot: string | undefined;
   /** Origins the JSON gateway allows (`--cors`); empty allows every origin, as etcd. */
   readonly cors: string[];
   /** Notes for the log: environment variables shadowed by flags, unknown ETCD_* variables. */
@@ -191,6 +194,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     storageEngine: engine as StorageEngineName,
     showVersion: bool("version"),
     showHelp: bool("help"),
+    initialSnapshot: str("initial-snapshot"),
     cors: list("cors", []),
     warnings,
   };

@@ -4,6 +4,7 @@ import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
 import { createGateway } from "@etcd-ts/gateway";
+import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
 import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 
@@ -40,7 +41,13 @@ async function main(): Promise<number> {
 
   let backend: Backend;
   try {
+    const fresh = !existsSync(join(config.dataDir, "member", "raft"));
     backend = openBackend(config.dataDir, storageEngine);
+    if (parsed.initialSnapshot !== undefined) {
+      if (!fresh) throw new Error(`--initial-snapshot needs a new data dir; ${config.dataDir} already holds a member`);
+      const restored = await seedFromSnapshot(backend, parsed.initialSnapshot);
+      logger.info("seeded the new member from an etcd snapshot", { file: parsed.initialSnapshot, ...restored });
+    }
   } catch (error) {
     logger.error("cannot open the data dir", { "data-dir": config.dataDir, error: describe(error) });
     process.stderr.write(`etcd-ts: cannot open data dir ${config.dataDir}: ${describe(error)}\n`);
@@ -135,6 +142,22 @@ function gatewayTarget(url: string): string {
   let host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "" || host === "0.0.0.0" || host === "::" || host === "localhost") host = "127.0.0.1";
   return `${host.includes(":") ? `[${host}]` : host}:${parsed.port}`;
+}
+
+/**
+ * `--initial-snapshot FILE`: a new member starts from an etcd snapshot (`etcdctl snapshot save`, from
+ * etcd or etcd-ts) instead of an empty store — the migration path from etcd. As `etcdctl snapshot
+ * restore` does, the snapshot's keys, leases, auth and alarms are kept, its membership is dropped (the
+ * new cluster's comes from --initial-cluster) and the consistent index starts over with the new log.
+ */
+async function seedFromSnapshot(backend: Backend, file: string): Promise<{ keys: number; buckets: number }> {
+  const { keys, buckets } = await restoreBoltSnapshot(file, backend);
+  await backend.update((txn) => {
+    for (const bucket of ["members", "members_removed", "cluster"]) txn.deleteBucket(bucket);
+    txn.createBucket("meta");
+    txn.put("meta", new TextEncoder().encode("consistent_index"), new Uint8Array(8));
+  });
+  return { keys, buckets };
 }
 
 function describe(error: unknown): string {
