@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { etcdctl, startEtcdTs, tempDir } from "./processes.js";
+import { etcdctl, freePort, startEtcdTs, startRealEtcd, tempDir } from "./processes.js";
 
 /** Snapshot save/status and alarms with real etcdctl against the built server. */
 test("etcdctl snapshot save from etcd-ts is read by etcdctl snapshot status", { timeout: 60_000 }, async (t) => {
@@ -19,6 +19,20 @@ test("etcdctl snapshot save from etcd-ts is read by etcdctl snapshot status", { 
   assert.equal(parsed.revision, 102);
   // 101 key rows, consistent_index, clusterVersion, one member, authRevision: no member-local rows.
   assert.equal(parsed.totalKey, 105);
+
+  // etcdctl snapshot restore accepts it and a real etcd 3.4 serves the data
+  const port = await freePort();
+  const peerPort = await freePort();
+  const dataDir = join(tempDir("restored"), "etcd");
+  const restore = etcdctl(e, [
+    "snapshot", "restore", file, "--data-dir", dataDir, "--name", "e2e",
+    "--initial-cluster", `e2e=http://127.0.0.1:${peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
+  ]);
+  assert.equal(restore.code, 0, restore.stderr);
+  const etcd = await startRealEtcd({ port, peerPort, dataDir });
+  t.after(() => etcd.stop());
+  assert.equal(etcdctl(etcd.endpoint, ["get", "snap/", "--prefix", "--keys-only", "-w", "json"]).stdout.match(/"count":(\d+)/)?.[1], "99");
+  assert.equal(etcdctl(etcd.endpoint, ["get", "snap/42", "--print-value-only"]).stdout, `${"x".repeat(100)}\n`);
 });
 
 test("NOSPACE: writes refused past --quota-backend-bytes, reads and deletes work, disarm after compact and defrag", { timeout: 90_000 }, async (t) => {
