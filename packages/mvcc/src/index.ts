@@ -36,3 +36,4 @@ export {
   META_BUCKET,
   SCHEDULED_COMPACT_KEY,
 } from "./buckets.js";
+export { Crc32c } from "./crc32c.js";
