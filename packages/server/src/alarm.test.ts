@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { AlarmRequest_AlarmAction, AlarmType, InternalRaftRequestSchema, type InternalRaftRequest } from "@etcd-ts/api";
-import { AlarmStore, quotaCost, screenBatchForQuota } from "./alarm.js";
+import { AlarmStore, quotaCost, screenBatchForAlarms } from "./alarm.js";
 import type { ApplyResult } from "./apply/types.js";
 
 const put = (key: string, value: string): InternalRaftRequest["request"] => ({
@@ -36,7 +36,7 @@ test("within one batch, puts after a NOSPACE activation are refused and puts aft
     entry(5, alarm(AlarmRequest_AlarmAction.DEACTIVATE)),
     entry(6, put("c", "3")),
   ];
-  const screened = screenBatchForQuota(store, 0, committed);
+  const screened = screenBatchForAlarms(store, 0, committed);
   assert.equal(screened.committed[2]!.request.request.case, undefined, "the capped put changes nothing");
   assert.equal(screened.committed[2]!.index, 3, "but keeps its index");
   assert.equal(screened.committed[3]!.request.request.case, "deleteRange");
@@ -46,8 +46,20 @@ test("within one batch, puts after a NOSPACE activation are refused and puts aft
 
 test("a put applied over the quota keeps its write but answers noSpace (etcd's quotaApplierV3)", () => {
   const store = new AlarmStore(100);
-  const screened = screenBatchForQuota(store, 90, [entry(1, put("a", "1"))]);
+  const screened = screenBatchForAlarms(store, 90, [entry(1, put("a", "1"))]);
   assert.equal(screened.committed[0]!.request.request.case, "put");
   const [result] = screened.settle([ok]);
   assert.equal(result!.ok, false);
+});
+
+test("while CORRUPT is raised every KV write, compaction and lease grant/revoke is refused with etcd's error", () => {
+  const store = new AlarmStore(0);
+  const corrupt: InternalRaftRequest["request"] = {
+    case: "alarm",
+    value: { $typeName: "etcdserverpb.AlarmRequest", action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: AlarmType.CORRUPT },
+  };
+  const committed = [entry(1, corrupt), entry(2, put("a", "1")), entry(3, alarm(AlarmRequest_AlarmAction.GET))];
+  const screened = screenBatchForAlarms(store, 0, committed);
+  const results = screened.settle(committed.map(() => ok));
+  assert.deepEqual(results.map((r) => (r.ok ? "ok" : (r.error as { kind?: string }).kind)), ["ok", "corrupt", "ok"]);
 });

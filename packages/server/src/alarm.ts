@@ -140,38 +140,62 @@ export class AlarmApplier implements RequestApplier {
 }
 
 /**
- * The quota on the apply path, around one apply batch. Before: entries refused because NOSPACE is
- * raised at their place in the log (etcd's `applierV3Capped`; alarm entries earlier in the same batch
- * count) are replaced by an empty request, so they still take their index but change nothing. After:
- * those get `noSpace`, and so does a put/txn/grant applied while the backend was over the quota (etcd's
- * `quotaApplierV3`: the write stays, the client hears the error).
+ * Alarms and the quota on the apply path, around one apply batch. Before: entries refused at their
+ * place in the log (alarm entries earlier in the same batch count) are replaced by an empty request, so
+ * they still take their index but change nothing — while CORRUPT is raised every KV and lease write
+ * and compaction (etcd's `applierV3Corrupt`), while NOSPACE is raised puts, putting txns and lease
+ * grants (etcd's `applierV3Capped`). After: those get `corrupt` / `noSpace`, and so does a
+ * put/txn/grant applied while the backend was over the quota (etcd's `quotaApplierV3`: the write stays,
+ * the client hears the error).
  */
-export function screenBatchForQuota(
+export function screenBatchForAlarms(
   alarms: AlarmStore,
   backendSize: number,
   committed: readonly CommittedRequest[],
 ): { committed: CommittedRequest[]; settle: (results: ApplyResult[]) => ApplyResult[] } {
-  const nospace = new Set(alarms.get(AlarmType.NOSPACE).map((a) => a.memberID));
-  const capped: boolean[] = [];
+  const raised = new Map<AlarmType, Set<bigint>>([
+    [AlarmType.NOSPACE, new Set(alarms.get(AlarmType.NOSPACE).map((a) => a.memberID))],
+    [AlarmType.CORRUPT, new Set(alarms.get(AlarmType.CORRUPT).map((a) => a.memberID))],
+  ]);
+  const refusals: (RpcError | undefined)[] = [];
   const overQuota: boolean[] = [];
   const screened = committed.map((entry, i) => {
     const r = entry.request.request;
-    if (r.case === "alarm" && r.value.alarm === AlarmType.NOSPACE) {
-      if (r.value.action === AlarmRequest_AlarmAction.ACTIVATE) nospace.add(r.value.memberID);
-      else if (r.value.action === AlarmRequest_AlarmAction.DEACTIVATE) nospace.delete(r.value.memberID);
+    if (r.case === "alarm") {
+      const members = raised.get(r.value.alarm);
+      if (members !== undefined && r.value.action === AlarmRequest_AlarmAction.ACTIVATE) members.add(r.value.memberID);
+      else if (members !== undefined && r.value.action === AlarmRequest_AlarmAction.DEACTIVATE) members.delete(r.value.memberID);
     }
-    capped[i] = nospace.size > 0 && isCappedWhenNoSpace(r);
-    overQuota[i] = !capped[i] && !alarms.available(backendSize, r);
-    if (!capped[i]) return entry;
+    if (raised.get(AlarmType.CORRUPT)!.size > 0 && isRefusedWhenCorrupt(r)) refusals[i] = RpcError.of("corrupt");
+    else if (raised.get(AlarmType.NOSPACE)!.size > 0 && isCappedWhenNoSpace(r)) refusals[i] = RpcError.of("noSpace");
+    overQuota[i] = refusals[i] === undefined && !alarms.available(backendSize, r);
+    if (refusals[i] === undefined) return entry;
     return { index: entry.index, request: { ...entry.request, request: { case: undefined, value: undefined } } as InternalRaftRequest };
   });
   const settle = (results: ApplyResult[]): ApplyResult[] =>
     results.map((result, i) => {
-      if (capped[i]) return { ok: false, error: RpcError.of("noSpace") };
+      const refusal = refusals[i];
+      if (refusal !== undefined) return { ok: false, error: refusal };
       if (overQuota[i] && result.ok) return { ok: false, error: RpcError.of("noSpace") };
       return result;
     });
   return { committed: screened, settle };
+}
+
+/** What etcd's corrupt applier refuses: every KV request, compaction, lease grant and revoke. */
+function isRefusedWhenCorrupt(request: InternalRaftRequest["request"]): boolean {
+  switch (request.case) {
+    case "put":
+    case "range":
+    case "deleteRange":
+    case "txn":
+    case "compaction":
+    case "leaseGrant":
+    case "leaseRevoke":
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** What etcd's capped applier refuses: puts, txns with a put in either branch, lease grants. */

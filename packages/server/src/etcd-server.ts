@@ -55,7 +55,7 @@ import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwardin
 import { silentLogger, type Logger } from "./log.js";
 import { MemberAttributesApplier } from "./membership-applier.js";
 import { MembershipChangeApplier } from "./membership-changes.js";
-import { AlarmApplier, AlarmStore, screenBatchForQuota } from "./alarm.js";
+import { AlarmApplier, AlarmStore, screenBatchForAlarms } from "./alarm.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport } from "./peer/transport.js";
@@ -615,7 +615,7 @@ export class EtcdServer {
     const last = entries[entries.length - 1];
     let durable: Promise<void> = Promise.resolve();
     if (committed.length > 0) {
-      const quota = screenBatchForQuota(this.alarms, this.backend.size(), committed);
+      const quota = screenBatchForAlarms(this.alarms, this.backend.size(), committed);
       const batch = this.applier.applyBatch(quota.committed);
       durable = batch.durable.then(
         () => quota.settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
