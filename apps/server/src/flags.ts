@@ -30,6 +30,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "max-txn-ops": { kind: "int", usage: "Maximum number of operations permitted in a transaction." },
   "quota-backend-bytes": { kind: "int", usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)." },
   "snapshot-count": { kind: "int", usage: "Number of committed transactions to trigger a snapshot to disk." },
+  "experimental-corrupt-check-time": { kind: "string", usage: "Duration of time between cluster corruption check passes." },
   "log-level": { kind: "string", usage: "Configures log level. Only supports debug, info, warn, error, panic, or fatal." },
   "storage-engine": { kind: "string", usage: "Storage engine of the backend: sqlite (default) or lmdb." },
   "initial-snapshot": { kind: "string", usage: "Start a new member from this etcd snapshot file (etcdctl snapshot save), e.g. one taken from etcd." },
@@ -182,6 +183,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     maxTxnOps,
     quotaBackendBytes: int("quota-backend-bytes", 0),
     snapshotCount: int("snapshot-count", 100_000),
+    corruptCheckTimeMs: parseGoDuration("experimental-corrupt-check-time", str("experimental-corrupt-check-time") ?? "0s"),
     logLevel: logLevel as ServerConfig["logLevel"],
     authToken: str("auth-token") ?? "simple",
     bcryptCost: int("bcrypt-cost", 10),
@@ -217,4 +219,13 @@ function tlsInfo(
   const given = info.certFile !== undefined || info.keyFile !== undefined || info.trustedCaFile !== undefined || info.clientCertAuth || info.autoTls;
   if (!given) return {};
   return role === "peer" ? { peerTls: info } : { clientTls: info };
+}
+
+/** Go's `time.ParseDuration` for the units etcd's duration flags use ("1m30s", "500ms", "0"); milliseconds. */
+export function parseGoDuration(flag: string, text: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (text === "0") return 0;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new FlagError(`invalid value "${text}" for flag -${flag}: time: invalid duration "${text}"`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
 }

@@ -29,6 +29,8 @@ export interface ServerConfig {
   readonly quotaBackendBytes: number;
   /** Applied entries between raft snapshots (`--snapshot-count`, etcd's default 100000). */
   readonly snapshotCount?: number;
+  /** Milliseconds between the leader's corruption checks (`--experimental-corrupt-check-time`; 0: off). */
+  readonly corruptCheckTimeMs?: number;
   readonly logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
   /** Token type and options (`--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…`). */
   readonly authToken: string;

@@ -56,6 +56,7 @@ import { silentLogger, type Logger } from "./log.js";
 import { MemberAttributesApplier } from "./membership-applier.js";
 import { MembershipChangeApplier } from "./membership-changes.js";
 import { AlarmApplier, AlarmStore, screenBatchForAlarms } from "./alarm.js";
+import { CorruptionChecker } from "./corruption-check.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport } from "./peer/transport.js";
@@ -105,6 +106,7 @@ export class EtcdServer {
   private readonly receivedSnapshots = new Map<number, string>();
   private readonly snapshotsInFlight = new Set<bigint>();
   private readonly stateReplacedListeners = new Set<() => void>();
+  private readonly corruptionChecker: CorruptionChecker;
   /** The last apply batch's durability, so a snapshot install waits for it. */
   private lastDurable: Promise<void> = Promise.resolve();
   private readonly log: RaftLog;
@@ -168,6 +170,17 @@ export class EtcdServer {
       onRemovedFromCluster: () => this.onLocalRemoved(),
     }, this.logger);
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
+    this.corruptionChecker = new CorruptionChecker(
+      {
+        memberId: localId,
+        isLeader: () => this.isLeader(),
+        members: () => this.membership.list(),
+        localHashKV: (revision) => this.store.hashByRev(revision),
+        proposeRequest: (request) => this.proposeRequest(request),
+      },
+      this.logger,
+    );
+    this.peerRoutes.push((req, res) => this.corruptionChecker.serve(req, res));
     this.membershipChanges = new MembershipChangeApplier({
       membership: this.membership,
       peers: this.transport,
@@ -280,6 +293,7 @@ export class EtcdServer {
     server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
     server.leaseTimer = setInterval(() => server.revokeExpiredLeases(), LEASE_EXPIRY_INTERVAL_MS);
     server.leaseTimer.unref?.();
+    server.corruptionChecker.start(config.corruptCheckTimeMs ?? 0);
     server.published = server.publishAttributes();
     logger.info(hasLog ? "restarted member" : "started a new member", {
       "member-id": membership.localId,
@@ -514,6 +528,7 @@ export class EtcdServer {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.leaseTimer);
+    this.corruptionChecker.stop();
     await this.log.stop();
     this.transport.stop();
     await this.peerServer.close();

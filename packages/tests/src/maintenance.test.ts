@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { etcdctl, freePort, startEtcdTs, startRealEtcd, tempDir } from "./processes.js";
+import { spawnSync } from "node:child_process";
+import { clusterSpecs, etcdctl, freePort, startClusterMember, startEtcdTs, startRealEtcd, tempDir, type ServerProcess } from "./processes.js";
 
 /** Snapshot save/status and alarms with real etcdctl against the built server. */
 test("etcdctl snapshot save from etcd-ts is read by etcdctl snapshot status", { timeout: 60_000 }, async (t) => {
@@ -63,3 +64,50 @@ test("NOSPACE: writes refused past --quota-backend-bytes, reads and deletes work
   assert.equal(etcdctl(e, ["alarm", "list"]).stdout, "");
   assert.equal(etcdctl(e, ["put", "small", "1"]).code, 0);
 });
+
+test("CORRUPT: the leader's corruption check raises it for a member whose history differs; writes are then refused", { timeout: 120_000 }, async (t) => {
+  const specs = await clusterSpecs(3);
+  const members = new Map<string, ServerProcess>();
+  t.after(() => Promise.all([...members.values()].map((m) => m.kill())));
+  const extraArgs = ["--experimental-corrupt-check-time", "1s"];
+  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
+  started.forEach((m, i) => members.set(specs[i]!.name, m));
+  const healthy = (e: string) => etcdctl(e, ["endpoint", "health", "--command-timeout=2s"]).code === 0;
+  await waitFor(() => started.every((m) => healthy(m.endpoint)), 30_000, "cluster healthy");
+  for (let i = 0; i < 10; i++) assert.equal(etcdctl(started[0]!.endpoint, ["put", `k${i}`, `v${i}`]).code, 0);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(etcdctl(started[0]!.endpoint, ["alarm", "list"]).stdout, "", "equal histories raise nothing");
+
+  // change the newest value in one follower's backend while it is stopped
+  const leaderIndex = started.findIndex((m) => isLeader(m.endpoint));
+  const victimSpec = specs[(leaderIndex + 1) % 3]!;
+  await members.get(victimSpec.name)!.stop();
+  const db = join(victimSpec.dataDir, "member", "backend", "data.db");
+  const sql =
+    "UPDATE kv SET value = CAST(substr(value, 1, length(value) - 1) || X'77' AS BLOB) WHERE bucket = (SELECT id FROM buckets WHERE name = 'key') " +
+    "AND key = (SELECT max(key) FROM kv WHERE bucket = (SELECT id FROM buckets WHERE name = 'key'));";
+  const update = spawnSync("sqlite3", [db, sql], { encoding: "utf8" });
+  assert.equal(update.status, 0, update.stderr);
+  const victim = await startClusterMember(specs, victimSpec.name, { waitHealthy: false, extraArgs });
+  members.set(victimSpec.name, victim);
+  await waitFor(() => /alarm:CORRUPT/.test(etcdctl(started[leaderIndex]!.endpoint, ["alarm", "list"]).stdout), 20_000, "CORRUPT raised");
+  const victimId = /"member_id":(\d+)/.exec(etcdctl(victim.endpoint, ["endpoint", "status", "-w", "json"]).stdout)?.[1];
+  assert.match(etcdctl(started[leaderIndex]!.endpoint, ["alarm", "list"]).stdout, new RegExp(`^memberID:${victimId} alarm:CORRUPT \n$`), "only the changed member");
+  assert.match(etcdctl(started[leaderIndex]!.endpoint, ["put", "k", "v"]).stderr, /etcdserver: corrupt cluster/);
+  assert.equal(etcdctl(started[leaderIndex]!.endpoint, ["get", "k1", "--print-value-only"]).stdout, "v1\n", "reads still work");
+  assert.match(etcdctl(started[leaderIndex]!.endpoint, ["endpoint", "status", "-w", "json"]).stdout, /alarm:CORRUPT /);
+});
+
+function isLeader(endpoint: string): boolean {
+  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
+  const leader = /"leader":(\d+)/.exec(out)?.[1];
+  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
+}
+
+async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
