@@ -105,8 +105,8 @@ function http1Routes(server: EtcdServer, next: Http1Handler | undefined, metrics
         response.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
         response.end(JSON.stringify({ health }));
       };
-      // etcd: any raised alarm makes the member unhealthy, before it tries a read.
-      if (activeAlarms(server).length > 0) {
+      // etcd: a raised alarm or no known leader makes the member unhealthy at once, before it tries a read.
+      if (activeAlarms(server).length > 0 || server.leaderId() === 0n) {
         answer(503, "false");
         return;
       }

@@ -37,12 +37,21 @@ function readyzChecks(server: EtcdServer): Check[] {
   ];
 }
 
+/** How long a probe's read may take (etcd gives its health reads a few seconds, then reports failure). */
+const PROBE_READ_TIMEOUT_MS = 3000;
+
 async function readFails(server: EtcdServer, serializable: boolean): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("context deadline exceeded")), PROBE_READ_TIMEOUT_MS);
+  });
   try {
-    await server.range({ $typeName: "etcdserverpb.RangeRequest", key: new TextEncoder().encode("health"), serializable } as Parameters<EtcdServer["range"]>[0]);
+    await Promise.race([timeout, server.range({ $typeName: "etcdserverpb.RangeRequest", key: new TextEncoder().encode("health"), serializable } as Parameters<EtcdServer["range"]>[0])]);
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
