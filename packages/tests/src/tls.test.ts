@@ -185,3 +185,22 @@ describe("a 3-member cluster on https peer URLs", () => {
     assert.equal((JSON.parse(r.body) as unknown[]).length, 3);
   });
 });
+
+describe("a 3-member cluster with --peer-auto-tls", () => {
+  const members: TlsMember[] = [];
+  before(async () => {
+    const specs = await tlsMemberSpecs(3, { client: "http", peer: "https" });
+    for (const spec of specs) members.push(launchTlsMember(specs, spec.name, ["--peer-auto-tls"]));
+    await Promise.all(members.map((m) => waitTlsHealthy(m, {})));
+  });
+  after(() => Promise.all(members.map((m) => m.stop())));
+
+  test("peers dial each other over TLS with self-signed certificates and replicate", () => {
+    for (const member of members) assert.ok(existsSync(join(member.spec.dataDir, "fixtures", "peer", "cert.pem")));
+    assert.equal(etcdctlTls(members[2]!.clientUrl, {}, ["put", "auto-peer", "yes"]).stdout, "OK\n");
+    assert.equal(etcdctlTls(members[0]!.clientUrl, {}, ["get", "auto-peer", "--print-value-only"]).stdout, "yes\n");
+    // The peer port speaks only TLS.
+    assert.notEqual(curlTls(`http://127.0.0.1:${members[0]!.spec.peerPort}/members`, {}).status, 200);
+    assert.equal(curlTls(`https://127.0.0.1:${members[0]!.spec.peerPort}/members`, { insecureSkipVerify: true }).status, 200);
+  });
+});
