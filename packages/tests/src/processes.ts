@@ -132,6 +132,11 @@ export interface ClusterMemberSpec {
   readonly port: number;
   readonly peerPort: number;
   readonly dataDir: string;
+  /**
+   * The peer port the member advertises (and the others dial), when it differs from the one it listens
+   * on: a TCP proxy in between lets a test cut the member off (cluster-faults.test.ts).
+   */
+  readonly advertisedPeerPort?: number;
 }
 
 /** The specs of an n-member cluster on fresh ports and data dirs. */
@@ -151,6 +156,7 @@ export async function startClusterMember(
   const spec = specs.find((s) => s.name === name)!;
   const client = `http://127.0.0.1:${spec.port}`;
   const peer = `http://127.0.0.1:${spec.peerPort}`;
+  const advertisedPeer = `http://127.0.0.1:${spec.advertisedPeerPort ?? spec.peerPort}`;
   const args = [
     SERVER_MAIN,
     "--name", spec.name,
@@ -158,8 +164,8 @@ export async function startClusterMember(
     "--listen-client-urls", client,
     "--advertise-client-urls", client,
     "--listen-peer-urls", peer,
-    "--initial-advertise-peer-urls", peer,
-    "--initial-cluster", specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(","),
+    "--initial-advertise-peer-urls", advertisedPeer,
+    "--initial-cluster", specs.map((s) => `${s.name}=http://127.0.0.1:${s.advertisedPeerPort ?? s.peerPort}`).join(","),
     "--initial-cluster-token", "e2e-cluster",
     "--initial-cluster-state", options.state ?? "new",
     "--storage-engine", options.engine ?? "sqlite",
