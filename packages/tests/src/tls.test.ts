@@ -176,6 +176,19 @@ describe("a 3-member cluster on https peer URLs", () => {
     assert.equal(leaders.size, 1, "every member follows the same leader");
   });
 
+  test("lease keep-alives on followers are forwarded to the leader over the TLS peer port", () => {
+    const grant = etcdctlTls(members[0]!.clientUrl, flags, ["lease", "grant", "60"]);
+    assert.equal(grant.code, 0, grant.stderr);
+    const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)![1]!;
+    // At least two of the three are followers, which forward to the leader.
+    for (const member of members) {
+      const r = etcdctlTls(member.clientUrl, flags, ["lease", "keep-alive", "--once", id]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`lease ${id} keepalived with TTL\\(\\d+\\)`));
+      assert.match(etcdctlTls(member.clientUrl, flags, ["lease", "timetolive", id]).stdout, new RegExp(`lease ${id} granted with TTL\\(60s\\)`));
+    }
+  });
+
   test("a peer without a certificate from the cluster's CA is refused on the peer port", () => {
     const peerUrl = `https://127.0.0.1:${members[0]!.spec.peerPort}/members`;
     assert.notEqual(curlTls(peerUrl, { cacert: certs.ca }).code, 0);
