@@ -148,14 +148,18 @@ describe("start errors", () => {
 describe("a 3-member cluster on https peer URLs", () => {
   const members: TlsMember[] = [];
   let flags: TlsClientFlags;
+  let specs: Awaited<ReturnType<typeof tlsMemberSpecs>>;
+  let tlsArgs: string[];
   before(async () => {
-    const specs = await tlsMemberSpecs(3, { client: "https", peer: "https" });
+    // A fourth spec for the member added later; the cluster starts with the first three.
+    specs = await tlsMemberSpecs(4, { client: "https", peer: "https" });
     flags = { cacert: certs.ca, cert: certs.clientCert, key: certs.clientKey };
-    const tlsArgs = [
+    tlsArgs = [
       "--cert-file", certs.serverCert, "--key-file", certs.serverKey, "--trusted-ca-file", certs.ca, "--client-cert-auth",
       "--peer-cert-file", certs.serverCert, "--peer-key-file", certs.serverKey, "--peer-trusted-ca-file", certs.ca, "--peer-client-cert-auth",
     ];
-    for (const spec of specs) members.push(launchTlsMember(specs, spec.name, tlsArgs));
+    const initial = specs.slice(0, 3);
+    for (const spec of initial) members.push(launchTlsMember(initial, spec.name, tlsArgs));
     await Promise.all(members.map((m) => waitTlsHealthy(m, flags)));
   });
   after(() => Promise.all(members.map((m) => m.stop())));
@@ -189,13 +193,30 @@ describe("a 3-member cluster on https peer URLs", () => {
     }
   });
 
+  test("a member added later joins over https (the cluster fetched from a peer over TLS) and catches up", async () => {
+    const fourth = specs[3]!;
+    // etcd refuses a member add until every peer's stream has been up a few seconds ("unhealthy cluster").
+    const deadline = Date.now() + 15_000;
+    let add = etcdctlTls(members[0]!.clientUrl, flags, ["member", "add", fourth.name, `--peer-urls=https://127.0.0.1:${fourth.peerPort}`]);
+    while (add.code !== 0 && /unhealthy cluster/.test(add.stderr) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      add = etcdctlTls(members[0]!.clientUrl, flags, ["member", "add", fourth.name, `--peer-urls=https://127.0.0.1:${fourth.peerPort}`]);
+    }
+    assert.equal(add.code, 0, add.stderr);
+    const joined = launchTlsMember(specs, fourth.name, [...tlsArgs, "--initial-cluster-state", "existing"]);
+    members.push(joined);
+    await waitTlsHealthy(joined, flags);
+    assert.equal(etcdctlTls(joined.clientUrl, flags, ["get", "replicated", "--print-value-only"]).stdout, "over-tls\n");
+    assert.equal(etcdctlTls(joined.clientUrl, flags, ["member", "list"]).stdout.trim().split("\n").length, 4);
+  });
+
   test("a peer without a certificate from the cluster's CA is refused on the peer port", () => {
     const peerUrl = `https://127.0.0.1:${members[0]!.spec.peerPort}/members`;
     assert.notEqual(curlTls(peerUrl, { cacert: certs.ca }).code, 0);
     assert.notEqual(curlTls(peerUrl, { cacert: certs.ca, cert: certs.strangerCert, key: certs.strangerKey }).code, 0);
     const r = curlTls(peerUrl, { cacert: certs.ca, cert: certs.serverCert, key: certs.serverKey });
     assert.equal(r.status, 200, r.body);
-    assert.equal((JSON.parse(r.body) as unknown[]).length, 3);
+    assert.equal((JSON.parse(r.body) as unknown[]).length, members.length);
   });
 });
 
