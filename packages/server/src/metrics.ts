@@ -5,7 +5,7 @@ import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { DiskRaftStorage } from "@etcd-ts/wal";
 import { ETCD_API_VERSION } from "./config.js";
 import type { EtcdServer } from "./etcd-server.js";
-import { exponentialBuckets, MetricsRegistry, type Counter, type Histogram } from "./metrics-registry.js";
+import { exponentialBuckets, MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics-registry.js";
 
 /** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */
 const DISK_BUCKETS = exponentialBuckets(0.001, 2, 14);
@@ -32,6 +32,7 @@ export class ServerMetrics {
   readonly backendCommit: Histogram;
   readonly grpcStarted: Counter;
   readonly grpcHandled: Counter;
+  private readonly serverId: Gauge;
   private pendingProposals = 0;
   private server: EtcdServer | undefined;
   private detachWal: (() => void) | undefined;
@@ -50,6 +51,7 @@ export class ServerMetrics {
     r.gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", () => this.pendingProposals);
     this.proposalsFailed = r.counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.");
     this.proposalsFailed.touch();
+    this.serverId = r.gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
     const version = r.gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.");
     version.set(1, { server_version: ETCD_API_VERSION });
     r.gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.", () => {
@@ -85,6 +87,7 @@ export class ServerMetrics {
    */
   attachServer(server: EtcdServer): void {
     this.server = server;
+    this.serverId.set(1, { server_id: server.memberId.toString(16) });
     const storage = this.walStorage();
     this.detachWal = storage?.onWalFsync((millis) => this.walFsync.observe(millis / 1000));
     const internals = server as unknown as {

@@ -18,6 +18,8 @@ const REQUIRED = [
   "etcd_server_proposals_pending",
   "etcd_server_proposals_failed_total",
   "etcd_server_version",
+  "etcd_server_id",
+  "etcd_server_is_learner",
   "etcd_server_quota_backend_bytes",
   "etcd_mvcc_db_total_size_in_bytes",
   "etcd_mvcc_db_total_size_in_use_in_bytes",
