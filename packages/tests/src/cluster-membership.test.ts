@@ -27,7 +27,7 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   const n4 = specs[3]!;
   const add = await retryWhileUnhealthy(() => etcdctl(e1, ["member", "add", n4.name, `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
   assert.equal(add.code, 0, add.stderr);
-  const n4Id = /Member ([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
+  const n4Id = /Member\s+([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
   assert.ok(n4Id !== undefined, add.stdout);
   assert.match(add.stdout, /ETCD_INITIAL_CLUSTER_STATE="existing"/);
   assert.match(etcdctl(e1, ["member", "list"]).stdout, new RegExp(`${n4Id}, unstarted, , http://127.0.0.1:${n4.peerPort}, , false`));
@@ -42,7 +42,7 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   const n5 = specs[4]!;
   const addLearner = await retryWhileUnhealthy(() => etcdctl(e1, ["member", "add", n5.name, "--learner", `--peer-urls=http://127.0.0.1:${n5.peerPort}`]));
   assert.equal(addLearner.code, 0, addLearner.stderr);
-  const n5Id = /Member ([0-9a-f]+) added to cluster/.exec(addLearner.stdout)![1]!;
+  const n5Id = /Member\s+([0-9a-f]+) added to cluster/.exec(addLearner.stdout)![1]!;
   assert.match(etcdctl(e1, ["member", "add", "other", "--learner", "--peer-urls=http://127.0.0.1:1"]).stderr, /etcdserver: too many learner members in cluster/);
   assert.match(etcdctl(e1, ["member", "promote", n5Id]).stderr, /etcdserver: can only promote a learner member which is in sync with leader/);
   assert.match(etcdctl(e1, ["member", "promote", n4Id!]).stderr, /etcdserver: can only promote a learner member/);
@@ -75,7 +75,7 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   for (const [name, id] of [[n5.name, n5Id], [initial[2]!.name, memberId(members.get(initial[2]!.name)!.endpoint)]] as const) {
     const removed = await retryWhileUnhealthy(() => etcdctl(fourth.endpoint, ["member", "remove", id]));
     assert.equal(removed.code, 0, removed.stderr);
-    assert.match(removed.stdout, new RegExp(`Member ${id} removed from cluster`));
+    assert.match(removed.stdout, new RegExp(`Member\\s+${id} removed from cluster`));
     const process = members.get(name)!;
     await waitFor(() => process.child.exitCode !== null, 15_000, `${name} exits after its removal`);
     assert.match(process.log(), /permanently removed from the cluster/);
