@@ -45,6 +45,9 @@ function callWithDeadline<Res>(client: UnaryClient, method: string, request: unk
   });
 }
 
+/** Client numbers are unique in this process, so values written by different workloads never repeat. */
+let nextClientNumber = 0;
+
 /**
  * Concurrent clients, one operation at a time each, on the given members: puts of unique values and
  * linearizable gets on a few keys. Every operation lands in `history` with its invocation and return
@@ -59,12 +62,11 @@ class Workload {
   private seed = 7;
 
   constructor(endpoints: readonly string[], clientsPerEndpoint: number) {
-    let id = 0;
     for (const endpoint of endpoints) {
       for (let i = 0; i < clientsPerEndpoint; i++) {
         const kv = makeClient(services.KV, endpoint);
         this.connections.push(kv);
-        this.clients.push(this.run(id++, endpoint, kv));
+        this.clients.push(this.run(nextClientNumber++, endpoint, kv));
       }
     }
   }
@@ -271,56 +273,60 @@ class PeerProxy {
   }
 }
 
-test("a partitioned minority cannot commit or read; the majority can; after healing all converge", { timeout: 90_000 }, async (t) => {
-  // Each member listens on its own peer port and advertises its proxy's.
-  const plain = await clusterSpecs(3);
-  const specs: ClusterMemberSpec[] = [];
-  for (const s of plain) specs.push({ ...s, advertisedPeerPort: await freePort() });
-  const proxies = new Map(specs.map((s) => [s.name, new PeerProxy(s.advertisedPeerPort!, s.peerPort)]));
-  t.after(() => Promise.all([...proxies.values()].map((p) => p.close())));
-  await Promise.all([...proxies.values()].map((p) => p.listen()));
-  const members = await startCluster(t, specs);
-  const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
+for (const isolate of ["leader", "follower"] as const) {
+  test(`a partitioned minority (the ${isolate}) cannot commit or read; the majority can; after healing all converge`, { timeout: 90_000 }, async (t) => {
+    // Each member listens on its own peer port and advertises its proxy's.
+    const plain = await clusterSpecs(3);
+    const specs: ClusterMemberSpec[] = [];
+    for (const s of plain) specs.push({ ...s, advertisedPeerPort: await freePort() });
+    const proxies = new Map(specs.map((s) => [s.name, new PeerProxy(s.advertisedPeerPort!, s.peerPort)]));
+    t.after(() => Promise.all([...proxies.values()].map((p) => p.close())));
+    await Promise.all([...proxies.values()].map((p) => p.listen()));
+    const members = await startCluster(t, specs);
+    const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
 
-  const workload = new Workload(endpoints, 2);
-  await sleep(2000);
+    const workload = new Workload(endpoints, 2);
+    await sleep(2000);
 
-  // Isolate the leader: the interesting minority (it must notice it lost its quorum).
-  const names = specs.map((s) => s.name);
-  const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
-  const isolatedName = names[leaders.indexOf(true)] ?? names[0]!;
-  const isolated = members.get(isolatedName)!;
-  const isolatedId = await memberIdHex(isolated.endpoint);
-  const cutAt = performance.now();
-  for (const [name, proxy] of proxies) {
-    if (name === isolatedName) proxy.isolate();
-    else proxy.refuseStreamsFrom(isolatedId);
-  }
-  const majority = names.filter((n) => n !== isolatedName).map((n) => members.get(n)!.endpoint);
-  await waitFor(async () => (await Promise.all(majority.map((e) => isLeader(e)))).some(Boolean), 15_000, "the majority elects a leader");
-  await sleep(4000);
-  const healAt = performance.now();
-  for (const proxy of proxies.values()) proxy.heal();
+    // An isolated leader must notice it lost its quorum; an isolated follower must not answer from its
+    // own, possibly stale, state.
+    const names = specs.map((s) => s.name);
+    const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
+    assert.ok(leaders.includes(true), "a leader before the partition");
+    const isolatedName = names[isolate === "leader" ? leaders.indexOf(true) : leaders.indexOf(false)]!;
+    const isolated = members.get(isolatedName)!;
+    const isolatedId = await memberIdHex(isolated.endpoint);
+    const cutAt = performance.now();
+    for (const [name, proxy] of proxies) {
+      if (name === isolatedName) proxy.isolate();
+      else proxy.refuseStreamsFrom(isolatedId);
+    }
+    const majority = names.filter((n) => n !== isolatedName).map((n) => members.get(n)!.endpoint);
+    await waitFor(async () => (await Promise.all(majority.map((e) => isLeader(e)))).some(Boolean), 15_000, "the majority elects a leader");
+    await sleep(4000);
+    const healAt = performance.now();
+    for (const proxy of proxies.values()) proxy.heal();
 
-  // During the partition: nothing through the minority succeeded (an operation sent after the cut and
-  // answered before the heal), the majority went on committing.
-  const duringPartition = workload.history.filter((o) => o.invokedAt > cutAt && o.returnedAt < healAt && o.outcome === "ok");
-  const minorityOk = duringPartition.filter((o) => o.endpoint === isolated.endpoint);
-  assert.deepEqual(minorityOk.map((o) => `${o.kind} ${o.key}`), [], "no put committed and no linearizable read served by the isolated member");
-  const majorityPuts = duringPartition.filter((o) => o.kind === "put" && o.endpoint !== isolated.endpoint).length;
-  const majorityGets = duringPartition.filter((o) => o.kind === "get" && o.endpoint !== isolated.endpoint).length;
-  console.log(`partition of ${isolatedName} (the leader): majority committed ${majorityPuts} puts and served ${majorityGets} reads; the minority none`);
-  assert.ok(majorityPuts > 10, `the majority commits (${majorityPuts} puts)`);
-  assert.ok(majorityGets > 10, `the majority serves linearizable reads (${majorityGets})`);
+    // During the partition: nothing through the minority succeeded (an operation sent after the cut and
+    // answered before the heal), the majority went on committing.
+    const duringPartition = workload.history.filter((o) => o.invokedAt > cutAt && o.returnedAt < healAt && o.outcome === "ok");
+    const minorityOk = duringPartition.filter((o) => o.endpoint === isolated.endpoint);
+    assert.deepEqual(minorityOk.map((o) => `${o.kind} ${o.key}`), [], "no put committed and no linearizable read served by the isolated member");
+    const majorityPuts = duringPartition.filter((o) => o.kind === "put" && o.endpoint !== isolated.endpoint).length;
+    const majorityGets = duringPartition.filter((o) => o.kind === "get" && o.endpoint !== isolated.endpoint).length;
+    console.log(`partition of ${isolatedName} (the ${isolate}): majority committed ${majorityPuts} puts and served ${majorityGets} reads; the minority none`);
+    assert.ok(majorityPuts > 10, `the majority commits (${majorityPuts} puts)`);
+    assert.ok(majorityGets > 10, `the majority serves linearizable reads (${majorityGets})`);
 
-  // Healed: the isolated member rejoins and serves again.
-  const healed = performance.now();
-  await waitFor(() => healthy(isolated.endpoint), 20_000, "the isolated member is healthy again");
-  await waitFor(() => workload.history.some((o) => o.invokedAt > healed && o.outcome === "ok" && o.kind === "put" && o.endpoint === isolated.endpoint), 20_000, "puts through the formerly isolated member succeed");
-  await sleep(1500);
-  await workload.stop();
-  await checkOutcome(workload, endpoints);
-});
+    // Healed: the isolated member rejoins and serves again.
+    const healed = performance.now();
+    await waitFor(() => healthy(isolated.endpoint), 20_000, "the isolated member is healthy again");
+    await waitFor(() => workload.history.some((o) => o.invokedAt > healed && o.outcome === "ok" && o.kind === "put" && o.endpoint === isolated.endpoint), 20_000, "puts through the formerly isolated member succeed");
+    await sleep(1500);
+    await workload.stop();
+    await checkOutcome(workload, endpoints);
+  });
+}
 
 test("a learner added, started, promoted and a voter removed while writes go on", { timeout: 120_000 }, async (t) => {
   const specs = await clusterSpecs(4);
