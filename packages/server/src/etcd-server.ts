@@ -77,6 +77,15 @@ export interface EtcdServerOptions {
   readonly clock?: Clock;
 }
 
+/** What a member reports as it works (the metrics hang off this). */
+export interface ServerObserver {
+  proposalStarted?(): void;
+  /** `ok` false: the proposal failed or timed out. */
+  proposalFinished?(ok: boolean): void;
+  /** A leader became known (`leader` ≠ 0) or was lost, or this member gained or lost leadership. */
+  leaderChanged?(isLeader: boolean, leader: bigint): void;
+}
+
 /** etcd's request timeout: 5 s plus two election timeouts of the default 1 s. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 7000;
 const DEFAULT_SNAPSHOT_COUNT = 10_000;
@@ -589,6 +598,27 @@ export class EtcdServer {
 
   /** Validates, proposes to the log and waits until the entry is applied and durable. */
   private async propose(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<ApplyResult> {
+    if (this.observers.size === 0) return this.proposeAndWait(request, caller);
+    for (const o of this.observers) o.proposalStarted?.();
+    let ok = false;
+    try {
+      const result = await this.proposeAndWait(request, caller);
+      ok = true;
+      return result;
+    } finally {
+      for (const o of this.observers) o.proposalFinished?.(ok);
+    }
+  }
+
+  /** Tells `observer` about proposals and leader changes (metrics); returns the unsubscribe function. */
+  observe(observer: ServerObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  private readonly observers = new Set<ServerObserver>();
+
+  private async proposeAndWait(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<ApplyResult> {
     this.checkRunning();
     validateRequest(request, { maxTxnOps: this.config.maxTxnOps });
     if (!this.alarms.available(this.backend.size(), request)) {
@@ -783,6 +813,7 @@ export class EtcdServer {
   }
 
   private onLeadershipChange(isLeader: boolean, leader: bigint): void {
+    for (const o of this.observers) o.leaderChanged?.(isLeader, leader);
     if (isLeader) this.lessor.promote(this.requestTimeoutMs);
     else this.lessor.demote();
     if (leader !== 0n) {

@@ -5,7 +5,7 @@
 export { startMember } from "./member.js";
 export type { RunningMember, StartMemberOptions } from "./member.js";
 export { EtcdServer } from "./etcd-server.js";
-export type { EtcdServerOptions } from "./etcd-server.js";
+export type { EtcdServerOptions, ServerObserver } from "./etcd-server.js";
 export {
   defaultConfig,
   parseInitialCluster,

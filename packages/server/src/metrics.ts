@@ -36,6 +36,7 @@ export class ServerMetrics {
   private pendingProposals = 0;
   private server: EtcdServer | undefined;
   private detachWal: (() => void) | undefined;
+  private detachServer: (() => void) | undefined;
 
   constructor() {
     const r = this.registry;
@@ -81,47 +82,32 @@ export class ServerMetrics {
   }
 
   /**
-   * Starts reading `server`: its gauges, its WAL's fsyncs, and its proposals and leadership changes.
-   * The last two wrap two of the server's methods, because EtcdServer (owned elsewhere) has no hook for
-   * them yet; a public observer there should replace this.
+   * Starts reading `server`: its gauges, its WAL's fsyncs, and (through its observer hook) its proposals
+   * and leadership changes.
    */
   attachServer(server: EtcdServer): void {
     this.server = server;
     this.serverId.set(1, { server_id: server.memberId.toString(16) });
     const storage = this.walStorage();
     this.detachWal = storage?.onWalFsync((millis) => this.walFsync.observe(millis / 1000));
-    const internals = server as unknown as {
-      propose?: (...args: unknown[]) => Promise<unknown>;
-      onLeadershipChange?: (isLeader: boolean, leader: bigint) => void;
-    };
-    const propose = internals.propose;
-    if (typeof propose === "function") {
-      internals.propose = async (...args: unknown[]) => {
-        this.pendingProposals++;
-        try {
-          return await propose.apply(server, args);
-        } catch (error) {
-          this.proposalsFailed.inc();
-          throw error;
-        } finally {
-          this.pendingProposals--;
-        }
-      };
-    }
-    const onLeadershipChange = internals.onLeadershipChange;
-    if (typeof onLeadershipChange === "function") {
-      internals.onLeadershipChange = (isLeader, leader) => {
-        // etcd counts a change whenever a (new) leader becomes known, not when it is lost.
+    this.detachServer = server.observe({
+      proposalStarted: () => this.pendingProposals++,
+      proposalFinished: (ok) => {
+        this.pendingProposals--;
+        if (!ok) this.proposalsFailed.inc();
+      },
+      // etcd counts a change whenever a (new) leader becomes known, not when it is lost.
+      leaderChanged: (_isLeader, leader) => {
         if (leader !== 0n) this.leaderChanges.inc();
-        onLeadershipChange.call(server, isLeader, leader);
-      };
-    }
+      },
+    });
     // A member that already knows its leader when attached (a single member elects itself at once).
     if (server.leaderId() !== 0n && this.leaderChanges.get() === 0) this.leaderChanges.inc();
   }
 
   detach(): void {
     this.detachWal?.();
+    this.detachServer?.();
     this.server = undefined;
   }
 
