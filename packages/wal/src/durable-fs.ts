@@ -1,3 +1,4 @@
+import { writevSync } from "node:fs";
 // Small durable-file-system steps shared by the WAL and the snapshotter. Internal.
 
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
@@ -13,6 +14,30 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Writes all of `bufs` at `position`, looping over short writes and bounding the iovec count. */
+/**
+ * `writeAllAt` on the calling thread: for small writes, which only reach the page cache, a trip through
+ * libuv's thread pool costs more than the copy (the fsync that follows is what makes them durable).
+ */
+export function writeAllAtSync(fd: number, bufs: readonly Buffer[], position: number): number {
+  let pos = position;
+  let pending = bufs.filter((b) => b.length > 0);
+  while (pending.length > 0) {
+    let written = writevSync(fd, pending.slice(0, 512), pos);
+    pos += written;
+    const rest: Buffer[] = [];
+    for (const b of pending) {
+      if (written >= b.length) {
+        written -= b.length;
+        continue;
+      }
+      rest.push(written > 0 ? b.subarray(written) : b);
+      written = 0;
+    }
+    pending = rest;
+  }
+  return pos - position;
+}
+
 export async function writeAllAt(fh: FileHandle, bufs: readonly Buffer[], position: number): Promise<number> {
   const MAX_IOV = 512;
   let pos = position;

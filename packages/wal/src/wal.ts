@@ -11,7 +11,10 @@ import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { isEmptyHardState, type Entry, type HardState } from "@etcd-ts/raft";
 import { DirLock } from "./dir-lock.js";
-import { fsyncDir, writeAllAt } from "./durable-fs.js";
+import { fsyncDir, writeAllAt, writeAllAtSync } from "./durable-fs.js";
+
+/** Writes up to this size are made on the main thread (see writeAllAtSync). */
+const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
 import { WalError } from "./errors.js";
 import {
   encodeRecords,
@@ -524,7 +527,10 @@ export class Wal {
 
   private async writeOut(bufs: readonly Buffer[]): Promise<void> {
     if (bufs.length === 0) return;
-    const n = await writeAllAt(this.fh!, bufs, this.written);
+    let size = 0;
+    for (const b of bufs) size += b.length;
+    // Small writes (the usual group commit) go straight to the page cache; big ones off the main thread.
+    const n = size <= SYNC_WRITE_MAX_BYTES ? writeAllAtSync(this.fh!.fd, bufs, this.written) : await writeAllAt(this.fh!, bufs, this.written);
     this.written += n;
     this.counters.bytesWritten += n;
   }
