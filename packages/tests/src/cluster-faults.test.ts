@@ -19,7 +19,8 @@ import { clusterSpecs, freePort, startClusterMember, type ClusterMemberSpec, typ
  * - kill -9 of the leader under load, then the old leader restarted;
  * - a network partition made with TCP proxies on the peer URLs: an isolated minority cannot commit or
  *   serve linearizable reads, the majority can, and after healing everyone converges;
- * - a learner added, started, promoted and a voter removed while writes go on.
+ * - a learner added, started, promoted and a voter removed while writes go on;
+ * - and, to show the recording and the checker can fail: serializable reads from a cut-off follower.
  */
 
 const KEYS = ["fault/a", "fault/b", "fault/c", "fault/d"];
@@ -71,7 +72,18 @@ class Workload {
   private readonly connections: UnaryClient[] = [];
   private seed = 7;
 
-  constructor(endpoints: readonly string[], clientsPerEndpoint: number) {
+  /**
+   * `readsOnly` with `serializable`: clients that only read, from the member's own state — not
+   * linearizable, which the checker must notice when that member is cut off.
+   */
+  constructor(
+    t: TestContext | undefined,
+    endpoints: readonly string[],
+    clientsPerEndpoint: number,
+    private readonly options: { readsOnly?: boolean; serializable?: boolean } = {},
+  ) {
+    // A test that fails midway must not leave clients running (they would keep the process alive).
+    t?.after(() => this.stop());
     for (const endpoint of endpoints) {
       for (let i = 0; i < clientsPerEndpoint; i++) {
         const kv = makeClient(services.KV, endpoint);
@@ -91,7 +103,7 @@ class Workload {
     let seq = 0;
     while (this.running) {
       const key = KEYS[Math.floor(this.random() * KEYS.length)]!;
-      const isPut = this.random() < 0.5;
+      const isPut = this.options.readsOnly !== true && this.random() < 0.5;
       const value = `c${client}-${seq++}`;
       const invokedAt = performance.now();
       try {
@@ -100,7 +112,7 @@ class Workload {
           this.history.push({ client, kind: "put", key, value, invokedAt, returnedAt: performance.now(), outcome: "ok", endpoint });
           this.acknowledged.push({ key, value, revision: r.header!.revision });
         } else {
-          const r = await callWithDeadline<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from(key) }));
+          const r = await callWithDeadline<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from(key), serializable: this.options.serializable === true }));
           const read = r.kvs[0] === undefined ? null : Buffer.from(r.kvs[0].value).toString();
           this.history.push({ client, kind: "get", key, value: read, invokedAt, returnedAt: performance.now(), outcome: "ok", endpoint });
         }
@@ -173,7 +185,7 @@ for (const variant of ["SIGTERM", "SIGKILL"] as const) {
     const members = await startCluster(t, specs);
     const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
 
-    const before = new Workload(endpoints, 2);
+    const before = new Workload(t, endpoints, 2);
     await sleep(2500);
     await before.stop();
     await Promise.all([...members.values()].map((m) => (variant === "SIGTERM" ? m.stop() : m.kill())));
@@ -183,11 +195,11 @@ for (const variant of ["SIGTERM", "SIGKILL"] as const) {
     restarted.forEach((m, i) => members.set(specs[i]!.name, m));
     await waitFor(async () => (await Promise.all(restarted.map((m) => healthy(m.endpoint)))).every(Boolean), 30_000, "cluster healthy after the restart");
 
-    const after = new Workload(endpoints, 2);
+    const after = new Workload(t, endpoints, 2);
     await sleep(2500);
     await after.stop();
     // One history across the restart: reads after it must see the writes before it.
-    const workload = new Workload([], 0);
+    const workload = new Workload(undefined, [], 0);
     workload.history.push(...before.history, ...after.history);
     workload.acknowledged.push(...before.acknowledged, ...after.acknowledged);
     assert.ok(after.acknowledgedSince(0) > 0, "writes continue after the restart");
@@ -199,7 +211,7 @@ test("kill -9 of the leader under load: a new leader serves linearizable reads a
   const specs = await clusterSpecs(3);
   const members = await startCluster(t, specs);
   const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
-  const workload = new Workload(endpoints, 2);
+  const workload = new Workload(t, endpoints, 2);
   await sleep(2000);
 
   const names = specs.map((s) => s.name);
@@ -311,19 +323,33 @@ class PeerProxy {
   }
 }
 
+/** A 3-member cluster whose peer traffic all passes through a `PeerProxy` per member. */
+async function startProxiedCluster(t: TestContext): Promise<{ specs: ClusterMemberSpec[]; proxies: Map<string, PeerProxy>; members: Map<string, ServerProcess> }> {
+  // Each member listens on its own peer port and advertises its proxy's.
+  const plain = await clusterSpecs(3);
+  const specs: ClusterMemberSpec[] = [];
+  for (const s of plain) specs.push({ ...s, advertisedPeerPort: await freePort() });
+  const proxies = new Map(specs.map((s) => [s.name, new PeerProxy(s.advertisedPeerPort!, s.peerPort)]));
+  t.after(() => Promise.all([...proxies.values()].map((p) => p.close())));
+  await Promise.all([...proxies.values()].map((p) => p.listen()));
+  const members = await startCluster(t, specs);
+  return { specs, proxies, members };
+}
+
+/** Cuts `isolatedName` (member ID `isolatedId`, hex) off: nothing reaches it, its raft streams to the others are refused. */
+function isolateMember(proxies: Map<string, PeerProxy>, isolatedName: string, isolatedId: string): void {
+  for (const [name, proxy] of proxies) {
+    if (name === isolatedName) proxy.isolate();
+    else proxy.refuseStreamsFrom(isolatedId);
+  }
+}
+
 for (const isolate of ["leader", "follower"] as const) {
   test(`a partitioned minority (the ${isolate}) cannot commit or read; the majority can; after healing all converge`, { timeout: 90_000 }, async (t) => {
-    // Each member listens on its own peer port and advertises its proxy's.
-    const plain = await clusterSpecs(3);
-    const specs: ClusterMemberSpec[] = [];
-    for (const s of plain) specs.push({ ...s, advertisedPeerPort: await freePort() });
-    const proxies = new Map(specs.map((s) => [s.name, new PeerProxy(s.advertisedPeerPort!, s.peerPort)]));
-    t.after(() => Promise.all([...proxies.values()].map((p) => p.close())));
-    await Promise.all([...proxies.values()].map((p) => p.listen()));
-    const members = await startCluster(t, specs);
+    const { specs, proxies, members } = await startProxiedCluster(t);
     const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
 
-    const workload = new Workload(endpoints, 2);
+    const workload = new Workload(t, endpoints, 2);
     await sleep(2000);
 
     // An isolated leader must notice it lost its quorum; an isolated follower must not answer from its
@@ -335,10 +361,7 @@ for (const isolate of ["leader", "follower"] as const) {
     const isolated = members.get(isolatedName)!;
     const isolatedId = await memberIdHex(isolated.endpoint);
     const cutAt = performance.now();
-    for (const [name, proxy] of proxies) {
-      if (name === isolatedName) proxy.isolate();
-      else proxy.refuseStreamsFrom(isolatedId);
-    }
+    isolateMember(proxies, isolatedName, isolatedId);
     const majority = names.filter((n) => n !== isolatedName).map((n) => members.get(n)!.endpoint);
     await waitFor(async () => (await Promise.all(majority.map((e) => isLeader(e)))).some(Boolean), 15_000, "the majority elects a leader");
     await sleep(4000);
@@ -366,19 +389,44 @@ for (const isolate of ["leader", "follower"] as const) {
   });
 }
 
+test("the checker catches stale serializable reads from an isolated follower", { timeout: 90_000 }, async (t) => {
+  const { specs, proxies, members } = await startProxiedCluster(t);
+  const names = specs.map((s) => s.name);
+  const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
+  const followerName = names[leaders.indexOf(false)]!;
+  const follower = members.get(followerName)!;
+  const majority = names.filter((n) => n !== followerName).map((n) => members.get(n)!.endpoint);
+  const writers = new Workload(t, majority, 2);
+  const staleReaders = new Workload(t, [follower.endpoint], 2, { readsOnly: true, serializable: true });
+  await sleep(1000);
+  isolateMember(proxies, followerName, await memberIdHex(follower.endpoint));
+  await sleep(3000);
+  for (const proxy of proxies.values()) proxy.heal();
+  await Promise.all([writers.stop(), staleReaders.stop()]);
+
+  const history = [...writers.history, ...staleReaders.history];
+  const result = checkLinearizable(history);
+  console.log(describeResult(result));
+  assert.equal(result.status, "illegal", "serializable reads from a cut-off member are stale");
+  const culprit = result.firstIllegal!.operation as RecordedOperation;
+  assert.equal(culprit.kind, "get");
+  assert.equal(culprit.endpoint, follower.endpoint, "the failing operation is a read from the isolated follower");
+});
+
 test("a learner added, started, promoted and a voter removed while writes go on", { timeout: 120_000 }, async (t) => {
   const specs = await clusterSpecs(4);
   const initial = specs.slice(0, 3);
   const members = await startCluster(t, initial);
   const [n1, n2, n3] = initial.map((s) => members.get(s.name)!);
   // The clients use n1 and n2; n3 is the voter removed later, n4 the learner.
-  const workload = new Workload([n1!.endpoint, n2!.endpoint], 3);
+  const workload = new Workload(t, [n1!.endpoint, n2!.endpoint], 3);
   await sleep(1000);
 
   const n4 = specs[3]!;
   const add = await retryWhileUnhealthy(() => etcdctl(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
   assert.equal(add.code, 0, add.stderr);
-  const learnerId = /Member ([0-9a-f]+) added to cluster/.exec(add.stdout)![1]!;
+  const learnerId = /Member ([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
+  assert.ok(learnerId !== undefined, `member add printed: ${add.stdout} ${add.stderr}`);
   const learner = await startClusterMember(specs, n4.name, { state: "existing", waitHealthy: false });
   members.set(n4.name, learner);
   await waitFor(async () => /"isLearner":true/.test(await status(learner.endpoint)), 20_000, "the learner runs");
