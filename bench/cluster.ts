@@ -10,10 +10,11 @@
  *   npm run build && npx tsx --conditions=source bench/cluster.ts [--seconds 3] [--clients 1,100,1000] [--trials 5] [--engine sqlite]
  */
 import { create } from "@bufbuild/protobuf";
-import { KV, PutRequestSchema, RangeRequestSchema, grpcServiceDefinition } from "@etcd-ts/api";
+import { KV, PutRequestSchema, grpcServiceDefinition } from "@etcd-ts/api";
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
+import { runKvLoad } from "./load.js";
 import { startEtcdTsCluster, startRealEtcdCluster, waitClusterHealthy, writePerformanceSection, type BenchCluster } from "./servers.js";
 
 const args = new Map<string, string>();
@@ -39,41 +40,8 @@ function kvClient(endpoint: string, tag: number): KvClient {
 }
 
 /** Operations per second of `clients` concurrent clients over SECONDS, after 1 s of warm-up. */
-async function load(endpoints: readonly string[], workload: Workload, clients: number): Promise<number> {
-  const conns = Array.from({ length: CONNECTIONS }, (_, i) => kvClient(endpoints[i % endpoints.length]!, i));
-  const puts = Array.from({ length: KEYSPACE }, (_, i) => create(PutRequestSchema, { key: Buffer.from(`bench/${i}`), value: VALUE }));
-  const ranges = Array.from({ length: KEYSPACE }, (_, i) => create(RangeRequestSchema, { key: Buffer.from(`bench/${i}`) }));
-  let done = 0;
-  let errors = 0;
-  let running = true;
-  const worker = async (w: number) => {
-    const conn = conns[w % conns.length]!;
-    let i = w;
-    while (running) {
-      const k = i++ % KEYSPACE;
-      await new Promise<void>((r) => {
-        const cb = (e: ServiceError | null) => {
-          if (e) errors++;
-          else done++;
-          r();
-        };
-        if (workload === "put") conn.Put(puts[k], {}, cb);
-        else conn.Range(ranges[k], {}, cb);
-      });
-    }
-  };
-  const workers = Array.from({ length: clients }, (_, w) => worker(w));
-  await new Promise((r) => setTimeout(r, 1000));
-  const start = process.hrtime.bigint();
-  const before = done;
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const ops = done - before;
-  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  running = false;
-  await Promise.all(workers);
-  conns.forEach((c) => c.close());
-  if (errors > 0) console.error(`  (${errors} errors)`);
-  return ops / elapsed;
+function load(endpoints: readonly string[], workload: Workload, clients: number): Promise<number> {
+  return runKvLoad({ endpoints, workload, clients, seconds: SECONDS, keyspace: KEYSPACE, value: VALUE, connections: CONNECTIONS });
 }
 
 function leaderIndex(cluster: BenchCluster): number {

@@ -6,10 +6,8 @@
  *
  *   npm run build && npx tsx --conditions=source bench/kv.ts [--seconds 5] [--clients 1,100,1000] [--engines sqlite,lmdb]
  */
-import { create } from "@bufbuild/protobuf";
-import { KV, PutRequestSchema, RangeRequestSchema, grpcServiceDefinition } from "@etcd-ts/api";
-import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
 import { cpus } from "node:os";
+import { runKvLoad } from "./load.js";
 import { startEtcdTs, startRealEtcd, writePerformanceSection, type BenchServer } from "./servers.js";
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
@@ -24,52 +22,9 @@ const CONNECTIONS = 8;
 type Workload = "put" | "range-serializable" | "range-linearizable";
 const WORKLOADS: Workload[] = ["put", "range-serializable", "range-linearizable"];
 
-type Unary = (req: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void;
 
-function makeClients(endpoint: string): (Client & { Put: Unary; Range: Unary })[] {
-  const Ctor = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
-  return Array.from({ length: CONNECTIONS }, (_, i) =>
-    new Ctor(endpoint, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "bench.conn": i }) as unknown as Client & { Put: Unary; Range: Unary },
-  );
-}
-
-async function load(endpoint: string, workload: Workload, clients: number): Promise<number> {
-  const conns = makeClients(endpoint);
-  const puts = Array.from({ length: KEYSPACE }, (_, i) => create(PutRequestSchema, { key: Buffer.from(`bench/${i}`), value: VALUE }));
-  const ranges = Array.from({ length: KEYSPACE }, (_, i) =>
-    create(RangeRequestSchema, { key: Buffer.from(`bench/${i}`), serializable: workload === "range-serializable" }),
-  );
-  let done = 0;
-  let errors = 0;
-  let running = true;
-  const worker = async (w: number) => {
-    const conn = conns[w % conns.length]!;
-    let i = w;
-    while (running) {
-      const k = i++ % KEYSPACE;
-      await new Promise<void>((r) => {
-        const cb = (e: ServiceError | null) => {
-          if (e) errors++;
-          else done++;
-          r();
-        };
-        if (workload === "put") conn.Put(puts[k], cb);
-        else conn.Range(ranges[k], cb);
-      });
-    }
-  };
-  const warm = Array.from({ length: clients }, (_, w) => worker(w));
-  await new Promise((r) => setTimeout(r, 1000));
-  const start = process.hrtime.bigint();
-  const before = done;
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const ops = done - before;
-  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  running = false;
-  await Promise.all(warm);
-  conns.forEach((c) => c.close());
-  if (errors > 0) console.error(`  (${errors} errors)`);
-  return ops / elapsed;
+function load(endpoint: string, workload: Workload, clients: number): Promise<number> {
+  return runKvLoad({ endpoints: [endpoint], workload, clients, seconds: SECONDS, keyspace: KEYSPACE, value: VALUE, connections: CONNECTIONS });
 }
 
 async function measure(server: BenchServer): Promise<Map<string, number>> {
