@@ -425,7 +425,7 @@ test("a learner added, started, promoted and a voter removed while writes go on"
   const n4 = specs[3]!;
   const add = await retryWhileUnhealthy(() => etcdctl(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
   assert.equal(add.code, 0, add.stderr);
-  const learnerId = /Member ([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
+  const learnerId = /Member\s+([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
   assert.ok(learnerId !== undefined, `member add printed: ${add.stdout} ${add.stderr}`);
   const learner = await startClusterMember(specs, n4.name, { state: "existing", waitHealthy: false });
   members.set(n4.name, learner);
