@@ -35,6 +35,18 @@ function base64url(data: Uint8Array | string): string {
   return Buffer.from(data).toString("base64url");
 }
 
+/**
+ * A JWT segment as unpadded base64url in its one canonical spelling, or undefined. Node's decoder skips
+ * characters outside the alphabet, padding and stray trailing bits, so `sig==`, `sig%%` or a last
+ * character with other low bits would decode to the same bytes; etcd's decoder (Go's RawURLEncoding)
+ * refuses padding and foreign characters, and a token this member issued is always canonical.
+ */
+function decodeSegment(segment: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(segment)) return undefined;
+  const bytes = Buffer.from(segment, "base64url");
+  return bytes.toString("base64url") === segment ? bytes : undefined;
+}
+
 function isJwtSignMethod(method: string): method is JwtSignMethod {
   return (JWT_SIGN_METHODS as readonly string[]).includes(method);
 }
@@ -154,11 +166,15 @@ export class JwtTokenProvider implements TokenProvider {
     const parts = token.split(".");
     if (parts.length !== 3) return undefined;
     const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+    const headerBytes = decodeSegment(headerPart);
+    const payloadBytes = decodeSegment(payloadPart);
+    const signature = decodeSegment(signaturePart);
+    if (headerBytes === undefined || payloadBytes === undefined || signature === undefined) return undefined;
     let header: unknown;
     let claims: unknown;
     try {
-      header = JSON.parse(Buffer.from(headerPart, "base64url").toString("utf8"));
-      claims = JSON.parse(Buffer.from(payloadPart, "base64url").toString("utf8"));
+      header = JSON.parse(headerBytes.toString("utf8"));
+      claims = JSON.parse(payloadBytes.toString("utf8"));
     } catch {
       return undefined;
     }
@@ -166,7 +182,7 @@ export class JwtTokenProvider implements TokenProvider {
     if (typeof header !== "object" || header === null || (header as { alg?: unknown }).alg !== this.signMethod) {
       return undefined;
     }
-    if (!this.verifySignature(`${headerPart}.${payloadPart}`, Buffer.from(signaturePart, "base64url"))) return undefined;
+    if (!this.verifySignature(`${headerPart}.${payloadPart}`, signature)) return undefined;
     if (typeof claims !== "object" || claims === null) return undefined;
     const { username, revision, exp, nbf } = claims as Record<string, unknown>;
     if (typeof username !== "string" || typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 0) {

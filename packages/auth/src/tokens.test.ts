@@ -223,6 +223,32 @@ describe("JWT tokens", () => {
     assert.equal(p.info("not-a-jwt"), undefined);
   });
 
+  it("refuse a segment that is not canonical unpadded base64url (padding, foreign characters, stray bits)", () => {
+    const clock = new ManualClock();
+    for (const [method, key] of [["RS256", rsa.privateKey], ["ES256", ec.privateKey], ["HS256", "s3cret"]] as const) {
+      const p = new JwtTokenProvider({ signMethod: method, privateKey: key, clock });
+      const token = p.assign("alice", 1);
+      assert.ok(p.info(token));
+      const [h, c, s] = token.split(".") as [string, string, string];
+      // etcd 3.4 answers "invalid auth token" to each of these.
+      for (const suffix of ["==", "=", "%%", " ", "\n"]) {
+        assert.equal(p.info(`${token}${suffix}`), undefined, `${method} signature + ${JSON.stringify(suffix)}`);
+        assert.equal(p.info(`${h}${suffix}.${c}.${s}`), undefined, `${method} header + ${JSON.stringify(suffix)}`);
+        assert.equal(p.info(`${h}.${c}${suffix}.${s}`), undefined, `${method} claims + ${JSON.stringify(suffix)}`);
+      }
+      // The same bytes spelt with other (ignored) low bits in the last character.
+      const last = s.at(-1)!;
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+      const unusedBits = (s.length * 6) % 8;
+      if (unusedBits > 0) {
+        const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
+        const twin = `${h}.${c}.${s.slice(0, -1)}${sibling}`;
+        assert.deepEqual(Buffer.from(twin.split(".")[2]!, "base64url"), Buffer.from(s, "base64url"));
+        assert.equal(p.info(twin), undefined, `${method} non-canonical last character`);
+      }
+    }
+  });
+
   it("an old revision in the token is refused by the permission checks (authOldRevision)", async () => {
     const clock = new ManualClock();
     const tokens = new JwtTokenProvider({ signMethod: "HS256", privateKey: "k", clock });
