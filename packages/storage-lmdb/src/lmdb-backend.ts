@@ -2,7 +2,7 @@ import { open } from "lmdb";
 import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
+import { StorageError, freeBytes, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import {
   BUCKETS_END,
@@ -58,6 +58,33 @@ function translate(e: unknown, dir: string): unknown {
     return new StorageError("Corrupt", `data dir ${dir}: lmdb database is damaged: ${e.message}`, { cause: e });
   }
   return new StorageError("Io", `data dir ${dir}: lmdb: ${e.message}`, { cause: e });
+}
+
+/** Below this much free space an EIO from an LMDB write is taken for a full disk (see translateWrite). */
+const LOW_FREE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Maps an error from committing a write transaction. LMDB reports ENOSPC as such, a map that cannot grow
+ * as MDB_MAP_FULL, and a *short* write — what a full file system usually gives — as a bare EIO; so an
+ * EIO while the file system holding `dir` is (nearly) out of space is reported as `Full`, with the free
+ * space in the message, and any other EIO as `Io`. Either way the transaction committed nothing.
+ */
+function translateWrite(e: unknown, dir: string): unknown {
+  if (e instanceof StorageError || !(e instanceof Error)) return e;
+  const errno = (e as { code?: unknown }).code;
+  const free = freeBytes(dir);
+  const where = `data dir ${dir}: lmdb: ${e.message}`;
+  const space = free === undefined ? "free space unknown" : `${free} bytes free on its file system`;
+  if (errno === 28 || errno === "ENOSPC" || /MDB_MAP_FULL|No space left/i.test(e.message)) {
+    return new StorageError("Full", `${where} (${space})`, { cause: e });
+  }
+  if (errno === 5 || errno === "EIO" || /Input\/output error/i.test(e.message)) {
+    if (free !== undefined && free < LOW_FREE_BYTES) {
+      return new StorageError("Full", `${where}: the disk is full (EIO is how LMDB reports a short write; ${space})`, { cause: e });
+    }
+    return new StorageError("Io", `${where} (EIO writing ${join(dir, DATA_FILE)}; ${space})`, { cause: e });
+  }
+  return translate(e, dir);
 }
 
 function bucketNotFound(bucket: string): StorageError {
@@ -181,7 +208,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       db.putSync(metaKey("nextBucketId"), encodeBucketId(id + 1));
       this.bucketIds.set(bucket, id);
     } catch (e) {
-      throw translate(e, this.ctx.dir);
+      throw translateWrite(e, this.ctx.dir);
     }
   }
 
@@ -200,7 +227,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       db.removeSync(bucketKey(bucket));
       this.bucketIds.set(bucket, null);
     } catch (e) {
-      throw translate(e, this.ctx.dir);
+      throw translateWrite(e, this.ctx.dir);
     }
   }
 
@@ -211,7 +238,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       const id = this.requireBucket(bucket);
       this.ctx.db().putSync(dataKey(id, key), value);
     } catch (e) {
-      throw translate(e, this.ctx.dir);
+      throw translateWrite(e, this.ctx.dir);
     }
   }
 
@@ -222,7 +249,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       if (key.length > MAX_USER_KEY_BYTES) return;
       this.ctx.db().removeSync(dataKey(id, key));
     } catch (e) {
-      throw translate(e, this.ctx.dir);
+      throw translateWrite(e, this.ctx.dir);
     }
   }
 }
@@ -296,7 +323,7 @@ export class LmdbBackend implements Backend {
           fnThrew = false;
         });
       } catch (e) {
-        throw fnThrew ? e : translate(e, this.dir);
+        throw fnThrew ? e : translateWrite(e, this.dir);
       } finally {
         active = false;
         this.writing = false;

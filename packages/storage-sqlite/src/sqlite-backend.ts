@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
 import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
+import { StorageError, freeBytes, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import { DB_FILE, DEFERRED_SYNC_PRAGMA, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
@@ -31,7 +31,17 @@ function translate(e: unknown, dir: string): unknown {
   if (e.code.startsWith("SQLITE_CORRUPT") || e.code === "SQLITE_NOTADB") {
     return new StorageError("Corrupt", `data dir ${dir}: sqlite database is damaged: ${e.message}`, { cause: e });
   }
+  if (e.code === "SQLITE_FULL") {
+    // SQLite turns ENOSPC into SQLITE_FULL (as it does reaching max_page_count); the transaction is
+    // rolled back.
+    return new StorageError("Full", `data dir ${dir}: sqlite: ${e.message} (${e.code}; ${freeSpaceNote(dir)})`, { cause: e });
+  }
   return new StorageError("Io", `data dir ${dir}: sqlite: ${e.message} (${e.code})`, { cause: e });
+}
+
+function freeSpaceNote(dir: string): string {
+  const free = freeBytes(dir);
+  return free === undefined ? "free space unknown" : `${free} bytes free on its file system`;
 }
 
 function bucketNotFound(bucket: string): StorageError {
@@ -414,7 +424,11 @@ export class SqliteBackend implements Backend {
     this.checkBackendOpen();
     // A FULL checkpoint syncs the WAL, copies it into the database and syncs that: every commit so far
     // is then durable whatever the synchronous setting was.
-    this.writer.db.pragma("wal_checkpoint(FULL)");
+    try {
+      this.writer.db.pragma("wal_checkpoint(FULL)");
+    } catch (e) {
+      return Promise.reject(translate(e, this.dir));
+    }
     return Promise.resolve();
   }
 

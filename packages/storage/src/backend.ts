@@ -12,7 +12,9 @@
  *   durable (a process crash, kill -9 included, cannot lose them). If `fn` throws, nothing of it is applied
  *   and the promise rejects with that error. Write transactions never overlap: calling `update` from inside
  *   `fn` rejects (and leaves the outer transaction alone). The transaction object must not be used after
- *   `fn` returns; engines throw `StorageError` `Closed` when it is.
+ *   `fn` returns; engines throw `StorageError` `Closed` when it is. When the engine cannot write — the
+ *   disk is full (`Full`) or the file system fails (`Io`) — the update rejects with that `StorageError`
+ *   (its message names the directory) and applies nothing: all of the transaction or none of it.
  * - `view(fn)` runs `fn` synchronously against a consistent read view; the transaction object must not be
  *   used after `fn` returns. Iterators taken from it must be consumed or closed before `fn` returns.
  * - `snapshot()` opens a long-lived consistent read view (for streaming a copy of the whole store while
@@ -89,6 +91,13 @@ export type StorageErrorCode =
   | "WrongEngine"
   /** The directory holds something that is not an etcd-ts store, or a damaged one. */
   | "Corrupt"
+  /**
+   * A write found no room: the file system is out of space (ENOSPC; LMDB's short write), or the engine
+   * reached its own size limit (SQLITE_FULL, MDB_MAP_FULL). The update that got it committed nothing;
+   * everything committed before is intact, and writes succeed again once space is freed.
+   */
+  | "Full"
+  /** Any other failure of the engine or the file system (EIO, …); the message names the path. */
   | "Io";
 
 export class StorageError extends Error {

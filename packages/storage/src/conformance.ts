@@ -9,7 +9,7 @@
  * Each test gets a fresh, empty temporary directory (removed afterwards) and opens a new backend in it.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -894,6 +894,66 @@ export function runBackendConformance(
           }
         }));
 
+      test("a full disk fails the update with StorageError Full, commits none of it, and the store works again when space returns", { timeout: 120_000 }, async (t) => {
+        const fs = mountSmallFileSystem(name, 8 * 1024 * 1024);
+        if (typeof fs === "string") {
+          t.skip(fs);
+          return;
+        }
+        try {
+          const dir = join(fs.dir, "store");
+          const value = (i: number, j: number) => patterned(16 * 1024, i * 4 + j);
+          const key = (i: number, j: number) => bytes(String(i).padStart(5, "0"), "/", String(j));
+          let b = await open(dir);
+          let committed = 0;
+          let failure: unknown;
+          try {
+            await b.update((txn) => txn.createBucket("fill"));
+            // 64 KiB per update: the 8 MiB file system is full long before the bound.
+            for (let i = 0; i < 1000 && failure === undefined; i++) {
+              try {
+                await b.update((txn) => {
+                  for (let j = 0; j < 4; j++) txn.put("fill", key(i, j), value(i, j));
+                });
+                committed = i + 1;
+              } catch (e) {
+                failure = e;
+              }
+            }
+            assert.ok(failure !== undefined, "the file system never filled up");
+            assert.ok(isStorageError(failure, "Full"), `expected StorageError Full, got ${String(failure)}`);
+            assert.ok((failure as Error).message.includes(dir), `the message names the directory: ${(failure as Error).message}`);
+            assert.ok(committed > 10, `only ${committed} updates fit`);
+            // Nothing of the failed update is visible; everything before it is, and reads still work.
+            b.view((txn) => {
+              for (let j = 0; j < 4; j++) assert.equal(txn.get("fill", key(committed, j)), undefined, `key ${committed}/${j} of the failed update`);
+              assert.equal(rangeKeys(txn, "fill").length, committed * 4);
+            });
+          } finally {
+            // Closing may itself need space (SQLite checkpoints on close); what counts is the reopen below.
+            await b.close().catch(() => undefined);
+          }
+          fs.resize(64 * 1024 * 1024);
+          b = await open(dir);
+          try {
+            b.view((txn) => {
+              assert.equal(rangeKeys(txn, "fill").length, committed * 4);
+              for (let i = 0; i < committed; i++) {
+                for (let j = 0; j < 4; j++) assertBytes(txn.get("fill", key(i, j)), value(i, j), `key ${i}/${j}`);
+              }
+            });
+            await b.update((txn) => {
+              for (let j = 0; j < 4; j++) txn.put("fill", key(committed, j), value(committed, j));
+            });
+            assert.equal(b.view((txn) => rangeKeys(txn, "fill").length), (committed + 1) * 4);
+          } finally {
+            await b.close();
+          }
+        } finally {
+          fs.unmount();
+        }
+      });
+
       test("every acknowledged update survives kill -9 of the writing process", { timeout: 120_000 }, () =>
         withDir(async (dir) => {
           const opener = options.opener;
@@ -918,6 +978,31 @@ export function runBackendConformance(
         }));
     }
   });
+}
+
+/**
+ * A tmpfs of `size` bytes mounted on a fresh temporary directory, to run a store out of space for real.
+ * Mounting needs root (CAP_SYS_ADMIN); without it, returns why not (the caller skips its test).
+ */
+function mountSmallFileSystem(name: string, size: number): { dir: string; resize(size: number): void; unmount(): void } | string {
+  if (process.platform !== "linux" || process.getuid?.() !== 0) return "mounting a small tmpfs needs root on Linux: full-disk test skipped";
+  const dir = mkdtempSync(join(tmpdir(), `etcd-ts-storage-${name}-full-`));
+  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { encoding: "utf8" });
+  if (mount.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return `cannot mount a tmpfs here (${(mount.stderr || String(mount.error)).trim()}): full-disk test skipped`;
+  }
+  return {
+    dir,
+    resize(bytes: number) {
+      const r = spawnSync("mount", ["-o", `remount,size=${bytes}`, dir], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`cannot resize the tmpfs at ${dir}: ${r.stderr}`);
+    },
+    unmount() {
+      spawnSync("umount", [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**

@@ -7,7 +7,7 @@
  * rename, fsync of the directory), then creates its database files. A directory that holds the marker and
  * nothing else is therefore an initialisation that was cut short, and is safe to initialise again.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError } from "./backend.js";
 
@@ -117,3 +117,17 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+
+/**
+ * Bytes an unprivileged writer can still use on the file system holding `dir` (statfs' f_bavail), or
+ * undefined when it cannot be asked. Engines quote it in `Full` errors, and LMDB's write path uses it to
+ * tell a full disk from other I/O errors (LMDB reports a short write as EIO).
+ */
+export function freeBytes(dir: string): number | undefined {
+  try {
+    const stats = statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}

@@ -12,6 +12,6 @@ export type {
 export { StorageError, isStorageError } from "./backend.js";
 export { compareBytes } from "./compare-bytes.js";
 export { MemoryBackend, openMemoryBackend } from "./memory-backend.js";
-export { DATA_DIR_MARKER, fsyncDir, prepareDataDir, writeDataDirMarker } from "./data-dir.js";
+export { DATA_DIR_MARKER, freeBytes, fsyncDir, prepareDataDir, writeDataDirMarker } from "./data-dir.js";
 export type { DataDirMarker, DataDirState } from "./data-dir.js";
 export { requireSynchronousUpdate } from "./synchronous-update.js";
