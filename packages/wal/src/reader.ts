@@ -264,6 +264,8 @@ export async function readWal(dir: string): Promise<WalContents> {
     if (isLast) tail = { file, validEnd: off, size: buf.length, reason };
   }
   if (metadata === undefined) throw new WalError("Corrupt", "no metadata record", { file: dir });
+  // Every segment header repeats the current marker, so a WAL without one was not written by us.
+  if (log.markers.length === 0) throw new WalError("Corrupt", "no snapshot marker record", { file: dir });
 
   return {
     segments,
