@@ -4,6 +4,8 @@ import {
   GoJsonError,
   JsonValueStream,
   checkValid,
+  isJsonValueTooLargeError,
+  parseJson,
   decodeBase64Go,
   decodeUtf8Go,
   goQuote,
@@ -148,4 +150,79 @@ test("the value stream takes a large value in small chunks", () => {
   assert.deepEqual(seen, [big.length, big.length]);
   stream.finish();
   assert.deepEqual(stream.next(), { done: true });
+});
+
+test("nesting as deep as Go's scanner allows parses without recursion; one level more is Go's depth error", () => {
+  // Go's maxNestingDepth is 10000 (the outer object counts): etcd answers 200 below it and 400 above.
+  const deep = (n: number): Uint8Array => utf8(`{"key":"YQ==","zz":${"[".repeat(n)}${"]".repeat(n)}}`);
+  const node = parseJson(deep(9999));
+  assert.equal(node.kind, "object");
+  let inner = node.kind === "object" ? node.entries.get("zz") : undefined;
+  let depth = 0;
+  while (inner?.kind === "array") {
+    depth++;
+    inner = inner.items[0];
+  }
+  assert.equal(depth, 9999);
+  assert.equal(errorOf(() => parseJson(deep(10000))), "invalid character '[' exceeded max depth");
+  const objects = utf8(`${'{"a":'.repeat(9999)}1${"}".repeat(9999)}`);
+  assert.equal(parseJson(objects).kind, "object");
+});
+
+test("the parser keeps Go's map semantics and source text at every level", () => {
+  const node = parseJson(utf8(' { "a" : [ 1 , {"b":true,"b":null} , [] , {} ] , "a2":"x\\u0041" } '));
+  assert.equal(node.kind, "object");
+  if (node.kind !== "object") return;
+  assert.deepEqual([...node.entries.keys()], ["a", "a2"]);
+  const a = node.entries.get("a");
+  assert.equal(a?.kind, "array");
+  if (a?.kind !== "array") return;
+  assert.deepEqual(
+    a.items.map((item) => text(item.raw)),
+    ["1", '{"b":true,"b":null}', "[]", "{}"],
+  );
+  const inner = a.items[1];
+  assert.equal(inner?.kind === "object" ? inner.entries.get("b")?.kind : undefined, "null");
+  assert.equal(text(node.raw), '{ "a" : [ 1 , {"b":true,"b":null} , [] , {} ] , "a2":"x\\u0041" }');
+});
+
+test("the value stream refuses a value longer than its limit while it is read, and keeps nothing after", () => {
+  const stream = new JsonValueStream(64);
+  // Values under the limit pass, also when one chunk holds the end of one and the start of the next.
+  stream.push(utf8(`{"a":"${"x".repeat(40)}"} {"b":`));
+  assert.equal(text(stream.next() as Uint8Array), `{"a":"${"x".repeat(40)}"}`);
+  assert.equal(stream.next(), undefined);
+  stream.push(utf8(`"${"y".repeat(50)}"}`));
+  assert.equal(text(stream.next() as Uint8Array), `{"b":"${"y".repeat(50)}"}`);
+  // A value that grows past 64 bytes fails as soon as the bytes are there, before it ends.
+  stream.push(utf8(`{"c":"`));
+  for (let i = 0; i < 2; i++) {
+    stream.push(utf8("z".repeat(25)));
+    assert.equal(stream.next(), undefined);
+  }
+  stream.push(utf8("z".repeat(25)));
+  let thrown: unknown;
+  try {
+    stream.next();
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(isJsonValueTooLargeError(thrown), String(thrown));
+  assert.equal(stream.bufferedBytes, 0);
+  stream.push(new Uint8Array(1 << 20));
+  assert.equal(stream.bufferedBytes, 0);
+  assert.throws(() => stream.next(), (error: unknown) => isJsonValueTooLargeError(error));
+  // Leading whitespace counts: a body of nothing but spaces is bounded too.
+  const spaces = new JsonValueStream(1000);
+  spaces.push(new Uint8Array(1001).fill(0x20));
+  assert.throws(() => spaces.next(), (error: unknown) => isJsonValueTooLargeError(error));
+});
+
+test("the canonical base64 fast path decodes exactly as the byte-by-byte path", () => {
+  for (const input of ["", "YQ==", "YWI=", "YWJj", "YWJjZA==", "////", "+/+/", "YR==", "YWJ=", "AAAAAAAA"]) {
+    const expected = Buffer.from(input, "base64");
+    assert.deepEqual(Buffer.from(decodeBase64Go(utf8(input))), expected, input);
+    // The same input with a line break takes the slow path.
+    if (input.length > 0) assert.deepEqual(Buffer.from(decodeBase64Go(utf8(`${input}\n`))), expected, input);
+  }
 });

@@ -351,10 +351,29 @@ function literal(word: string, index: number, name: string): Step {
  */
 export function checkValid(data: Uint8Array): void {
   const scanner = new Scanner();
-  for (const c of data) {
-    if (scanner.step(scanner, c) === SCAN_ERROR) throw new GoJsonError(scanner.error);
+  for (let i = 0; i < data.length; i++) {
+    if (scanner.step === stateInString) {
+      i = skipPlainStringBytes(data, i, data.length);
+      if (i === data.length) break;
+    }
+    if (scanner.step(scanner, data[i]!) === SCAN_ERROR) throw new GoJsonError(scanner.error);
   }
   if (scanner.eof() === SCAN_ERROR) throw new GoJsonError(scanner.error);
+}
+
+/**
+ * Inside a string literal, the scanner only acts on `"`, `\` and control bytes; this skips the run of
+ * other bytes before one of those (or `end`) in one tight loop, so a large value is not fed to the state
+ * machine byte by byte. Returns the index of the first byte the scanner must see.
+ */
+function skipPlainStringBytes(data: Uint8Array, from: number, end: number): number {
+  let i = from;
+  while (i < end) {
+    const c = data[i]!;
+    if (c === 0x22 || c === 0x5c || c < 0x20) break;
+    i++;
+  }
+  return i;
 }
 
 /**
@@ -371,10 +390,23 @@ export class JsonValueStream {
   private scanned = 0; // bytes after `start` already fed to the scanner for the value in progress
   private readonly scanner = new Scanner();
   private ended = false;
-  private error: GoJsonError | undefined;
+  private error: GoJsonError | JsonValueTooLargeError | undefined;
+
+  /**
+   * `maxValueBytes` bounds one value, its leading whitespace included: `next()` throws
+   * JsonValueTooLargeError once the value in progress is longer, and from then on `push` drops its input,
+   * so a caller that calls `next()` after each `push` never holds more than the limit plus one chunk.
+   * Unbounded by default.
+   */
+  constructor(private readonly maxValueBytes = Number.POSITIVE_INFINITY) {}
+
+  /** Bytes held: the value in progress and any input after it not yet taken. */
+  get bufferedBytes(): number {
+    return this.end - this.start;
+  }
 
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || this.error !== undefined) return;
     if (this.end + chunk.length > this.data.length) {
       const live = this.end - this.start;
       let capacity = this.data.length;
@@ -396,21 +428,35 @@ export class JsonValueStream {
 
   /**
    * The next complete value (its bytes, whitespace trimmed at the front), `{ done: true }` at a clean end of
-   * input, `undefined` if more input is needed; throws GoJsonError on a syntax error or a truncated value.
+   * input, `undefined` if more input is needed; throws GoJsonError on a syntax error or a truncated value,
+   * JsonValueTooLargeError for a value over the limit.
    */
   next(): Uint8Array | { done: true } | undefined {
     if (this.error !== undefined) throw this.error;
     const s = this.scanner;
     if (this.scanned === 0) s.reset();
     const length = this.end - this.start;
-    for (; this.scanned < length; this.scanned++) {
-      const op = s.step(s, this.data[this.start + this.scanned]!);
+    const scanEnd = Math.min(length, this.maxValueBytes);
+    const data = this.data;
+    const base = this.start;
+    for (; this.scanned < scanEnd; this.scanned++) {
+      if (s.step === stateInString) {
+        this.scanned = skipPlainStringBytes(data, base + this.scanned, base + scanEnd) - base;
+        if (this.scanned === scanEnd) break;
+      }
+      const op = s.step(s, data[base + this.scanned]!);
       if (op === SCAN_END) return this.take(this.scanned);
       if (op === SCAN_END_COMPOSITE && s.parseState.length === 0) return this.take(this.scanned + 1);
       if (op === SCAN_ERROR) {
         this.error = new GoJsonError(s.error);
         throw this.error;
       }
+    }
+    if (length > this.maxValueBytes) {
+      this.error = new JsonValueTooLargeError(this.maxValueBytes);
+      this.data = new Uint8Array(0);
+      this.start = this.end = 0;
+      throw this.error;
     }
     if (!this.ended) return undefined;
     if (s.step(s, 0x20) === SCAN_END) return this.take(this.scanned);
@@ -432,6 +478,18 @@ export class JsonValueStream {
   }
 }
 
+/** A JSON value (with its leading whitespace) longer than a JsonValueStream's limit. */
+export class JsonValueTooLargeError extends Error {
+  override readonly name = "JsonValueTooLargeError";
+  constructor(readonly limit: number) {
+    super(`JSON value larger than ${limit} bytes`);
+  }
+}
+
+export function isJsonValueTooLargeError(error: unknown): error is JsonValueTooLargeError {
+  return error instanceof Error && error.name === "JsonValueTooLargeError";
+}
+
 /** A parsed (already validated) JSON value; leaves keep their source text for Go's literal rules. */
 export type JsonNode =
   | { readonly kind: "object"; readonly entries: Map<string, JsonNode>; readonly raw: Uint8Array }
@@ -443,7 +501,8 @@ export type JsonNode =
 
 /**
  * Parses one JSON value (validating it first with Go's messages). Object keys are unquoted as Go does and a
- * repeated key keeps its last value, as decoding into a Go map does.
+ * repeated key keeps its last value, as decoding into a Go map does. The parser keeps its own stack of open
+ * objects and arrays, so nesting as deep as Go's scanner allows (10000) costs heap, not call stack.
  */
 export function parseJson(data: Uint8Array): JsonNode {
   checkValid(data);
@@ -461,50 +520,71 @@ function skipSpace(p: Parser): void {
   while (p.pos < p.data.length && isSpace(p.data[p.pos]!)) p.pos++;
 }
 
+/** An object or array still open while the parser reads its members. */
+type OpenContainer =
+  | { readonly kind: "object"; readonly start: number; readonly entries: Map<string, JsonNode>; key: string }
+  | { readonly kind: "array"; readonly start: number; readonly items: JsonNode[] };
+
+/** Reads `"key" :` and the space after it. */
+function readKey(p: Parser): string {
+  skipSpace(p);
+  const keyStart = p.pos;
+  skipString(p);
+  const key = unquoteString(p.data.subarray(keyStart, p.pos));
+  skipSpace(p);
+  p.pos++; // :
+  skipSpace(p);
+  return key;
+}
+
 // The input is known valid, so the parser need not re-check syntax.
 function parseValue(p: Parser): JsonNode {
+  const open: OpenContainer[] = [];
+  for (;;) {
+    const start = p.pos;
+    const c = p.data[p.pos]!;
+    let node: JsonNode;
+    if (c === 0x7b || c === 0x5b) {
+      p.pos++;
+      skipSpace(p);
+      if (p.data[p.pos] === c + 2) {
+        // `{}` or `[]`: the closing byte is the opening one plus two in ASCII.
+        p.pos++;
+        node = c === 0x7b ? { kind: "object", entries: new Map(), raw: p.data.subarray(start, p.pos) } : { kind: "array", items: [], raw: p.data.subarray(start, p.pos) };
+      } else {
+        if (c === 0x7b) open.push({ kind: "object", start, entries: new Map(), key: readKey(p) });
+        else open.push({ kind: "array", start, items: [] });
+        continue;
+      }
+    } else {
+      node = parseScalar(p);
+    }
+    // Hand the finished value to its container; close every container that ends right after it.
+    for (;;) {
+      const top = open[open.length - 1];
+      if (top === undefined) return node;
+      if (top.kind === "object") {
+        top.entries.delete(top.key); // a repeated key keeps its last value and position is irrelevant
+        top.entries.set(top.key, node);
+      } else {
+        top.items.push(node);
+      }
+      skipSpace(p);
+      if (p.data[p.pos++] === 0x2c) {
+        if (top.kind === "object") top.key = readKey(p);
+        else skipSpace(p);
+        break;
+      }
+      open.pop();
+      const raw = p.data.subarray(top.start, p.pos);
+      node = top.kind === "object" ? { kind: "object", entries: top.entries, raw } : { kind: "array", items: top.items, raw };
+    }
+  }
+}
+
+function parseScalar(p: Parser): JsonNode {
   const start = p.pos;
   const c = p.data[p.pos]!;
-  if (c === 0x7b) {
-    p.pos++;
-    const entries = new Map<string, JsonNode>();
-    skipSpace(p);
-    if (p.data[p.pos] === 0x7d) {
-      p.pos++;
-      return { kind: "object", entries, raw: p.data.subarray(start, p.pos) };
-    }
-    for (;;) {
-      skipSpace(p);
-      const keyStart = p.pos;
-      skipString(p);
-      const key = unquoteString(p.data.subarray(keyStart, p.pos));
-      skipSpace(p);
-      p.pos++; // :
-      skipSpace(p);
-      const value = parseValue(p);
-      entries.delete(key); // a repeated key keeps its last value and position is irrelevant
-      entries.set(key, value);
-      skipSpace(p);
-      if (p.data[p.pos++] === 0x7d) break; // otherwise a comma
-    }
-    return { kind: "object", entries, raw: p.data.subarray(start, p.pos) };
-  }
-  if (c === 0x5b) {
-    p.pos++;
-    const items: JsonNode[] = [];
-    skipSpace(p);
-    if (p.data[p.pos] === 0x5d) {
-      p.pos++;
-      return { kind: "array", items, raw: p.data.subarray(start, p.pos) };
-    }
-    for (;;) {
-      skipSpace(p);
-      items.push(parseValue(p));
-      skipSpace(p);
-      if (p.data[p.pos++] === 0x5d) break;
-    }
-    return { kind: "array", items, raw: p.data.subarray(start, p.pos) };
-  }
   if (c === 0x22) {
     skipString(p);
     return { kind: "string", raw: p.data.subarray(start, p.pos) };
@@ -521,17 +601,22 @@ function parseValue(p: Parser): JsonNode {
     p.pos += 4;
     return { kind: "null", raw: p.data.subarray(start, p.pos) };
   }
-  while (p.pos < p.data.length && /[-+.eE0-9]/.test(String.fromCharCode(p.data[p.pos]!))) p.pos++;
+  while (p.pos < p.data.length && isNumberByte(p.data[p.pos]!)) p.pos++;
   return { kind: "number", raw: p.data.subarray(start, p.pos) };
 }
 
+/** `-+.eE0-9`: the bytes a (valid) number literal is made of. */
+const isNumberByte = (c: number): boolean => isDigit(c) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
+
 function skipString(p: Parser): void {
-  p.pos++; // opening quote
-  while (p.data[p.pos] !== 0x22) {
-    if (p.data[p.pos] === 0x5c) p.pos++;
-    p.pos++;
+  const data = p.data;
+  let i = p.pos + 1; // after the opening quote
+  for (;;) {
+    const c = data[i]!;
+    if (c === 0x22) break;
+    i += c === 0x5c ? 2 : 1;
   }
-  p.pos++;
+  p.pos = i + 1;
 }
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
@@ -586,7 +671,7 @@ function decodeRune(b: Uint8Array, i: number): [number, number] {
  */
 export function unquoteBytes(literal: Uint8Array): Uint8Array {
   const inner = literal.subarray(1, literal.length - 1);
-  if (!inner.includes(0x5c)) return new TextEncoder().encode(decodeUtf8Go(inner));
+  if (!inner.includes(0x5c)) return isAscii(inner) ? inner : new TextEncoder().encode(decodeUtf8Go(inner));
   let out = "";
   let runStart = 0;
   let i = 0;
@@ -639,6 +724,11 @@ export function unquoteBytes(literal: Uint8Array): Uint8Array {
   }
   flush(inner.length);
   return new TextEncoder().encode(out);
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
 }
 
 function readHex4(b: Uint8Array, i: number): number {
@@ -720,6 +810,8 @@ for (let i = 0; i < BASE64_ALPHABET.length; i++) BASE64_DECODE[BASE64_ALPHABET.c
  * misplaced padding, or data after the padding throws "illegal base64 data at input byte N" with Go's N.
  */
 export function decodeBase64Go(src: Uint8Array): Uint8Array {
+  const plain = decodeCanonicalBase64(src);
+  if (plain !== undefined) return plain;
   const out: number[] = [];
   const corrupt = (at: number): GoJsonError => new GoJsonError(`illegal base64 data at input byte ${at}`);
   let si = 0;
@@ -765,6 +857,43 @@ export function decodeBase64Go(src: Uint8Array): Uint8Array {
     if (dlen < 4) return Uint8Array.from(out);
   }
   return Uint8Array.from(out);
+}
+
+/**
+ * The common case of `decodeBase64Go` in one native call: input made only of alphabet bytes, a length that
+ * is a multiple of four and at most two `=` at the end decodes the same in Go and in Node. Anything else
+ * (line breaks, bad bytes, misplaced padding) is `undefined`, for the byte-by-byte path and its messages.
+ */
+function decodeCanonicalBase64(src: Uint8Array): Uint8Array | undefined {
+  const n = src.length;
+  if (n % 4 !== 0) return undefined;
+  let data = n;
+  if (n > 0 && src[n - 1] === 0x3d) data = src[n - 2] === 0x3d ? n - 2 : n - 1;
+  const out = new Uint8Array(Math.floor((data * 6) / 8));
+  let o = 0;
+  let i = 0;
+  for (; i + 4 <= data; i += 4) {
+    const a = BASE64_DECODE[src[i]!]!;
+    const b = BASE64_DECODE[src[i + 1]!]!;
+    const c = BASE64_DECODE[src[i + 2]!]!;
+    const d = BASE64_DECODE[src[i + 3]!]!;
+    if ((a | b | c | d) < 0) return undefined;
+    const v = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = v >> 16;
+    out[o++] = (v >> 8) & 0xff;
+    out[o++] = v & 0xff;
+  }
+  if (i < data) {
+    // Two or three data characters before the padding; their low bits past the last byte are dropped.
+    const a = BASE64_DECODE[src[i]!]!;
+    const b = BASE64_DECODE[src[i + 1]!]!;
+    const c = data - i === 3 ? BASE64_DECODE[src[i + 2]!]! : 0;
+    if ((a | b | c) < 0) return undefined;
+    const v = (a << 18) | (b << 12) | (c << 6);
+    out[o++] = v >> 16;
+    if (data - i === 3) out[o++] = (v >> 8) & 0xff;
+  }
+  return out;
 }
 
 /** `json.Marshal` of a []byte: standard padded base64 in quotes. */

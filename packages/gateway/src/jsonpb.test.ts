@@ -203,3 +203,34 @@ test("responses: a set oneof member is written even when empty; enums by name, u
     '{"perm":[{"key":"aw=="},{"permType":"READWRITE","key":"aw==","range_end":"bA=="},{"permType":7,"key":"aw=="}]}',
   );
 });
+
+test("deep nesting: an unknown field nested 6000 deep is ignored, a txn nested 3000 deep decodes, depth 10001 is Go's error", () => {
+  const range = decodeFirstMessage(RangeRequestSchema, utf8(`{"key":"YQ==","zz":${"[".repeat(6000)}${"]".repeat(6000)}}`)) as RangeRequest;
+  assert.deepEqual(range.key, utf8("a"));
+  const n = 3000;
+  const body = `${'{"success":[{"request_txn":'.repeat(n)}{"success":[{"request_range":{"key":"YQ=="}}]}${"}]}".repeat(n)}`;
+  let txn = decodeFirstMessage(TxnRequestSchema, utf8(body)) as TxnRequest;
+  let depth = 0;
+  while (txn.success[0]?.request.case === "requestTxn") {
+    txn = txn.success[0].request.value;
+    depth++;
+  }
+  assert.equal(depth, n);
+  assert.equal(txn.success[0]?.request.case, "requestRange");
+  let message: string | undefined;
+  try {
+    decodeFirstMessage(RangeRequestSchema, utf8(`{"key":"YQ==","zz":${"[".repeat(10000)}${"]".repeat(10000)}}`));
+  } catch (error) {
+    assert.ok(isJsonPbError(error));
+    message = error.message;
+  }
+  assert.equal(message, "invalid character '[' exceeded max depth");
+  // The first error in depth-first order is reported, as jsonpb's recursion finds it.
+  try {
+    decodeFirstMessage(TxnRequestSchema, utf8('{"success":[{"request_txn":{"success":[{"request_put":{"lease":1.5}}]}}],"compare":[{"result":"NOPE"}]}'));
+    assert.fail("accepted");
+  } catch (error) {
+    assert.ok(isJsonPbError(error));
+    assert.equal(error.message, 'unknown value "NOPE" for enum etcdserverpb.Compare_CompareResult');
+  }
+});

@@ -53,7 +53,7 @@ export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint
   }
   const message = create(schema) as unknown as Fields;
   try {
-    decodeInto(schema, message, node);
+    decodeTree(schema, message, node);
   } catch (error) {
     throw toJsonPbError(error);
   }
@@ -96,8 +96,32 @@ function kindName(node: JsonNode): string {
   return node.kind === "bool" ? "bool" : node.kind;
 }
 
+/** A message field still to decode: one level of jsonpb's recursion, as a value. */
+interface NestedMessage {
+  readonly schema: DescMessage;
+  readonly message: Fields;
+  readonly node: JsonNode;
+}
+
+/** Decodes one message; yields each nested message it meets and resumes once that one is decoded. */
+type MessageDecoding = Generator<NestedMessage, void, void>;
+
+/**
+ * jsonpb's recursive descent with the recursion on the heap: each message is a suspended `decodeInto`
+ * on an explicit stack, so a deeply nested request (a txn inside a txn, thousands deep) cannot exhaust
+ * the call stack. Messages are visited in the same depth-first order, so the first error is the same.
+ */
+function decodeTree(schema: DescMessage, message: Fields, node: JsonNode): void {
+  const stack: MessageDecoding[] = [decodeInto(schema, message, node)];
+  while (stack.length > 0) {
+    const step = stack[stack.length - 1]!.next();
+    if (step.done === true) stack.pop();
+    else stack.push(decodeInto(step.value.schema, step.value.message, step.value.node));
+  }
+}
+
 /** jsonpb's struct case: json.Unmarshal into map[string]json.RawMessage, then field by field. */
-function decodeInto(schema: DescMessage, message: Fields, node: JsonNode): void {
+function* decodeInto(schema: DescMessage, message: Fields, node: JsonNode): MessageDecoding {
   if (node.kind === "null") return;
   if (node.kind !== "object") throw typeError(kindName(node), MAP_TYPE);
   const entries = new Map(node.entries);
@@ -112,7 +136,7 @@ function decodeInto(schema: DescMessage, message: Fields, node: JsonNode): void 
   for (const field of schema.fields) {
     if (field.oneof !== undefined) continue;
     const value = consume(field);
-    if (value !== undefined) decodeField(field, message, value);
+    if (value !== undefined) yield* decodeField(field, message, value);
   }
   for (const oneof of schema.oneofs) {
     for (const field of oneof.fields) {
@@ -125,7 +149,7 @@ function decodeInto(schema: DescMessage, message: Fields, node: JsonNode): void 
       }
       // A scalar member given as `null` is still selected, with its zero value (the wrapper is set).
       const holder: Fields = {};
-      decodeField(field, holder, value);
+      yield* decodeField(field, holder, value);
       message[oneof.localName] = { case: field.localName, value: holder[field.localName] ?? defaultScalar(field) };
     }
   }
@@ -156,12 +180,12 @@ function zeroOf(scalar: ScalarType): unknown {
   }
 }
 
-function decodeField(field: DescField, message: Fields, node: JsonNode): void {
+function* decodeField(field: DescField, message: Fields, node: JsonNode): MessageDecoding {
   switch (field.fieldKind) {
     case "message":
       if (node.kind === "null") return; // a nil pointer stays nil
       message[field.localName] = create(field.message);
-      decodeInto(field.message, message[field.localName] as Fields, node);
+      yield { schema: field.message, message: message[field.localName] as Fields, node };
       return;
     case "list": {
       if (node.kind === "null") return;
@@ -170,7 +194,7 @@ function decodeField(field: DescField, message: Fields, node: JsonNode): void {
       for (const item of node.items) {
         if (field.listKind === "message") {
           const element = create(field.message) as unknown as Fields;
-          decodeInto(field.message, element, item);
+          yield { schema: field.message, message: element, node: item };
           list.push(element);
         } else if (field.listKind === "enum") {
           list.push(decodeEnum(field.enum, item) ?? 0);
