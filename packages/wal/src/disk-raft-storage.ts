@@ -19,7 +19,7 @@ import {
 import { WalError } from "./errors.js";
 import type { SnapshotMarker } from "./record.js";
 import { Snapshotter } from "./snapshotter.js";
-import { Wal, type WalMetrics, type WalOptions } from "./wal.js";
+import { Wal, type WalFileOps, type WalMetrics, type WalOptions } from "./wal.js";
 
 export interface DiskRaftStorageOptions {
   /** Written once when the log is created (member ID, cluster ID, ...); ignored when it exists. */
@@ -32,6 +32,8 @@ export interface DiskRaftStorageOptions {
   preallocate?: boolean;
   /** Snapshot files kept (default 5). */
   snapshotRetention?: number;
+  /** The WAL's file operations (see WalOptions.fileOps): the seam for disk-fault tests. */
+  walFileOps?: WalFileOps;
 }
 
 /** What one Ready asks to persist; `mustSync: false` (only the commit index changed) skips the fsync. */
@@ -91,6 +93,7 @@ export class DiskRaftStorage implements Storage {
     const walOptions: WalOptions = {};
     if (options.segmentSize !== undefined) walOptions.segmentSize = options.segmentSize;
     if (options.preallocate !== undefined) walOptions.preallocate = options.preallocate;
+    if (options.walFileOps !== undefined) walOptions.fileOps = options.walFileOps;
     if (!(await Wal.exists(walDir))) {
       const confState = options.confState ?? { voters: [], learners: [] };
       // The snapshot file first: the WAL's initial marker (0, 0) then always has its file.

@@ -68,6 +68,32 @@ export async function writeAllAt(fh: FileHandle, bufs: readonly Buffer[], positi
 }
 
 /**
+ * The file operations on the WAL's write path: writing records (and the zeros of preallocated segments)
+ * and fdatasync. They are the seam where tests inject disk faults (EIO, ENOSPC, short writes); `path`
+ * names the file `fh` is open on. A throw (or rejection) fails the WAL.
+ */
+export interface WalFileOps {
+  /** Writes all of `bufs` at `position` (looping over short writes); returns the bytes written. */
+  write(fh: FileHandle, path: string, bufs: readonly Buffer[], position: number): number | Promise<number>;
+  datasync(fh: FileHandle, path: string): Promise<void>;
+}
+
+/** Writes up to this size are made on the main thread (see writeAllAtSync). */
+const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
+
+/** The real file system: small writes straight to the page cache, big ones off the main thread. */
+export const nodeFileOps: WalFileOps = {
+  write(fh, _path, bufs, position) {
+    let size = 0;
+    for (const b of bufs) size += b.length;
+    return size <= SYNC_WRITE_MAX_BYTES ? writeAllAtSync(fh.fd, bufs, position) : writeAllAt(fh, bufs, position);
+  },
+  datasync(fh) {
+    return fh.datasync();
+  },
+};
+
+/**
  * Writes a file so that after a crash it either does not exist or is complete: write `<path>.tmp`,
  * fdatasync it, rename over `path`, fsync the directory.
  */

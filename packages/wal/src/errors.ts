@@ -33,11 +33,13 @@ export class WalError extends Error {
   readonly file: string | undefined;
   /** Byte offset in `file` of the bad record, for Corrupt. */
   readonly offset: number | undefined;
+  /** The operating system's error code (`EIO`, `ENOSPC`, …) of the write or sync that failed, for Failed. */
+  readonly errno: string | undefined;
 
   constructor(
     kind: WalErrorKind,
     message: string,
-    details: { file?: string; offset?: number; cause?: unknown } = {},
+    details: { file?: string; offset?: number; cause?: unknown; errno?: string | undefined } = {},
   ) {
     const where =
       details.file !== undefined ? ` (${details.file}${details.offset !== undefined ? ` at offset ${details.offset}` : ""})` : "";
@@ -46,5 +48,6 @@ export class WalError extends Error {
     this.kind = kind;
     this.file = details.file;
     this.offset = details.offset;
+    this.errno = details.errno;
   }
 }

@@ -1,6 +1,6 @@
 // Public API of @etcd-ts/wal. Everything not listed here is internal.
 export { Wal, DEFAULT_SEGMENT_SIZE } from "./wal.js";
-export type { WalOptions, WalOpenOptions, WalOpenResult, WalMetrics, SnapshotMarker } from "./wal.js";
+export type { WalOptions, WalOpenOptions, WalOpenResult, WalMetrics, WalFileOps, SnapshotMarker } from "./wal.js";
 export { Snapshotter, snapshotFileName, DEFAULT_SNAPSHOT_RETENTION } from "./snapshotter.js";
 export type { SnapshotterOptions } from "./snapshotter.js";
 export { DiskRaftStorage } from "./disk-raft-storage.js";

@@ -11,10 +11,7 @@ import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { isEmptyHardState, type Entry, type HardState } from "@etcd-ts/raft";
 import { DirLock } from "./dir-lock.js";
-import { fsyncDir, writeAllAt, writeAllAtSync } from "./durable-fs.js";
-
-/** Writes up to this size are made on the main thread (see writeAllAtSync). */
-const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
+import { fsyncDir, nodeFileOps, type WalFileOps } from "./durable-fs.js";
 import { WalError } from "./errors.js";
 import {
   encodeRecords,
@@ -49,7 +46,14 @@ export interface WalOptions {
    * all-zero rest of a segment as its end.
    */
   preallocate?: boolean;
+  /**
+   * The writes and fdatasyncs of segment files go through these (default: the real file system). Tests
+   * inject disk faults here; any throw fails the Wal for good (see `WalError` `Failed`).
+   */
+  fileOps?: WalFileOps;
 }
+
+export type { WalFileOps } from "./durable-fs.js";
 
 export interface WalOpenOptions extends WalOptions {
   /**
@@ -107,6 +111,7 @@ export class Wal {
   readonly dir: string;
   private readonly segmentSize: number;
   private readonly preallocate: boolean;
+  private readonly ops: WalFileOps;
   /** The zero-filled file for the next segment, being prepared (resolves to its path, or undefined if
    * preparing failed: the roll then creates the file itself). */
   private preparedNext: Promise<string | undefined> | undefined;
@@ -114,6 +119,8 @@ export class Wal {
   private readonly metadata: Uint8Array;
   private segments: SegmentState[];
   private fh: FileHandle | undefined;
+  /** The file `fh` is open on (the newest segment). */
+  private path: string;
   /** Bytes of the current segment on disk (the write position). */
   private written: number;
   /** Bytes of the newest segment including what is saved but not yet written. */
@@ -139,6 +146,7 @@ export class Wal {
     dir: string;
     segmentSize: number;
     preallocate: boolean;
+    ops: WalFileOps;
     lock: DirLock;
     metadata: Uint8Array;
     segments: SegmentState[];
@@ -153,10 +161,12 @@ export class Wal {
     this.dir = init.dir;
     this.segmentSize = init.segmentSize;
     this.preallocate = init.preallocate;
+    this.ops = init.ops;
     this.lock = init.lock;
     this.metadata = init.metadata;
     this.segments = init.segments;
     this.fh = init.fh;
+    this.path = join(init.dir, init.segments[init.segments.length - 1]!.name);
     this.written = init.written;
     this.logicalSize = init.written;
     this.chain = init.chain;
@@ -187,11 +197,13 @@ export class Wal {
       const { buf, chain } = encodeRecords(0, segmentHeaderRecords(0, 0, metadata, EMPTY_HARD_STATE, marker));
       const segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
       const preallocate = options.preallocate ?? true;
-      const fh = await createSegmentFile(dir, segment.name, buf, preallocate ? segmentSize : 0, undefined);
+      const ops = options.fileOps ?? nodeFileOps;
+      const fh = await createSegmentFile(ops, dir, segment.name, buf, preallocate ? segmentSize : 0, undefined);
       return new Wal({
         dir,
         segmentSize,
         preallocate,
+        ops,
         lock,
         metadata: new Uint8Array(metadata),
         segments: [segment],
@@ -245,6 +257,7 @@ export class Wal {
         dir,
         segmentSize: options.segmentSize ?? DEFAULT_SEGMENT_SIZE,
         preallocate: options.preallocate ?? true,
+        ops: options.fileOps ?? nodeFileOps,
         lock,
         metadata: contents.metadata,
         segments,
@@ -448,8 +461,15 @@ export class Wal {
     if (this.closed) throw new WalError("Closed", "the WAL is closed", { file: this.dir });
   }
 
-  private fail(message: string, cause: unknown): WalError {
-    this.failure ??= new WalError("Failed", message, { file: this.dir, cause });
+  /** Makes the Wal refuse all further work; the first failure is the one every later call reports. */
+  private fail(what: string, cause: unknown, file: string = this.dir): WalError {
+    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    this.failure ??= new WalError(
+      "Failed",
+      `${what}: ${reason}; nothing saved since the last successful sync is durable and the WAL takes no more writes (restart to recover from what is on disk)`,
+      { file, cause, errno: typeof errno === "string" ? errno : undefined },
+    );
     return this.failure;
   }
 
@@ -486,58 +506,70 @@ export class Wal {
     this.savedCount++;
   }
 
-  /** Writes the pending records (rolling segments on the way) and fdatasyncs. Runs serialized. */
+  /**
+   * Writes the pending records (rolling segments on the way) and fdatasyncs. Runs serialized. Any failure
+   * fails the Wal for good: after a failed fdatasync the kernel may have dropped the dirty pages and
+   * marked them clean, so a second fdatasync on the same file could succeed without the data being on
+   * disk ("fsyncgate"); nothing is retried, and nothing saved since the last sync is acknowledged.
+   */
   private async flush(): Promise<void> {
     this.assertUsable();
     const writes = this.pending;
     const target = this.savedCount;
     this.pending = [];
-    try {
-      let bufs: Buffer[] = [];
-      for (const w of writes) {
-        if (w.kind === "data") {
-          bufs.push(w.buf);
-          continue;
-        }
-        // The old segment is complete and durable before the new one exists: readers rely on only the
-        // newest segment having a torn tail.
-        const fh = this.fh!;
-        await this.writeOut(bufs);
-        bufs = [];
-        await this.datasync(fh);
-        await fh.close();
-        this.fh = undefined;
-        const prepared = await this.preparedNext;
-        this.preparedNext = undefined;
-        this.fh = await createSegmentFile(this.dir, w.segment.name, w.header, this.preallocate ? this.segmentSize : 0, prepared);
-        this.written = w.header.length;
-        this.counters.bytesWritten += w.header.length;
-        this.counters.segmentsCreated++;
+    let bufs: Buffer[] = [];
+    for (const w of writes) {
+      if (w.kind === "data") {
+        bufs.push(w.buf);
+        continue;
       }
+      // The old segment is complete and durable before the new one exists: readers rely on only the
+      // newest segment having a torn tail.
+      const fh = this.fh!;
       await this.writeOut(bufs);
-      await this.datasync(this.fh!);
-      if (this.preallocate && !this.preparedNext && this.written >= this.segmentSize / 2) {
-        this.preparedNext = prepareZeroFile(join(this.dir, PREPARED_NEXT), this.segmentSize);
-      }
-    } catch (e) {
-      throw this.fail("writing or syncing the WAL failed", e);
+      bufs = [];
+      await this.datasync(fh);
+      this.fh = undefined;
+      await this.attempt("closing", this.path, () => fh.close());
+      const prepared = await this.preparedNext;
+      this.preparedNext = undefined;
+      const path = join(this.dir, w.segment.name);
+      this.fh = await this.attempt("starting the segment", path, () =>
+        createSegmentFile(this.ops, this.dir, w.segment.name, w.header, this.preallocate ? this.segmentSize : 0, prepared),
+      );
+      this.path = path;
+      this.written = w.header.length;
+      this.counters.bytesWritten += w.header.length;
+      this.counters.segmentsCreated++;
+    }
+    await this.writeOut(bufs);
+    await this.datasync(this.fh!);
+    if (this.preallocate && !this.preparedNext && this.written >= this.segmentSize / 2) {
+      this.preparedNext = prepareZeroFile(this.ops, join(this.dir, PREPARED_NEXT), this.segmentSize);
     }
     this.durableCount = target;
   }
 
+  /** Runs one file operation; a failure fails the Wal with the operation, the file and the errno. */
+  private async attempt<T>(what: string, path: string, op: () => T | Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw this.fail(`${what} failed`, e, path);
+    }
+  }
+
   private async writeOut(bufs: readonly Buffer[]): Promise<void> {
     if (bufs.length === 0) return;
-    let size = 0;
-    for (const b of bufs) size += b.length;
-    // Small writes (the usual group commit) go straight to the page cache; big ones off the main thread.
-    const n = size <= SYNC_WRITE_MAX_BYTES ? writeAllAtSync(this.fh!.fd, bufs, this.written) : await writeAllAt(this.fh!, bufs, this.written);
+    const fh = this.fh!;
+    const n = await this.attempt(`writing at offset ${this.written}`, this.path, () => this.ops.write(fh, this.path, bufs, this.written));
     this.written += n;
     this.counters.bytesWritten += n;
   }
 
   private async datasync(fh: FileHandle): Promise<void> {
     const start = performance.now();
-    await fh.datasync();
+    await this.attempt("fdatasync", this.path, () => this.ops.datasync(fh, this.path));
     const elapsed = performance.now() - start;
     this.counters.fsyncs++;
     this.counters.fsyncMillis += elapsed;
@@ -561,6 +593,7 @@ function segmentHeaderRecords(
  * `prepared` is such a file made in advance, else it is filled here.
  */
 async function createSegmentFile(
+  ops: WalFileOps,
   dir: string,
   name: string,
   header: Buffer,
@@ -571,9 +604,9 @@ async function createSegmentFile(
   const tmp = prepared ?? path + TEMP_SUFFIX;
   const fh = await open(tmp, prepared ? "r+" : "w+");
   try {
-    if (!prepared) await writeZeros(fh, header.length, preallocatedSize);
-    await writeAllAt(fh, [header], 0);
-    await fh.datasync();
+    if (!prepared) await writeZeros(ops, fh, tmp, header.length, preallocatedSize);
+    await ops.write(fh, tmp, [header], 0);
+    await ops.datasync(fh, tmp);
     await rename(tmp, path);
     await fsyncDir(dir);
   } catch (e) {
@@ -583,21 +616,21 @@ async function createSegmentFile(
   return fh;
 }
 
-async function writeZeros(fh: FileHandle, from: number, to: number): Promise<void> {
+async function writeZeros(ops: WalFileOps, fh: FileHandle, path: string, from: number, to: number): Promise<void> {
   for (let at = from; at < to; at += ZEROS.length) {
     const n = Math.min(ZEROS.length, to - at);
-    await writeAllAt(fh, [n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n)], at);
+    await ops.write(fh, path, [n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n)], at);
   }
 }
 
 /** Writes a zero-filled file of `size` bytes and syncs it; resolves to its path, or undefined on failure
  * (the caller then creates the segment itself). */
-async function prepareZeroFile(path: string, size: number): Promise<string | undefined> {
+async function prepareZeroFile(ops: WalFileOps, path: string, size: number): Promise<string | undefined> {
   try {
     const fh = await open(path, "w");
     try {
-      await writeZeros(fh, 0, size);
-      await fh.datasync();
+      await writeZeros(ops, fh, path, 0, size);
+      await ops.datasync(fh, path);
     } finally {
       await fh.close();
     }
