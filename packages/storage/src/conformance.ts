@@ -20,6 +20,7 @@ import { StorageError, isStorageError } from "./backend.js";
 import type { Backend, Entry, RangeOptions, ReadTxn } from "./backend.js";
 import { compareBytes } from "./compare-bytes.js";
 import { DATA_DIR_MARKER } from "./data-dir.js";
+import { MAX_KEY_BYTES } from "./limits.js";
 import { durabilityBucket, durabilityKey, durabilityValue } from "./conformance-data.js";
 
 export type OpenForConformance = (dir: string) => Backend | Promise<Backend>;
@@ -688,6 +689,22 @@ export function runBackendConformance(
         } finally {
           await b.close();
         }
+      }));
+
+    test(`a key of MAX_KEY_BYTES (${MAX_KEY_BYTES}) bytes is stored, ranged over and deleted`, () =>
+      withBackend(async (b) => {
+        const longest = patterned(MAX_KEY_BYTES, 3);
+        await b.update((txn) => {
+          txn.createBucket("k");
+          txn.put("k", longest, bytes("v"));
+          txn.put("k", bytes("a"), bytes("a"));
+        });
+        b.view((txn) => {
+          assertBytes(txn.get("k", longest), bytes("v"), "longest key");
+          assert.equal([...txn.range("k")].length, 2);
+        });
+        await b.update((txn) => txn.delete("k", longest));
+        assert.equal(b.view((txn) => txn.get("k", longest)), undefined);
       }));
 
     test("many keys (100k in batches of 1000)", () =>
