@@ -40,6 +40,7 @@ describe("AuthStore: errors carry etcd's kinds and messages", () => {
     invalidAuthToken: "etcdserver: invalid auth token",
     invalidAuthMgmt: "etcdserver: invalid auth management",
     authOldRevision: "etcdserver: revision of auth store is old",
+    tooManyRequests: "etcdserver: too many requests",
   };
   for (const [kind, message] of Object.entries(etcdMessages) as [AuthErrorKind, string][]) {
     it(`${kind} → "${message}"`, () => {

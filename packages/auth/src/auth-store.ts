@@ -4,6 +4,9 @@ import type { Permission, RequestOp, Role, TxnRequest, User } from "@etcd-ts/api
 import type { Backend } from "@etcd-ts/storage";
 import { compareBytes } from "@etcd-ts/storage";
 import { AuthError } from "./errors.js";
+import { sharedBcryptPool, type BcryptPool } from "./bcrypt-pool.js";
+import type { Clock } from "./clock.js";
+import { FailedLoginLimiter, type FailedLoginLimits } from "./login-limiter.js";
 import { comparePassword, hashPassword, isBcryptHash, normalizeBcryptCost } from "./password.js";
 import { KeyIntervalSet, keyInterval } from "./range-permissions.js";
 import type { KeyInterval } from "./range-permissions.js";
@@ -101,6 +104,12 @@ export interface AuthStoreOptions {
   readonly tokenProvider: TokenProvider;
   /** `--bcrypt-cost`; outside 4..31 it falls back to 10, as etcd does. */
   readonly bcryptCost?: number;
+  /** Where bcrypt runs; the process-wide pool by default. */
+  readonly bcryptPool?: BcryptPool;
+  /** Limits on failed logins (`false`: none); `DEFAULT_FAILED_LOGIN_LIMITS` by default. */
+  readonly failedLogins?: Partial<FailedLoginLimits> | false;
+  /** Time for the failed-login limits. */
+  readonly clock?: Clock;
 }
 
 interface UserPermissions {
@@ -154,10 +163,14 @@ export class AuthStore {
   private permCacheRevision = -1;
   /** Compared against for unknown users, so a failed login takes as long either way. */
   private dummyHash: Promise<string> | undefined;
+  private readonly bcryptPool: BcryptPool;
+  private readonly failedLogins: FailedLoginLimiter | undefined;
 
   constructor(options: AuthStoreOptions) {
     this.tokenProvider = options.tokenProvider;
     this.bcryptCost = normalizeBcryptCost(options.bcryptCost);
+    this.bcryptPool = options.bcryptPool ?? sharedBcryptPool();
+    this.failedLogins = options.failedLogins === false ? undefined : new FailedLoginLimiter(options.failedLogins, options.clock);
   }
 
   /** Creates the buckets and the store's first revision in one write transaction, then loads the store. */
@@ -238,7 +251,7 @@ export class AuthStore {
    * only the hash in the raft entry; nothing here logs or keeps the clear text.
    */
   preparePassword(password: string): Promise<string> {
-    return hashPassword(password, this.bcryptCost);
+    return hashPassword(password, this.bcryptCost, this.bcryptPool);
   }
 
   /**
@@ -246,20 +259,37 @@ export class AuthStore {
    * checked at; after the Authenticate entry is applied the server compares it with `revision` and
    * starts over when they differ (the password or user may have changed meanwhile), as etcd does.
    * Rejects with `authNotEnabled`, or `authFailed` for an unknown user, a no-password user or a wrong
-   * password (one error for all, so the reply does not tell which).
+   * password (one error for all, so the reply does not tell which), or `tooManyRequests` when the bcrypt
+   * pool's queue is full.
+   *
+   * Unlike etcd, failed checks are limited per user name and per client address (`peer`, without port):
+   * past the limit, attempts are refused with the same `authFailed` at once, without running bcrypt.
    */
-  async checkPassword(name: string, password: string): Promise<number> {
+  async checkPassword(name: string, password: string, peer?: string): Promise<number> {
     if (!this.authEnabled) throw new AuthError("authNotEnabled");
-    const revision = this.authRevision;
-    const user = this.users.get(name);
-    if (user === undefined || user.options?.noPassword === true) {
-      this.dummyHash ??= hashPassword("etcd-ts: no such user", this.bcryptCost);
-      await comparePassword(password, await this.dummyHash);
-      throw new AuthError("authFailed");
+    const attempt = this.failedLogins?.admit(name, peer);
+    if (this.failedLogins !== undefined && attempt === undefined) {
+      throw new AuthError("authFailed", { detail: "auth: too many failed logins for this user or address" });
     }
-    const ok = await comparePassword(password, decoder.decode(user.password));
-    if (!ok) throw new AuthError("authFailed");
-    return revision;
+    let ok = false;
+    let checked = false;
+    try {
+      const revision = this.authRevision;
+      const user = this.users.get(name);
+      if (user === undefined || user.options?.noPassword === true) {
+        this.dummyHash ??= hashPassword("etcd-ts: no such user", this.bcryptCost, this.bcryptPool);
+        await comparePassword(password, await this.dummyHash, this.bcryptPool);
+        checked = true;
+        throw new AuthError("authFailed");
+      }
+      ok = await comparePassword(password, decoder.decode(user.password), this.bcryptPool);
+      checked = true;
+      if (!ok) throw new AuthError("authFailed");
+      return revision;
+    } finally {
+      // Only a wrong password counts; a check the pool refused (or a thread lost) is given back.
+      attempt?.release(ok || !checked);
+    }
   }
 
   /** Authenticate, step 2 (before proposing): the random part of a simple token ("" for JWT). */

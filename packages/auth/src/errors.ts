@@ -21,7 +21,8 @@ export type AuthErrorKind =
   | "authNotEnabled"
   | "invalidAuthToken"
   | "invalidAuthMgmt"
-  | "authOldRevision";
+  | "authOldRevision"
+  | "tooManyRequests";
 
 export class AuthError extends Error {
   override readonly name = "AuthError";

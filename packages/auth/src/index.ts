@@ -25,6 +25,10 @@ export {
   isBcryptHash,
   normalizeBcryptCost,
 } from "./password.js";
+export { BcryptPool, DEFAULT_BCRYPT_QUEUE_LIMIT, DEFAULT_BCRYPT_THREADS, sharedBcryptPool } from "./bcrypt-pool.js";
+export type { BcryptPoolOptions } from "./bcrypt-pool.js";
+export { DEFAULT_FAILED_LOGIN_LIMITS, FailedLoginLimiter, peerAddress } from "./login-limiter.js";
+export type { FailedLoginLimits, LoginAttempt } from "./login-limiter.js";
 export { FROM_KEY_RANGE_END, KeyIntervalSet, keyInterval } from "./range-permissions.js";
 export type { KeyInterval } from "./range-permissions.js";
 export { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";

@@ -1,4 +1,5 @@
 import bcrypt from "bcryptjs";
+import { sharedBcryptPool, type BcryptPool } from "./bcrypt-pool.js";
 
 /** Go's bcrypt bounds and default, which `--bcrypt-cost` follows. */
 export const BCRYPT_MIN_COST = 4;
@@ -26,15 +27,21 @@ export function isBcryptHash(value: string): boolean {
   return BCRYPT_HASH.test(value);
 }
 
-/** Hashes off the event loop's critical path (bcryptjs yields between rounds). */
-export function hashPassword(password: string, cost: number): Promise<string> {
-  return bcrypt.hash(password, normalizeBcryptCost(cost));
+/**
+ * Hashes on a bcrypt thread (`BcryptPool`), never on the event loop. Rejects with
+ * `AuthError("tooManyRequests")` when the pool's queue is full.
+ */
+export function hashPassword(password: string, cost: number, pool: BcryptPool = sharedBcryptPool()): Promise<string> {
+  return pool.hash(password, normalizeBcryptCost(cost));
 }
 
-/** Constant-time in the hash; false (never a throw) for anything that is not a bcrypt hash. */
-export async function comparePassword(password: string, hash: string): Promise<boolean> {
+/**
+ * Constant-time in the hash, on a bcrypt thread; false for anything that is not a bcrypt hash. Rejects
+ * only when the pool refuses the job (`tooManyRequests`) or its thread dies.
+ */
+export async function comparePassword(password: string, hash: string, pool: BcryptPool = sharedBcryptPool()): Promise<boolean> {
   if (!isBcryptHash(hash)) return false;
-  return bcrypt.compare(password, hash);
+  return pool.compare(password, hash);
 }
 
 /** The cost a stored hash was made with. */
