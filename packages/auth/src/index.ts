@@ -9,7 +9,13 @@ export type {
 export { AuthConfigError, AuthError, isAuthConfigError, isAuthError } from "./errors.js";
 export type { AuthConfigErrorCode, AuthErrorKind } from "./errors.js";
 export type { AuthInfo, TokenAssignParams, TokenProvider } from "./token-provider.js";
-export { DEFAULT_SIMPLE_TOKEN_TTL_MS, SimpleTokenProvider, parseSimpleToken } from "./simple-token.js";
+export {
+  DEFAULT_MAX_SIMPLE_TOKENS,
+  DEFAULT_MAX_SIMPLE_TOKENS_PER_USER,
+  DEFAULT_SIMPLE_TOKEN_TTL_MS,
+  SimpleTokenProvider,
+  parseSimpleToken,
+} from "./simple-token.js";
 export type { SimpleTokenOptions } from "./simple-token.js";
 export { DEFAULT_JWT_TTL_MS, JWT_SIGN_METHODS, JwtTokenProvider } from "./jwt-token.js";
 export type { JwtKeyInput, JwtSignMethod, JwtTokenOptions } from "./jwt-token.js";

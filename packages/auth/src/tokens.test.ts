@@ -64,6 +64,43 @@ describe("simple tokens", () => {
     assert.equal(p.size, 0);
   });
 
+  it("are bounded per user and in total, the least recently used going first", () => {
+    const clock = new ManualClock();
+    const p = new SimpleTokenProvider({ clock, maxTokens: 6, maxTokensPerUser: 3 });
+    p.enable();
+    let index = 0;
+    const issue = (user: string) => p.assign(user, 1, { simpleTokenPrefix: p.genTokenPrefix(), index: ++index });
+    const [a1, a2, a3] = [issue("alice"), issue("alice"), issue("alice")];
+    assert.ok(p.info(a1, 1), "a use makes a1 the most recent of alice's");
+    const a4 = issue("alice");
+    assert.equal(p.tokensOf("alice"), 3);
+    assert.equal(p.info(a2, 1), undefined, "alice's least recently used token went");
+    for (const t of [a1, a3, a4]) assert.ok(p.info(t, 1));
+    const bobs = [issue("bob"), issue("bob"), issue("bob")];
+    assert.equal(p.size, 6);
+    const carol = issue("carol");
+    assert.equal(p.size, 6);
+    assert.equal(p.info(a1, 1), undefined, "the least recently used token of all went");
+    for (const t of [a3, a4, ...bobs, carol]) assert.ok(p.info(t, 1));
+    // A flood of one user's logins never takes more than its share.
+    for (let i = 0; i < 1000; i++) issue("mallory");
+    assert.equal(p.tokensOf("mallory"), 3);
+    assert.equal(p.size, 6);
+    p.invalidateUser("mallory");
+    assert.equal(p.tokensOf("mallory"), 0);
+    assert.equal(p.size, 3);
+  });
+
+  it("refuse at once a token whose random part cannot be one of ours (not 16 letters)", () => {
+    const p = simpleProvider(new ManualClock());
+    p.enable();
+    assert.equal(parseSimpleToken("xxxxxxxxxxxxxxxx.7")?.index, 7);
+    for (const forged of ["short.7", "xxxxxxxxxxxxxxxxx.7", "xxxxxxxxxxxxxxx1.7", "xxxxxxxxxxxxxxx-.7", ".7"]) {
+      assert.equal(parseSimpleToken(forged), undefined, forged);
+      assert.equal(p.info(forged, 1), undefined, forged);
+    }
+  });
+
   it("die when auth is disabled, and are not registered while disabled", () => {
     const clock = new ManualClock();
     const p = simpleProvider(clock);
