@@ -10,6 +10,8 @@ import {
   InternalRaftRequestSchema,
   MemberListResponseSchema,
   MemberSchema,
+  GrpcCode,
+  RangeRequestSchema,
   ResponseHeaderSchema,
   RpcError,
   StatusResponseSchema,
@@ -42,9 +44,9 @@ import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-
 import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
 import { existsSync } from "node:fs";
 import type { Backend } from "@etcd-ts/storage";
-import { DiskRaftStorage } from "@etcd-ts/wal";
-import { createKvApplier, validateRequest } from "./apply/index.js";
-import type { ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
+import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
+import { TXN_DECODE_RECURSION_LIMIT, createKvApplier, isApplyEntryError, validateRequest } from "./apply/index.js";
+import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
 import { RaftLog } from "./consensus/raft-log.js";
 import type { LogEntry } from "./consensus/replicated-log.js";
@@ -92,6 +94,8 @@ const DEFAULT_SNAPSHOT_COUNT = 10_000;
 /** Entries kept behind a raft snapshot so a slightly slow follower catches up from the log. */
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 const LEASE_EXPIRY_INTERVAL_MS = 500;
+/** The key etcd's health checks read. */
+const HEALTH_KEY = new TextEncoder().encode("health");
 
 /**
  * One member: the MVCC state machine behind raft. Every write — KV, leases, membership — is proposed
@@ -185,7 +189,7 @@ export class EtcdServer {
         isLeader: () => this.isLeader(),
         members: () => this.membership.list(),
         localHashKV: (revision) => this.store.hashByRev(revision),
-        proposeRequest: (request) => this.proposeRequest(request),
+        proposeRequest: (request) => this.proposeRequest(request, this.selfAuth()),
       },
       this.logger,
     );
@@ -351,6 +355,17 @@ export class EtcdServer {
     if (!request.serializable) await this.linearizableBarrier();
     this.checkAuth(() => this.auth.checkRange(caller, request));
     return this.stamp(this.applier.range(request));
+  }
+
+  /**
+   * The read the health probes make (`/health`, `/livez`, `/readyz`): the member's own, so permissions do
+   * not apply — with auth on, etcd's health check reads internally too. Throws when the member cannot
+   * serve it (stopped, no leader for a linearizable read).
+   */
+  async probeRead(serializable: boolean): Promise<void> {
+    this.checkRunning();
+    if (!serializable) await this.linearizableBarrier();
+    this.applier.range(create(RangeRequestSchema, { key: HEALTH_KEY, limit: 1n, keysOnly: true, serializable }));
   }
 
   async put(request: PutRequest, caller?: AuthInfo): Promise<PutResponse> {
@@ -629,7 +644,8 @@ export class EtcdServer {
     const id = this.nextRequestId++;
     const header = caller !== undefined ? { ID: id, username: caller.username, authRevision: BigInt(caller.revision) } : undefined;
     const data = toBinary(InternalRaftRequestSchema, create(InternalRaftRequestSchema, { ID: id, request, header }));
-    if (data.byteLength > this.config.maxRequestBytes) throw RpcError.of("requestTooLarge");
+    // An entry the WAL cannot hold must never be proposed, whatever --max-request-bytes allows.
+    if (data.byteLength > Math.min(this.config.maxRequestBytes, MAX_ENTRY_DATA_BYTES)) throw RpcError.of("requestTooLarge");
     const done = this.waits.register(id);
     this.log.propose(data);
     return this.withTimeout(done, () => this.waits.fail(id, RpcError.of("timeout")));
@@ -655,13 +671,13 @@ export class EtcdServer {
     const committed: CommittedRequest[] = [];
     for (const entry of entries) {
       if (entry.data.byteLength === 0) continue; // raft's empty entries carry no request
-      committed.push({ index: entry.index, request: fromBinary(InternalRaftRequestSchema, entry.data) });
+      committed.push({ index: entry.index, request: this.decodeEntry(entry) });
     }
     const last = entries[entries.length - 1];
     let durable: Promise<void> = Promise.resolve();
     if (committed.length > 0) {
       const quota = screenBatchForAlarms(this.alarms, this.backend.size(), committed);
-      const batch = this.applier.applyBatch(quota.committed);
+      const batch = this.applyBatchSkippingFailures(quota.committed);
       durable = batch.durable.then(
         () => quota.settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
         (error: unknown) => {
@@ -676,6 +692,64 @@ export class EtcdServer {
     }
     this.lastDurable = durable;
     return durable;
+  }
+
+  /**
+   * An entry's request. One that does not decode (nested deeper than any member proposes, or damaged)
+   * becomes an empty request: it takes its index and changes nothing, the same on every member.
+   */
+  private decodeEntry(entry: LogEntry): InternalRaftRequest {
+    try {
+      return fromBinary(InternalRaftRequestSchema, entry.data, { recursionLimit: TXN_DECODE_RECURSION_LIMIT + 1 });
+    } catch (error) {
+      this.logger.error("a committed entry does not decode; it is applied as a no-op", { index: entry.index, error: String(error) });
+      return create(InternalRaftRequestSchema);
+    }
+  }
+
+  /**
+   * Applies a batch. An entry whose apply throws anything but a client error or a storage failure (a bug,
+   * a limit) is skipped, never retried: nothing of the batch was applied, so the state is reloaded from
+   * the backend and the batch applied again with that entry as a no-op that answers its proposer with
+   * the error. Every member meets the same error at the same entry and skips it alike, and the
+   * consistent index moves past it, so a restart never meets it again. A storage failure (`StorageError`)
+   * or a store that cannot go on (`MvccError`) is not the entry's doing: it propagates and stops the
+   * member.
+   */
+  private applyBatchSkippingFailures(committed: CommittedRequest[]): ApplyBatchResult {
+    const skipped = new Map<number, RpcError>();
+    let entries = committed;
+    for (;;) {
+      try {
+        const batch = this.applier.applyBatch(entries);
+        if (skipped.size === 0) return batch;
+        return { durable: batch.durable, results: batch.results.map((result, i) => (skipped.has(i) ? { ok: false, error: skipped.get(i)! } : result)) };
+      } catch (error) {
+        if (!isApplyEntryError(error) || skipped.has(error.position) || isStoreFailure(error.cause)) throw error;
+        this.logger.error("an entry failed to apply; every member skips it", { index: error.index, error: String(error.cause) });
+        const message = error.cause instanceof Error ? error.cause.message : String(error.cause);
+        skipped.set(error.position, new RpcError(GrpcCode.INTERNAL, `etcdserver: the request failed to apply and was skipped: ${message}`));
+        entries = entries.map((e, i) => (i === error.position ? { index: e.index, request: create(InternalRaftRequestSchema, { ID: e.request.ID }) } : e));
+        this.reloadStateFromBackend();
+      }
+    }
+  }
+
+  /**
+   * Rebuilds what lives in memory beside the backend (MVCC index, leases, auth, alarms, the applier) from
+   * the backend, after a rolled-back batch may have left it ahead. Watch streams end with an error their
+   * clients retry on, as after a snapshot install; no event of the rolled-back batch was sent.
+   */
+  private reloadStateFromBackend(): void {
+    for (const listener of [...this.stateReplacedListeners]) listener();
+    this.watchable.close();
+    this.store.close();
+    this.lessor.recover(this.backend);
+    this.backend.view((txn) => this.auth.recover(txn));
+    this.alarms.restore(this.backend);
+    this.store = MvccStore.open(this.backend, { leases: this.lessor });
+    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
+    this.applier = this.makeApplier();
   }
 
   /** etcd stops a member that applied its own removal; the answer to the removal goes out first. */
@@ -694,7 +768,8 @@ export class EtcdServer {
     if (this.raisingNoSpace || this.alarms.isActive(AlarmType.NOSPACE)) return;
     this.raisingNoSpace = true;
     const request = create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.membership.localId, alarm: AlarmType.NOSPACE });
-    this.propose({ case: "alarm", value: request })
+    // The member's own request: with auth on it must pass as the member, not as the refused client.
+    this.propose({ case: "alarm", value: request }, this.selfAuth())
       .catch((error: unknown) => this.logger.warn("raising the NOSPACE alarm failed", { error: String(error) }))
       .finally(() => (this.raisingNoSpace = false));
   }
@@ -918,4 +993,9 @@ function isTxnSerializable(request: TxnRequest): boolean {
           : false,
     );
   return serializable(request.success) && serializable(request.failure);
+}
+
+/** A failure of the storage under the store, not of the entry being applied: the member must stop. */
+function isStoreFailure(error: unknown): boolean {
+  return error instanceof Error && (error.name === "StorageError" || error.name === "MvccError");
 }

@@ -1,5 +1,3 @@
-import { create } from "@bufbuild/protobuf";
-import { RangeRequestSchema } from "@etcd-ts/api";
 import { Server as GrpcServer } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "@etcd-ts/storage";
@@ -81,9 +79,6 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   };
 }
 
-/** etcd answers /health with a linearizable get of the key "health". */
-const HEALTH_PROBE = create(RangeRequestSchema, { key: new TextEncoder().encode("health") });
-
 function http1Routes(server: EtcdServer, next: Http1Handler | undefined, metrics?: ServerMetrics): Http1Handler {
   return (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? "/").split("?")[0];
@@ -110,7 +105,7 @@ function http1Routes(server: EtcdServer, next: Http1Handler | undefined, metrics
         answer(503, "false");
         return;
       }
-      server.range(HEALTH_PROBE).then(
+      server.probeRead(false).then(
         () => answer(200, "true"),
         () => answer(503, "false"),
       );

@@ -53,6 +53,8 @@ export interface StoredSnapshotMarker extends SnapshotMarker {
 const SEGMENT_MAGIC = Buffer.from("etswal01", "latin1");
 export const SEGMENT_HEADER_PAYLOAD_SIZE = 8 + 8 + 4;
 const ENTRY_FIXED_SIZE = 17;
+/** The most data one raft entry can carry: a larger entry cannot be written to the WAL. */
+export const MAX_ENTRY_DATA_BYTES = MAX_PAYLOAD_SIZE - ENTRY_FIXED_SIZE;
 const HARD_STATE_SIZE = 24;
 const SNAPSHOT_MARKER_SIZE = 17;
 

@@ -18,9 +18,20 @@
  */
 export { createKvApplier, DefaultKvApplier } from "./kv-applier.js";
 export type { KvApplierOptions, RequestApplier } from "./kv-applier.js";
-export { validateRequest, validateRange, validatePut, validateDeleteRange, validateTxn, DEFAULT_MAX_TXN_OPS } from "./validate.js";
+export {
+  validateRequest,
+  validateRange,
+  validatePut,
+  validateDeleteRange,
+  validateTxn,
+  checkStoredSizes,
+  decodeTxnRequest,
+  DEFAULT_MAX_TXN_OPS,
+  MAX_TXN_NESTING,
+  TXN_DECODE_RECURSION_LIMIT,
+} from "./validate.js";
 export type { ValidateOptions } from "./validate.js";
 export { noLeases } from "./lease-lookup.js";
 export type { LeaseLookup } from "./lease-lookup.js";
-export { toRpcError } from "./errors.js";
+export { ApplyEntryError, isApplyEntryError, toRpcError } from "./errors.js";
 export type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier, WriteResponse } from "./types.js";

@@ -26,11 +26,12 @@ import type {
 } from "@etcd-ts/api";
 import type { MvccStore, ReadView, TxnWrite, WriteBatch } from "@etcd-ts/mvcc";
 import { compareBytes } from "@etcd-ts/storage";
-import { toRpcError } from "./errors.js";
+import { ApplyEntryError, toRpcError } from "./errors.js";
 import { goSort } from "./go-sort.js";
 import { noLeases } from "./lease-lookup.js";
 import type { LeaseLookup } from "./lease-lookup.js";
 import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from "./types.js";
+import { checkStoredSizes } from "./validate.js";
 
 /**
  * The KV applier: etcd 3.4's applierV3backend for Range, Put, DeleteRange, Txn and Compaction over an
@@ -335,8 +336,11 @@ export class DefaultKvApplier implements KvApplier {
         try {
           results[i] = this.applyOne(batch, entry.request, entry.index);
         } catch (e) {
-          // Client errors are raised before anything is written; anything else fails the batch.
-          results[i] = { ok: false, error: clientError(e) };
+          // Client errors are raised before anything is written; anything else fails the batch, naming
+          // the entry (the caller decides whether to skip it and apply the batch again).
+          const rpc = toRpcError(e);
+          if (rpc === undefined) throw new ApplyEntryError(i, entry.index, e);
+          results[i] = { ok: false, error: rpc };
         }
       }
       batch.setConsistentIndex(lastIndex);
@@ -345,8 +349,11 @@ export class DefaultKvApplier implements KvApplier {
   }
 
   private applyOne(batch: WriteBatch, request: InternalRaftRequest, index: number): ApplyResult {
-    this.authorize?.(request);
     const r = request.request;
+    // Checked again here, not only before proposing: an entry already in a log is refused alike on every
+    // member, before it writes anything.
+    checkStoredSizes(r);
+    this.authorize?.(request);
     switch (r.case) {
       case "put":
         return { ok: true, response: this.applyPut(batch, r.value) };

@@ -58,8 +58,10 @@ export interface KvApplier {
    * throws for a client error: those become `{ ok: false }` results. Requests other than Put,
    * DeleteRange, Txn and Compaction go to the first request applier that takes them (lease, auth, …;
    * they write their buckets through `batch.backend`); with none, an UNIMPLEMENTED error result
-   * (the index still counts as applied). Throws only when the store cannot go on (`MvccError` "Failed"/"Corrupt", a backend error):
-   * the member must stop, as etcd panics.
+   * (the index still counts as applied). Throws when the store cannot go on (`MvccError` "Failed"/"Corrupt", a backend error):
+   * the member must stop, as etcd panics. An entry whose apply throws anything but a client error throws
+   * `ApplyEntryError` naming it, with nothing of the batch applied (the backend transaction is rolled back;
+   * in-memory state of the store and the request appliers may not be, so it must be reloaded).
    */
   applyBatch(entries: readonly CommittedRequest[]): ApplyBatchResult;
   /** The last applied log index as stored in the backend (0 for a new store). */

@@ -1,5 +1,7 @@
-import { RpcError } from "@etcd-ts/api";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { GrpcCode, RpcError, TxnRequestSchema } from "@etcd-ts/api";
 import type { DeleteRangeRequest, InternalRaftRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from "@etcd-ts/api";
+import { MAX_KEY_BYTES } from "@etcd-ts/storage";
 
 /**
  * The checks etcd's v3rpc layer (`etcdserver/api/v3rpc/key.go`) makes before a request reaches raft, with
@@ -14,9 +16,49 @@ export interface ValidateOptions {
 
 export const DEFAULT_MAX_TXN_OPS = 128;
 
-/** Throws `RpcError` (emptyKey, valueProvided, leaseProvided, tooManyOps, duplicateKey, keyNotFound). */
+/**
+ * The deepest txn nesting accepted (the outermost txn is level 1), whatever `--max-txn-ops` allows. etcd's
+ * own bound is the op budget: `--max-txn-ops` + 1 levels (129 by default, which this allows). Deeper
+ * messages would overflow the stack of protobuf-es' recursive encoder (about 900 levels) and of the
+ * recursive checks and apply; 256 levels keep a wide margin. Every member has the same bound, so an
+ * entry one member proposed always decodes and applies on the others.
+ */
+export const MAX_TXN_NESTING = 256;
+
+/**
+ * The protobuf decode recursion limit for a `TxnRequest` (a txn nests two messages per level: the txn
+ * and its RequestOp, and its ops' requests one more): every txn of `MAX_TXN_NESTING` levels decodes. An
+ * `InternalRaftRequest` needs one more.
+ */
+export const TXN_DECODE_RECURSION_LIMIT = 2 * MAX_TXN_NESTING + 8;
+
+/** Txns whose bytes nest deeper than the decoder follows (see `decodeTxnRequest`). */
+const nestedTooDeep = new WeakSet<TxnRequest>();
+
+/**
+ * The gRPC decoder of `KV.Txn`. A message nested deeper than `TXN_DECODE_RECURSION_LIMIT` cannot be a
+ * valid txn (etcd answers it tooManyOps, having decoded it in full); protobuf-es stops at its recursion
+ * limit, so it decodes to an empty txn marked too deep, which `validateTxn` answers as etcd does. grpc-js
+ * would otherwise answer any decoder error with INTERNAL "Error deserializing request".
+ */
+export function decodeTxnRequest(bytes: Uint8Array): TxnRequest {
+  try {
+    return fromBinary(TxnRequestSchema, bytes, { recursionLimit: TXN_DECODE_RECURSION_LIMIT });
+  } catch (error) {
+    if (!(error instanceof Error) || !/maximum recursion depth/.test(error.message)) throw error;
+    const marked = create(TxnRequestSchema);
+    nestedTooDeep.add(marked);
+    return marked;
+  }
+}
+
+/**
+ * Throws `RpcError` (emptyKey, valueProvided, leaseProvided, tooManyOps, duplicateKey, keyNotFound, and
+ * INVALID_ARGUMENT for a name too long to store — `checkStoredSizes`).
+ */
 export function validateRequest(request: InternalRaftRequest["request"], options: ValidateOptions = {}): void {
   const maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+  checkStoredSizes(request);
   switch (request.case) {
     case "range":
       return validateRange(request.value);
@@ -29,6 +71,32 @@ export function validateRequest(request: InternalRaftRequest["request"], options
     default:
       // Compaction and the non-KV requests have no checks here.
       return;
+  }
+}
+
+/**
+ * Refuses a request that would write a backend key longer than every engine stores (`MAX_KEY_BYTES`):
+ * user and role names are the keys of the authUsers and authRoles buckets. (KV keys are not backend keys
+ * — MVCC rows are keyed by revision — and a value from one request is bounded by the entry size, far
+ * below `MAX_VALUE_BYTES`.) Pure and the same on every member: the applier runs it again on each entry
+ * before applying it, so an entry that got into a log anyway is refused alike everywhere, whatever engine
+ * a member runs. etcd 3.4 has no such check (bbolt's 32 KiB key limit makes it exit on every start).
+ */
+export function checkStoredSizes(request: InternalRaftRequest["request"]): void {
+  switch (request.case) {
+    case "authUserAdd":
+      return checkNameSize("user", request.value.name);
+    case "authRoleAdd":
+      return checkNameSize("role", request.value.name);
+    default:
+      return;
+  }
+}
+
+function checkNameSize(what: "user" | "role", name: string): void {
+  const bytes = Buffer.byteLength(name, "utf8");
+  if (bytes > MAX_KEY_BYTES) {
+    throw new RpcError(GrpcCode.INVALID_ARGUMENT, `etcdserver: ${what} name is too long (${bytes} bytes; at most ${MAX_KEY_BYTES})`);
   }
 }
 
@@ -51,7 +119,8 @@ export function validateDeleteRange(r: DeleteRangeRequest): void {
  * check only runs on requests of bounded size).
  */
 export function validateTxn(r: TxnRequest, maxTxnOps: number = DEFAULT_MAX_TXN_OPS): void {
-  checkTxnRequest(r, maxTxnOps);
+  if (nestedTooDeep.has(r)) throw RpcError.of("tooManyOps");
+  checkTxnRequest(r, maxTxnOps, 1);
   checkIntervals(r.success);
   checkIntervals(r.failure);
 }
@@ -59,17 +128,17 @@ export function validateTxn(r: TxnRequest, maxTxnOps: number = DEFAULT_MAX_TXN_O
 /**
  * The op count of a txn is the largest of its compares, success ops and failure ops; a nested txn gets
  * the budget that is left (maxTxnOps minus its parent's count). All keys must be non-empty; an op with
- * no request is keyNotFound.
+ * no request is keyNotFound. A txn at a level past `MAX_TXN_NESTING` is tooManyOps too.
  */
-function checkTxnRequest(r: TxnRequest, maxTxnOps: number): void {
+function checkTxnRequest(r: TxnRequest, maxTxnOps: number, level: number): void {
   const opc = Math.max(r.compare.length, r.success.length, r.failure.length);
-  if (opc > maxTxnOps) throw RpcError.of("tooManyOps");
+  if (opc > maxTxnOps || level > MAX_TXN_NESTING) throw RpcError.of("tooManyOps");
   for (const c of r.compare) if (c.key.length === 0) throw RpcError.of("emptyKey");
-  for (const op of r.success) checkRequestOp(op, maxTxnOps - opc);
-  for (const op of r.failure) checkRequestOp(op, maxTxnOps - opc);
+  for (const op of r.success) checkRequestOp(op, maxTxnOps - opc, level);
+  for (const op of r.failure) checkRequestOp(op, maxTxnOps - opc, level);
 }
 
-function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
+function checkRequestOp(op: RequestOp, maxTxnOps: number, level: number): void {
   const r = op.request;
   switch (r.case) {
     case "requestRange":
@@ -79,7 +148,7 @@ function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
     case "requestDeleteRange":
       return validateDeleteRange(r.value);
     case "requestTxn":
-      return checkTxnRequest(r.value, maxTxnOps);
+      return checkTxnRequest(r.value, maxTxnOps, level + 1);
     default:
       throw RpcError.of("keyNotFound");
   }

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
+  AlarmRequest_AlarmAction,
   AuthDisableResponseSchema,
   AuthEnableResponseSchema,
   AuthRoleAddResponseSchema,
@@ -16,11 +17,14 @@ import {
   AuthUserListResponseSchema,
   AuthUserRevokeRoleResponseSchema,
   AuthenticateResponseSchema,
+  GrpcCode,
+  RpcError,
   type InternalRaftRequest,
 } from "@etcd-ts/api";
 import { isAuthError, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
 import type { Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type WriteTxn } from "@etcd-ts/storage";
 import type { RequestApplier } from "../apply/index.js";
 import type { ApplyResult } from "../apply/types.js";
 
@@ -85,7 +89,11 @@ export function authorizeEntry(auth: AuthStore, lessor: Lessor): (request: Inter
         case "range":
           return auth.checkRange(info, r.value);
         case "compaction":
+          return auth.isAdminPermitted(info);
         case "alarm":
+          // Listing is open to every caller, as in etcd 3.4 (its status is public through Status too);
+          // raising or clearing an alarm is for root (etcd 3.4 lets anyone, even without a token).
+          if (r.value.action === AlarmRequest_AlarmAction.GET) return;
           return auth.isAdminPermitted(info);
         case "leaseRevoke":
           return auth.checkLeaseRevoke(info, leaseKeys(r.value.ID) ?? []);
@@ -131,7 +139,7 @@ export class AuthRequestApplier implements RequestApplier {
 
   private applyOne(batch: WriteBatch, r: Request, index: number) {
     const auth = this.auth;
-    const txn = batch.backend;
+    const txn = withinStorageLimits(batch.backend);
     const header = { revision: BigInt(batch.revision) };
     switch (r.case) {
       case "authEnable":
@@ -183,4 +191,30 @@ export class AuthRequestApplier implements RequestApplier {
         throw new Error(`not an auth request: ${r.case}`);
     }
   }
+}
+
+/**
+ * The batch's transaction, refusing (INVALID_ARGUMENT, before writing) a key or value larger than every
+ * engine and the snapshot format hold. Names are checked before proposing; this catches what grows
+ * entry by entry — a role's permissions, a user's roles — in the value the auth store writes. The store
+ * writes the backend before its memory, so a refusal leaves both as they were.
+ */
+function withinStorageLimits(txn: WriteTxn): WriteTxn {
+  return {
+    get: (bucket, key) => txn.get(bucket, key),
+    range: (bucket, options) => txn.range(bucket, options),
+    buckets: () => txn.buckets(),
+    createBucket: (bucket) => txn.createBucket(bucket),
+    deleteBucket: (bucket) => txn.deleteBucket(bucket),
+    delete: (bucket, key) => txn.delete(bucket, key),
+    put: (bucket, key, value) => {
+      if (key.byteLength > MAX_KEY_BYTES) {
+        throw new RpcError(GrpcCode.INVALID_ARGUMENT, `etcdserver: a ${bucket} key of ${key.byteLength} bytes is too large (at most ${MAX_KEY_BYTES})`);
+      }
+      if (value.byteLength > MAX_VALUE_BYTES) {
+        throw new RpcError(GrpcCode.INVALID_ARGUMENT, `etcdserver: a ${bucket} record of ${value.byteLength} bytes is too large (at most ${MAX_VALUE_BYTES})`);
+      }
+      txn.put(bucket, key, value);
+    },
+  };
 }

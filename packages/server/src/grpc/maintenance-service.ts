@@ -13,6 +13,7 @@ import {
   type ResponseHeader,
 } from "@etcd-ts/api";
 import { maintenanceSnapshotResponses } from "@etcd-ts/snapshot";
+import type { AuthInfo } from "@etcd-ts/auth";
 import type { Backend } from "@etcd-ts/storage";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { clusterStateSnapshot } from "../backend-snapshot.js";
@@ -25,7 +26,7 @@ export interface MaintenanceHost {
   readonly backend: Backend;
   readonly membership: Membership;
   readonly memberId: bigint;
-  proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"]): Promise<T>;
+  proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<T>;
   isLeader(): boolean;
   leaderId(): bigint;
   transferLeadership(to: bigint): void;
@@ -47,9 +48,12 @@ export class MaintenanceService {
     private readonly tickMs = 100,
   ) {}
 
-  /** etcd answers Alarm with the applied response as is: no header. */
-  async alarm(request: AlarmRequest): Promise<AlarmResponse> {
-    const response = await this.host.proposeRequest<AlarmResponse>({ case: "alarm", value: request });
+  /**
+   * etcd answers Alarm with the applied response as is: no header. With auth on, the entry is checked as
+   * the caller's when it applies (listing: anyone; raising or clearing: root).
+   */
+  async alarm(request: AlarmRequest, caller?: AuthInfo): Promise<AlarmResponse> {
+    const response = await this.host.proposeRequest<AlarmResponse>({ case: "alarm", value: request }, caller);
     return create(AlarmResponseSchema, { alarms: response.alarms });
   }
 

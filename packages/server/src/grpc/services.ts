@@ -17,7 +17,7 @@ import {
   type AuthUserAddRequest,
   type AuthUserChangePasswordRequest,
 } from "@etcd-ts/api";
-import type { Metadata, Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Metadata, Server, ServiceDefinition, ServerDuplexStream, ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { Auth } from "@etcd-ts/api";
 import type { AuthInfo } from "@etcd-ts/auth";
 import { AuthService } from "./auth-service.js";
@@ -33,6 +33,7 @@ import { serveWatch } from "./watch-service.js";
 import type { EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
+import { decodeTxnRequest } from "../apply/index.js";
 
 type UnaryHandler<Req> = (request: Req, call: ServerUnaryCall<Req, unknown>) => unknown;
 
@@ -66,6 +67,12 @@ function unary<Req>(logger: Logger, handler: UnaryHandler<Req>) {
   };
 }
 
+/** etcd's KV service; a Txn nested deeper than any valid one decodes to a txn answered tooManyOps. */
+function kvServiceDefinition(): ServiceDefinition {
+  const definition = grpcServiceDefinition(KV);
+  return { ...definition, Txn: { ...definition.Txn!, requestDeserialize: (bytes: Buffer) => decodeTxnRequest(bytes) } };
+}
+
 /** Registers the services this member serves on its client listener. */
 export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger): void {
   const caller = (call: { metadata: Metadata }): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call));
@@ -81,11 +88,11 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
     Txn: unary<TxnRequest>(logger, async (r, call) => etcd.txn(r, await caller(call))),
     Compact: unary<CompactionRequest>(logger, async (r, call) => etcd.compact(r, await caller(call))),
   };
-  grpcServer.addService(grpcServiceDefinition(KV), kv);
+  grpcServer.addService(kvServiceDefinition(), kv);
 
   const maintenanceRpcs = new MaintenanceService(etcd, logger);
   const maintenance: UntypedServiceImplementation = {
-    Alarm: unary<AlarmRequest>(logger, (r) => maintenanceRpcs.alarm(r)),
+    Alarm: unary<AlarmRequest>(logger, async (r, call) => maintenanceRpcs.alarm(r, await caller(call))),
     MoveLeader: unary<MoveLeaderRequest>(logger, (r) => maintenanceRpcs.moveLeader(r)),
     // Root only, as etcd's authMaintenanceServer.
     Snapshot: (call: ServerWritableStream<unknown, unknown>) => {
