@@ -91,11 +91,11 @@ async function main(): Promise<number> {
   });
 
   return await new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
+    const shutdown = (signal: string, exitCode = 0) => {
       logger.info("received signal; shutting down", { signal });
       gateway.close();
       member.stop().then(
-        () => resolve(0),
+        () => resolve(exitCode),
         (error: unknown) => {
           logger.error("error while shutting down", { error: describe(error) });
           resolve(1);
@@ -106,6 +106,12 @@ async function main(): Promise<number> {
     process.once("SIGINT", () => shutdown("SIGINT"));
     // etcd exits once it applied its own removal from the cluster (the server logged why).
     void member.server.removedFromCluster.then(() => shutdown("removed from the cluster"));
+    // A disk that fails under the member (WAL or backend: full, EIO) stops it, as etcd stops; exit 1
+    // with the reason (the file or data dir, the errno or engine code) on stderr.
+    void member.server.stoppedByFailure.then((failure) => {
+      process.stderr.write(`etcd-ts: fatal: the member stopped because its disk failed: ${failure.message}\n`);
+      shutdown("disk failure", 1);
+    });
   });
 }
 

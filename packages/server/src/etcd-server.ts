@@ -43,8 +43,8 @@ import { rm } from "node:fs/promises";
 import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
 import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
 import { existsSync } from "node:fs";
-import type { Backend } from "@etcd-ts/storage";
-import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
+import { isStorageError, type Backend } from "@etcd-ts/storage";
+import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, WalError } from "@etcd-ts/wal";
 import { TXN_DECODE_RECURSION_LIMIT, createKvApplier, isApplyEntryError, validateRequest } from "./apply/index.js";
 import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
@@ -138,6 +138,15 @@ export class EtcdServer {
   private removed = false;
   /** Resolves when this member applies its own removal from the cluster; it then stops serving. */
   readonly removedFromCluster = new Promise<void>((resolve) => (this.markRemoved = resolve));
+  private markFailed: (error: Error) => void = () => undefined;
+  private failure: Error | undefined;
+  /**
+   * Resolves, with what happened, when the member stopped because its disk failed under it: the WAL
+   * could not be written or synced, or the backend could not commit (full or failing). What that write
+   * held was not acknowledged; a restart once there is space again (or the disk is repaired) recovers
+   * every acknowledged write from the WAL and the backend.
+   */
+  readonly stoppedByFailure = new Promise<Error>((resolve) => (this.markFailed = resolve));
   private readonly applied = new AppliedIndexWaiters();
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
@@ -213,6 +222,7 @@ export class EtcdServer {
       applied: this.lastSnapshotIndex,
       onLeadershipChange: (isLeader, leader) => this.onLeadershipChange(isLeader, leader),
       installSnapshot: (snapshot) => this.installSnapshot(snapshot),
+      onFatal: (error) => this.stopOnFailure("persisting or applying raft entries failed", error),
     });
     this.peerServer = new PeerServer({
       clusterId: () => this.membership.clusterId,
@@ -548,8 +558,14 @@ export class EtcdServer {
     return this.log.status().leaderId;
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  stop(): Promise<void> {
+    // One stop, however many callers (a signal can arrive while a disk failure is stopping the member).
+    return (this.stopping ??= this.stopOnce());
+  }
+
+  private stopping: Promise<void> | undefined;
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true;
     clearInterval(this.leaseTimer);
     this.corruptionChecker.stop();
@@ -681,16 +697,18 @@ export class EtcdServer {
       durable = batch.durable.then(
         () => quota.settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
         (error: unknown) => {
-          this.logger.error("failed to commit applied entries to the backend", { error: String(error) });
           for (const c of committed) this.waits.fail(c.request.ID, error);
+          // The store in memory is now ahead of the backend, and the next batch would move the
+          // consistent index past these entries: applying on would lose them. Stop; a restart replays them.
+          this.stopOnFailure(`committing entries ${committed[0]!.index}..${committed[committed.length - 1]!.index} to the backend failed`, error);
         },
       );
     }
+    this.lastDurable = durable;
     if (last !== undefined) {
       this.applied.advance(last.index);
       this.maybeSnapshot(last.index);
     }
-    this.lastDurable = durable;
     return durable;
   }
 
@@ -763,6 +781,27 @@ export class EtcdServer {
     setTimeout(() => void this.stop(), 200).unref?.();
   }
 
+  /**
+   * The disk failed under the member: the WAL could not be written or synced, or the backend could not
+   * commit or flush (full or failing). As etcd, which panics then, the member stops: after a failed
+   * fsync nothing in memory can be trusted to be on disk, and applying on past a batch the backend did
+   * not take would lose it. The reason (with the file and errno, or the data dir and engine code) is
+   * logged and handed to `stoppedByFailure`.
+   */
+  private stopOnFailure(what: string, error: unknown): void {
+    if (this.failure !== undefined) return;
+    const detail = error instanceof Error ? error.message : String(error);
+    this.failure = new Error(`${what}: ${detail}`, { cause: error });
+    this.logger.error("the member stops: its disk failed; free space or repair the disk, then restart it", {
+      reason: what,
+      error: detail,
+      ...(WalError.is(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
+      ...(isStorageError(error) ? { code: error.code } : {}),
+    });
+    this.markFailed(this.failure);
+    this.stop().catch((stopError: unknown) => this.logger.warn("error while stopping after a disk failure", { error: String(stopError) }));
+  }
+
   /** Proposes a NOSPACE alarm for this member (at most one in flight). */
   private raiseNoSpace(): void {
     if (this.raisingNoSpace || this.alarms.isActive(AlarmType.NOSPACE)) return;
@@ -782,17 +821,27 @@ export class EtcdServer {
     const at = appliedIndex;
     this.lastSnapshotIndex = at;
     const data = new TextEncoder().encode(JSON.stringify({ members: this.membership.list().map((m) => ({ ...m, id: m.id.toString(16) })) }));
-    // The backend must hold everything up to `at` durably before the WAL behind it may go.
-    void this.backend
-      .flush()
-      .then(() => this.storage.createSnapshot(at, this.membership.confState(), data))
-      .then(() => {
+    // The backend must hold everything up to `at` durably before the WAL behind it may go: only once
+    // the batch that applied `at` committed (a failed one stops the member instead), and never after a
+    // failed flush (after a failed fsync, a later one can succeed without the lost pages on disk).
+    void this.lastDurable
+      .then(async () => {
+        if (this.failure !== undefined || this.stopped) return;
+        try {
+          await this.backend.flush();
+        } catch (error) {
+          this.stopOnFailure("flushing the backend before a raft snapshot failed", error);
+          return;
+        }
+        await this.storage.createSnapshot(at, this.membership.confState(), data);
         // Keep a tail for slow followers; nothing to do until the log is longer than that tail.
         const compactTo = at - SNAPSHOT_CATCH_UP_ENTRIES;
-        if (compactTo > this.storage.firstIndex()) return this.storage.compact(compactTo);
-        return undefined;
+        if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
       })
-      .catch((error: unknown) => this.logger.warn("raft snapshot failed", { error: String(error) }));
+      .catch((error: unknown) => {
+        if (WalError.is(error) && error.kind === "Failed") this.stopOnFailure("writing the raft snapshot marker to the WAL failed", error);
+        else this.logger.warn("raft snapshot failed", { error: String(error) });
+      });
   }
 
   private send(messages: readonly Message[]): void {

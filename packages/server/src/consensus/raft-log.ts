@@ -62,6 +62,13 @@ export interface RaftLogOptions {
   readonly installSnapshot?: (snapshot: Snapshot) => Promise<void>;
   /** Told when this member gains or loses leadership, and whenever the known leader changes. */
   readonly onLeadershipChange?: (isLeader: boolean, leader: bigint) => void;
+  /**
+   * Told once when the loop cannot go on — persisting a Ready failed (the WAL's write or fsync: the disk
+   * is full or failing), or applying committed entries threw. The log has stopped by then: nothing of
+   * that Ready was sent or applied, so nothing it held was acknowledged. Without it the error is only
+   * logged.
+   */
+  readonly onFatal?: (error: unknown) => void;
 }
 
 const READ_INDEX_TIMEOUT_MS = 5000;
@@ -139,6 +146,7 @@ export class RaftLog implements ReplicatedLog {
   }
 
   proposeConfChange(change: ConfChange): void {
+    if (this.stopped) throw RpcError.of("stopped");
     try {
       this.node.proposeConfChange(change);
     } catch (error) {
@@ -201,6 +209,27 @@ export class RaftLog implements ReplicatedLog {
     await this.idle;
   }
 
+  /**
+   * Stops the loop for good after a failure in it. Raft's state in memory may be ahead of the disk (the
+   * Ready was taken but not persisted), so the only safe way on is a restart from what is on disk.
+   */
+  private halt(error: unknown): void {
+    if (this.stopped) {
+      this.options.logger.debug("raft loop error after stop", { error: String(error) });
+      return;
+    }
+    this.stopped = true;
+    clearInterval(this.ticker);
+    for (const [, read] of this.pendingReads) {
+      clearTimeout(read.timer);
+      read.reject(RpcError.of("stopped"));
+    }
+    this.pendingReads.clear();
+    this.waitingForLeader = [];
+    this.options.logger.error("the raft loop stopped: persisting or applying a Ready failed", { error: String(error) });
+    this.options.onFatal?.(error);
+  }
+
   private flushWaitingForLeader(): void {
     const waiting = this.waitingForLeader;
     this.waitingForLeader = [];
@@ -220,7 +249,7 @@ export class RaftLog implements ReplicatedLog {
     }
     if (this.stopped || this.apply === undefined || !this.node.hasReady()) return;
     this.processing = true;
-    this.idle = this.processReadies().finally(() => {
+    this.idle = this.processReadies().catch((error: unknown) => this.halt(error)).finally(() => {
       this.processing = false;
       if (this.again) {
         this.again = false;

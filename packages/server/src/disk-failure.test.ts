@@ -1,0 +1,83 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { PutRequestSchema, RangeRequestSchema } from "@etcd-ts/api";
+import { StorageError, isStorageError, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
+import { defaultConfig, type ServerConfig } from "./config.js";
+import { EtcdServer } from "./etcd-server.js";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A backend whose commits fail on demand as a full disk fails SQLite's COMMIT: the transaction's
+ * function runs, then the engine rolls it all back and rejects with StorageError Full.
+ */
+function failingBackend(inner: Backend): Backend & { failWith: StorageError | undefined } {
+  const wrapper = Object.create(inner) as Backend & { failWith: StorageError | undefined };
+  wrapper.failWith = undefined;
+  wrapper.update = (fn: (txn: WriteTxn) => void) => {
+    const failure = wrapper.failWith;
+    if (failure === undefined) return inner.update(fn);
+    return inner.update((txn) => {
+      fn(txn);
+      throw failure;
+    });
+  };
+  return wrapper;
+}
+
+const put = (key: string, value: string) => create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) });
+
+test("a backend that cannot commit stops the member with the reason; a restart has every acknowledged write", { timeout: 60_000 }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-disk-failure-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const peer = `http://127.0.0.1:${await freePort()}`;
+  const config: ServerConfig = {
+    ...defaultConfig("n1"),
+    dataDir,
+    listenPeerUrls: [peer],
+    initialAdvertisePeerUrls: [peer],
+    initialCluster: new Map([["n1", [peer]]]),
+  };
+  // The memory engine outlives the member (EtcdServer.stop leaves the backend open): it plays the disk.
+  const backend = failingBackend(openMemoryBackend());
+  const first = await EtcdServer.start({ config, backend });
+  t.after(() => first.stop());
+  await first.ready();
+  for (let i = 0; i < 5; i++) await first.put(put(`k${i}`, `v${i}`));
+
+  backend.failWith = new StorageError("Full", `data dir ${dataDir}/member/backend: sqlite: database or disk is full (SQLITE_FULL; 0 bytes free on its file system)`);
+  await assert.rejects(first.put(put("k5", "v5")), (e: unknown) => isStorageError(e, "Full"));
+  const failure = await first.stoppedByFailure;
+  assert.match(failure.message, /committing entries \d+\.\.\d+ to the backend failed: .*SQLITE_FULL/);
+  assert.ok(failure.message.includes(dataDir), "the reason names the data dir");
+  await assert.rejects(first.put(put("k6", "v6")), /server stopped/);
+  await first.stop();
+
+  // Space is back.
+  backend.failWith = undefined;
+  const second = await EtcdServer.start({ config, backend });
+  t.after(() => second.stop());
+  await second.ready();
+  const all = await second.range(create(RangeRequestSchema, { key: Buffer.from("k"), rangeEnd: Buffer.from("l") }));
+  const found = new Map(all.kvs.map((kv) => [Buffer.from(kv.key).toString(), Buffer.from(kv.value).toString()]));
+  for (let i = 0; i < 5; i++) assert.equal(found.get(`k${i}`), `v${i}`, `acknowledged k${i}`);
+  // The put that failed was committed to the WAL before the backend refused it: the restart applies it.
+  assert.equal(found.get("k5"), "v5");
+  assert.equal(found.has("k6"), false);
+  await second.put(put("k7", "v7"));
+});
