@@ -37,7 +37,7 @@ import { AuthStore, isAuthError, newTokenProvider, parseSimpleToken, type AuthIn
 import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
 import { WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
 import { MvccStore } from "@etcd-ts/mvcc";
-import { ConfChangeType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
+import { ConfChangeType, EntryType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { rm } from "node:fs/promises";
 import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
@@ -63,6 +63,13 @@ import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
+
+/** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
+export interface CancellableCall {
+  readonly cancelled?: boolean;
+  once(event: "cancelled", listener: () => void): unknown;
+  removeListener(event: "cancelled", listener: () => void): unknown;
+}
 
 export interface EtcdServerOptions {
   readonly config: ServerConfig;
@@ -415,17 +422,57 @@ export class EtcdServer {
    * Who is calling, from the `token` metadata: undefined with auth off or without a token (checks then
    * fail with "user name is empty"). A simple token is known once its Authenticate entry is applied here.
    */
-  async callerAuth(token: string | undefined): Promise<AuthInfo | undefined> {
+  async callerAuth(token: string | undefined, call?: CancellableCall): Promise<AuthInfo | undefined> {
     if (!this.auth.enabled || token === undefined || token === "") return undefined;
     const simple = parseSimpleToken(token);
-    if (simple !== undefined && simple.index > this.applied.appliedIndex) {
-      await this.withTimeout(this.applied.waitFor(simple.index), () => undefined);
+    if (simple !== undefined && simple.index > this.applied.appliedIndex && this.logHoldsSimpleToken(simple.prefix, simple.index)) {
+      await this.waitForTokenEntry(simple.index, call);
     }
     try {
       return this.auth.authInfoFromToken(token);
     } catch (error) {
       if (isAuthError(error)) throw error.toRpcError();
       throw error;
+    }
+  }
+
+  /**
+   * Whether the entry at `index` of this member's raft log is the Authenticate that proposed `prefix`: a
+   * simple token names its entry, so a member that has not applied it yet can tell a token it will know
+   * shortly from one it never will (a forged random part or an index beyond its log) and refuse the
+   * latter at once instead of holding the call. A token whose entry has not reached this member's log
+   * (a lagging follower) is refused too; clients re-authenticate on "invalid auth token".
+   */
+  private logHoldsSimpleToken(prefix: string, index: number): boolean {
+    if (index > this.storage.lastIndex() || index < this.storage.firstIndex()) return false;
+    try {
+      const entry = this.storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
+      if (entry === undefined || entry.type !== EntryType.Normal || entry.data.byteLength === 0) return false;
+      const request = fromBinary(InternalRaftRequestSchema, entry.data).request;
+      return request.case === "authenticate" && request.value.simpleToken === prefix;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Waits (at most the request timeout, and no longer than the call lives) until this member applies a
+   * simple token's Authenticate entry. A wait that ends otherwise is removed at once; the token lookup
+   * after it then answers "invalid auth token", as etcd does when the wait is given up.
+   */
+  private async waitForTokenEntry(index: number, call: CancellableCall | undefined): Promise<void> {
+    if (call?.cancelled === true) return;
+    const abandon = new AbortController();
+    const onCancelled = (): void => abandon.abort();
+    call?.once("cancelled", onCancelled);
+    const timer = setTimeout(() => abandon.abort(), this.requestTimeoutMs);
+    try {
+      await this.applied.waitFor(index, abandon.signal);
+    } catch (error) {
+      if (!abandon.signal.aborted) throw error;
+    } finally {
+      clearTimeout(timer);
+      call?.removeListener("cancelled", onCancelled);
     }
   }
 
@@ -648,6 +695,11 @@ export class EtcdServer {
   }
 
   private readonly observers = new Set<ServerObserver>();
+
+  /** Calls waiting on this member now: for a proposal's apply result, for the applied index (metrics). */
+  pendingWaiters(): { proposals: number; appliedIndex: number } {
+    return { proposals: this.waits.size, appliedIndex: this.applied.size };
+  }
 
   private async proposeAndWait(request: InternalRaftRequest["request"], caller?: AuthInfo): Promise<ApplyResult> {
     this.checkRunning();

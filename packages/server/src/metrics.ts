@@ -51,6 +51,9 @@ export class ServerMetrics {
     r.gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", () => Number(server()?.status().raftAppliedIndex ?? 0n));
     r.gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", () => this.pendingProposals);
     this.proposalsFailed = r.counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.");
+    // etcd-ts only: the two bounded waiter sets (a full one answers "too many requests").
+    r.gauge("etcd_ts_server_proposal_waiters", "Proposals waiting for their apply result (bounded).", () => server()?.pendingWaiters().proposals ?? 0);
+    r.gauge("etcd_ts_server_applied_index_waiters", "Calls waiting for the applied index to reach theirs: linearizable reads, simple tokens (bounded).", () => server()?.pendingWaiters().appliedIndex ?? 0);
     this.proposalsFailed.touch();
     this.serverId = r.gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
     const version = r.gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.");

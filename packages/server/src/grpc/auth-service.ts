@@ -6,7 +6,7 @@ import type {
   InternalRaftRequest,
 } from "@etcd-ts/api";
 import { RpcError } from "@etcd-ts/api";
-import { isAuthError, type AuthInfo } from "@etcd-ts/auth";
+import { isAuthError, peerAddress, type AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 
 /**
@@ -25,12 +25,15 @@ export class AuthService {
 
   async userAdd(request: AuthUserAddRequest, caller: AuthInfo | undefined): Promise<unknown> {
     if (request.name === "") throw RpcError.of("userEmpty");
+    // Checked again when the entry applies; here so that only root can make this member run bcrypt.
+    this.etcd.checkAdmin(caller);
     const noPassword = request.options?.noPassword ?? false;
     const password = noPassword ? "" : await this.hash(request.password);
     return this.propose({ case: "authUserAdd", value: { ...request, password } }, caller);
   }
 
   async userChangePassword(request: AuthUserChangePasswordRequest, caller: AuthInfo | undefined): Promise<unknown> {
+    this.etcd.checkAdmin(caller);
     const password = await this.hash(request.password);
     return this.propose({ case: "authUserChangePassword", value: { ...request, password } }, caller);
   }
@@ -38,11 +41,13 @@ export class AuthService {
   /**
    * Checks the password here, then proposes the token's random prefix; the token is assigned when the
    * entry applies. If the user or password changed meanwhile (the auth revision moved), start over, as
-   * etcd's Authenticate loop does.
+   * etcd's Authenticate loop does. `peer` is the client's address (grpc-js' `getPeer()`), for the
+   * failed-login limits.
    */
-  async authenticate(request: AuthenticateRequest): Promise<AuthenticateResponse> {
+  async authenticate(request: AuthenticateRequest, peer?: string): Promise<AuthenticateResponse> {
+    const address = peerAddress(peer);
     for (let attempt = 0; ; attempt++) {
-      const checkedAt = await this.guard(() => this.etcd.auth.checkPassword(request.name, request.password));
+      const checkedAt = await this.guard(() => this.etcd.auth.checkPassword(request.name, request.password, address));
       const prefix = this.etcd.auth.genTokenPrefix();
       const response = await this.etcd.proposeRequest<AuthenticateResponse>({
         case: "authenticate",

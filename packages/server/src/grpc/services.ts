@@ -30,7 +30,7 @@ import type { AlarmRequest, MoveLeaderRequest } from "@etcd-ts/api";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { LeaseService } from "./lease-service.js";
 import { serveWatch } from "./watch-service.js";
-import type { EtcdServer } from "../etcd-server.js";
+import type { CancellableCall, EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
 import { decodeTxnRequest } from "../apply/index.js";
@@ -75,7 +75,7 @@ function kvServiceDefinition(): ServiceDefinition {
 
 /** Registers the services this member serves on its client listener. */
 export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger): void {
-  const caller = (call: { metadata: Metadata }): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call));
+  const caller = (call: { metadata: Metadata } & CancellableCall): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call), call);
   /** A handler for a root-only RPC. */
   const admin = <Req>(handler: UnaryHandler<Req>): UnaryHandler<Req> => async (r, call) => {
     etcd.checkAdmin(await caller(call));
@@ -133,7 +133,7 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
   grpcServer.addService(grpcServiceDefinition(Auth), {
     AuthEnable: proposeAuth("authEnable"),
     AuthDisable: proposeAuth("authDisable"),
-    Authenticate: unary<AuthenticateRequest>(logger, (r) => auth.authenticate(r)),
+    Authenticate: unary<AuthenticateRequest>(logger, (r, call) => auth.authenticate(r, call.getPeer())),
     UserAdd: unary<AuthUserAddRequest>(logger, async (r, call) => auth.userAdd(r, await caller(call))),
     UserGet: proposeAuth("authUserGet"),
     UserList: proposeAuth("authUserList"),

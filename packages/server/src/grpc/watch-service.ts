@@ -29,7 +29,7 @@ export function serveWatch(
   // The caller is resolved once per stream; each create is checked against the exact range it asks for.
   let caller: AuthInfo | undefined;
   let callerError: unknown;
-  const ready = etcd.callerAuth(options.token).then(
+  const ready = etcd.callerAuth(options.token, call).then(
     (info) => (caller = info),
     (error: unknown) => (callerError = error),
   );

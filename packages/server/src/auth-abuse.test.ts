@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { after, before, describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import {
+  Auth,
+  AuthEnableRequestSchema,
+  AuthUserAddRequestSchema,
+  AuthUserGrantRoleRequestSchema,
+  AuthenticateRequestSchema,
+  KV,
+  PutRequestSchema,
+  RangeRequestSchema,
+  grpcServiceDefinition,
+} from "@etcd-ts/api";
+import { openMemoryBackend } from "@etcd-ts/storage";
+import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
+import { defaultConfig } from "./config.js";
+import { startMember, type RunningMember } from "./member.js";
+
+type UnaryClient = Client & Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function call<Res>(client: UnaryClient, method: string, request: unknown, token?: string): Promise<Res> {
+  const metadata = new Metadata();
+  if (token !== undefined) metadata.set("token", token);
+  return new Promise((resolve, reject) => {
+    client[method]!.call(client, request, metadata, (error, response) => (error ? reject(error) : resolve(response as Res)));
+  });
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const put = (key: string) => create(PutRequestSchema, { key: bytes(key), value: bytes("v") });
+const login = (name: string, password: string) => create(AuthenticateRequestSchema, { name, password });
+
+/**
+ * A member with auth on, driven over gRPC the way a hostile client would: forged simple tokens and a
+ * flood of wrong passwords must neither hold memory nor stall the member.
+ */
+describe("auth under abuse (one member, simple tokens)", () => {
+  let member: RunningMember;
+  let dataDir: string;
+  let kv: UnaryClient;
+  let auth: UnaryClient;
+  let rootToken: string;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "etcd-ts-auth-abuse-"));
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const clientUrl = `http://127.0.0.1:${clientPort}`;
+    member = await startMember({
+      config: {
+        ...defaultConfig("abuse"),
+        dataDir,
+        listenClientUrls: [clientUrl],
+        advertiseClientUrls: [clientUrl],
+        listenPeerUrls: [peerUrl],
+        initialAdvertisePeerUrls: [peerUrl],
+        initialCluster: new Map([["abuse", [peerUrl]]]),
+        logLevel: "error",
+        bcryptCost: 10,
+      },
+      backend: openMemoryBackend(),
+    });
+    const client = (service: typeof KV | typeof Auth) =>
+      new (makeGenericClientConstructor(grpcServiceDefinition(service), service.name))(`127.0.0.1:${clientPort}`, credentials.createInsecure()) as unknown as UnaryClient;
+    kv = client(KV);
+    auth = client(Auth);
+    await call(auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "root", password: "rootpw" }));
+    await call(auth, "UserGrantRole", create(AuthUserGrantRoleRequestSchema, { user: "root", role: "root" }));
+    await call(auth, "AuthEnable", create(AuthEnableRequestSchema));
+    rootToken = (await call<{ token: string }>(auth, "Authenticate", login("root", "rootpw"))).token;
+  });
+
+  after(async () => {
+    kv?.close();
+    auth?.close();
+    await member?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("a simple token naming an entry this member's log does not hold is refused at once and holds nothing", async () => {
+    const applied = Number(member.server.status().raftAppliedIndex);
+    const [realPrefix] = rootToken.split(".");
+    const forged = [
+      `xxxxxxxxxxxxxxxx.${applied + 1_000_000_000}`,
+      `${realPrefix}.${applied + 1}`,
+      `${realPrefix}.${Number.MAX_SAFE_INTEGER}`,
+      `xxxxxxxxxxxxxxxx.${applied}`,
+      `short.${applied + 5}`,
+    ];
+    const answers = await Promise.allSettled(
+      Array.from({ length: 500 }, (_, i) => call(kv, "Range", create(RangeRequestSchema, { key: bytes("k") }), forged[i % forged.length])),
+    );
+    for (const answer of answers) {
+      assert.equal(answer.status, "rejected");
+      const error = (answer as PromiseRejectedResult).reason as ServiceError;
+      assert.equal(error.code, 16, error.message);
+      assert.equal(error.details, "etcdserver: invalid auth token");
+    }
+    assert.deepEqual(member.server.pendingWaiters(), { proposals: 0, appliedIndex: 0 });
+    // The real token still works.
+    await call(kv, "Put", put("k"), rootToken);
+  });
+
+  it("a flood of wrong passwords neither blocks the event loop nor keeps root's writes waiting", async () => {
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    let stop = false;
+    const flood = (async () => {
+      const failures: string[] = [];
+      // 200 wrong-password Authenticate calls, 50 at a time.
+      for (let round = 0; round < 4 && !stop; round++) {
+        const answers = await Promise.allSettled(
+          Array.from({ length: 50 }, () => call(auth, "Authenticate", login("root", "guess"))),
+        );
+        for (const a of answers) {
+          const error = a.status === "rejected" ? (a.reason as ServiceError) : undefined;
+          failures.push(error === undefined ? "accepted" : `${error.code} ${error.details}`);
+        }
+      }
+      return failures;
+    })();
+    try {
+      for (let i = 0; i < 5; i++) await call(kv, "Put", put(`during-${i}`), rootToken);
+    } finally {
+      stop = true;
+    }
+    const failures = await flood;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    delay.disable();
+    // Every guess gets etcd's answer to a wrong password, whether bcrypt ran or the limit refused it.
+    assert.ok(failures.length > 0);
+    assert.deepEqual([...new Set(failures)], ["3 etcdserver: authentication failed, invalid user ID or password"]);
+    assert.ok(delay.count > 0);
+    const maxMs = delay.max / 1e6;
+    assert.ok(maxMs < 1000, `the event loop was blocked for ${maxMs.toFixed(0)} ms`);
+  });
+});
