@@ -209,11 +209,19 @@ function lengthDelimited(field: number, body: Buffer): Buffer {
   return Buffer.concat([varint((field << 3) | 2), varint(body.length), body]);
 }
 
-/** A TxnRequest `levels` deep (each level's success holds the next), the innermost putting "k". */
+/** A TxnRequest `levels` deep (each level's success holds the next), the innermost putting "k"; linear time. */
 function deepTxnBytes(levels: number): Buffer {
-  let txn = lengthDelimited(2, lengthDelimited(2, lengthDelimited(1, Buffer.from("k"))));
-  for (let i = 1; i < levels; i++) txn = lengthDelimited(2, lengthDelimited(4, txn));
-  return txn;
+  const core = lengthDelimited(2, lengthDelimited(2, lengthDelimited(1, Buffer.from("k"))));
+  const headers: Buffer[] = [];
+  let length = core.length;
+  for (let i = 1; i < levels; i++) {
+    const op = Buffer.concat([varint((4 << 3) | 2), varint(length)]);
+    length += op.length;
+    const txn = Buffer.concat([varint((2 << 3) | 2), varint(length)]);
+    length += txn.length;
+    headers.push(op, txn);
+  }
+  return Buffer.concat([...headers.reverse(), core]);
 }
 
 /** InternalRaftRequest { ID: 1, txn: … } (field 1: ID, field 7: txn). */

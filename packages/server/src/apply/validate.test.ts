@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { RequestOpSchema, isRpcError } from "@etcd-ts/api";
 import type { RpcErrorKind } from "@etcd-ts/api";
 import type { RequestOp, TxnRequest } from "@etcd-ts/api";
-import { validateRequest } from "./validate.js";
+import { MAX_TXN_NESTING, TXN_DECODE_RECURSION_LIMIT, decodeTxnRequest, validateRequest } from "./validate.js";
 import { b, cmp, del, opDel, opPut, opRange, opTxn, put, range, txn } from "./test-harness.js";
 
 function rejects(kind: RpcErrorKind, fn: () => void): void {
@@ -82,5 +82,56 @@ describe("validateRequest: duplicate keys (etcd's checkIntervals)", () => {
     rejects("duplicateKey", () =>
       validTxn(txn({ success: [opTxn({ success: [opDel({ key: b("a") })] }), opTxn({ success: [opPut({ key: b("a") })] })] })),
     );
+  });
+});
+
+describe("txn nesting: etcd's op budget, at most MAX_TXN_NESTING levels, and the gRPC decoder", () => {
+  function varint(n: number): Buffer {
+    const out: number[] = [];
+    while (n > 127) {
+      out.push((n & 127) | 128);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+    return Buffer.from(out);
+  }
+  const field = (no: number, body: Buffer) => Buffer.concat([varint((no << 3) | 2), varint(body.length), body]);
+  /**
+   * TxnRequest bytes `levels` deep (each level's success op holds the next txn), built without recursion
+   * in linear time: only headers come before the innermost txn. The innermost puts "k" (or is empty).
+   */
+  function nestedBytes(levels: number, emptyInner = false): Buffer {
+    const core = emptyInner ? Buffer.alloc(0) : field(2, field(2, field(1, Buffer.from("k"))));
+    const headers: Buffer[] = [];
+    let length = core.length;
+    for (let i = 1; i < levels; i++) {
+      const op = Buffer.concat([varint((4 << 3) | 2), varint(length)]); // RequestOp.request_txn
+      length += op.length;
+      const txn = Buffer.concat([varint((2 << 3) | 2), varint(length)]); // TxnRequest.success
+      length += txn.length;
+      headers.push(op, txn);
+    }
+    return Buffer.concat([...headers.reverse(), core]);
+  }
+  const decodedValid = (levels: number, emptyInner = false, maxTxnOps?: number) => validTxn(decodeTxnRequest(nestedBytes(levels, emptyInner)), maxTxnOps);
+
+  it("with the default --max-txn-ops, accepts what etcd 3.4 accepts: 128 levels ending in a put, 129 ending in an empty txn", () => {
+    decodedValid(48);
+    decodedValid(49);
+    decodedValid(128);
+    decodedValid(129, true);
+    rejects("tooManyOps", () => decodedValid(129));
+    rejects("tooManyOps", () => decodedValid(130, true));
+  });
+
+  it("never more than MAX_TXN_NESTING levels, whatever --max-txn-ops allows", () => {
+    decodedValid(MAX_TXN_NESTING, false, 100_000);
+    rejects("tooManyOps", () => decodedValid(MAX_TXN_NESTING + 1, true, 100_000));
+  });
+
+  it("bytes nested deeper than the decoder follows are answered tooManyOps, as etcd answers them; damaged bytes still fail to decode", () => {
+    rejects("tooManyOps", () => decodedValid(TXN_DECODE_RECURSION_LIMIT, false, 100_000));
+    rejects("tooManyOps", () => decodedValid(20_000, false, 100_000));
+    assert.throws(() => decodeTxnRequest(Buffer.from([0x12, 0x05, 0x22])), (e: Error) => !/recursion/.test(e.message) && !isRpcError(e));
   });
 });
