@@ -14,7 +14,7 @@ import {
   type ServiceError,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { GoJsonError, JsonValueStream, quoteGoString } from "./go-json.js";
+import { GoJsonError, JsonValueStream, isJsonValueTooLargeError, quoteGoString } from "./go-json.js";
 import { canonicalHeaderKey, headerValue, STATUS_TEXT } from "./go-http.js";
 import { JsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
 
@@ -130,31 +130,48 @@ export function decodeErrorMessage(error: unknown): string {
   throw error;
 }
 
+/** What reading a request's first JSON value came to. */
+export type FirstRequest =
+  | { readonly message: Message }
+  /** A body jsonpb refuses; the text is Go's. */
+  | { readonly error: string }
+  /** The value grew past the limit; reading stopped there. */
+  | { readonly tooLarge: true }
+  /** Anything else thrown while decoding (a bug): the request fails, the process does not. */
+  | { readonly internal: unknown };
+
 /**
  * `marshaler.NewDecoder(req.Body).Decode(&protoReq)`: the first JSON value of the body, decoded as soon as
- * it is complete (the rest of the body is ignored; over a websocket the body never ends). An empty body is
- * an empty request.
+ * it is complete (the rest of the body is read and dropped; over a websocket the body never ends). An empty
+ * body is an empty request. A value longer than `maxValueBytes` is refused as soon as that many bytes are
+ * in, so an oversized body is never held whole. `then` is called exactly once.
  */
 export function readFirstRequest(
   request: IncomingMessage,
   schema: DescMessage,
   bodyConsumed: boolean,
-  then: (outcome: { message: Message } | { error: string }) => void,
+  maxValueBytes: number,
+  then: (outcome: FirstRequest) => void,
 ): void {
-  const decoder = new JsonValueStream();
+  const decoder = new JsonValueStream(maxValueBytes);
   let settled = false;
+  const settle = (outcome: FirstRequest): void => {
+    settled = true;
+    then(outcome);
+  };
   const attempt = (): void => {
     if (settled) return;
-    let outcome: { message: Message } | { error: string };
+    let outcome: FirstRequest;
     try {
       const value = decoder.next();
       if (value === undefined) return;
       outcome = { message: value instanceof Uint8Array ? decodeMessage(schema, value) : (create(schema) as unknown as Message) };
     } catch (error) {
-      outcome = { error: decodeErrorMessage(error) };
+      if (isJsonValueTooLargeError(error)) outcome = { tooLarge: true };
+      else if (error instanceof JsonPbError || error instanceof GoJsonError) outcome = { error: error.message };
+      else outcome = { internal: error };
     }
-    settled = true;
-    then(outcome);
+    settle(outcome);
   };
   const endOfBody = (): void => {
     decoder.finish();
@@ -172,6 +189,27 @@ export function readFirstRequest(
   });
   request.on("end", endOfBody);
   request.on("error", endOfBody);
+}
+
+/**
+ * The answer to a request value over the limit. etcd's gateway would read it whole and forward it, and its
+ * gRPC server would refuse it as ResourceExhausted (`grpc: received message larger than max (N vs. M)`,
+ * HTTP 429); the gateway refuses it with the same code and status before reading on, naming the JSON bytes
+ * it stopped at since the message size is never known.
+ */
+export function requestTooLargeStatus(jsonLimit: number, messageLimit: number): CallStatus {
+  return {
+    code: GrpcStatus.RESOURCE_EXHAUSTED,
+    message: `gateway: received message larger than max (over ${jsonLimit} bytes of JSON vs. ${messageLimit})`,
+  };
+}
+
+/**
+ * The JSON length that can still carry a message of `messageLimit` bytes: base64 makes bytes fields 4/3
+ * as long, and 64 KiB more leaves room for field names, whitespace and escapes around them.
+ */
+export function jsonLimitFor(messageLimit: number): number {
+  return Math.ceil(messageLimit / 3) * 4 + 64 * 1024;
 }
 
 /** grpc-js client errors as grpc-go's client would word them where the two differ. */
@@ -221,55 +259,120 @@ export function writeHttpError(response: ServerResponse, status: CallStatus, hea
   response.end();
 }
 
+/** Control over a forwarded stream: end it with an error of the gateway's own. */
+export interface ForwardedStream {
+  /** Writes `status` as the stream's final error (as if the call had failed with it) and cancels the call. */
+  fail(status: CallStatus): void;
+}
+
 /**
  * grpc-gateway's ForwardResponseStream: each message as `{"result":…}` plus a newline, flushed as it comes;
  * the status line waits for the first message. A failure, even before any message, is a final
  * `{"error":{grpc_code,http_code,message,http_status}}` chunk (with the failure's HTTP status if nothing
  * was written yet).
+ *
+ * Flow control: Go's gateway blocks in `Write` while the client does not read. Here a write that fills the
+ * response's buffer pauses the call until the response drains, so at most one message beyond the buffer's
+ * high-water mark waits in memory per stream, and grpc-js stops reading, which lets HTTP/2 flow control hold
+ * the member back. Anything thrown while forwarding cancels the call and ends this response alone.
  */
 export function forwardStream(
   call: ClientReadableStream<unknown> | ClientDuplexStream<unknown, unknown>,
   response: ServerResponse,
   schema: DescMessage,
-): void {
+): ForwardedStream {
   let headers: Metadata | undefined;
   let wroteHeader = false;
-  call.on("metadata", (received: Metadata) => {
-    headers = received;
-  });
+  let finished = false;
+  let paused = false;
   const head = (status: number): void => {
     response.writeHead(status, { ...forwardedHeaders(headers), "Content-Type": "application/json" });
   };
-  call.on("data", (reply: unknown) => {
-    if (response.writableEnded) return;
-    if (!wroteHeader) {
-      head(200);
-      wroteHeader = true;
+  const abort = (): void => {
+    finished = true;
+    call.cancel();
+    if (!response.headersSent) {
+      try {
+        response.writeHead(500, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": 22 });
+        response.end("Internal Server Error\n");
+        return;
+      } catch {
+        // fall through: the response cannot be written any more
+      }
     }
-    response.write(`{"result":${encodeMessage(schema, reply as Message)}}\n`);
+    response.destroy();
+  };
+  const guarded =
+    <A extends unknown[]>(handler: (...args: A) => void) =>
+    (...args: A): void => {
+      try {
+        handler(...args);
+      } catch {
+        abort();
+      }
+    };
+  const resume = (): void => {
+    paused = false;
+    if (!finished) call.resume();
+  };
+  const writeFinalError = (status: CallStatus): void => {
+    // grpc-go's stream.Header() hands back a trailers-only answer's metadata as the headers.
+    headers ??= status.trailers;
+    const httpCode = httpStatusOf(status.code);
+    if (!wroteHeader) head(httpCode);
+    const parts: string[] = [];
+    if (status.code !== 0) parts.push(`"grpc_code":${status.code}`);
+    parts.push(`"http_code":${httpCode}`);
+    if (status.message !== "") parts.push(`"message":${quoteGoString(status.message)}`);
+    parts.push(`"http_status":${quoteGoString(STATUS_TEXT[httpCode] ?? "")}`);
+    response.end(`{"error":{${parts.join(",")}}}`);
+  };
+  call.on("metadata", (received: Metadata) => {
+    headers = received;
   });
+  call.on(
+    "data",
+    guarded((reply: unknown) => {
+      if (finished || response.writableEnded) return;
+      if (!wroteHeader) {
+        head(200);
+        wroteHeader = true;
+      }
+      if (!response.write(`{"result":${encodeMessage(schema, reply as Message)}}\n`) && !paused && !response.destroyed) {
+        paused = true;
+        call.pause();
+        response.once("drain", resume);
+      }
+    }),
+  );
   call.on("error", () => {
     // Reported through "status".
   });
-  call.on("status", (status: StatusObject) => {
-    if (response.writableEnded || response.destroyed) return;
-    if (status.code === GrpcStatus.OK) {
-      if (!wroteHeader) head(200);
-      response.end();
-      return;
-    }
-    const callStatus = statusOf(status);
-    // grpc-go's stream.Header() hands back a trailers-only answer's metadata as the headers.
-    headers ??= status.metadata;
-    const httpCode = httpStatusOf(callStatus.code);
-    if (!wroteHeader) head(httpCode);
-    const parts: string[] = [];
-    if (callStatus.code !== 0) parts.push(`"grpc_code":${callStatus.code}`);
-    parts.push(`"http_code":${httpCode}`);
-    if (callStatus.message !== "") parts.push(`"message":${quoteGoString(callStatus.message)}`);
-    parts.push(`"http_status":${quoteGoString(STATUS_TEXT[httpCode] ?? "")}`);
-    response.end(`{"error":{${parts.join(",")}}}`);
-  });
+  call.on(
+    "status",
+    guarded((status: StatusObject) => {
+      if (finished || response.writableEnded || response.destroyed) return;
+      finished = true;
+      if (status.code === GrpcStatus.OK) {
+        if (!wroteHeader) head(200);
+        response.end();
+        return;
+      }
+      writeFinalError(statusOf(status));
+    }),
+  );
+  return {
+    fail: (status) => {
+      if (finished || response.writableEnded || response.destroyed) return;
+      finished = true;
+      call.cancel();
+      try {
+        writeFinalError(status);
+      } catch {
+        response.destroy();
+      }
+    },
+  };
 }
 
 export function isFormPost(request: IncomingMessage): boolean {

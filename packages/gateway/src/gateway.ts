@@ -31,11 +31,14 @@ import {
   forwardStream,
   forwardedHeaders,
   isFormPost,
+  jsonLimitFor,
   readFirstRequest,
+  requestTooLargeStatus,
   statusOf,
   writeHttpError,
+  type FirstRequest,
 } from "./gateway-runtime.js";
-import { JsonValueStream } from "./go-json.js";
+import { JsonValueStream, isJsonValueTooLargeError } from "./go-json.js";
 import { RawHttpResponse, STATUS_TEXT, cleanPath, headerValue, hostnameOf, plainError, redirect } from "./go-http.js";
 import { decodeMessage, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
@@ -76,6 +79,13 @@ export interface GatewayOptions {
   /** Extra grpc-js channel options. */
   readonly channelOptions?: ChannelOptions;
   /**
+   * The largest request message the member takes: etcd's `--max-request-bytes` plus the gRPC overhead it
+   * allows (the member's gRPC receive limit); 2 MiB, etcd's default, when not given. One JSON request value
+   * longer than it could be as JSON (`jsonLimitFor`) is refused while it is read, with 429 and
+   * ResourceExhausted as the member would refuse the message, and the connection is closed.
+   */
+  readonly maxRequestBytes?: number;
+  /**
    * What serves the paths outside `/v3/` (etcd mounts its own handler — `/health`, `/version`,
    * `/metrics` — at `/` next to the gateway). Given it, the gateway can front the whole client port: etcd's
    * access control (host whitelist, CORS, `OPTIONS`) and Go's path cleaning then apply to those paths too,
@@ -97,7 +107,25 @@ export interface Gateway {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Cancels the calls in flight and closes the gRPC connection. */
   close(): void;
+  /** What the gateway holds now; every streaming answer's buffer is bounded, this shows it. */
+  stats(): GatewayStats;
 }
+
+export interface GatewayStats {
+  /** gRPC calls in flight (each ends when its HTTP client goes away). */
+  readonly calls: number;
+  /** Streaming answers open (watch, lease keep-alive, snapshot, observe; plain or over a websocket). */
+  readonly streams: number;
+  /**
+   * Bytes written to open streaming answers that their clients have not taken yet. A stream stops reading
+   * its gRPC call while its buffer is over the high-water mark, so each holds at most about one message
+   * more than that.
+   */
+  readonly bufferedBytes: number;
+}
+
+/** etcd's default `--max-request-bytes` (1.5 MiB) plus its gRPC overhead (512 KiB). */
+const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
 
 export function createGateway(options: GatewayOptions): Gateway {
   return new JsonGateway(options);
@@ -107,11 +135,17 @@ class JsonGateway implements Gateway {
   private readonly client: Client;
   private readonly definitions = new Map<DescMethod, MethodDefinition<unknown, unknown>>();
   private readonly inFlight = new Set<{ cancel(): void }>();
+  /** The responses of open streams, for `stats()` (a websocket's answer reports its socket's buffer). */
+  private readonly streaming = new Set<{ readonly writableLength: number }>();
   private readonly access: AccessController;
+  private readonly messageLimit: number;
+  private readonly jsonLimit: number;
   private closed = false;
 
   constructor(private readonly options: GatewayOptions) {
     this.access = new AccessController(options.cors ?? ["*"], options.hostWhitelist ?? []);
+    this.messageLimit = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.jsonLimit = jsonLimitFor(this.messageLimit);
     // etcd's gateway raises the receive limit to MaxInt32 (snapshots and large ranges).
     this.client = new Client(options.target, options.credentials ?? grpcCredentials.createInsecure(), {
       "grpc.max_receive_message_length": 2 ** 31 - 1,
@@ -128,15 +162,17 @@ class JsonGateway implements Gateway {
     this.client.close();
   };
 
+  readonly stats = (): GatewayStats => {
+    let bufferedBytes = 0;
+    for (const response of this.streaming) bufferedBytes += response.writableLength;
+    return { calls: this.inFlight.size, streams: this.streaming.size, bufferedBytes };
+  };
+
   readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
     try {
       this.serve(request, response);
-    } catch (error) {
-      if (!response.headersSent) {
-        plainError(response, 500, STATUS_TEXT[500]!);
-      } else {
-        response.destroy(error instanceof Error ? error : undefined);
-      }
+    } catch {
+      failRequest(response);
     }
   };
 
@@ -145,7 +181,7 @@ class JsonGateway implements Gateway {
     const response = new RawHttpResponse(socket) as unknown as ServerResponse;
     try {
       this.serve(request, response, (path) =>
-        proxyWebsocket(request, socket, head, path, response, (inner, answer) => this.route(inner, answer, path)),
+        proxyWebsocket(request, socket, head, path, response, (inner, answer) => this.route(inner, answer, path), this.jsonLimit),
       );
     } catch {
       socket.destroy();
@@ -266,14 +302,40 @@ class JsonGateway implements Gateway {
     return definition;
   }
 
-  private track<T extends { cancel(): void }>(call: T, response: ServerResponse): T {
+  private track<T extends { cancel(): void }>(call: T, response: ServerResponse, streaming = false): T {
     this.inFlight.add(call);
+    if (streaming) this.streaming.add(response);
     // The HTTP client going away cancels the gRPC call, as the request context does in Go.
     response.once("close", () => {
       this.inFlight.delete(call);
+      this.streaming.delete(response);
       call.cancel();
     });
     return call;
+  }
+
+  /**
+   * A request value over the limit: answered 429 / ResourceExhausted with `Connection: close`; the reader
+   * has stopped buffering, what is left of the body is dropped until Node closes the connection after the
+   * answer.
+   */
+  private refuseTooLarge(response: ServerResponse): void {
+    if (!response.headersSent) response.setHeader("Connection", "close");
+    writeHttpError(response, requestTooLargeStatus(this.jsonLimit, this.messageLimit));
+  }
+
+  /** The answer to a first request that could not be read; false if there is a message to send. */
+  private answeredBadFirstRequest(response: ServerResponse, outcome: FirstRequest): outcome is Exclude<FirstRequest, { message: Message }> {
+    if ("message" in outcome) return false;
+    if ("error" in outcome) {
+      // request_X_0: a body jsonpb refuses is InvalidArgument.
+      writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
+    } else if ("tooLarge" in outcome) {
+      this.refuseTooLarge(response);
+    } else {
+      failRequest(response);
+    }
+    return true;
   }
 
   private unary(
@@ -285,12 +347,8 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readFirstRequest(request, route.method.input, bodyConsumed, (outcome) => {
-      if ("error" in outcome) {
-        // request_X_0: a body jsonpb refuses is InvalidArgument.
-        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
-        return;
-      }
+    readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
+      if (this.answeredBadFirstRequest(response, outcome)) return;
       const { message } = outcome;
       if (this.closed) {
         writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
@@ -304,25 +362,32 @@ class JsonGateway implements Gateway {
         message,
         metadata,
         callOptions,
-        (error: ServiceError | null, reply?: unknown) => {
+        guarded(response, (error: ServiceError | null, reply?: unknown) => {
           if (error !== null) {
             writeHttpError(response, statusOf(error), headers);
             return;
           }
-          const body = encodeMessage(route.method.output, reply as Message);
+          let body: string;
+          try {
+            body = encodeMessage(route.method.output, reply as Message);
+          } catch (failure) {
+            // ForwardResponseMessage: a reply the marshaler cannot write is an HTTPError of that error (Unknown).
+            writeHttpError(response, { code: GrpcStatus.UNKNOWN, message: failure instanceof Error ? failure.message : String(failure) }, headers);
+            return;
+          }
           response.writeHead(200, {
             ...forwardedHeaders(headers),
             "Content-Type": "application/json",
             "Content-Length": Buffer.byteLength(body),
           });
           response.end(body);
-        },
+        }),
       );
       call.on("metadata", (received: Metadata) => {
         headers = received;
       });
       this.track(call, response);
-    });
+    }));
   }
 
   private serverStream(
@@ -334,11 +399,8 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readFirstRequest(request, route.method.input, bodyConsumed, (outcome) => {
-      if ("error" in outcome) {
-        writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
-        return;
-      }
+    readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
+      if (this.answeredBadFirstRequest(response, outcome)) return;
       const { message } = outcome;
       const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
         definition.path,
@@ -348,9 +410,9 @@ class JsonGateway implements Gateway {
         metadata,
         callOptions,
       );
-      this.track(call, response);
+      this.track(call, response, true);
       forwardStream(call, response, route.method.output);
-    });
+    }));
   }
 
   private bidiStream(
@@ -369,11 +431,11 @@ class JsonGateway implements Gateway {
       metadata,
       callOptions,
     );
-    this.track(call, response);
+    this.track(call, response, true);
     // Nothing is answered before the first request is through: etcd's Watch and LeaseKeepAlive send nothing
     // unasked, so forwarding can start at once.
-    forwardStream(call, response, route.method.output);
-    const decoder = new JsonValueStream();
+    const forwarded = forwardStream(call, response, route.method.output);
+    const decoder = new JsonValueStream(this.jsonLimit);
     let first = true;
     let sending = true;
     // request_Watch_Watch_0: the first request is decoded before anything is forwarded; if it is bad the
@@ -392,6 +454,12 @@ class JsonGateway implements Gateway {
           message = decodeMessage(route.method.input, value);
         } catch (error) {
           sending = false;
+          if (isJsonValueTooLargeError(error)) {
+            // The member would refuse the message and fail the stream: the same answer, and no more reading.
+            if (!response.headersSent) response.setHeader("Connection", "close");
+            forwarded.fail(requestTooLargeStatus(this.jsonLimit, this.messageLimit));
+            return;
+          }
           call.end();
           if (first) {
             writeHttpError(response, { code: GrpcStatus.UNKNOWN, message: decodeErrorMessage(error) });
@@ -400,7 +468,11 @@ class JsonGateway implements Gateway {
           return;
         }
         first = false;
-        call.write(message);
+        // Flow control towards the member: while grpc-js holds back what was written, stop reading the body.
+        if (!call.write(message) && !request.isPaused()) {
+          request.pause();
+          call.once("drain", () => request.resume());
+        }
       }
     };
     if (bodyConsumed) {
@@ -408,16 +480,47 @@ class JsonGateway implements Gateway {
       pump();
       return;
     }
-    request.on("data", (chunk: Buffer) => {
-      decoder.push(chunk);
-      pump();
-    });
-    const endOfBody = (): void => {
+    request.on(
+      "data",
+      guarded(response, (chunk: Buffer) => {
+        if (!sending) return;
+        decoder.push(chunk);
+        pump();
+      }),
+    );
+    const endOfBody = guarded(response, (): void => {
       decoder.finish();
       pump();
-    };
+    });
     request.on("end", endOfBody);
     request.on("error", endOfBody);
   }
 }
 
+
+/**
+ * Ends one request after an unexpected error: 500 if nothing was answered yet, else the connection is cut
+ * (a response 'close' cancels the request's call).
+ */
+function failRequest(response: ServerResponse): void {
+  try {
+    if (!response.headersSent) {
+      plainError(response, 500, STATUS_TEXT[500]!);
+      return;
+    }
+  } catch {
+    // fall through: the response cannot be written any more
+  }
+  response.destroy();
+}
+
+/** `handler` as an event listener of one request: whatever it throws fails that request, never the process. */
+function guarded<A extends unknown[]>(response: ServerResponse, handler: (...args: A) => void): (...args: A) => void {
+  return (...args: A): void => {
+    try {
+      handler(...args);
+    } catch {
+      failRequest(response);
+    }
+  };
+}

@@ -7,13 +7,16 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PassThrough, type Duplex } from "node:stream";
 import { STATUS_TEXT, headerValue, plainError } from "./go-http.js";
-import { Opcode, WebSocketFrameParser, acceptKey, encodeFrame } from "./websocket.js";
+import { CLOSE_MESSAGE_TOO_BIG, Opcode, WebSocketFrameParser, WebSocketProtocolError, acceptKey, encodeFrame } from "./websocket.js";
 
 /**
  * tmc/grpc-websocket-proxy as etcd mounts it on `/v3/`: gorilla's handshake checks, then an internal
  * POST of the same path whose body is the client's messages (each followed by a newline) and whose answer
  * lines are sent back as text messages. Authorization comes from `Sec-WebSocket-Protocol: Bearer, <t>` or
- * a `token` cookie; Origin and Referer are forwarded.
+ * a `token` cookie; Origin and Referer are forwarded. A message longer than `maxMessageBytes` closes the
+ * websocket with 1009 (message too big). Both directions are flow-controlled: the socket is not read while
+ * the internal request body is full, and the answer reports its socket's buffer so the stream behind it
+ * pauses while the client does not read.
  */
 export function proxyWebsocket(
 request: IncomingMessage,
@@ -22,6 +25,7 @@ head: Buffer,
 path: string,
 response: ServerResponse,
 serve: (request: IncomingMessage, response: ServerResponse) => void,
+maxMessageBytes = Number.MAX_SAFE_INTEGER,
 ): void {
   const tokenIn = (name: string, value: string): boolean =>
     (headerValue(request, name) ?? "")
@@ -70,7 +74,7 @@ serve: (request: IncomingMessage, response: ServerResponse) => void,
     socket: { remoteAddress: undefined, encrypted: false },
   }) as unknown as IncomingMessage;
   const answer = new WebSocketLineResponse(socket);
-  const parser = new WebSocketFrameParser();
+  const parser = new WebSocketFrameParser(maxMessageBytes);
   let open = true;
   const shutDown = (): void => {
     if (!open) return;
@@ -79,18 +83,34 @@ serve: (request: IncomingMessage, response: ServerResponse) => void,
     answer.abort();
   };
   const onData = (chunk: Buffer): void => {
+    try {
+      receive(chunk);
+    } catch {
+      shutDown();
+      socket.destroy();
+    }
+  };
+  const receive = (chunk: Buffer): void => {
     if (!open) return;
     let messages;
     try {
       messages = parser.push(chunk);
-    } catch {
+    } catch (error) {
+      if (error instanceof WebSocketProtocolError && error.closeCode === CLOSE_MESSAGE_TOO_BIG) {
+        const payload = Buffer.alloc(2);
+        payload.writeUInt16BE(CLOSE_MESSAGE_TOO_BIG);
+        socket.write(encodeFrame(Opcode.close, payload));
+      }
       shutDown();
       return;
     }
     for (const message of messages) {
       if (message.opcode === Opcode.text || message.opcode === Opcode.binary) {
         body.write(message.payload);
-        body.write("\n");
+        if (!body.write("\n") && !socket.isPaused()) {
+          socket.pause();
+          body.once("drain", () => socket.resume());
+        }
       } else if (message.opcode === Opcode.ping) {
         socket.write(encodeFrame(Opcode.pong, message.payload));
       } else if (message.opcode === Opcode.close) {
@@ -122,6 +142,12 @@ class WebSocketLineResponse extends EventEmitter {
 
   constructor(private readonly socket: Duplex) {
     super();
+    socket.on("drain", () => this.emit("drain"));
+  }
+
+  /** Bytes written and not yet sent: the line in progress and the socket's buffer. */
+  get writableLength(): number {
+    return this.pending.length + this.socket.writableLength;
   }
 
   setHeader(): this {
@@ -142,11 +168,12 @@ class WebSocketLineResponse extends EventEmitter {
     this.headersSent = true;
     this.pending += chunk.toString();
     let newline: number;
+    let flowing = true;
     while ((newline = this.pending.indexOf("\n")) >= 0) {
-      this.send(this.pending.slice(0, newline));
+      flowing = this.send(this.pending.slice(0, newline));
       this.pending = this.pending.slice(newline + 1);
     }
-    return true;
+    return flowing && !this.socket.writableNeedDrain;
   }
 
   end(chunk?: string | Buffer): this {
@@ -174,8 +201,9 @@ class WebSocketLineResponse extends EventEmitter {
     return this;
   }
 
-  private send(line: string): void {
-    if (line.length === 0 || this.socket.destroyed) return;
-    this.socket.write(encodeFrame(Opcode.text, Buffer.from(line)));
+  /** Sends one line as a text message; false once the socket's buffer is full. */
+  private send(line: string): boolean {
+    if (line.length === 0 || this.socket.destroyed) return true;
+    return this.socket.write(encodeFrame(Opcode.text, Buffer.from(line)));
   }
 }

@@ -24,21 +24,51 @@ export interface WebSocketMessage {
 /** Thrown for frames a server must reject (unmasked, fragmented control frame, bad continuation). */
 export class WebSocketProtocolError extends Error {
   override readonly name = "WebSocketProtocolError";
+  /** The close code to answer with: 1002 (protocol error) unless the message was too big (1009). */
+  constructor(
+    message: string,
+    readonly closeCode = 1002,
+  ) {
+    super(message);
+  }
 }
 
-/** Incremental parser for client-to-server frames. */
+/** Close code for a message over the read limit (RFC 6455 7.4.1), as gorilla sends for its ErrReadLimit. */
+export const CLOSE_MESSAGE_TOO_BIG = 1009;
+
+/**
+ * Incremental parser for client-to-server frames. Bytes are held as received until a whole frame is in, so a
+ * large frame costs one copy; a frame or message longer than `maxMessageBytes` is refused from its header,
+ * before its payload is buffered.
+ */
 export class WebSocketFrameParser {
-  private buffer: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private length = 0;
+  /** Bytes needed before the next frame can be looked at again. */
+  private needed = 2;
   private fragments: Buffer[] = [];
+  private fragmentsLength = 0;
   private fragmentOpcode = 0;
+
+  constructor(private readonly maxMessageBytes = Number.MAX_SAFE_INTEGER) {}
 
   /** Feeds bytes; returns the messages completed by them. Throws WebSocketProtocolError. */
   push(chunk: Buffer): WebSocketMessage[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.chunks.push(chunk);
+    this.length += chunk.length;
     const messages: WebSocketMessage[] = [];
-    for (;;) {
-      const frame = this.nextFrame();
-      if (frame === undefined) return messages;
+    while (this.length >= this.needed) {
+      const buffer = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+      const frame = this.nextFrame(buffer);
+      if (typeof frame === "number") {
+        this.chunks = [buffer];
+        this.needed = frame;
+        continue;
+      }
+      const rest = buffer.subarray(frame.size);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.length = rest.length;
+      this.needed = 2;
       const { fin, opcode, payload } = frame;
       if (opcode >= 8) {
         if (!fin || payload.length > 125) throw new WebSocketProtocolError("bad control frame");
@@ -52,16 +82,19 @@ export class WebSocketFrameParser {
         this.fragmentOpcode = opcode;
       }
       this.fragments.push(payload);
+      this.fragmentsLength += payload.length;
       if (fin) {
         messages.push({ opcode: this.fragmentOpcode, payload: Buffer.concat(this.fragments) });
         this.fragments = [];
+        this.fragmentsLength = 0;
       }
     }
+    return messages;
   }
 
-  private nextFrame(): { fin: boolean; opcode: number; payload: Buffer } | undefined {
-    const b = this.buffer;
-    if (b.length < 2) return undefined;
+  /** The frame at the start of `b` and its size on the wire, or how many bytes it needs. */
+  private nextFrame(b: Buffer): { fin: boolean; opcode: number; payload: Buffer; size: number } | number {
+    if (b.length < 2) return 2;
     const fin = (b[0]! & 0x80) !== 0;
     const opcode = b[0]! & 0x0f;
     const masked = (b[1]! & 0x80) !== 0;
@@ -69,22 +102,25 @@ export class WebSocketFrameParser {
     let length = b[1]! & 0x7f;
     let offset = 2;
     if (length === 126) {
-      if (b.length < 4) return undefined;
+      if (b.length < 4) return 4;
       length = b.readUInt16BE(2);
       offset = 4;
     } else if (length === 127) {
-      if (b.length < 10) return undefined;
+      if (b.length < 10) return 10;
       const big = b.readBigUInt64BE(2);
-      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new WebSocketProtocolError("frame too large");
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new WebSocketProtocolError("frame too large", CLOSE_MESSAGE_TOO_BIG);
       length = Number(big);
       offset = 10;
     }
-    if (b.length < offset + 4 + length) return undefined;
+    if (opcode < 8 && this.fragmentsLength + length > this.maxMessageBytes) {
+      throw new WebSocketProtocolError("message too big", CLOSE_MESSAGE_TOO_BIG);
+    }
+    const size = offset + 4 + length;
+    if (b.length < size) return size;
     const mask = b.subarray(offset, offset + 4);
-    const payload = Buffer.from(b.subarray(offset + 4, offset + 4 + length));
+    const payload = Buffer.from(b.subarray(offset + 4, size));
     for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
-    this.buffer = b.subarray(offset + 4 + length);
-    return { fin, opcode, payload };
+    return { fin, opcode, payload, size };
   }
 }
 
