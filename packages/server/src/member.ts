@@ -97,8 +97,15 @@ function http1Routes(server: EtcdServer, next: Http1Handler | undefined, metrics
       // Healthy when a linearizable read goes through (a leader exists and the member applies). etcd
       // sets no content type here, so Go sniffs text/plain.
       const answer = (status: number, health: string) => {
-        response.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
-        response.end(JSON.stringify({ health }));
+        const body = JSON.stringify({ health });
+        if (status === 200) {
+          response.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
+          response.end(body);
+          return;
+        }
+        // etcd answers an unhealthy member with Go's http.Error: nosniff, and a newline after the body.
+        response.writeHead(status, { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" });
+        response.end(`${body}\n`);
       };
       // etcd: a raised alarm or no known leader makes the member unhealthy at once, before it tries a read.
       if (activeAlarms(server).length > 0 || server.leaderId() === 0n) {
