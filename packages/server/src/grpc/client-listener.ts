@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { constants as http2Constants, type Http2Server, type ServerHttp2Session } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { ServerCredentials, type Server as GrpcServer } from "@grpc/grpc-js";
@@ -30,6 +31,7 @@ export class ClientListener {
    */
   constructor(grpcServer: GrpcServer, http1Handler: Http1Handler, tls?: TlsOptions) {
     const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+    injectorHttp2Server(grpcServer).on("session", keepServingAfterClientGoaway);
     this.http1 = createHttpServer(http1Handler);
     this.http1.keepAliveTimeout = 30_000;
     const onConnection = (socket: Socket) => {
@@ -119,6 +121,46 @@ export class ClientListener {
     });
     this.http1.close();
   }
+}
+
+/**
+ * The HTTP/2 server grpc-js made for the injector just created: grpc-js keeps it, with no public accessor,
+ * as the newest key of its `http2Servers` map. Checked at start, so a grpc-js that changes this fails loudly.
+ */
+function injectorHttp2Server(grpcServer: GrpcServer): Http2Server {
+  const servers = (grpcServer as unknown as { http2Servers?: unknown }).http2Servers;
+  const newest = servers instanceof Map ? [...servers.keys()].at(-1) : undefined;
+  if (newest === undefined || typeof (newest as Http2Server).on !== "function") {
+    throw new Error("client listener: grpc-js no longer exposes the HTTP/2 server of a connection injector");
+  }
+  return newest as Http2Server;
+}
+
+/**
+ * A client closing its connection gracefully sends GOAWAY(NO_ERROR) and lets its open streams finish;
+ * nghttp2 (grpc-js's HTTP/2) puts that GOAWAY on the wire before the HEADERS of streams opened in the same
+ * turn. Node's server answers a client's GOAWAY by closing the session, which sends its own GOAWAY naming
+ * the last stream it has processed: those later streams are refused, and grpc-js retries them on the
+ * channel being closed, failing with UNAVAILABLE. grpc-go (etcd's server) ignores a client's GOAWAY and
+ * serves them; the client ends the connection once its streams are done. So do we: the close() Node calls
+ * right after emitting 'goaway' is skipped. An error code in the GOAWAY still destroys the session.
+ */
+function keepServingAfterClientGoaway(session: ServerHttp2Session): void {
+  let skipClose = false;
+  session.on("goaway", (code: number) => {
+    if (code !== http2Constants.NGHTTP2_NO_ERROR) return;
+    skipClose = true;
+    // Node closes synchronously after the event; a later close (server shutdown) must not be skipped.
+    queueMicrotask(() => (skipClose = false));
+  });
+  const close = session.close.bind(session);
+  session.close = (callback?: () => void) => {
+    if (skipClose) {
+      skipClose = false;
+      return;
+    }
+    close(callback);
+  };
 }
 
 /** Splits a client URL (`http://127.0.0.1:2379`) into what `listen` needs. `localhost` binds IPv4 loopback. */
