@@ -240,10 +240,20 @@ export class BoltFile {
         }
         markSpan(freelistPgid, page.header.overflow);
       }
-      const visit: PageVisitor = (pgid, header) => markSpan(pgid, header.overflow);
-      const checkBucket = (value: Uint8Array, context: string): void => {
+      // Like bbolt, a page referenced twice is reported and walked again (its keys then repeat); but a
+      // sound file visits each page once, so more visits than pages means pages that refer back to
+      // each other, which would be walked forever (or once per path, 2^depth times).
+      let visits = 0;
+      const visit: PageVisitor = (pgid, header) => {
+        if (++visits > highWaterPgid) {
+          throw new SnapshotError("Corrupt", `page ${pgid}: pages are reached more often than the database has pages (${highWaterPgid}): they refer back to each other`);
+        }
+        markSpan(pgid, header.overflow);
+      };
+      const checkBucket = (value: Uint8Array, context: string, depth: number): void => {
+        if (depth > MAX_TREE_DEPTH) throw new SnapshotError("Corrupt", `${context}: buckets nested deeper than ${MAX_TREE_DEPTH} levels (a cycle?)`);
         for (const element of this.bucketElements(value, context, visit)) {
-          if (element.flags & BUCKET_LEAF_FLAG) checkBucket(element.value, `${context}/${utf8.decode(element.key)}`);
+          if (element.flags & BUCKET_LEAF_FLAG) checkBucket(element.value, `${context}/${utf8.decode(element.key)}`, depth + 1);
         }
       };
       for (const element of this.walkOrdered(this.meta.rootPgid, "root bucket", visit)) {
@@ -251,7 +261,7 @@ export class BoltFile {
           problems.push(`root bucket: key ${JSON.stringify(utf8.decode(element.key))} is not a bucket`);
           continue;
         }
-        checkBucket(element.value, `bucket ${JSON.stringify(utf8.decode(element.key))}`);
+        checkBucket(element.value, `bucket ${JSON.stringify(utf8.decode(element.key))}`, 1);
       }
     } catch (e) {
       if (!(e instanceof SnapshotError)) throw e;
@@ -326,19 +336,27 @@ export class BoltFile {
   }
 
   private *walkOrdered(pgid: number, context: string, visit?: PageVisitor): Generator<LeafElement, void, undefined> {
-    yield* checkOrder(this.walk(pgid, context, 0, visit), context);
+    yield* checkOrder(this.walk(pgid, context, 0, new Set(), visit), context);
   }
 
-  /** The leaf elements below page `pgid`, left to right. */
-  private *walk(pgid: number, context: string, depth: number, visit?: PageVisitor): Generator<LeafElement, void, undefined> {
+  /**
+   * The leaf elements below page `pgid`, left to right. Outside `check` (which has its own bound, see
+   * there) a page met twice in one tree is refused: branch pages sharing children would otherwise be
+   * walked once per path (2^depth times), and empty leaves give the key-order check nothing to catch.
+   */
+  private *walk(pgid: number, context: string, depth: number, seen: Set<number>, visit?: PageVisitor): Generator<LeafElement, void, undefined> {
     if (depth > MAX_TREE_DEPTH) throw new SnapshotError("Corrupt", `${context}: tree deeper than ${MAX_TREE_DEPTH} levels (a cycle?)`);
+    if (visit === undefined) {
+      if (seen.has(pgid)) throw new SnapshotError("Corrupt", `${context}: page ${pgid} is referenced more than once`);
+      seen.add(pgid);
+    }
     const page = this.page(pgid, context);
     visit?.(pgid, page.header);
     if (page.header.flags & LEAF_PAGE_FLAG) {
       yield* leafElements(page.bytes, page.header, `${context}: page ${pgid}`);
     } else if (page.header.flags & BRANCH_PAGE_FLAG) {
       for (const child of branchElements(page.bytes, page.header, `${context}: page ${pgid}`)) {
-        yield* this.walk(child.pgid, context, depth + 1, visit);
+        yield* this.walk(child.pgid, context, depth + 1, seen, visit);
       }
     } else {
       throw new SnapshotError(
