@@ -10,6 +10,7 @@ import {
   Auth,
   AuthEnableRequestSchema,
   AuthUserAddRequestSchema,
+  AuthUserChangePasswordRequestSchema,
   AuthUserGrantRoleRequestSchema,
   AuthenticateRequestSchema,
   KV,
@@ -17,6 +18,7 @@ import {
   RangeRequestSchema,
   grpcServiceDefinition,
 } from "@etcd-ts/api";
+import { sharedBcryptPool } from "@etcd-ts/auth";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
 import { defaultConfig } from "./config.js";
@@ -116,6 +118,29 @@ describe("auth under abuse (one member, simple tokens)", () => {
     assert.deepEqual(member.server.pendingWaiters(), { proposals: 0, appliedIndex: 0 });
     // The real token still works.
     await call(kv, "Put", put("k"), rootToken);
+  });
+
+  it("UserAdd and UserChangePassword from a non-root caller are refused before any bcrypt work", async (t) => {
+    const pool = sharedBcryptPool();
+    const hash = pool.hash;
+    let hashes = 0;
+    pool.hash = (password, cost) => {
+      hashes++;
+      return hash.call(pool, password, cost);
+    };
+    t.after(() => (pool.hash = hash));
+    for (const [method, request] of [
+      ["UserAdd", create(AuthUserAddRequestSchema, { name: "eve", password: "x".repeat(70) })],
+      ["UserChangePassword", create(AuthUserChangePasswordRequestSchema, { name: "root", password: "x" })],
+    ] as const) {
+      const error = (await call(auth, method, request).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
+      // etcd 3.4's answer without a token (etcdctl without --user).
+      assert.equal(error?.code, 3, method);
+      assert.equal(error?.details, "etcdserver: user name is empty", method);
+    }
+    assert.equal(hashes, 0);
+    await call(auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "eve", password: "pw" }), rootToken);
+    assert.equal(hashes, 1);
   });
 
   it("a flood of wrong passwords neither blocks the event loop nor keeps root's writes waiting", async () => {
