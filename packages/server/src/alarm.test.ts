@@ -1,8 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { AlarmRequest_AlarmAction, AlarmType, InternalRaftRequestSchema, type InternalRaftRequest } from "@etcd-ts/api";
-import { AlarmStore, quotaCost, screenBatchForAlarms } from "./alarm.js";
+import { AlarmRequest_AlarmAction, AlarmType, InternalRaftRequestSchema, RequestHeaderSchema, RpcError, type InternalRaftRequest } from "@etcd-ts/api";
+import { openMvccStore } from "@etcd-ts/mvcc";
+import { openMemoryBackend } from "@etcd-ts/storage";
+import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota, quotaCost } from "./alarm.js";
+import { createKvApplier } from "./apply/index.js";
+import { silentLogger } from "./log.js";
 import type { ApplyResult } from "./apply/types.js";
 
 const put = (key: string, value: string): InternalRaftRequest["request"] => ({
@@ -26,40 +30,70 @@ test("quota costs are etcd's: 256 + key + value per put, 64 per lease grant, 0 o
   assert.equal(new AlarmStore(0).quotaBytes, 2 * 1024 * 1024 * 1024);
 });
 
+/**
+ * An applier with the alarm store on its path, as the server builds it; `authorize` lets only "root"
+ * raise or clear alarms. `apply` takes batches of entries as a member's log hands them over.
+ */
+function alarmApplier(quotaBytes = 1 << 30) {
+  const alarms = new AlarmStore(quotaBytes);
+  const store = openMvccStore(openMemoryBackend());
+  const applier = createKvApplier(store, {
+    requestAppliers: [new AlarmApplier(alarms, silentLogger)],
+    refuse: (request) => alarmRefusal(alarms, request.request),
+    authorize: (request) => {
+      if (request.request.case === "alarm" && request.header?.username !== "root") throw RpcError.of("permissionDenied");
+    },
+  });
+  const apply = (...batches: (typeof entries)[]) => batches.flatMap((batch) => applier.applyBatch(batch).results);
+  const entries: ReturnType<typeof entry>[] = [];
+  const kinds = (results: ApplyResult[]) => results.map((r) => (r.ok ? "ok" : (r.error.kind ?? r.error.message)));
+  const keys = () => store.read((view) => view.range(Buffer.from([0]), Buffer.from([0])).kvs.map((kv) => Buffer.from(kv.key).toString()));
+  return { alarms, apply, kinds, keys };
+}
+
+const byRoot = (e: ReturnType<typeof entry>) => ({ ...e, request: { ...e.request, header: create(RequestHeaderSchema, { username: "root", authRevision: 1n }) } });
+
 test("within one batch, puts after a NOSPACE activation are refused and puts after its disarm pass", () => {
-  const store = new AlarmStore(1 << 30);
-  const committed = [
+  const { apply, kinds, keys } = alarmApplier();
+  const results = apply([
     entry(1, put("a", "1")),
-    entry(2, alarm(AlarmRequest_AlarmAction.ACTIVATE)),
+    byRoot(entry(2, alarm(AlarmRequest_AlarmAction.ACTIVATE))),
     entry(3, put("b", "2")),
     entry(4, { case: "deleteRange", value: { $typeName: "etcdserverpb.DeleteRangeRequest", key: Buffer.from("a"), rangeEnd: new Uint8Array(0), prevKv: false } }),
-    entry(5, alarm(AlarmRequest_AlarmAction.DEACTIVATE)),
+    byRoot(entry(5, alarm(AlarmRequest_AlarmAction.DEACTIVATE))),
     entry(6, put("c", "3")),
-  ];
-  const screened = screenBatchForAlarms(store, 0, committed);
-  assert.equal(screened.committed[2]!.request.request.case, undefined, "the capped put changes nothing");
-  assert.equal(screened.committed[2]!.index, 3, "but keeps its index");
-  assert.equal(screened.committed[3]!.request.request.case, "deleteRange");
-  const results = screened.settle(committed.map(() => ok));
-  assert.deepEqual(results.map((r) => (r.ok ? "ok" : (r.error as { kind?: string }).kind)), ["ok", "ok", "noSpace", "ok", "ok", "ok"]);
+  ]);
+  assert.deepEqual(kinds(results), ["ok", "ok", "noSpace", "ok", "ok", "ok"]);
+  assert.deepEqual(keys(), ["c"], "the capped put changed nothing");
+});
+
+test("an activation refused by auth raises nothing: the entries after it apply, however the log is cut into batches", () => {
+  const oneBatch = alarmApplier();
+  const twoBatches = alarmApplier();
+  const activate = entry(1, alarm(AlarmRequest_AlarmAction.ACTIVATE));
+  const write = entry(2, put("k", "v"));
+  const results = [oneBatch.apply([activate, write]), twoBatches.apply([activate], [write])];
+  for (const r of results) assert.deepEqual(oneBatch.kinds(r), ["permissionDenied", "ok"]);
+  assert.deepEqual(oneBatch.keys(), ["k"]);
+  assert.deepEqual(twoBatches.keys(), ["k"]);
+  assert.equal(oneBatch.alarms.isActive(AlarmType.NOSPACE), false);
 });
 
 test("a put applied over the quota keeps its write but answers noSpace (etcd's quotaApplierV3)", () => {
   const store = new AlarmStore(100);
-  const screened = screenBatchForAlarms(store, 90, [entry(1, put("a", "1"))]);
-  assert.equal(screened.committed[0]!.request.request.case, "put");
-  const [result] = screened.settle([ok]);
+  const settle = answerOverQuota(store, 90, [entry(1, put("a", "1"))]);
+  const [result] = settle([ok]);
   assert.equal(result!.ok, false);
+  assert.deepEqual(answerOverQuota(new AlarmStore(1000), 0, [entry(1, put("a", "1"))])([ok]), [ok]);
 });
 
 test("while CORRUPT is raised every KV write, compaction and lease grant/revoke is refused with etcd's error", () => {
-  const store = new AlarmStore(0);
+  const { apply, kinds, keys } = alarmApplier(0);
   const corrupt: InternalRaftRequest["request"] = {
     case: "alarm",
     value: { $typeName: "etcdserverpb.AlarmRequest", action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: AlarmType.CORRUPT },
   };
-  const committed = [entry(1, corrupt), entry(2, put("a", "1")), entry(3, alarm(AlarmRequest_AlarmAction.GET))];
-  const screened = screenBatchForAlarms(store, 0, committed);
-  const results = screened.settle(committed.map(() => ok));
-  assert.deepEqual(results.map((r) => (r.ok ? "ok" : (r.error as { kind?: string }).kind)), ["ok", "corrupt", "ok"]);
+  const results = apply([byRoot(entry(1, corrupt)), entry(2, put("a", "1")), byRoot(entry(3, alarm(AlarmRequest_AlarmAction.GET)))]);
+  assert.deepEqual(kinds(results), ["ok", "corrupt", "ok"]);
+  assert.deepEqual(keys(), []);
 });

@@ -140,46 +140,27 @@ export class AlarmApplier implements RequestApplier {
 }
 
 /**
- * Alarms and the quota on the apply path, around one apply batch. Before: entries refused at their
- * place in the log (alarm entries earlier in the same batch count) are replaced by an empty request, so
- * they still take their index but change nothing — while CORRUPT is raised every KV and lease write
- * and compaction (etcd's `applierV3Corrupt`), while NOSPACE is raised puts, putting txns and lease
- * grants (etcd's `applierV3Capped`). After: those get `corrupt` / `noSpace`, and so does a
- * put/txn/grant applied while the backend was over the quota (etcd's `quotaApplierV3`: the write stays,
- * the client hears the error).
+ * Why an entry is refused at its place in the log while an alarm is raised, or undefined: while CORRUPT
+ * is raised every KV and lease write and compaction (etcd's `applierV3Corrupt`), while NOSPACE is raised
+ * puts, putting txns and lease grants (etcd's `applierV3Capped`). The applier asks right before it
+ * applies the entry, so the alarms are those applied so far — an alarm entry earlier in the same batch
+ * counts only if it took effect (one refused by auth does not), and the answer does not depend on where
+ * the batches of a member happen to begin and end.
  */
-export function screenBatchForAlarms(
-  alarms: AlarmStore,
-  backendSize: number,
-  committed: readonly CommittedRequest[],
-): { committed: CommittedRequest[]; settle: (results: ApplyResult[]) => ApplyResult[] } {
-  const raised = new Map<AlarmType, Set<bigint>>([
-    [AlarmType.NOSPACE, new Set(alarms.get(AlarmType.NOSPACE).map((a) => a.memberID))],
-    [AlarmType.CORRUPT, new Set(alarms.get(AlarmType.CORRUPT).map((a) => a.memberID))],
-  ]);
-  const refusals: (RpcError | undefined)[] = [];
-  const overQuota: boolean[] = [];
-  const screened = committed.map((entry, i) => {
-    const r = entry.request.request;
-    if (r.case === "alarm") {
-      const members = raised.get(r.value.alarm);
-      if (members !== undefined && r.value.action === AlarmRequest_AlarmAction.ACTIVATE) members.add(r.value.memberID);
-      else if (members !== undefined && r.value.action === AlarmRequest_AlarmAction.DEACTIVATE) members.delete(r.value.memberID);
-    }
-    if (raised.get(AlarmType.CORRUPT)!.size > 0 && isRefusedWhenCorrupt(r)) refusals[i] = RpcError.of("corrupt");
-    else if (raised.get(AlarmType.NOSPACE)!.size > 0 && isCappedWhenNoSpace(r)) refusals[i] = RpcError.of("noSpace");
-    overQuota[i] = refusals[i] === undefined && !alarms.available(backendSize, r);
-    if (refusals[i] === undefined) return entry;
-    return { index: entry.index, request: { ...entry.request, request: { case: undefined, value: undefined } } as InternalRaftRequest };
-  });
-  const settle = (results: ApplyResult[]): ApplyResult[] =>
-    results.map((result, i) => {
-      const refusal = refusals[i];
-      if (refusal !== undefined) return { ok: false, error: refusal };
-      if (overQuota[i] && result.ok) return { ok: false, error: RpcError.of("noSpace") };
-      return result;
-    });
-  return { committed: screened, settle };
+export function alarmRefusal(alarms: AlarmStore, request: InternalRaftRequest["request"]): RpcError | undefined {
+  if (alarms.isActive(AlarmType.CORRUPT) && isRefusedWhenCorrupt(request)) return RpcError.of("corrupt");
+  if (alarms.isActive(AlarmType.NOSPACE) && isCappedWhenNoSpace(request)) return RpcError.of("noSpace");
+  return undefined;
+}
+
+/**
+ * The quota around one apply batch: a put/txn/grant applied while the backend was over the quota keeps
+ * its write but answers `noSpace` (etcd's `quotaApplierV3`). Only the answer depends on the backend size
+ * at the batch's start, never the state.
+ */
+export function answerOverQuota(alarms: AlarmStore, backendSize: number, committed: readonly CommittedRequest[]): (results: ApplyResult[]) => ApplyResult[] {
+  const overQuota = committed.map((entry) => !alarms.available(backendSize, entry.request.request));
+  return (results) => results.map((result, i) => (overQuota[i] && result.ok ? { ok: false, error: RpcError.of("noSpace") } : result));
 }
 
 /** What etcd's corrupt applier refuses: every KV request, compaction, lease grant and revoke. */

@@ -57,7 +57,7 @@ import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwardin
 import { silentLogger, type Logger } from "./log.js";
 import { MemberAttributesApplier } from "./membership-applier.js";
 import { MembershipChangeApplier } from "./membership-changes.js";
-import { AlarmApplier, AlarmStore, screenBatchForAlarms } from "./alarm.js";
+import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota } from "./alarm.js";
 import { CorruptionChecker } from "./corruption-check.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
@@ -744,10 +744,10 @@ export class EtcdServer {
     const last = entries[entries.length - 1];
     let durable: Promise<void> = Promise.resolve();
     if (committed.length > 0) {
-      const quota = screenBatchForAlarms(this.alarms, this.backend.size(), committed);
-      const batch = this.applyBatchSkippingFailures(quota.committed);
+      const settle = answerOverQuota(this.alarms, this.backend.size(), committed);
+      const batch = this.applyBatchSkippingFailures(committed);
       durable = batch.durable.then(
-        () => quota.settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
+        () => settle(batch.results).forEach((result, i) => this.waits.trigger(committed[i]!.request.ID, result)),
         (error: unknown) => {
           for (const c of committed) this.waits.fail(c.request.ID, error);
           // The store in memory is now ahead of the backend, and the next batch would move the
@@ -906,6 +906,7 @@ export class EtcdServer {
       leases: this.lessor,
       requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth), new AlarmApplier(this.alarms, this.logger)],
       authorize: authorizeEntry(this.auth, this.lessor),
+      refuse: (request) => alarmRefusal(this.alarms, request.request),
     });
   }
 

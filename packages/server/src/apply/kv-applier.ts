@@ -52,6 +52,11 @@ export interface KvApplierOptions {
    * and auth revision against the auth store as of this point in the log). Throws the client's error.
    */
   readonly authorize?: (request: InternalRaftRequest) => void;
+  /**
+   * Why an entry is refused at its place in the log before anything else is checked (an alarm: NOSPACE,
+   * CORRUPT), or undefined. Asked right before the entry applies, so it sees the entries before it.
+   */
+  readonly refuse?: (request: InternalRaftRequest) => RpcError | undefined;
 }
 
 /** Applies one kind of non-KV log request inside a write batch. */
@@ -275,9 +280,11 @@ export class DefaultKvApplier implements KvApplier {
     this.leases = options.leases ?? noLeases;
     this.requestAppliers = options.requestAppliers ?? [];
     this.authorize = options.authorize;
+    this.refuse = options.refuse;
   }
 
   private readonly authorize: ((request: InternalRaftRequest) => void) | undefined;
+  private readonly refuse: ((request: InternalRaftRequest) => RpcError | undefined) | undefined;
 
   consistentIndex(): number {
     return this.store.consistentIndex();
@@ -353,6 +360,8 @@ export class DefaultKvApplier implements KvApplier {
     // Checked again here, not only before proposing: an entry already in a log is refused alike on every
     // member, before it writes anything.
     checkStoredSizes(r);
+    const refusal = this.refuse?.(request);
+    if (refusal !== undefined) return { ok: false, error: refusal };
     this.authorize?.(request);
     switch (r.case) {
       case "put":
