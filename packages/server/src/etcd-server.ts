@@ -61,7 +61,7 @@ import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota } from "./alarm
 import { CorruptionChecker } from "./corruption-check.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
-import { PeerTransport } from "./peer/transport.js";
+import { PeerTransport, maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 
 /** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
@@ -94,6 +94,15 @@ export interface ServerObserver {
   /** A leader became known (`leader` ≠ 0) or was lost, or this member gained or lost leadership. */
   leaderChanged?(isLeader: boolean, leader: bigint): void;
 }
+
+/**
+ * Simple tokens for entries this member has not applied: at most this many calls wait for theirs at
+ * once (more are refused), a token whose entry is not in the log yet is given this grace, and one whose
+ * index is further than this beyond the log is refused at once.
+ */
+const MAX_SIMPLE_TOKEN_WAITS = 1000;
+const SIMPLE_TOKEN_GRACE_MS = 1000;
+const SIMPLE_TOKEN_MAX_AHEAD = 1000;
 
 /** etcd's request timeout: 5 s plus two election timeouts of the default 1 s. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 7000;
@@ -155,6 +164,8 @@ export class EtcdServer {
    */
   readonly stoppedByFailure = new Promise<Error>((resolve) => (this.markFailed = resolve));
   private readonly applied = new AppliedIndexWaiters();
+  /** Calls waiting for a simple token's entry now (at most MAX_SIMPLE_TOKEN_WAITS). */
+  private simpleTokenWaits = 0;
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
   private nextRequestId: bigint;
@@ -197,7 +208,7 @@ export class EtcdServer {
       onUnreachable: (id) => this.log.reportUnreachable(id),
       isRemoved: (id) => this.membership.wasRemoved(id),
       onRemovedFromCluster: () => this.onLocalRemoved(),
-    }, this.logger);
+    }, this.logger, maxRaftFrameBytes(options.config.maxRequestBytes));
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
     this.corruptionChecker = new CorruptionChecker(
       {
@@ -425,8 +436,8 @@ export class EtcdServer {
   async callerAuth(token: string | undefined, call?: CancellableCall): Promise<AuthInfo | undefined> {
     if (!this.auth.enabled || token === undefined || token === "") return undefined;
     const simple = parseSimpleToken(token);
-    if (simple !== undefined && simple.index > this.applied.appliedIndex && this.logHoldsSimpleToken(simple.prefix, simple.index)) {
-      await this.waitForTokenEntry(simple.index, call);
+    if (simple !== undefined && simple.index > this.applied.appliedIndex) {
+      await this.awaitSimpleTokenEntry(simple.prefix, simple.index, call);
     }
     try {
       return this.auth.authInfoFromToken(token);
@@ -437,35 +448,60 @@ export class EtcdServer {
   }
 
   /**
-   * Whether the entry at `index` of this member's raft log is the Authenticate that proposed `prefix`: a
-   * simple token names its entry, so a member that has not applied it yet can tell a token it will know
-   * shortly from one it never will (a forged random part or an index beyond its log) and refuse the
-   * latter at once instead of holding the call. A token whose entry has not reached this member's log
-   * (a lagging follower) is refused too; clients re-authenticate on "invalid auth token".
+   * A simple token names the raft entry that registers it, which this member may not have applied yet
+   * (the client authenticated through another member). Waits for that entry only while it can still
+   * come: the entry at `index` of this member's log is the Authenticate with the token's random part
+   * (then up to the request timeout), or the log does not reach `index` yet but nearly does (a short
+   * grace, then judged again). Any other token — a forged random part, an index far beyond the log — or
+   * a wait that ends (timeout, the call cancelled, too many token waits already) returns at once, and
+   * the lookup after it answers "invalid auth token". A waiter never outlives its wait.
    */
-  private logHoldsSimpleToken(prefix: string, index: number): boolean {
-    if (index > this.storage.lastIndex() || index < this.storage.firstIndex()) return false;
+  private async awaitSimpleTokenEntry(prefix: string, index: number, call: CancellableCall | undefined): Promise<void> {
+    const deadline = Date.now() + this.requestTimeoutMs;
+    let graceUsed = false;
+    while (index > this.applied.appliedIndex && call?.cancelled !== true) {
+      const entry = this.simpleTokenEntry(prefix, index);
+      if (entry === "other") return;
+      let waitMs = deadline - Date.now();
+      if (entry === "absent") {
+        if (graceUsed || index > this.storage.lastIndex() + SIMPLE_TOKEN_MAX_AHEAD) return;
+        graceUsed = true;
+        waitMs = Math.min(waitMs, SIMPLE_TOKEN_GRACE_MS);
+      }
+      if (waitMs <= 0 || this.simpleTokenWaits >= MAX_SIMPLE_TOKEN_WAITS) return;
+      this.simpleTokenWaits++;
+      try {
+        await this.waitForApplied(index, waitMs, call);
+      } finally {
+        this.simpleTokenWaits--;
+      }
+    }
+  }
+
+  /** What this member's log holds at `index`: the Authenticate of `prefix`, another entry, or nothing yet. */
+  private simpleTokenEntry(prefix: string, index: number): "authenticate" | "other" | "absent" {
+    if (index > this.storage.lastIndex()) return "absent";
+    if (index < this.storage.firstIndex()) return "other";
     try {
       const entry = this.storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
-      if (entry === undefined || entry.type !== EntryType.Normal || entry.data.byteLength === 0) return false;
+      if (entry === undefined || entry.type !== EntryType.Normal || entry.data.byteLength === 0) return "other";
       const request = fromBinary(InternalRaftRequestSchema, entry.data).request;
-      return request.case === "authenticate" && request.value.simpleToken === prefix;
+      return request.case === "authenticate" && request.value.simpleToken === prefix ? "authenticate" : "other";
     } catch {
-      return false;
+      return "other";
     }
   }
 
   /**
-   * Waits (at most the request timeout, and no longer than the call lives) until this member applies a
-   * simple token's Authenticate entry. A wait that ends otherwise is removed at once; the token lookup
-   * after it then answers "invalid auth token", as etcd does when the wait is given up.
+   * Waits until this member applies `index`, at most `timeoutMs` and no longer than the call lives;
+   * resolves either way (the waiter is removed when it gives up). Rejects only when the applied-index
+   * waiters are full ("too many requests").
    */
-  private async waitForTokenEntry(index: number, call: CancellableCall | undefined): Promise<void> {
-    if (call?.cancelled === true) return;
+  private async waitForApplied(index: number, timeoutMs: number, call: CancellableCall | undefined): Promise<void> {
     const abandon = new AbortController();
     const onCancelled = (): void => abandon.abort();
     call?.once("cancelled", onCancelled);
-    const timer = setTimeout(() => abandon.abort(), this.requestTimeoutMs);
+    const timer = setTimeout(() => abandon.abort(), timeoutMs);
     try {
       await this.applied.waitFor(index, abandon.signal);
     } catch (error) {
