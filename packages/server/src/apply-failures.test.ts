@@ -19,7 +19,8 @@ import {
   type InternalRaftRequest,
   type TxnRequest,
 } from "@etcd-ts/api";
-import { MAX_KEY_BYTES, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
+import { MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
 import type { ApplyResult } from "./apply/types.js";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
@@ -90,6 +91,10 @@ async function users(server: EtcdServer): Promise<string[]> {
   const list = await server.proposeRequest<AuthUserListResponse>({ case: "authUserList", value: create(AuthUserListRequestSchema) });
   return list.users;
 }
+
+test("whatever one entry carries fits every engine as a value: only keys need checks of their own", () => {
+  assert.ok(MAX_ENTRY_DATA_BYTES < MAX_VALUE_BYTES, `${MAX_ENTRY_DATA_BYTES} < ${MAX_VALUE_BYTES}`);
+});
 
 test("user and role names longer than every engine stores are refused before they are proposed", { timeout: 60_000 }, async (t) => {
   const server = await EtcdServer.start({ config: await memberConfig(t), backend: openMemoryBackend() });
