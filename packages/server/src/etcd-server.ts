@@ -61,7 +61,7 @@ import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota } from "./alarm
 import { CorruptionChecker } from "./corruption-check.js";
 import { Membership, type Member } from "./membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
-import { PeerTransport } from "./peer/transport.js";
+import { PeerTransport, maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 
 /** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
@@ -208,7 +208,7 @@ export class EtcdServer {
       onUnreachable: (id) => this.log.reportUnreachable(id),
       isRemoved: (id) => this.membership.wasRemoved(id),
       onRemovedFromCluster: () => this.onLocalRemoved(),
-    }, this.logger);
+    }, this.logger, maxRaftFrameBytes(options.config.maxRequestBytes));
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
     this.corruptionChecker = new CorruptionChecker(
       {

@@ -27,6 +27,79 @@ const STATUS_GONE = 410;
 
 /** Frames beyond this many buffered bytes to one peer are dropped (raft will resend what matters). */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/**
+ * The largest raft message frame a stream accepts: raft batches appends up to 1 MiB, but one entry
+ * alone can be a whole client request (`--max-request-bytes`) with its envelope. A length prefix above
+ * this drops the stream before anything is buffered for it.
+ */
+export function maxRaftFrameBytes(maxRequestBytes: number): number {
+  return Math.max(64 * 1024 * 1024, 2 * maxRequestBytes + 1024 * 1024);
+}
+
+/**
+ * Splits a stream into length-prefixed frames (4-byte big-endian length, then the body). Chunks are
+ * kept as they arrive and joined once per frame, so a large frame costs one copy, not one per chunk;
+ * a length above `maxFrameBytes` fails at once, before its bytes are waited for.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxFrameBytes: number) {}
+
+  /** Bytes received but not yet returned as a frame. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  /** Adds bytes; returns the frames they complete. Throws when a frame announces more than the limit. */
+  push(chunk: Buffer): Buffer[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const frames: Buffer[] = [];
+    while (this.buffered >= 4) {
+      const length = this.peek(4).readUInt32BE(0);
+      if (length > this.maxFrameBytes) {
+        throw new Error(`a raft frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      }
+      if (this.buffered < 4 + length) break;
+      frames.push(this.take(4 + length).subarray(4));
+    }
+    return frames;
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    return first.length >= n ? first : Buffer.concat(this.chunks, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.concat(this.chunks, n);
+      let left = n;
+      while (left > 0) {
+        const head = this.chunks[0]!;
+        if (head.length <= left) {
+          left -= head.length;
+          this.chunks.shift();
+        } else {
+          this.chunks[0] = head.subarray(left);
+          left = 0;
+        }
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
 const RECONNECT_DELAY_MS = 100;
 
 export const CLUSTER_ID_HEADER = "x-etcd-cluster-id";
@@ -145,6 +218,7 @@ export class PeerTransport {
     private readonly clusterId: bigint,
     private readonly events: TransportEvents,
     private readonly logger: Logger,
+    private readonly maxFrameBytes = maxRaftFrameBytes(0),
   ) {}
 
   addPeer(id: bigint, urls: readonly string[]): void {
@@ -203,15 +277,17 @@ export class PeerTransport {
       return;
     }
     this.inbound.add(req);
-    let pending: Buffer = Buffer.alloc(0);
+    const reader = new FrameReader(this.maxFrameBytes);
     req.on("data", (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      let offset = 0;
-      while (pending.length - offset >= 4) {
-        const length = pending.readUInt32BE(offset);
-        if (pending.length - offset - 4 < length) break;
-        const body = pending.subarray(offset + 4, offset + 4 + length);
-        offset += 4 + length;
+      let bodies: Buffer[];
+      try {
+        bodies = reader.push(chunk);
+      } catch (error) {
+        this.logger.warn("dropping a raft stream with an oversized frame", { error: String(error) });
+        req.destroy();
+        return;
+      }
+      for (const body of bodies) {
         let message: Message;
         try {
           message = decodeMessage(body);
@@ -231,7 +307,6 @@ export class PeerTransport {
         }
         this.events.onMessage(message);
       }
-      pending = offset === pending.length ? Buffer.alloc(0) : pending.subarray(offset);
     });
     const done = () => {
       this.inbound.delete(req);

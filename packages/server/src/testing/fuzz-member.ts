@@ -1,0 +1,102 @@
+// Test support for the fuzz tests: one in-process member on the memory engine, on free loopback ports,
+// and fast-check's run parameters (short by default; FUZZ_RUNS / FUZZ_SEED for long or replayed runs).
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { openMemoryBackend } from "@etcd-ts/storage";
+import type fc from "fast-check";
+import { defaultConfig, type ServerConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { startMember, type RunningMember } from "../member.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** fast-check parameters: `defaultRuns` cases bounded by `timeLimitMs`, unless FUZZ_RUNS says how many. */
+export function fuzzParameters(defaultRuns: number, timeLimitMs: number): fc.Parameters<unknown> {
+  const runs = process.env.FUZZ_RUNS;
+  const seed = process.env.FUZZ_SEED;
+  return {
+    numRuns: runs !== undefined ? Number(runs) : defaultRuns,
+    ...(runs === undefined ? { interruptAfterTimeLimit: timeLimitMs } : {}),
+    ...(seed !== undefined ? { seed: Number(seed) } : {}),
+  };
+}
+
+/** Errors the member logged as "unexpected": a handler failed with something untyped (a bug). */
+export interface RecordingLogger extends Logger {
+  readonly unexpected: string[];
+}
+
+export function recordingLogger(): RecordingLogger {
+  const unexpected: string[] = [];
+  return {
+    unexpected,
+    debug() {},
+    info() {},
+    warn() {},
+    error(msg, fields) {
+      if (/unexpected/.test(msg)) unexpected.push(`${msg}: ${String(fields?.error ?? "")}`);
+    },
+  };
+}
+
+export interface FuzzMember {
+  readonly member: RunningMember;
+  readonly clientAddress: string;
+  readonly peerUrl: string;
+  stop(): Promise<void>;
+}
+
+/** A single member (memory engine, a temp data dir) on 127.0.0.1. */
+export async function startFuzzMember(logger: Logger, config: Partial<ServerConfig> = {}): Promise<FuzzMember> {
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-fuzz-"));
+  const peerUrl = `http://127.0.0.1:${await freePort()}`;
+  const clientUrl = `http://127.0.0.1:${await freePort()}`;
+  const member = await startMember({
+    config: {
+      ...defaultConfig("fuzz"),
+      dataDir,
+      listenClientUrls: [clientUrl],
+      advertiseClientUrls: [clientUrl],
+      listenPeerUrls: [peerUrl],
+      initialAdvertisePeerUrls: [peerUrl],
+      initialCluster: new Map([["fuzz", [peerUrl]]]),
+      bcryptCost: 4,
+      logLevel: "error",
+      ...config,
+    },
+    backend: openMemoryBackend(),
+    logger,
+  });
+  return {
+    member,
+    clientAddress: `127.0.0.1:${member.clientPorts[0]}`,
+    peerUrl,
+    stop: async () => {
+      await member.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The heap in use after two full collections. */
+export function heapAfterGc(): number {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
