@@ -15,6 +15,7 @@ export type { WatchOptions, WatchableStoreOptions, WatchableStoreStats } from ".
 export {
   CANCEL_REASONS,
   DEFAULT_MAX_PENDING_RESPONSES,
+  DEFAULT_MAX_WATCHERS_PER_STREAM,
   DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS,
   INVALID_WATCH_ID,
   WatchStream,

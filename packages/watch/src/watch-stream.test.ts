@@ -85,6 +85,23 @@ describe("WatchStream: create and cancel", () => {
     assert.equal(stream.watchCount, 4);
   });
 
+  it("refuses a create beyond the stream's watcher limit as it refuses any create; a cancel makes room", () => {
+    const { kv, stream, out } = setup({ maxWatchers: 2 });
+    stream.handle(createRequest({ key: "a" }));
+    stream.handle(createRequest({ key: "b", watchId: 5 }));
+    stream.handle(createRequest({ key: "c" }));
+    assert.deepEqual(out(), [
+      "id=0 rev=1 created",
+      "id=5 rev=1 created",
+      "id=-1 rev=1 created canceled reason=etcdserver: too many watchers on this watch stream",
+    ]);
+    assert.equal(stream.watchCount, 2);
+    stream.handle(cancelRequest(5));
+    stream.handle(createRequest({ key: "c" }));
+    kv.put("c", "1");
+    assert.deepEqual(out(), ["id=5 rev=1 canceled", "id=1 rev=1 created", "id=1 rev=2 [PUT c=1@2]"]);
+  });
+
   it("refuses an empty range with etcd's reason", () => {
     const { stream, out } = setup();
     stream.handle(createRequest({ key: "b", end: "a" }));

@@ -12,6 +12,11 @@ import type { StoreWatchResponse, WatchConsumer, Watcher } from "./watcher.js";
 export const DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 /** Event responses a stream buffers before its watchers fall behind (etcd's chanBufLen). */
 export const DEFAULT_MAX_PENDING_RESPONSES = 128;
+/**
+ * Watchers one stream may hold. etcd sets no limit; ours is far above what a client multiplexes on one
+ * stream (clientv3 puts every watch of one context on it), and caps a client that creates without end.
+ */
+export const DEFAULT_MAX_WATCHERS_PER_STREAM = 10_000;
 /** The watch ID of responses that belong to no watcher (clientv3.InvalidWatchID). */
 export const INVALID_WATCH_ID = -1n;
 
@@ -20,6 +25,8 @@ export const CANCEL_REASONS = {
   duplicateId: "mvcc: duplicate watch ID provided on the WatchStream",
   emptyRange: "mvcc: watcher range is empty",
   permissionDenied: "etcdserver: permission denied",
+  /** etcd-ts only: the stream holds `maxWatchers` watchers already. */
+  tooManyWatchers: "etcdserver: too many watchers on this watch stream",
 } as const;
 
 /**
@@ -41,6 +48,8 @@ export interface WatchStreamOptions {
   readonly progressNotifyIntervalMs?: number;
   /** Buffered responses above which the store's offers are refused (the watchers fall behind). */
   readonly maxPendingResponses?: number;
+  /** Watchers the stream holds at most; a create beyond is refused (`CANCEL_REASONS.tooManyWatchers`). */
+  readonly maxWatchers?: number;
   readonly scheduler?: Scheduler;
   /**
    * Answer progress requests at once, even while some watcher of the stream is still catching up
@@ -84,6 +93,7 @@ export class WatchStream {
   private readonly maxResponseBytes: number;
   private readonly progressNotifyIntervalMs: number;
   private readonly maxPending: number;
+  private readonly maxWatchers: number;
   private readonly scheduler: Scheduler;
   private readonly immediateProgress: boolean;
   private readonly watches = new Map<bigint, StreamWatch>();
@@ -106,6 +116,7 @@ export class WatchStream {
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.progressNotifyIntervalMs = options.progressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS;
     this.maxPending = options.maxPendingResponses ?? DEFAULT_MAX_PENDING_RESPONSES;
+    this.maxWatchers = options.maxWatchers ?? DEFAULT_MAX_WATCHERS_PER_STREAM;
     this.scheduler = options.scheduler ?? timerScheduler;
     this.immediateProgress = options.immediateProgressRequests === true;
     // The store sees only this narrow object, never the stream's public surface.
@@ -218,6 +229,11 @@ export class WatchStream {
         this.refuse(rev, reason);
         return;
       }
+    }
+    if (this.watches.size >= this.maxWatchers) {
+      // Answered as etcd answers any create it refuses: created and canceled, for watch ID -1.
+      this.refuse(rev, CANCEL_REASONS.tooManyWatchers);
+      return;
     }
     let id = request.watchId;
     if (id === 0n) {
