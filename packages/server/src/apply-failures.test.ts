@@ -179,6 +179,40 @@ test("an entry whose apply throws after writing is skipped on every member: its 
   assert.equal(second.store.currentRevision(), 6);
 });
 
+test("three members skip the same failing entry and stay identical", { timeout: 120_000 }, async (t) => {
+  const names = ["a", "b", "c"];
+  const peers = await Promise.all(names.map(async () => `http://127.0.0.1:${await freePort()}`));
+  const initialCluster = new Map(names.map((n, i) => [n, [peers[i]!]]));
+  const servers = await Promise.all(
+    names.map(async (name, i) => {
+      const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-apply-failures-${name}-`));
+      t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+      const config: ServerConfig = { ...defaultConfig(name), dataDir, listenPeerUrls: [peers[i]!], initialAdvertisePeerUrls: [peers[i]!], initialCluster };
+      const server = await EtcdServer.start({ config, backend: limitedBackend(openMemoryBackend(), "poison") });
+      t.after(() => server.stop());
+      return server;
+    }),
+  );
+  await Promise.all(servers.map((s) => s.ready()));
+  const leader = servers.find((s) => s.isLeader()) ?? servers[0]!;
+  const poisonTxn = create(TxnRequestSchema, {
+    success: [
+      { request: { case: "requestPut", value: put("partial") } },
+      { request: { case: "requestPut", value: put("poison") } },
+    ],
+  });
+  const outcomes = await Promise.allSettled([leader.put(put("x1")), servers[1]!.txn(poisonTxn), servers[2]!.put(put("x2")), leader.txn(poisonTxn)]);
+  assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled", "rejected"]);
+  // Every member applies the same entries (a linearizable read waits for them) and ends identical.
+  for (const s of servers) assert.deepEqual(await keys(s), ["x1", "x2"]);
+  for (const s of servers) await s.put(put(`after-${s.config.name}`));
+  const hashes = await Promise.all(servers.map(async (s) => {
+    assert.equal((await keys(s)).length, 5);
+    return (await s.hashKV(0)).hash;
+  }));
+  assert.equal(new Set(hashes).size, 1, `equal HashKV on every member: ${hashes.join(", ")}`);
+});
+
 test("a committed entry that does not decode changes nothing and the member goes on", { timeout: 60_000 }, async (t) => {
   const config = await memberConfig(t);
   const backend = openMemoryBackend();
