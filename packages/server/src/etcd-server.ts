@@ -929,7 +929,8 @@ export class EtcdServer {
         if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
       })
       .catch((error: unknown) => {
-        if (WalError.is(error) && error.kind === "Failed") this.stopOnFailure("writing the raft snapshot marker to the WAL failed", error);
+        // A snapshot file or WAL write that failed (disk full or failing): as etcd, which panics then.
+        if (WalError.is(error) && error.kind === "Failed") this.stopOnFailure("saving a raft snapshot failed", error);
         else this.logger.warn("raft snapshot failed", { error: String(error) });
       });
   }

@@ -51,3 +51,13 @@ export class WalError extends Error {
     this.errno = details.errno;
   }
 }
+
+/**
+ * A write or sync of `file` that failed (EIO, ENOSPC, …): a `Failed` WalError whose message says what was
+ * being done, the operating system's message and the file, with the errno in `errno`.
+ */
+export function ioFailure(what: string, file: string, cause: unknown, consequence = ""): WalError {
+  const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new WalError("Failed", `${what} failed: ${reason}${consequence}`, { file, cause, errno: typeof errno === "string" ? errno : undefined });
+}

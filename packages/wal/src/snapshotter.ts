@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from "@etcd-ts/raft";
 import { fsyncDir, writeFileAtomic } from "./durable-fs.js";
-import { WalError } from "./errors.js";
+import { WalError, ioFailure } from "./errors.js";
 import { readU64, writeU64, type SnapshotMarker } from "./record.js";
 
 const MAGIC = Buffer.from("etssnap1", "latin1");
@@ -58,7 +58,11 @@ export class Snapshotter {
     writeU64(header, body.length, 8);
     header.writeUInt32LE(crc32(body), 16);
     const path = join(this.dir, snapshotFileName(snap.metadata));
-    await writeFileAtomic(this.dir, path, [header, body]);
+    try {
+      await writeFileAtomic(this.dir, path, [header, body]);
+    } catch (e) {
+      throw ioFailure("writing the snapshot file", path, e);
+    }
     await this.purge(this.retain);
   }
 

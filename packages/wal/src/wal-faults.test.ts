@@ -152,6 +152,12 @@ describe("Wal disk faults", () => {
     }
   });
 
+  it("ENOSPC while creating a new WAL (preallocating its first segment) names the segment and errno", async () => {
+    ops.writeFault = { code: "ENOSPC" };
+    await assert.rejects(Wal.create(dir, META, { segmentSize: SEGMENT, fileOps: ops }), failedWith("ENOSPC", /creating the first WAL segment failed/));
+    assert.equal(await Wal.exists(dir), false, "no segment was left behind");
+  });
+
   it("a failed persist leaves raft's view of the log unchanged (nothing it could acknowledge)", async () => {
     const storage = await DiskRaftStorage.open(join(dir, "raft"), { walFileOps: ops, segmentSize: SEGMENT });
     await storage.persist({ hardState: { term: 1, vote: 1n, commit: 0 }, entries: makeEntries(1, 2) });

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { isEmptyHardState, type Entry, type HardState } from "@etcd-ts/raft";
 import { DirLock } from "./dir-lock.js";
 import { fsyncDir, nodeFileOps, type WalFileOps } from "./durable-fs.js";
-import { WalError } from "./errors.js";
+import { WalError, ioFailure } from "./errors.js";
 import {
   encodeRecords,
   entryRecord,
@@ -198,7 +198,13 @@ export class Wal {
       const segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
       const preallocate = options.preallocate ?? true;
       const ops = options.fileOps ?? nodeFileOps;
-      const fh = await createSegmentFile(ops, dir, segment.name, buf, preallocate ? segmentSize : 0, undefined);
+      let fh: FileHandle;
+      try {
+        fh = await createSegmentFile(ops, dir, segment.name, buf, preallocate ? segmentSize : 0, undefined);
+      } catch (e) {
+        // Preallocating the first segment is where a new member on a full disk stops: say where.
+        throw ioFailure("creating the first WAL segment", join(dir, segment.name), e);
+      }
       return new Wal({
         dir,
         segmentSize,
@@ -412,7 +418,7 @@ export class Wal {
         for (let i = 0; i < drop; i++) await unlink(join(this.dir, this.segments[i]!.name));
         await fsyncDir(this.dir);
       } catch (e) {
-        throw this.fail("deleting released segments failed", e);
+        throw this.fail("deleting released segments", e);
       }
       this.segments = this.segments.slice(drop);
       const oldest = this.segments[0]!.headerMarker.index;
@@ -463,12 +469,11 @@ export class Wal {
 
   /** Makes the Wal refuse all further work; the first failure is the one every later call reports. */
   private fail(what: string, cause: unknown, file: string = this.dir): WalError {
-    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    this.failure ??= new WalError(
-      "Failed",
-      `${what}: ${reason}; nothing saved since the last successful sync is durable and the WAL takes no more writes (restart to recover from what is on disk)`,
-      { file, cause, errno: typeof errno === "string" ? errno : undefined },
+    this.failure ??= ioFailure(
+      what,
+      file,
+      cause,
+      "; nothing saved since the last successful sync is durable and the WAL takes no more writes (restart to recover from what is on disk)",
     );
     return this.failure;
   }
@@ -555,7 +560,7 @@ export class Wal {
     try {
       return await op();
     } catch (e) {
-      throw this.fail(`${what} failed`, e, path);
+      throw this.fail(what, e, path);
     }
   }
 
