@@ -59,10 +59,12 @@ describe("auth under abuse (one member, simple tokens)", () => {
   let kv: UnaryClient;
   let auth: UnaryClient;
   let rootToken: string;
+  let clientPort: number;
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "etcd-ts-auth-abuse-"));
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    clientPort = await freePort();
+    const peerPort = await freePort();
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     const clientUrl = `http://127.0.0.1:${clientPort}`;
     member = await startMember({
@@ -127,6 +129,9 @@ describe("auth under abuse (one member, simple tokens)", () => {
       clearInterval(sampler);
     }
     assert.deepEqual(member.server.pendingWaiters(), { proposals: 0, appliedIndex: 0 });
+    const metrics = await (await fetch(`http://127.0.0.1:${clientPort}/metrics`)).text();
+    assert.match(metrics, /^etcd_ts_server_applied_index_waiters 0$/m);
+    assert.match(metrics, /^etcd_ts_server_proposal_waiters 0$/m);
     // The real token still works.
     await call(kv, "Put", put("k"), rootToken);
   });
