@@ -27,6 +27,14 @@ test("--flag value, -flag=value, and the data dir follows the name", () => {
   assert.deepEqual([...config.initialCluster], [["n1", ["http://localhost:2380"]]]);
 });
 
+test("--max-concurrent-streams: a bounded default (etcd's is math.MaxUint32), a uint32 when given", () => {
+  assert.equal(parseCommandLine([], {}).config.maxConcurrentStreams, 4096);
+  assert.equal(parseCommandLine(["--max-concurrent-streams", "4294967295"], {}).config.maxConcurrentStreams, 4294967295);
+  assert.equal(parseCommandLine([], { ETCD_MAX_CONCURRENT_STREAMS: "10" }).config.maxConcurrentStreams, 10);
+  assert.throws(() => parseCommandLine(["--max-concurrent-streams", "0"], {}), /invalid value "0" for flag -max-concurrent-streams/);
+  assert.throws(() => parseCommandLine(["--max-concurrent-streams", "4294967296"], {}), /-max-concurrent-streams/);
+});
+
 test("ETCD_* variables, shadowed by flags", () => {
   const parsed = parseCommandLine(["--name", "flag"], { ETCD_NAME: "env", ETCD_DATA_DIR: "/d", ETCD_BOGUS: "1", PATH: "/bin" });
   assert.equal(parsed.config.name, "flag");

@@ -1,4 +1,4 @@
-import { defaultConfig, parseInitialCluster, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type ServerConfig, type TlsInfo } from "@etcd-ts/server";
+import { defaultConfig, parseInitialCluster, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type ServerConfig, type TlsInfo } from "@etcd-ts/server";
 
 /**
  * etcd's command line: the same flag names, `-flag`/`--flag`, `=value` or a separate value, and every flag
@@ -28,6 +28,7 @@ const FLAGS: Record<string, FlagSpec> = {
   "initial-cluster-state": { kind: "string", usage: "Initial cluster state ('new' or 'existing')." },
   "max-request-bytes": { kind: "int", usage: "Maximum client request size in bytes the server will accept." },
   "max-txn-ops": { kind: "int", usage: "Maximum number of operations permitted in a transaction." },
+  "max-concurrent-streams": { kind: "int", usage: `Maximum concurrent streams that each client can open at a time (default ${DEFAULT_MAX_CONCURRENT_STREAMS}; etcd's is unlimited).` },
   "quota-backend-bytes": { kind: "int", usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)." },
   "snapshot-count": { kind: "int", usage: "Number of committed transactions to trigger a snapshot to disk." },
   "experimental-corrupt-check-time": { kind: "string", usage: "Duration of time between cluster corruption check passes." },
@@ -162,6 +163,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const maxTxnOps = int("max-txn-ops", DEFAULT_MAX_TXN_OPS);
   if (maxRequestBytes <= 0) throw new FlagError(`invalid value "${maxRequestBytes}" for flag -max-request-bytes: must be positive`);
   if (maxTxnOps <= 0) throw new FlagError(`invalid value "${maxTxnOps}" for flag -max-txn-ops: must be positive`);
+  // An HTTP/2 setting, a uint32 as in etcd.
+  const maxConcurrentStreams = int("max-concurrent-streams", DEFAULT_MAX_CONCURRENT_STREAMS);
+  if (maxConcurrentStreams <= 0 || maxConcurrentStreams > 0xffffffff) {
+    throw new FlagError(`invalid value "${maxConcurrentStreams}" for flag -max-concurrent-streams: must be between 1 and 4294967295`);
+  }
   let initialCluster: Map<string, string[]>;
   try {
     initialCluster = parseInitialCluster(initialClusterText);
@@ -181,6 +187,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     initialClusterState: state,
     maxRequestBytes,
     maxTxnOps,
+    maxConcurrentStreams,
     quotaBackendBytes: int("quota-backend-bytes", 0),
     snapshotCount: int("snapshot-count", 100_000),
     corruptCheckTimeMs: parseGoDuration("experimental-corrupt-check-time", str("experimental-corrupt-check-time") ?? "0s"),

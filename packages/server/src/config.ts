@@ -25,6 +25,9 @@ export interface ServerConfig {
   readonly maxRequestBytes: number;
   /** Most operations in one Txn (`--max-txn-ops`). */
   readonly maxTxnOps: number;
+  /** gRPC streams one client connection may have open at once (`--max-concurrent-streams`; default
+   * DEFAULT_MAX_CONCURRENT_STREAMS, where etcd's is unlimited). */
+  readonly maxConcurrentStreams?: number;
   /** Backend size that raises the NOSPACE alarm (`--quota-backend-bytes`; 0 = etcd's default 2 GiB). */
   readonly quotaBackendBytes: number;
   /** Applied entries between raft snapshots (`--snapshot-count`, etcd's default 100000). */
@@ -46,6 +49,12 @@ export interface ServerConfig {
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 export const DEFAULT_MAX_TXN_OPS = 128;
+/**
+ * etcd 3.4 defaults `--max-concurrent-streams` to math.MaxUint32 (no limit). Ours bounds what one
+ * connection can hold open (each watch or keep-alive stream keeps bounded queues) while staying far
+ * above what a client multiplexes on one connection.
+ */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 4096;
 export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
 /** gRPC lets a message this much larger than --max-request-bytes through, so the server, not the
  * transport, reports an oversize request with etcd's own error (etcd allows the same overhead). */

@@ -1,10 +1,11 @@
 import { Server as GrpcServer } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "@etcd-ts/storage";
-import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION, GRPC_OVERHEAD_BYTES, type ServerConfig } from "./config.js";
+import { DEFAULT_MAX_CONCURRENT_STREAMS, ETCD_API_VERSION, ETCD_CLUSTER_VERSION, GRPC_OVERHEAD_BYTES, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
 import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
 import { addEtcdServices } from "./grpc/services.js";
+import { GrpcStreamStats } from "./grpc/stream-stats.js";
 import { withLearnerGate } from "./grpc/learner-gate.js";
 import { createLogger, type Logger } from "./log.js";
 import { instrumentBackend, ServerMetrics } from "./metrics.js";
@@ -41,11 +42,14 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   const grpcServer = new GrpcServer({
     "grpc.max_receive_message_length": options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     "grpc.max_send_message_length": 2 ** 31 - 1,
-    "grpc.max_concurrent_streams": 2 ** 31 - 1,
+    // Per connection (an HTTP/2 setting); a client past it has its new streams refused.
+    "grpc.max_concurrent_streams": options.config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
   });
   metrics.instrumentGrpcServer(grpcServer);
+  const streamStats = new GrpcStreamStats();
+  metrics.attachStreamStats(streamStats);
   // A learner serves only Status and serializable reads, as etcd 3.4's interceptors allow.
-  addEtcdServices(withLearnerGate(grpcServer, () => server.membership.local.isLearner, logger), server, logger);
+  addEtcdServices(withLearnerGate(grpcServer, () => server.membership.local.isLearner, logger), server, logger, streamStats);
   await server.ready();
   const http1 = http1Routes(server, options.http1Handler, metrics);
   const listeners: ClientListener[] = [];

@@ -5,6 +5,7 @@ import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { DiskRaftStorage } from "@etcd-ts/wal";
 import { ETCD_API_VERSION } from "./config.js";
 import type { EtcdServer } from "./etcd-server.js";
+import type { GrpcStreamStats } from "./grpc/stream-stats.js";
 import { exponentialBuckets, MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics-registry.js";
 
 /** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */
@@ -35,6 +36,8 @@ export class ServerMetrics {
   private readonly serverId: Gauge;
   private pendingProposals = 0;
   private server: EtcdServer | undefined;
+  private streams: GrpcStreamStats | undefined;
+  private openStreams = 0;
   private detachWal: (() => void) | undefined;
   private detachServer: (() => void) | undefined;
 
@@ -71,6 +74,14 @@ export class ServerMetrics {
     r.gauge("etcd_disk_wal_write_bytes_total", "Total number of bytes written in WAL.", () => this.walStorage()?.walMetrics().bytesWritten ?? 0);
     this.grpcStarted = r.counter("grpc_server_started_total", "Total number of RPCs started on the server.");
     this.grpcHandled = r.counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.");
+    // The gRPC side's bounded queues (etcd's two debugging gauges, then etcd-ts' own).
+    r.gauge("etcd_debugging_mvcc_watch_stream_total", "Total number of watch streams.", () => this.streams?.watchStreamCount ?? 0);
+    r.gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", () => this.streams?.watchers() ?? 0);
+    r.gauge("etcd_ts_grpc_server_open_streams", "gRPC streams open, all methods (each connection opens at most --max-concurrent-streams).", () => this.openStreams);
+    r.gauge("etcd_ts_watch_stream_queued_responses", "Watch responses queued for clients over all watch streams (bounded per stream).", () => this.streams?.watchQueuedResponses() ?? 0);
+    r.counterFunc("etcd_ts_watch_creates_refused_total", "Watch creates refused because their stream held its maximum number of watchers.", () => this.streams?.watchCreatesRefused ?? 0);
+    r.gauge("etcd_ts_lease_keepalive_streams", "LeaseKeepAlive streams open.", () => this.streams?.keepAliveStreams ?? 0);
+    r.gauge("etcd_ts_lease_keepalive_pending", "Keep-alive requests read and not yet answered, over all streams (bounded per stream).", () => this.streams?.keepAlivesPending ?? 0);
     // The process basics client_golang's process collector reports (those Node can tell).
     const startTime = Math.floor((performance.timeOrigin) / 1000);
     r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", () => startTime);
@@ -106,6 +117,11 @@ export class ServerMetrics {
     });
     // A member that already knows its leader when attached (a single member elects itself at once).
     if (server.leaderId() !== 0n && this.leaderChanges.get() === 0) this.leaderChanges.inc();
+  }
+
+  /** Reads the gRPC streams' counts (watchers, queued responses, keep-alives) when scraped. */
+  attachStreamStats(stats: GrpcStreamStats): void {
+    this.streams = stats;
   }
 
   detach(): void {
@@ -168,10 +184,12 @@ export class ServerMetrics {
     // emitted), the client cancels, or they are destroyed with an error. The first of these counts.
     return (call: NodeJS.EventEmitter & { pendingStatus?: { code?: number } }) => {
       started.inc(labels);
+      this.openStreams++;
       let counted = false;
       const count = (code: string) => {
         if (counted) return;
         counted = true;
+        this.openStreams--;
         handled.inc({ ...labels, grpc_code: code });
       };
       call.once("cancelled", () => count("Canceled"));

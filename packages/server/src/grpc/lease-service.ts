@@ -18,12 +18,14 @@ import type { AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
+import { GrpcStreamStats } from "./stream-stats.js";
 
 /** etcd's Lease service over the server: grants and revokes through the log, renewals on the leader. */
 export class LeaseService {
   constructor(
     private readonly etcd: EtcdServer,
     private readonly logger: Logger,
+    private readonly stats = new GrpcStreamStats(),
   ) {}
 
   async grant(request: LeaseGrantRequest): Promise<LeaseGrantResponse> {
@@ -57,21 +59,44 @@ export class LeaseService {
     });
   }
 
-  /** LeaseKeepAlive: each request renews its lease and gets the new TTL (0 for an unknown lease). */
+  /**
+   * LeaseKeepAlive: each request renews its lease and gets the new TTL (0 for an unknown lease).
+   * Renewals run one at a time in request order; a client that sends faster than it is answered (or
+   * reads its answers slower) has its stream paused once `MAX_PENDING_KEEPALIVES` requests wait, so a
+   * stream holds a bounded number of requests and answers.
+   */
   keepAlive(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): void {
+    const stats = this.stats;
     let closed = false;
     let chain: Promise<void> = Promise.resolve();
+    let pending = 0;
+    let paused = false;
+    stats.keepAliveStreams++;
     call.on("data", (request: LeaseKeepAliveRequest) => {
+      pending++;
+      stats.keepAlivesPending++;
+      if (!paused && pending >= MAX_PENDING_KEEPALIVES) {
+        paused = true;
+        call.pause();
+      }
       // Answer in request order, one renewal at a time per stream.
       chain = chain.then(async () => {
-        if (closed) return;
         try {
+          if (closed) return;
           const ttl = await this.etcd.leaseRenew(request.ID);
-          if (!closed) call.write(create(LeaseKeepAliveResponseSchema, { header: this.etcd.header(), ID: request.ID, TTL: BigInt(ttl) }));
+          if (closed) return;
+          if (!call.write(create(LeaseKeepAliveResponseSchema, { header: this.etcd.header(), ID: request.ID, TTL: BigInt(ttl) }))) await drainedOrClosed(call);
         } catch (error) {
           if (closed) return;
           closed = true;
           call.emit("error", toServiceError(error, this.logger));
+        } finally {
+          pending--;
+          stats.keepAlivesPending--;
+          if (paused && pending <= MAX_PENDING_KEEPALIVES / 2) {
+            paused = false;
+            call.resume();
+          }
         }
       });
     });
@@ -80,8 +105,33 @@ export class LeaseService {
       closed = true;
       void chain.then(() => call.end());
     };
+    let counted = true;
+    const uncount = () => {
+      if (counted) stats.keepAliveStreams--;
+      counted = false;
+    };
     call.on("end", end);
     call.on("cancelled", () => (closed = true));
     call.on("error", () => (closed = true));
+    call.on("close", () => {
+      closed = true;
+      uncount();
+    });
   }
+}
+
+/** Keep-alive requests one stream may have waiting (read, not yet answered) before it stops reading. */
+export const MAX_PENDING_KEEPALIVES = 128;
+
+/** Resolves when the call can take more writes, or is closed. */
+function drainedOrClosed(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("close", done);
+      resolve();
+    };
+    call.once("drain", done);
+    call.once("close", done);
+  });
 }

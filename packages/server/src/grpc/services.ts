@@ -30,6 +30,7 @@ import type { AlarmRequest, MoveLeaderRequest } from "@etcd-ts/api";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { LeaseService } from "./lease-service.js";
 import { serveWatch } from "./watch-service.js";
+import { GrpcStreamStats } from "./stream-stats.js";
 import type { CancellableCall, EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "./status.js";
@@ -74,7 +75,7 @@ function kvServiceDefinition(): ServiceDefinition {
 }
 
 /** Registers the services this member serves on its client listener. */
-export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger): void {
+export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Logger, stats = new GrpcStreamStats()): void {
   const caller = (call: { metadata: Metadata } & CancellableCall): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call), call);
   /** A handler for a root-only RPC. */
   const admin = <Req>(handler: UnaryHandler<Req>): UnaryHandler<Req> => async (r, call) => {
@@ -122,7 +123,7 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
         call.emit("error", { code: GrpcCode.UNAVAILABLE, details: "etcdserver: the member installed a snapshot from the leader" }),
       );
       call.once("close", unsubscribe);
-      serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call) });
+      serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call), stats });
     },
   };
   grpcServer.addService(grpcServiceDefinition(Watch), watch);
@@ -149,7 +150,7 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
     RoleRevokePermission: proposeAuth("authRoleRevokePermission"),
   });
 
-  const leases = new LeaseService(etcd, logger);
+  const leases = new LeaseService(etcd, logger, stats);
   const lease: UntypedServiceImplementation = {
     LeaseGrant: unary<LeaseGrantRequest>(logger, (r) => leases.grant(r)),
     LeaseRevoke: unary<LeaseRevokeRequest>(logger, async (r, call) => leases.revoke(r, await caller(call))),

@@ -1,9 +1,10 @@
 import { RpcError, type WatchRequest } from "@etcd-ts/api";
-import { WatchStream, type WatchableStore } from "@etcd-ts/watch";
+import { CANCEL_REASONS, WatchStream, type WatchableStore } from "@etcd-ts/watch";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 import { GRPC_OVERHEAD_BYTES } from "../config.js";
+import type { GrpcStreamStats } from "./stream-stats.js";
 
 /** gRPC code names as Go's `codes.Code.String()` prints them. */
 const GO_CODE_NAMES: Record<number, string> = {
@@ -24,7 +25,7 @@ export function serveWatch(
   call: ServerDuplexStream<WatchRequest, unknown>,
   etcd: EtcdServer,
   watchable: WatchableStore,
-  options: { progressNotifyIntervalMs?: number; token?: string | undefined } = {},
+  options: { progressNotifyIntervalMs?: number; token?: string | undefined; maxWatchers?: number; stats?: GrpcStreamStats } = {},
 ): void {
   // The caller is resolved once per stream; each create is checked against the exact range it asks for.
   let caller: AuthInfo | undefined;
@@ -48,6 +49,7 @@ export function serveWatch(
     },
     header: (revision) => etcd.header(BigInt(revision)),
     maxResponseBytes: etcd.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    ...(options.maxWatchers !== undefined ? { maxWatchers: options.maxWatchers } : {}),
     ...(options.progressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: options.progressNotifyIntervalMs } : {}),
   });
   let waitingForDrain = false;
@@ -55,6 +57,7 @@ export function serveWatch(
   const pump = () => {
     if (waitingForDrain || stream.closed) return;
     for (let response = stream.take(); response !== undefined; response = stream.take()) {
+      if (response.canceled && response.cancelReason === CANCEL_REASONS.tooManyWatchers && options.stats) options.stats.watchCreatesRefused++;
       if (!call.write(response)) {
         waitingForDrain = true;
         call.once("drain", () => {
@@ -64,7 +67,13 @@ export function serveWatch(
         return;
       }
     }
-    if (paused && stream.pending < MAX_QUEUED_CONTROL_RESPONSES / 2) {
+    maybeResume();
+  };
+  // Requests read but not handled yet (waiting for the caller's credentials) count with the queued
+  // responses: together they are what one client can make the member hold.
+  let unhandled = 0;
+  const maybeResume = () => {
+    if (paused && stream.pending + unhandled < MAX_QUEUED_CONTROL_RESPONSES / 2) {
       paused = false;
       call.resume();
     }
@@ -72,13 +81,22 @@ export function serveWatch(
   stream.onReadable(pump);
   call.on("data", (request: WatchRequest) => {
     // Requests wait for the caller's credentials (a simple token may need its entry applied first).
-    void ready.then(() => stream.handle(request));
-    if (!paused && stream.pending > MAX_QUEUED_CONTROL_RESPONSES) {
+    unhandled++;
+    void ready.then(() => {
+      unhandled--;
+      stream.handle(request);
+      maybeResume();
+    });
+    if (!paused && stream.pending + unhandled > MAX_QUEUED_CONTROL_RESPONSES) {
       paused = true;
       call.pause();
     }
   });
-  const done = () => stream.close();
+  const unregister = options.stats?.addWatchStream(stream);
+  const done = () => {
+    stream.close();
+    unregister?.();
+  };
   // A client that half-closes its side keeps its watchers: etcd keeps sending events until the stream
   // is cancelled (the JSON gateway half-closes as soon as the request body ends).
   call.on("cancelled", done);
