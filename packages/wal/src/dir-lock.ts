@@ -4,7 +4,7 @@
 
 import { open, readFile, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { WalError } from "./errors.js";
+import { WalError, ioFailure } from "./errors.js";
 
 const LOCK_FILE = "wal.lock";
 const heldInThisProcess = new Set<string>();
@@ -50,7 +50,14 @@ export class DirLock {
         }
         return new DirLock(abs, path);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+          // A full disk cannot take even the pid: say so, with the file (a partial lock file is removed).
+          if (!WalError.is(e)) {
+            await unlink(path).catch(() => undefined);
+            throw ioFailure("taking the WAL lock", path, e);
+          }
+          throw e;
+        }
       }
       const owner = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10);
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {

@@ -4,6 +4,7 @@
 // errno, and a restart recovers every entry synced before the fault (repairing a torn tail).
 
 import assert from "node:assert/strict";
+import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
@@ -36,6 +37,19 @@ function assertPrefix(entries: readonly Entry[], synced: number): void {
     assert.equal(e.index, i + 1);
     assert.deepEqual(Buffer.from(e.data), Buffer.from(entryData(e.index)), `entry ${e.index} is whole`);
   });
+}
+
+/** Writes `file` until the file system is full. */
+function fillUp(file: string): void {
+  const chunk = Buffer.alloc(4096, 1);
+  const fd = openSync(file, "w");
+  try {
+    for (let i = 0; i < 1_000_000; i++) writeSync(fd, chunk);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 describe("Wal disk faults", () => {
@@ -137,6 +151,10 @@ describe("Wal disk faults", () => {
       assert.ok(failure !== undefined, "the file system never filled up");
       failedWith("ENOSPC", /failed/)(failure);
       await wal.close();
+      // While the disk is (still, or again) completely full, a restart fails at once, saying what and where.
+      fillUp(join(fs.dir, "ballast"));
+      await assert.rejects(Wal.open(walDir), failedWith("ENOSPC", /taking the WAL lock failed/));
+      rmSync(join(fs.dir, "ballast"));
       fs.resize(4 * 1024 * 1024);
       const r = await Wal.open(walDir);
       assert.ok(r.entries.length >= synced && synced > 10, `${r.entries.length} entries back, ${synced} synced`);
