@@ -83,6 +83,9 @@ export class AlarmStore {
         response.alarms = this.get(request.alarm);
         break;
       case AlarmRequest_AlarmAction.ACTIVATE: {
+        // Member 0 and alarm NONE encode to an empty key, which bbolt refuses (etcd stops with a fatal
+        // write error): with no alarm to raise, nothing is stored, and snapshots stay writable.
+        if (request.memberID === 0n && request.alarm === AlarmType.NONE) break;
         const wanted = create(AlarmMemberSchema, { memberID: request.memberID, alarm: request.alarm });
         const alarm = this.add(wanted);
         if (alarm === wanted) {
