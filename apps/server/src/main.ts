@@ -5,7 +5,7 @@ import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
 import { createGateway } from "@etcd-ts/gateway";
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
-import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, type RunningMember } from "@etcd-ts/server";
+import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, GRPC_OVERHEAD_BYTES, type RunningMember } from "@etcd-ts/server";
 import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 
 /** The etcd-ts release; the etcd API it implements is ETCD_API_VERSION. */
@@ -65,6 +65,8 @@ async function main(): Promise<number> {
       serveV3alpha: true,
       credentials: gatewayDialCredentials(config),
       clientCertAuth: config.clientTls?.clientCertAuth === true,
+      // The member's gRPC receive limit: a JSON body that cannot fit it is refused while it is read.
+      maxRequestBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       // Read once the member runs (the gateway answers nothing before that).
       isAuthEnabled: () => (member as RunningMember | undefined)?.server.auth.enabled ?? false,
     });

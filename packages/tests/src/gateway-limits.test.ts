@@ -1,0 +1,58 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
+
+/**
+ * The JSON gateway of the built binary at its limits, side by side with etcd 3.4 (both with
+ * --max-request-bytes 4096, so the gRPC limit is 4096 + 512 KiB = 528384): deep JSON answers as etcd's
+ * does and leaves the process serving; an oversized body gets etcd's status and code (429,
+ * ResourceExhausted), refused by etcd-ts while it is read rather than after.
+ */
+describe("gateway limits of the binary against etcd 3.4", () => {
+  let ours: ServerProcess;
+  let theirs: ServerProcess;
+  before(async () => {
+    [ours, theirs] = await Promise.all([
+      startEtcdTs({ extraArgs: ["--max-request-bytes", "4096"] }),
+      startRealEtcd({ extraArgs: ["--max-request-bytes", "4096"] }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([ours?.stop(), theirs?.stop()]);
+  });
+
+  const post = async (server: ServerProcess, path: string, body: string): Promise<{ status: number; body: string; connection: string | null }> => {
+    const response = await fetch(`http://${server.endpoint}${path}`, { method: "POST", body, signal: AbortSignal.timeout(60_000) });
+    return { status: response.status, body: await response.text(), connection: response.headers.get("connection") };
+  };
+
+  test("deep nesting: 6000 deep is ignored (200), 10000 deep is Go's depth error (400), the member keeps serving", async () => {
+    const deep = (n: number): string => `{"key":"YQ==","zz":${"[".repeat(n)}${"]".repeat(n)}}`;
+    for (const n of [6000, 10000]) {
+      const [a, b] = await Promise.all([post(ours, "/v3/kv/range", deep(n)), post(theirs, "/v3/kv/range", deep(n))]);
+      assert.equal(a.status, b.status, `${n}: ${a.body.slice(0, 200)}`);
+      if (a.status !== 200) assert.equal(a.body, b.body);
+    }
+    const put = await post(ours, "/v3/kv/put", '{"key":"YQ==","value":"Yg=="}');
+    assert.equal(put.status, 200);
+    assert.equal(ours.child.exitCode, null);
+  });
+
+  test("a body too large for the member: 429 ResourceExhausted as etcd, refused while read, connection closed", async () => {
+    const body = `{"key":"YQ==","value":"${Buffer.alloc(3 * 1024 * 1024, 0x61).toString("base64")}"}`;
+    const [a, b] = await Promise.all([post(ours, "/v3/kv/put", body), post(theirs, "/v3/kv/put", body)]);
+    assert.equal(a.status, 429, a.body);
+    assert.equal(b.status, 429, b.body);
+    const code = (text: string): unknown => (JSON.parse(text) as { code: unknown }).code;
+    assert.equal(code(a.body), code(b.body));
+    assert.match(b.body, /"grpc: received message larger than max \(\d+ vs\. 528384\)"/);
+    assert.match(a.body, /"gateway: received message larger than max \(over \d+ bytes of JSON vs\. 528384\)"/);
+    assert.equal(a.connection, "close");
+    // Between --max-request-bytes and the gRPC limit the member itself answers, with etcd's error.
+    const small = `{"key":"YQ==","value":"${Buffer.alloc(8 * 1024, 0x61).toString("base64")}"}`;
+    const [c, d] = await Promise.all([post(ours, "/v3/kv/put", small), post(theirs, "/v3/kv/put", small)]);
+    assert.equal(c.status, d.status);
+    assert.equal(c.body, d.body);
+    assert.equal((await post(ours, "/v3/kv/range", '{"key":"YQ=="}')).status, 200);
+  });
+});
