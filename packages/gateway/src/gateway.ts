@@ -5,6 +5,7 @@
  * `http.ServeMux` redirects and 404s, and etcd's access controller (`/v3beta/` rewrite, CORS, OPTIONS).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
@@ -315,23 +316,29 @@ class JsonGateway implements Gateway {
   }
 
   /**
-   * A request value over the limit: answered 429 / ResourceExhausted with `Connection: close`; the reader
-   * has stopped buffering, what is left of the body is dropped until Node closes the connection after the
-   * answer.
+   * A request value over the limit: answered 429 / ResourceExhausted with `Connection: close`. The reader
+   * has stopped buffering; what is left of the body is dropped while the connection lingers, then it is
+   * closed.
    */
-  private refuseTooLarge(response: ServerResponse): void {
-    if (!response.headersSent) response.setHeader("Connection", "close");
+  private refuseTooLarge(request: IncomingMessage, response: ServerResponse): void {
+    if (!response.headersSent) {
+      response.setHeader("Connection", "close");
+      if (request.socket instanceof Socket) {
+        const socket = request.socket;
+        response.once("finish", () => lingerBeforeClose(socket));
+      }
+    }
     writeHttpError(response, requestTooLargeStatus(this.jsonLimit, this.messageLimit));
   }
 
   /** The answer to a first request that could not be read; false if there is a message to send. */
-  private answeredBadFirstRequest(response: ServerResponse, outcome: FirstRequest): outcome is Exclude<FirstRequest, { message: Message }> {
+  private answeredBadFirstRequest(request: IncomingMessage, response: ServerResponse, outcome: FirstRequest): outcome is Exclude<FirstRequest, { message: Message }> {
     if ("message" in outcome) return false;
     if ("error" in outcome) {
       // request_X_0: a body jsonpb refuses is InvalidArgument.
       writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
     } else if ("tooLarge" in outcome) {
-      this.refuseTooLarge(response);
+      this.refuseTooLarge(request, response);
     } else {
       failRequest(response);
     }
@@ -348,7 +355,7 @@ class JsonGateway implements Gateway {
     bodyConsumed: boolean,
   ): void {
     readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
-      if (this.answeredBadFirstRequest(response, outcome)) return;
+      if (this.answeredBadFirstRequest(request, response, outcome)) return;
       const { message } = outcome;
       if (this.closed) {
         writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
@@ -400,7 +407,7 @@ class JsonGateway implements Gateway {
     bodyConsumed: boolean,
   ): void {
     readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
-      if (this.answeredBadFirstRequest(response, outcome)) return;
+      if (this.answeredBadFirstRequest(request, response, outcome)) return;
       const { message } = outcome;
       const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
         definition.path,
@@ -456,7 +463,13 @@ class JsonGateway implements Gateway {
           sending = false;
           if (isJsonValueTooLargeError(error)) {
             // The member would refuse the message and fail the stream: the same answer, and no more reading.
-            if (!response.headersSent) response.setHeader("Connection", "close");
+            if (!response.headersSent) {
+              response.setHeader("Connection", "close");
+              if (request.socket instanceof Socket) {
+                const socket = request.socket;
+                response.once("finish", () => lingerBeforeClose(socket));
+              }
+            }
             forwarded.fail(requestTooLargeStatus(this.jsonLimit, this.messageLimit));
             return;
           }
@@ -523,4 +536,22 @@ function guarded<A extends unknown[]>(response: ServerResponse, handler: (...arg
       failRequest(response);
     }
   };
+}
+
+/** How long a connection closed with a body still arriving keeps reading it (Go's rstAvoidanceDelay). */
+const LINGER_MS = 500;
+
+/**
+ * Go's closeWriteAndWait for a connection closed before its request body was read: the answer is flushed
+ * and the write side shut, but what the client still sends is read (and dropped) for a moment before the
+ * socket closes, so the client reads the answer instead of a reset. Called at the answer's 'finish', when
+ * Node (for `Connection: close`) has just asked the socket to destroy itself once its writes are out; that
+ * request is withdrawn and replaced by a timer.
+ */
+function lingerBeforeClose(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.removeListener("finish", socket.destroy); // the listener destroySoon registered
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once("close", () => clearTimeout(timer));
 }
