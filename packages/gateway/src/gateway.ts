@@ -303,13 +303,22 @@ class JsonGateway implements Gateway {
     return definition;
   }
 
-  private track<T extends { cancel(): void }>(call: T, response: ServerResponse, streaming = false): T {
+  private track<T extends { cancel(): void; once(event: "status", listener: () => void): unknown }>(call: T, response: ServerResponse, streaming = false): T {
+    // The HTTP client going away cancels the gRPC call, as the request context does in Go — also when it
+    // went away while the body was still being read, before the call began.
+    if (response.closed) {
+      call.cancel();
+      return call;
+    }
     this.inFlight.add(call);
     if (streaming) this.streaming.add(response);
-    // The HTTP client going away cancels the gRPC call, as the request context does in Go.
-    response.once("close", () => {
+    const release = (): void => {
       this.inFlight.delete(call);
       this.streaming.delete(response);
+    };
+    call.once("status", release);
+    response.once("close", () => {
+      release();
       call.cancel();
     });
     return call;

@@ -194,6 +194,28 @@ describe("deep JSON", () => {
   });
 });
 
+describe("clients that leave", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(() => h.close());
+
+  test("a call that begins after its client left (a body cut short, decoded at its end) is not left in flight", async () => {
+    const calls = h.member.calls.length;
+    const client = rawClient(h.port);
+    // `null` is a complete value only once the body ends; the connection goes first.
+    client.socket.write("POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nnull");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    client.socket.destroy();
+    await client.closed;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The call is cancelled as it begins (the member may or may not have seen it) and is not tracked.
+    await waitFor(() => h.gateway.stats().calls === 0, "no call in flight", 5000);
+    assert.ok(h.member.calls.length >= calls);
+  });
+});
+
 describe("a watcher that does not read", () => {
   const valueBytes = 64 * 1024;
   const totalBytes = 256 * 1024 * 1024;

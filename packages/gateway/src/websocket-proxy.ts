@@ -138,6 +138,8 @@ class WebSocketLineResponse extends EventEmitter {
   headersSent = false;
   writableEnded = false;
   destroyed = false;
+  /** Set when 'close' is emitted, as on a ServerResponse. */
+  closed = false;
   private pending = "";
 
   constructor(private readonly socket: Duplex) {
@@ -183,6 +185,7 @@ class WebSocketLineResponse extends EventEmitter {
     this.pending = "";
     this.writableEnded = true;
     this.socket.end();
+    this.closed = true;
     this.emit("close");
     return this;
   }
@@ -193,6 +196,7 @@ class WebSocketLineResponse extends EventEmitter {
     this.writableEnded = true;
     this.destroyed = true;
     this.socket.end();
+    this.closed = true;
     this.emit("close");
   }
 
