@@ -207,6 +207,7 @@ export class EtcdServer {
       onMessage: (m) => this.log.step(m),
       onUnreachable: (id) => this.log.reportUnreachable(id),
       isRemoved: (id) => this.membership.wasRemoved(id),
+      isMember: (id) => this.membership.get(id) !== undefined,
       onRemovedFromCluster: () => this.onLocalRemoved(),
     }, this.logger, maxRaftFrameBytes(options.config.maxRequestBytes));
     for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);

@@ -13,6 +13,8 @@ import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema } from "@etcd-ts/api";
 import { EntryType, MessageType, encodeMessage, type Message } from "@etcd-ts/raft";
 import fc from "fast-check";
+import { Cluster, MemberAddRequestSchema, grpcServiceDefinition, type MemberAddResponse } from "@etcd-ts/api";
+import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 import { fuzzParameters, heapAfterGc, recordingLogger, startFuzzMember, type FuzzMember } from "../testing/fuzz-member.js";
 import { CLUSTER_ID_HEADER, FROM_HEADER, FrameReader, RAFT_STREAM_PATH } from "./transport.js";
 
@@ -52,12 +54,21 @@ describe("fuzzing the raft stream of a live member", () => {
   let peer: URL;
   let clusterId: string;
   let localId: bigint;
+  /** A learner added to the cluster (never started): the fuzzer speaks as it, a member the stream accepts. */
+  let learnerId: bigint;
 
   before(async () => {
     fuzz = await startFuzzMember(logger);
     peer = new URL(RAFT_STREAM_PATH, fuzz.peerUrl);
     clusterId = fuzz.member.server.clusterId.toString(16);
     localId = fuzz.member.server.memberId;
+    const Ctor = makeGenericClientConstructor(grpcServiceDefinition(Cluster), "Cluster");
+    const cluster = new Ctor(fuzz.clientAddress, credentials.createInsecure()) as unknown as Record<string, (r: unknown, cb: (e: Error | null, r: MemberAddResponse) => void) => void> & { close(): void };
+    const added = await new Promise<MemberAddResponse>((resolve, reject) =>
+      cluster.MemberAdd!(create(MemberAddRequestSchema, { peerURLs: ["http://127.0.0.1:9"], isLearner: true }), (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    cluster.close();
+    learnerId = added.member!.ID;
   });
   after(async () => fuzz?.stop());
 
@@ -78,7 +89,7 @@ describe("fuzzing the raft stream of a live member", () => {
       };
       const req = request(peer, {
         method: "POST",
-        headers: { "content-type": "application/octet-stream", [CLUSTER_ID_HEADER]: clusterId, [FROM_HEADER]: options.from ?? "beef" },
+        headers: { "content-type": "application/octet-stream", [CLUSTER_ID_HEADER]: clusterId, [FROM_HEADER]: options.from ?? learnerId.toString(16) },
         agent: false,
       });
       const timer = setTimeout(() => {
@@ -117,6 +128,8 @@ describe("fuzzing the raft stream of a live member", () => {
   });
 
   const nodeId = fc.oneof(fc.constant(null).map(() => localId), fc.bigInt({ min: 0n, max: 5n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+  const self = fc.constant(null).map(() => localId);
+  const learner = fc.constant(null).map(() => learnerId);
   const index = fc.oneof(fc.nat(20), fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
   const entry = fc.record({
     term: fc.nat(20),
@@ -126,8 +139,8 @@ describe("fuzzing the raft stream of a live member", () => {
   });
   const message: fc.Arbitrary<Message> = fc.record({
     type: fc.oneof(fc.constantFrom(...(Object.values(MessageType).filter((v) => typeof v === "number") as MessageType[]))),
-    to: nodeId,
-    from: nodeId,
+    to: fc.oneof({ weight: 4, arbitrary: self }, { weight: 1, arbitrary: nodeId }),
+    from: fc.oneof({ weight: 4, arbitrary: learner }, { weight: 1, arbitrary: nodeId }),
     term: fc.oneof(fc.nat(10), fc.nat()),
     logTerm: fc.nat(10),
     index,
@@ -137,7 +150,14 @@ describe("fuzzing the raft stream of a live member", () => {
     rejectHint: fc.nat(20),
     context: fc.uint8Array({ maxLength: 16 }),
     snapshot: fc.constant(undefined),
-  });
+    // Most appends are well formed (contiguous entries after the index, terms in order), so they get
+    // past the transport's checks into raft, the WAL and the appliers.
+    wellFormed: fc.boolean(),
+  }).map(({ wellFormed, ...m }) =>
+    wellFormed && m.type === MessageType.App
+      ? { ...m, entries: m.entries.map((e, i) => ({ ...e, index: m.index + 1 + i, term: Math.min(m.term, Math.max(m.logTerm, m.entries[i - 1]?.term ?? 0, e.term)) })), logTerm: Math.min(m.logTerm, m.term) }
+      : m,
+  );
   const chunk = fc.oneof(
     { weight: 4, arbitrary: message.map((m) => frame(encodeMessage(m))) },
     {
@@ -174,7 +194,7 @@ describe("fuzzing the raft stream of a live member", () => {
         break;
       } catch (error) {
         lastError = error;
-        if (Date.now() > deadline) throw new Error(`no put after the fuzzing: ${String(lastError)}`);
+        if (Date.now() > deadline) throw new Error(`no put after the fuzzing: ${String(lastError)}; errors logged: ${logger.errors.join("; ")}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }

@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
-import { decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
+import { MessageType, decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
 import type { Logger } from "../log.js";
 import { peerRequest } from "../tls.js";
 
@@ -18,6 +18,8 @@ export interface TransportEvents {
   onUnreachable(peerId: bigint): void;
   /** Whether `peerId` was removed from the cluster (its streams are refused with 410 Gone, as etcd's). */
   isRemoved?(peerId: bigint): boolean;
+  /** Whether `peerId` is a member now: messages from anyone else are not stepped into raft. */
+  isMember?(peerId: bigint): boolean;
   /** A peer refused our stream because this member was removed from the cluster. */
   onRemovedFromCluster?(): void;
 }
@@ -277,6 +279,7 @@ export class PeerTransport {
       return;
     }
     this.inbound.add(req);
+    const headerFrom = typeof from === "string" && /^[0-9a-f]{1,16}$/.test(from) ? BigInt(`0x${from}`) : undefined;
     const reader = new FrameReader(this.maxFrameBytes);
     req.on("data", (chunk: Buffer) => {
       let bodies: Buffer[];
@@ -293,6 +296,12 @@ export class PeerTransport {
           message = decodeMessage(body);
         } catch (error) {
           this.logger.warn("dropping a malformed raft frame; closing the stream", { error: String(error) });
+          req.destroy();
+          return;
+        }
+        const invalid = this.checkMessage(message, headerFrom);
+        if (invalid !== undefined) {
+          this.logger.warn("dropping a raft stream that carried an invalid message", { reason: invalid, type: message.type, from: message.from });
           req.destroy();
           return;
         }
@@ -317,6 +326,32 @@ export class PeerTransport {
     };
     req.once("end", done);
     req.once("close", done);
+  }
+
+  /**
+   * Why a decoded message must not reach raft, or undefined. Raft trusts its peers as etcd's does, and
+   * what it accepts from one it persists (a MsgApp's entries become the log); these checks keep a damaged
+   * or forged frame from a stream to the kind of message this member's peers send: addressed to it, from
+   * the member the stream says it is from and that is a member now (etcd refuses streams from unknown
+   * senders), indexes and terms exact integers, a MsgApp's entries contiguous after its index, and no
+   * snapshot (snapshots come through POST /raft/snapshot).
+   */
+  private checkMessage(message: Message, headerFrom: bigint | undefined): string | undefined {
+    if (message.to !== this.localId) return `addressed to ${message.to.toString(16)}`;
+    if (message.from === 0n || message.from === this.localId) return `from ${message.from.toString(16)}`;
+    if (headerFrom !== undefined && message.from !== headerFrom) return "sender differs from the stream's";
+    if (this.events.isMember !== undefined && !this.events.isMember(message.from)) return "sender is not a member";
+    if (message.type === MessageType.Snap || message.snapshot !== undefined) return "a snapshot on the stream";
+    const numbers = [message.term, message.logTerm, message.index, message.commit, message.rejectHint];
+    if (!numbers.every((n) => Number.isSafeInteger(n))) return "a term or index out of range";
+    for (const [i, entry] of message.entries.entries()) {
+      if (!Number.isSafeInteger(entry.term) || !Number.isSafeInteger(entry.index)) return "an entry's term or index out of range";
+      if (message.type === MessageType.App) {
+        if (entry.index !== message.index + 1 + i) return "entries not contiguous after the message's index";
+        if (entry.term > message.term || entry.term < (i === 0 ? message.logTerm : message.entries[i - 1]!.term)) return "entry terms out of order";
+      }
+    }
+    return undefined;
   }
 
   stop(): void {

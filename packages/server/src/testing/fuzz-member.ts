@@ -38,17 +38,23 @@ export function fuzzParameters(defaultRuns: number, timeLimitMs: number): fc.Par
 /** Errors the member logged as "unexpected": a handler failed with something untyped (a bug). */
 export interface RecordingLogger extends Logger {
   readonly unexpected: string[];
+  /** The last errors logged, to explain a failure. */
+  readonly errors: string[];
 }
 
 export function recordingLogger(): RecordingLogger {
   const unexpected: string[] = [];
+  const errors: string[] = [];
   return {
     unexpected,
+    errors,
     debug() {},
     info() {},
     warn() {},
     error(msg, fields) {
       if (/unexpected/.test(msg)) unexpected.push(`${msg}: ${String(fields?.error ?? "")}`);
+      errors.push(`${msg}: ${String(fields?.error ?? "")}`);
+      if (errors.length > 20) errors.shift();
     },
   };
 }
