@@ -320,7 +320,17 @@ export class RaftLog implements ReplicatedLog {
       }
       flush();
       if (entry.type === EntryType.ConfChange) {
-        const change = decodeConfChange(entry.data);
+        let change: ConfChange;
+        try {
+          change = decodeConfChange(entry.data);
+        } catch (error) {
+          // Every member decodes the same bytes, so every member skips it alike: raft applies an empty
+          // change in its place (as for a rejected one) and the entry keeps its index.
+          this.options.logger.error("a committed conf change does not decode; it is applied as a no-op", { index: entry.index, error: String(error) });
+          this.node.applyConfChange({ type: ConfChangeType.AddNode, nodeId: 0n, context: new Uint8Array(0) });
+          void this.apply!([{ index: entry.index, term: entry.term, data: new Uint8Array(0) }]);
+          continue;
+        }
         const rejection = this.options.confChanges.validateConfChange?.(change, entry.index);
         const confState = this.node.applyConfChange(rejection === undefined ? change : { ...change, nodeId: 0n });
         try {

@@ -127,6 +127,46 @@ describe("fuzzing the raft stream of a live member", () => {
     assert.ok(heapAfterGc() - heapBefore < 32 * 1024 * 1024);
   });
 
+  /** Puts until one succeeds (the member may first have to elect itself again). */
+  async function putEventually(key: string): Promise<void> {
+    const bytes = new TextEncoder().encode(key);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await fuzz.member.server.put(create(PutRequestSchema, { key: bytes, value: bytes }));
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`no put: ${String(error)}; errors logged: ${logger.errors.join("; ")}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  test("a committed conf change entry that does not decode is applied as a no-op; the member goes on", async () => {
+    // Speak as a leader of a later term (a member may, as in etcd) whose append matches the log's end.
+    const status = fuzz.member.server.status();
+    const term = Number(status.raftTerm);
+    const last = Number(status.raftIndex);
+    const forged: Message = {
+      type: MessageType.App,
+      to: localId,
+      from: learnerId,
+      term: term + 1,
+      logTerm: term,
+      index: last,
+      entries: [{ term: term + 1, index: last + 1, type: EntryType.ConfChange, data: new Uint8Array([0x12, 0x05, 0x01]) }],
+      commit: last + 1,
+      reject: false,
+      rejectHint: 0,
+      context: new Uint8Array(0),
+    };
+    const { outcome } = await stream([frame(encodeMessage(forged))]);
+    assert.equal(outcome, "answered");
+    await putEventually("after-bad-conf-change");
+    assert.ok(logger.errors.some((e) => /conf change does not decode/.test(e)), logger.errors.join("\n"));
+    assert.ok(fuzz.member.server.status().raftAppliedIndex > BigInt(last + 1));
+  });
+
   const nodeId = fc.oneof(fc.constant(null).map(() => localId), fc.bigInt({ min: 0n, max: 5n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
   const self = fc.constant(null).map(() => localId);
   const learner = fc.constant(null).map(() => learnerId);
@@ -186,18 +226,7 @@ describe("fuzzing the raft stream of a live member", () => {
     // Frames may have claimed higher terms and other leaders: the member elects itself again.
     const server = fuzz.member.server;
     const key = new TextEncoder().encode("after-peer-fuzz");
-    let lastError: unknown;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await server.put(create(PutRequestSchema, { key, value: key }));
-        break;
-      } catch (error) {
-        lastError = error;
-        if (Date.now() > deadline) throw new Error(`no put after the fuzzing: ${String(lastError)}; errors logged: ${logger.errors.join("; ")}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    await putEventually("after-peer-fuzz");
     const got = await server.range(create(RangeRequestSchema, { key }));
     assert.equal(Buffer.from(got.kvs[0]!.value).toString(), "after-peer-fuzz");
     const grown = heapAfterGc() - heapBefore;
