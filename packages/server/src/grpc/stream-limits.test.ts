@@ -11,6 +11,7 @@ import {
   LeaseGrantRequestSchema,
   LeaseKeepAliveRequestSchema,
   PutRequestSchema,
+  ResponseHeaderSchema,
   Watch,
   WatchRequestSchema,
   grpcServiceDefinition,
@@ -18,11 +19,14 @@ import {
   type LeaseKeepAliveResponse,
   type WatchResponse,
 } from "@etcd-ts/api";
-import { CANCEL_REASONS, DEFAULT_MAX_PENDING_RESPONSES, DEFAULT_MAX_WATCHERS_PER_STREAM } from "@etcd-ts/watch";
+import { CANCEL_REASONS, DEFAULT_MAX_PENDING_RESPONSES, DEFAULT_MAX_WATCHERS_PER_STREAM, WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
+import { openMvccStore } from "@etcd-ts/mvcc";
+import { openMemoryBackend } from "@etcd-ts/storage";
 import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
 import { recordingLogger, startFuzzMember, type FuzzMember } from "../testing/fuzz-member.js";
 import { LeaseService, MAX_PENDING_KEEPALIVES } from "./lease-service.js";
 import { GrpcStreamStats } from "./stream-stats.js";
+import { serveWatch } from "./watch-service.js";
 
 type DuplexClient = Client & Record<string, (...args: unknown[]) => ClientDuplexStream<unknown, unknown>> & Record<string, (...args: unknown[]) => void>;
 
@@ -232,4 +236,35 @@ test("a keep-alive stream stops reading once MAX_PENDING_KEEPALIVES requests wai
   assert.equal(call.ended, true);
   call.emit("close");
   assert.equal(stats.keepAliveStreams, 0);
+});
+
+test("a watch stream stops reading while requests wait for the caller's credentials, not only while responses wait", async () => {
+  let release!: () => void;
+  const credentials = new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
+  const etcd = {
+    callerAuth: () => credentials,
+    checkAuth: () => undefined,
+    auth: { checkWatch: () => true },
+    header: () => create(ResponseHeaderSchema, {}),
+    config: { maxRequestBytes: 1024 },
+  };
+  const watchable = new WatchableStore(watchableKVFromMvcc(openMvccStore(openMemoryBackend())));
+  const stats = new GrpcStreamStats();
+  const call = new FakeCall();
+  serveWatch(call as never, etcd as never, watchable, { stats });
+  const requests = 3000;
+  let pausedAt = 0;
+  for (let i = 1; i <= requests; i++) {
+    call.emit("data", createWatch(`k${i}`));
+    if (call.paused && pausedAt === 0) pausedAt = i;
+  }
+  assert.ok(pausedAt > 0 && pausedAt <= 1100, `paused after ${pausedAt} unhandled requests`);
+  release();
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(call.written.length, requests, "every create answered once the credentials came");
+  assert.equal(call.paused, false, "reading again");
+  assert.equal(stats.watchers(), requests);
+  call.emit("close");
+  assert.equal(stats.watchStreamCount, 0);
 });
