@@ -24,11 +24,14 @@ import {
   PutRequestSchema,
   RangeRequestSchema,
   RangeResponseSchema,
+  StatusRequestSchema,
+  StatusResponseSchema,
   AlarmResponseSchema,
   Watch,
 } from "@etcd-ts/api";
 import { Client, Metadata, credentials, status as grpcStatus, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import fc from "fast-check";
+import { readFileSync } from "node:fs";
 import { fuzzParameters, heapAfterGc, recordingLogger, startFuzzMember, type FuzzMember } from "../testing/fuzz-member.js";
 
 /** A call that has no status after this long is a hang. */
@@ -230,13 +233,28 @@ function rawCall(client: Client, call: Call): Promise<Outcome> {
   });
 }
 
-let fuzz: FuzzMember;
+let fuzz: FuzzMember | undefined;
 let client: Client;
 
+/**
+ * FUZZ_ENDPOINT=host:port (and FUZZ_PID=<pid>) aims the fuzzer at a member running elsewhere, e.g. the
+ * built binary: its resident memory (from /proc) is sampled instead of this process' heap, and it must
+ * still be running at the end.
+ */
+const EXTERNAL = process.env.FUZZ_ENDPOINT;
+const EXTERNAL_PID = process.env.FUZZ_PID !== undefined ? Number(process.env.FUZZ_PID) : undefined;
+
+function memoryInUse(): number {
+  if (EXTERNAL_PID === undefined) return heapAfterGc();
+  const status = readFileSync(`/proc/${EXTERNAL_PID}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
 before(async () => {
-  fuzz = await startFuzzMember(logger);
-  interesting.memberId = fuzz.member.server.memberId;
-  client = new Client(fuzz.clientAddress, credentials.createInsecure());
+  if (EXTERNAL === undefined) fuzz = await startFuzzMember(logger);
+  client = new Client(EXTERNAL ?? fuzz!.clientAddress, credentials.createInsecure());
+  const status = await typedUnary("/etcdserverpb.Maintenance/Status", StatusRequestSchema, StatusResponseSchema, {});
+  interesting.memberId = status.header!.memberId;
 });
 
 after(async () => {
@@ -260,7 +278,7 @@ test("fuzz: every gRPC method answers arbitrary and damaged requests with a stat
   let calls = 0;
   // Warm up (first-call allocations, JIT) before the heap baseline.
   await rawCall(client, { target: TARGETS[0]!, messages: [new Uint8Array()] });
-  const heapBefore = heapAfterGc();
+  const heapBefore = memoryInUse();
   const heapSamples: number[] = [];
   await fc.assert(
     fc.asyncProperty(fc.array(callArb, { minLength: 1, maxLength: 8 }), async (batch) => {
@@ -282,7 +300,7 @@ test("fuzz: every gRPC method answers arbitrary and damaged requests with a stat
         }
       });
       assert.deepEqual(unexpected, [], "handlers failed with unexpected errors");
-      if (calls % 200 < batch.length) heapSamples.push(heapAfterGc());
+      if (calls % 200 < batch.length) heapSamples.push(memoryInUse());
     }),
     fuzzParameters(120, 6000),
   );
@@ -297,11 +315,12 @@ test("fuzz: every gRPC method answers arbitrary and damaged requests with a stat
   const got = await typedUnary("/etcdserverpb.KV/Range", RangeRequestSchema, RangeResponseSchema, { key });
   assert.equal(Buffer.from(got.kvs[0]?.value ?? []).toString(), "after-fuzz");
 
-  const heapAfter = heapAfterGc();
+  const heapAfter = memoryInUse();
+  if (EXTERNAL_PID !== undefined) process.kill(EXTERNAL_PID, 0); // throws if the member exited
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
   t.diagnostic(`${calls} calls over ${perMethod.size}/${TARGETS.length} methods; codes: ${[...codes].map(([k, v]) => `${k} ${v}`).join(", ")}`);
   t.diagnostic(`most frequent errors: ${[...details].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `${v} ${k}`).join("; ")}`);
-  t.diagnostic(`heap after GC: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after; samples every 200 calls: ${heapSamples.map(mb).join(" ")}`);
+  t.diagnostic(`${EXTERNAL_PID === undefined ? "heap after GC" : "member RSS"}: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after; samples every 200 calls: ${heapSamples.map(mb).join(" ")}`);
   // Bounded: the member's state (keys, leases, members added as learners) grows a little with the
   // calls, but a leak per call would show as tens of MB over a long run.
   assert.ok(heapAfter - heapBefore < 96 * 1024 * 1024, `heap grew by ${mb(heapAfter - heapBefore)} MB`);
