@@ -112,3 +112,12 @@ test("activating alarm NONE for member 0 stores nothing: its key would be empty,
   const chunks = backend.view((txn) => [...boltSnapshotStream(txn)]);
   assert.ok(chunks.length > 0);
 });
+
+test("Status lists an alarm of a type etcd does not name by its number, as Go prints an unknown enum", async () => {
+  const alarms = new AlarmStore(1 << 30);
+  const backend = openMemoryBackend();
+  await backend.update((txn) => {
+    alarms.apply(txn, create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: 7 as AlarmType }), silentLogger);
+  });
+  assert.deepEqual(alarms.statusErrors(), ["memberID:9 alarm:7 "]);
+});

@@ -65,7 +65,8 @@ export class AlarmStore {
 
   /** What Status lists in `errors`: etcd prints each alarm in protobuf compact text. */
   statusErrors(): string[] {
-    return this.get(AlarmType.NONE).map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `);
+    // Go's proto.EnumName prints an unknown enum value as its number.
+    return this.get(AlarmType.NONE).map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm] ?? a.alarm} `);
   }
 
   /** etcd's quota check: would this request push the backend to the quota? */
