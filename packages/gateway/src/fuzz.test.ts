@@ -6,8 +6,9 @@
  * and websocket sessions with random frames — on every route of routes.ts and a few that are not.
  *
  * Properties: every request gets an HTTP answer within a timeout; no answer is the gateway's own 500 for
- * an unexpected error (`Internal Server Error` in plain text); nothing is thrown at process level; and once
- * every client is gone no call is left in flight.
+ * an unexpected error (`Internal Server Error` in plain text); nothing is thrown or rejected at process
+ * level (an uncaught exception or unhandled rejection ends a real server); and once every client is gone
+ * no call is left in flight.
  *
  * Short by default (CI); `FUZZ_RUNS=<n>` runs n cases per property, `FUZZ_SEED=<s>` replays a seed.
  */
@@ -15,6 +16,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { connect, type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import fc from "fast-check";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createGateway, type Gateway } from "./gateway.js";
@@ -31,27 +33,42 @@ let gateway: Gateway;
 let server: Server;
 let port: number;
 const uncaught: unknown[] = [];
+const upgraded = new Set<Duplex>();
 const onUncaught = (error: unknown): void => {
   uncaught.push(error);
 };
 
 before(async () => {
   process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
   member = await startFakeMember();
   // A small limit, so that bodies over it are among the cases.
   gateway = createGateway({ target: member.target, maxRequestBytes: 48 * 1024 });
   server = createServer(gateway.handle);
   server.on("upgrade", gateway.handleUpgrade);
+  server.on("upgrade", (_request, socket: Duplex) => upgraded.add(socket));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as AddressInfo).port;
 });
 
 after(async () => {
-  process.off("uncaughtException", onUncaught);
   server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Every client has gone: the gateway must have closed its side of each connection, upgraded ones too
+  // (a socket nobody reads never sees its client leave).
+  const closed = await Promise.race([
+    new Promise<boolean>((resolve) => server.close(() => resolve(true))),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
+  ]);
+  const leftOpen = [...upgraded].filter((socket) => !socket.destroyed).length;
+  for (const socket of upgraded) socket.destroy();
   gateway.close();
   await member.stop();
+  // Whatever the last cases left behind has had time to fail by now.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  process.off("uncaughtException", onUncaught);
+  process.off("unhandledRejection", onUncaught);
+  assert.deepEqual(uncaught.map(String), []);
+  assert.ok(closed, `the gateway left ${leftOpen} upgraded connections open after their clients left`);
 });
 
 /** Every field name (proto and JSON spelling) of the routes' request messages, nested ones included. */

@@ -16,7 +16,7 @@ import {
 } from "@grpc/grpc-js";
 import { GoJsonError, JsonValueStream, isJsonValueTooLargeError, quoteGoString } from "./go-json.js";
 import { canonicalHeaderKey, headerValue, STATUS_TEXT } from "./go-http.js";
-import { JsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
+import { JsonPbError, decodeMessageSliced, encodeMessage } from "./jsonpb.js";
 
 /**
  * grpc-gateway 1.6.4's HTTPStatusFromCode (FailedPrecondition is still 412 there; later versions use 400).
@@ -91,7 +91,9 @@ export function annotateCall(request: IncomingMessage): { metadata: Metadata; ca
   if (timeout !== undefined && timeout !== "") {
     const ms = decodeGrpcTimeout(timeout);
     if (ms === undefined) throw new GatewayError(GrpcStatus.INVALID_ARGUMENT, `invalid grpc-timeout: ${timeout}`);
-    if (ms !== 0) callOptions.deadline = new Date(Date.now() + ms);
+    // grpc-go's client clamps a timeout to what the header can carry (8 digits of hours); grpc-js instead
+    // fails a call whose deadline is further out in a promise nobody awaits, which ends the process.
+    if (ms !== 0) callOptions.deadline = new Date(Date.now() + Math.min(ms, MAX_TIMEOUT_MS));
   }
   const add = (key: string, value: string): void => {
     try {
@@ -154,24 +156,34 @@ export function readFirstRequest(
   then: (outcome: FirstRequest) => void,
 ): void {
   const decoder = new JsonValueStream(maxValueBytes);
+  // Set once the first value is taken (or refused): later input is dropped.
   let settled = false;
-  const settle = (outcome: FirstRequest): void => {
-    settled = true;
-    then(outcome);
+  const failed = (error: unknown): FirstRequest => {
+    if (isJsonValueTooLargeError(error)) return { tooLarge: true };
+    if (error instanceof JsonPbError || error instanceof GoJsonError) return { error: error.message };
+    return { internal: error };
   };
   const attempt = (): void => {
     if (settled) return;
-    let outcome: FirstRequest;
+    let value: ReturnType<JsonValueStream["next"]>;
     try {
-      const value = decoder.next();
-      if (value === undefined) return;
-      outcome = { message: value instanceof Uint8Array ? decodeMessage(schema, value) : (create(schema) as unknown as Message) };
+      value = decoder.next();
     } catch (error) {
-      if (isJsonValueTooLargeError(error)) outcome = { tooLarge: true };
-      else if (error instanceof JsonPbError || error instanceof GoJsonError) outcome = { error: error.message };
-      else outcome = { internal: error };
+      settled = true;
+      then(failed(error));
+      return;
     }
-    settle(outcome);
+    if (value === undefined) return;
+    settled = true;
+    if (!(value instanceof Uint8Array)) {
+      then({ message: create(schema) as unknown as Message });
+      return;
+    }
+    // A large value is decoded in slices, the event loop let go in between.
+    decodeMessageSliced(schema, value).then(
+      (message) => then({ message }),
+      (error: unknown) => then(failed(error)),
+    );
   };
   const endOfBody = (): void => {
     decoder.finish();
@@ -378,6 +390,9 @@ export function forwardStream(
 export function isFormPost(request: IncomingMessage): boolean {
   return request.method === "POST" && headerValue(request, "content-type") === "application/x-www-form-urlencoded";
 }
+
+/** The longest timeout a `grpc-timeout` header can carry: 99999999 hours. */
+const MAX_TIMEOUT_MS = 99_999_999 * 3_600_000;
 
 /** grpc-gateway's timeoutDecode: `<integer><unit>` with units H M S m u n; milliseconds, or undefined. */
 function decodeGrpcTimeout(value: string): number | undefined {

@@ -41,7 +41,7 @@ import {
 } from "./gateway-runtime.js";
 import { JsonValueStream, isJsonValueTooLargeError } from "./go-json.js";
 import { RawHttpResponse, STATUS_TEXT, cleanPath, headerValue, hostnameOf, plainError, redirect } from "./go-http.js";
-import { decodeMessage, encodeMessage } from "./jsonpb.js";
+import { decodeMessageSliced, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
 import { proxyWebsocket } from "./websocket-proxy.js";
 
@@ -454,52 +454,83 @@ class JsonGateway implements Gateway {
     const decoder = new JsonValueStream(this.jsonLimit);
     let first = true;
     let sending = true;
+    let pumping = false;
+    const schema = route.method.input;
+    /** Stops sending after a request value that cannot be sent, answering as etcd would. */
+    // Once nothing more is sent, the rest of the body is read and dropped: a body paused for flow control
+    // would otherwise keep its connection from ever seeing the client leave.
+    const stopSending = (): void => {
+      sending = false;
+      request.resume();
+    };
+    call.once("status", stopSending);
+    const refused = (error: unknown): void => {
+      stopSending();
+      if (isJsonValueTooLargeError(error)) {
+        // The member would refuse the message and fail the stream: the same answer, and no more reading.
+        if (!response.headersSent) {
+          response.setHeader("Connection", "close");
+          if (request.socket instanceof Socket) {
+            const socket = request.socket;
+            response.once("finish", () => lingerBeforeClose(socket));
+          }
+        }
+        forwarded.fail(requestTooLargeStatus(this.jsonLimit, this.messageLimit));
+        return;
+      }
+      call.end();
+      if (first) {
+        writeHttpError(response, { code: GrpcStatus.UNKNOWN, message: decodeErrorMessage(error) });
+        call.cancel();
+      }
+    };
     // request_Watch_Watch_0: the first request is decoded before anything is forwarded; if it is bad the
     // answer is an HTTP error (Unknown, 500). Later bad requests just end the sending side, silently.
-    const pump = (): void => {
-      while (sending) {
-        let message: Message;
-        try {
-          const value = decoder.next();
+    // Values are decoded one after the other (a large one in slices); input arriving meanwhile waits in
+    // the decoder and is taken by the running pump.
+    const pump = async (): Promise<void> => {
+      if (pumping) return;
+      pumping = true;
+      try {
+        while (sending) {
+          let value: ReturnType<JsonValueStream["next"]>;
+          try {
+            value = decoder.next();
+          } catch (error) {
+            refused(error);
+            return;
+          }
           if (value === undefined) return;
           if (!(value instanceof Uint8Array)) {
-            sending = false;
+            stopSending();
             call.end();
             return;
           }
-          message = decodeMessage(route.method.input, value);
-        } catch (error) {
-          sending = false;
-          if (isJsonValueTooLargeError(error)) {
-            // The member would refuse the message and fail the stream: the same answer, and no more reading.
-            if (!response.headersSent) {
-              response.setHeader("Connection", "close");
-              if (request.socket instanceof Socket) {
-                const socket = request.socket;
-                response.once("finish", () => lingerBeforeClose(socket));
-              }
-            }
-            forwarded.fail(requestTooLargeStatus(this.jsonLimit, this.messageLimit));
+          let message: Message;
+          try {
+            message = await decodeMessageSliced(schema, value);
+          } catch (error) {
+            refused(error);
             return;
           }
-          call.end();
-          if (first) {
-            writeHttpError(response, { code: GrpcStatus.UNKNOWN, message: decodeErrorMessage(error) });
-            call.cancel();
+          if (!sending) return;
+          first = false;
+          // Flow control towards the member: while grpc-js holds back what was written, stop reading the body.
+          if (!call.write(message) && !request.isPaused()) {
+            request.pause();
+            call.once("drain", () => request.resume());
           }
-          return;
         }
-        first = false;
-        // Flow control towards the member: while grpc-js holds back what was written, stop reading the body.
-        if (!call.write(message) && !request.isPaused()) {
-          request.pause();
-          call.once("drain", () => request.resume());
-        }
+      } finally {
+        pumping = false;
       }
+    };
+    const runPump = (): void => {
+      pump().catch(() => failRequest(response));
     };
     if (bodyConsumed) {
       decoder.finish();
-      pump();
+      runPump();
       return;
     }
     request.on(
@@ -507,12 +538,12 @@ class JsonGateway implements Gateway {
       guarded(response, (chunk: Buffer) => {
         if (!sending) return;
         decoder.push(chunk);
-        pump();
+        runPump();
       }),
     );
     const endOfBody = guarded(response, (): void => {
       decoder.finish();
-      pump();
+      runPump();
     });
     request.on("end", endOfBody);
     request.on("error", endOfBody);

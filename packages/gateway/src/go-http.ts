@@ -89,6 +89,9 @@ export function hostnameOf(host: string): string {
 }
 
 
+/** How long a raw answer's connection waits for the client to close it. */
+const RAW_ANSWER_LINGER_MS = 5000;
+
 /**
  * The subset of ServerResponse the gateway uses, written as a plain HTTP/1.1 answer on a raw socket (for
  * upgrade requests that are answered without upgrading); the connection closes after it.
@@ -133,6 +136,12 @@ export class RawHttpResponse extends EventEmitter {
     else if (!this.headersSent) this.writeHead(200);
     this.writableEnded = true;
     this.socket.end();
+    // An upgraded socket is half-open: it closes once the client's end is read, so read (and drop) what
+    // is left; a client that never ends is cut off after a while.
+    this.socket.resume();
+    const timer = setTimeout(() => this.socket.destroy(), RAW_ANSWER_LINGER_MS);
+    timer.unref();
+    this.socket.once("close", () => clearTimeout(timer));
     return this;
   }
 

@@ -500,15 +500,58 @@ export type JsonNode =
   | { readonly kind: "null"; readonly raw: Uint8Array };
 
 /**
+ * A node's source text is cut out of the input only when asked for: a body of a million small values
+ * would otherwise cost a million typed-array views.
+ */
+class Node {
+  constructor(
+    readonly kind: JsonNode["kind"],
+    private readonly data: Uint8Array,
+    private readonly start: number,
+    private readonly end: number,
+    readonly value?: boolean,
+    readonly entries?: Map<string, JsonNode>,
+    readonly items?: JsonNode[],
+  ) {}
+
+  get raw(): Uint8Array {
+    return this.data.subarray(this.start, this.end);
+  }
+}
+
+const node = (kind: JsonNode["kind"], p: Parser, start: number, value?: boolean, entries?: Map<string, JsonNode>, items?: JsonNode[]): JsonNode =>
+  new Node(kind, p.data, start, p.pos, value, entries, items) as JsonNode;
+
+/**
  * Parses one JSON value (validating it first with Go's messages). Object keys are unquoted as Go does and a
  * repeated key keeps its last value, as decoding into a Go map does. The parser keeps its own stack of open
  * objects and arrays, so nesting as deep as Go's scanner allows (10000) costs heap, not call stack.
  */
 export function parseJson(data: Uint8Array): JsonNode {
-  checkValid(data);
-  const parser = { data, pos: 0 };
-  skipSpace(parser);
-  return parseValue(parser);
+  return runToEnd(parseJsonSteps(data, false));
+}
+
+/** How many values the parser reads between two pauses of `parseJsonSteps`. */
+const VALUES_PER_STEP = 4096;
+
+/**
+ * `parseJson` in steps: the generator pauses (yields) every few thousand values, so a driver can spread a
+ * large body over several turns of the event loop; its return value is the parsed value. `validated`
+ * skips the syntax check for input a JsonValueStream has already scanned.
+ */
+export function* parseJsonSteps(data: Uint8Array, validated: boolean): Generator<void, JsonNode, void> {
+  if (!validated) checkValid(data);
+  const p = { data, pos: 0 };
+  skipSpace(p);
+  return yield* parseValue(p);
+}
+
+/** Runs a stepped computation to its end without pausing. */
+export function runToEnd<T>(steps: Generator<unknown, T, void>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
 }
 
 interface Parser {
@@ -538,36 +581,49 @@ function readKey(p: Parser): string {
 }
 
 // The input is known valid, so the parser need not re-check syntax.
-function parseValue(p: Parser): JsonNode {
+function* parseValue(p: Parser): Generator<void, JsonNode, void> {
   const open: OpenContainer[] = [];
   for (;;) {
+    const value = parseSome(p, open, VALUES_PER_STEP);
+    if (value !== undefined) return value;
+    yield;
+  }
+}
+
+/**
+ * Reads up to `budget` values of the one being parsed; the parse state is `p` and the stack of open
+ * containers, so the next call goes on where this one stopped. The value once complete, else undefined.
+ * (A plain function: the hot loop runs faster outside a generator.)
+ */
+function parseSome(p: Parser, open: OpenContainer[], budget: number): JsonNode | undefined {
+  for (; budget > 0; budget--) {
     const start = p.pos;
     const c = p.data[p.pos]!;
-    let node: JsonNode;
+    let value: JsonNode;
     if (c === 0x7b || c === 0x5b) {
       p.pos++;
       skipSpace(p);
       if (p.data[p.pos] === c + 2) {
         // `{}` or `[]`: the closing byte is the opening one plus two in ASCII.
         p.pos++;
-        node = c === 0x7b ? { kind: "object", entries: new Map(), raw: p.data.subarray(start, p.pos) } : { kind: "array", items: [], raw: p.data.subarray(start, p.pos) };
+        value = c === 0x7b ? node("object", p, start, undefined, new Map()) : node("array", p, start, undefined, undefined, []);
       } else {
         if (c === 0x7b) open.push({ kind: "object", start, entries: new Map(), key: readKey(p) });
         else open.push({ kind: "array", start, items: [] });
         continue;
       }
     } else {
-      node = parseScalar(p);
+      value = parseScalar(p);
     }
     // Hand the finished value to its container; close every container that ends right after it.
     for (;;) {
       const top = open[open.length - 1];
-      if (top === undefined) return node;
+      if (top === undefined) return value;
       if (top.kind === "object") {
         top.entries.delete(top.key); // a repeated key keeps its last value and position is irrelevant
-        top.entries.set(top.key, node);
+        top.entries.set(top.key, value);
       } else {
-        top.items.push(node);
+        top.items.push(value);
       }
       skipSpace(p);
       if (p.data[p.pos++] === 0x2c) {
@@ -576,10 +632,10 @@ function parseValue(p: Parser): JsonNode {
         break;
       }
       open.pop();
-      const raw = p.data.subarray(top.start, p.pos);
-      node = top.kind === "object" ? { kind: "object", entries: top.entries, raw } : { kind: "array", items: top.items, raw };
+      value = top.kind === "object" ? node("object", p, top.start, undefined, top.entries) : node("array", p, top.start, undefined, undefined, top.items);
     }
   }
+  return undefined;
 }
 
 function parseScalar(p: Parser): JsonNode {
@@ -587,22 +643,22 @@ function parseScalar(p: Parser): JsonNode {
   const c = p.data[p.pos]!;
   if (c === 0x22) {
     skipString(p);
-    return { kind: "string", raw: p.data.subarray(start, p.pos) };
+    return node("string", p, start);
   }
   if (c === 0x74) {
     p.pos += 4;
-    return { kind: "bool", value: true, raw: p.data.subarray(start, p.pos) };
+    return node("bool", p, start, true);
   }
   if (c === 0x66) {
     p.pos += 5;
-    return { kind: "bool", value: false, raw: p.data.subarray(start, p.pos) };
+    return node("bool", p, start, false);
   }
   if (c === 0x6e) {
     p.pos += 4;
-    return { kind: "null", raw: p.data.subarray(start, p.pos) };
+    return node("null", p, start);
   }
   while (p.pos < p.data.length && isNumberByte(p.data[p.pos]!)) p.pos++;
-  return { kind: "number", raw: p.data.subarray(start, p.pos) };
+  return node("number", p, start);
 }
 
 /** `-+.eE0-9`: the bytes a (valid) number literal is made of. */
@@ -740,11 +796,15 @@ export function unquoteString(literal: Uint8Array): string {
   return new TextDecoder().decode(unquoteBytes(literal));
 }
 
+/** A character `quoteGoString` writes other than as itself (one native scan decides most strings). */
+const NEEDS_GO_ESCAPE = /[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/;
+
 /**
  * `json.Marshal` of a Go string (go1.19): `"`, `\` and control characters escaped (only \n \r \t by their
  * short form), and the HTML-sensitive `<`, `>`, `&` plus U+2028/U+2029 as \u escapes.
  */
 export function quoteGoString(s: string): string {
+  if (!NEEDS_GO_ESCAPE.test(s)) return `"${s}"`;
   let out = '"';
   let runStart = 0;
   for (let i = 0; i < s.length; i++) {

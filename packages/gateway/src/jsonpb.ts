@@ -22,6 +22,8 @@ import {
   decodeBase64Go,
   goQuote,
   parseJson,
+  parseJsonSteps,
+  runToEnd,
   quoteBase64,
   quoteGoString,
   unquoteBytes,
@@ -45,19 +47,52 @@ type Fields = Record<string, unknown>;
  * Throws JsonPbError.
  */
 export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint8Array): Message {
+  return runToEnd(decodeMessageSteps(schema, json, false));
+}
+
+/**
+ * `decodeMessage` in steps (see `parseJsonSteps`): pauses every few thousand JSON values and messages, so
+ * a large body can be decoded across several turns of the event loop. `validated`: the bytes came from a
+ * JsonValueStream, which has checked their syntax already.
+ */
+export function* decodeMessageSteps(schema: DescMessage, json: Uint8Array, validated: boolean): Generator<void, Message, void> {
   let node: JsonNode;
   try {
-    node = parseJson(json);
+    node = yield* parseJsonSteps(json, validated);
   } catch (error) {
     throw toJsonPbError(error);
   }
   const message = create(schema) as unknown as Fields;
   try {
-    decodeTree(schema, message, node);
+    yield* decodeTree(schema, message, node);
   } catch (error) {
     throw toJsonPbError(error);
   }
   return message as unknown as Message;
+}
+
+/** Values below this size are decoded at once; larger ones in slices (`decodeMessageSliced`). */
+const SLICED_FROM_BYTES = 64 * 1024;
+/** The longest a slice of decoding keeps the event loop. */
+const SLICE_MS = 4;
+
+/**
+ * Decodes a value a JsonValueStream took, in slices of a few milliseconds with the event loop let go in
+ * between, so a large body (a long array, thousands of txn ops) does not stall every other request while
+ * it is decoded. Small values are decoded at once. Rejects with JsonPbError.
+ */
+export async function decodeMessageSliced(schema: DescMessage, json: Uint8Array): Promise<Message> {
+  const steps = decodeMessageSteps(schema, json, true);
+  if (json.length < SLICED_FROM_BYTES) return runToEnd(steps);
+  let deadline = performance.now() + SLICE_MS;
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    if (performance.now() >= deadline) {
+      await new Promise((resolve) => setImmediate(resolve));
+      deadline = performance.now() + SLICE_MS;
+    }
+  }
 }
 
 /**
@@ -103,20 +138,32 @@ interface NestedMessage {
   readonly node: JsonNode;
 }
 
+/** Yielded by a decoding that has done a good amount of work in one go (a long list): a place to pause. */
+const PAUSE = undefined;
+
 /** Decodes one message; yields each nested message it meets and resumes once that one is decoded. */
-type MessageDecoding = Generator<NestedMessage, void, void>;
+type MessageDecoding = Generator<NestedMessage | typeof PAUSE, void, void>;
+
+/** How many messages or list items are decoded between two pauses. */
+const ITEMS_PER_STEP = 2048;
 
 /**
  * jsonpb's recursive descent with the recursion on the heap: each message is a suspended `decodeInto`
  * on an explicit stack, so a deeply nested request (a txn inside a txn, thousands deep) cannot exhaust
  * the call stack. Messages are visited in the same depth-first order, so the first error is the same.
+ * Pauses (yields) every few thousand messages.
  */
-function decodeTree(schema: DescMessage, message: Fields, node: JsonNode): void {
+function* decodeTree(schema: DescMessage, message: Fields, node: JsonNode): Generator<void, void, void> {
   const stack: MessageDecoding[] = [decodeInto(schema, message, node)];
+  let budget = ITEMS_PER_STEP;
   while (stack.length > 0) {
     const step = stack[stack.length - 1]!.next();
+    if (--budget === 0 || (step.done !== true && step.value === PAUSE)) {
+      budget = ITEMS_PER_STEP;
+      yield;
+    }
     if (step.done === true) stack.pop();
-    else stack.push(decodeInto(step.value.schema, step.value.message, step.value.node));
+    else if (step.value !== PAUSE) stack.push(decodeInto(step.value.schema, step.value.message, step.value.node));
   }
 }
 
@@ -191,7 +238,12 @@ function* decodeField(field: DescField, message: Fields, node: JsonNode): Messag
       if (node.kind === "null") return;
       if (node.kind !== "array") throw typeError(kindName(node), LIST_TYPE);
       const list: unknown[] = [];
+      let budget = ITEMS_PER_STEP;
       for (const item of node.items) {
+        if (--budget === 0) {
+          budget = ITEMS_PER_STEP;
+          yield PAUSE;
+        }
         if (field.listKind === "message") {
           const element = create(field.message) as unknown as Fields;
           yield { schema: field.message, message: element, node: item };
@@ -211,7 +263,7 @@ function* decodeField(field: DescField, message: Fields, node: JsonNode): Messag
       return;
     }
     case "scalar": {
-      const value = decodeScalar(field.scalar, node);
+      const value = field.scalar === ScalarType.BYTES && node.kind === "array" ? yield* decodeByteArray(node.items) : decodeScalar(field.scalar, node);
       if (value !== undefined) message[field.localName] = value;
       return;
     }
@@ -249,14 +301,32 @@ function decodeInteger(node: JsonNode, goType: string, min: bigint, max: bigint)
     case "null":
       return undefined;
     case "number": {
-      const text = new TextDecoder().decode(node.raw);
-      const value = /^-?[0-9]+$/.test(text) ? BigInt(text) : undefined;
+      const raw = node.raw;
+      const small = smallInteger(raw);
+      if (small !== undefined && small >= Number(min) && small <= Number(max)) return max > 2n ** 32n ? BigInt(small) : small;
+      const text = new TextDecoder().decode(raw);
+      // ParseInt of more than 20 digits overflows every integer type; BigInt would take long to say so.
+      const value = raw.length <= 21 && /^-?[0-9]+$/.test(text) ? BigInt(text) : undefined;
       if (value === undefined || value < min || value > max) throw typeError(`number ${text}`, goType);
       return max > 2n ** 32n ? value : Number(value);
     }
     default:
       throw typeError(kindName(node), goType);
   }
+}
+
+/** An integer literal of at most 15 digits as a number (exact), or undefined for anything else. */
+function smallInteger(raw: Uint8Array): number | undefined {
+  const negative = raw[0] === 0x2d;
+  const first = negative ? 1 : 0;
+  if (raw.length === first || raw.length - first > 15) return undefined;
+  let value = 0;
+  for (let i = first; i < raw.length; i++) {
+    const digit = raw[i]! - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    value = value * 10 + digit;
+  }
+  return negative ? -value : value;
 }
 
 const INTEGER_RANGES: Partial<Record<ScalarType, [string, bigint, bigint]>> = {
@@ -311,17 +381,22 @@ function decodeBytes(node: JsonNode): Uint8Array | undefined {
       return undefined;
     case "string":
       return decodeBase64Go(unquoteBytes(node.raw));
-    case "array": {
-      const out = new Uint8Array(node.items.length);
-      node.items.forEach((item, i) => {
-        const value = decodeInteger(item, "uint8", 0n, 255n);
-        out[i] = value === undefined ? 0 : Number(value);
-      });
-      return out;
-    }
+    case "array":
+      return runToEnd(decodeByteArray(node.items));
     default:
       throw typeError(kindName(node), "[]uint8");
   }
+}
+
+/** `[]byte` from an array of numbers 0–255 (`null` items are 0), pausing along a long array. */
+function* decodeByteArray(items: readonly JsonNode[]): Generator<typeof PAUSE, Uint8Array, void> {
+  const out = new Uint8Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield PAUSE;
+    const value = decodeInteger(items[i]!, "uint8", 0n, 255n);
+    out[i] = value === undefined ? 0 : Number(value);
+  }
+  return out;
 }
 
 /** Encodes a message as jsonpb does with OrigName and without EmitDefaults. */

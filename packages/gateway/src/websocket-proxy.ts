@@ -66,6 +66,8 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
   if (cookie !== null) headers.authorization = `Bearer ${cookie[1]}`;
   const queryAt = (request.url ?? "").indexOf("?");
   const body = new PassThrough();
+  // Errors of the internal body (a write racing its end) concern this session only.
+  body.on("error", () => undefined);
   const inner = Object.assign(body, {
     method: "POST",
     url: path + (queryAt < 0 ? "" : (request.url ?? "").slice(queryAt)),
@@ -81,6 +83,8 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
     open = false;
     body.end();
     answer.abort();
+    // A socket paused for flow control would never read the client's end and never close.
+    socket.resume();
   };
   const onData = (chunk: Buffer): void => {
     try {
@@ -105,9 +109,12 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
       return;
     }
     for (const message of messages) {
+      // Writing a message may end the answer at once (a bad request), which shuts the session down.
+      if (!open) return;
       if (message.opcode === Opcode.text || message.opcode === Opcode.binary) {
         body.write(message.payload);
-        if (!body.write("\n") && !socket.isPaused()) {
+        if (!open) return;
+        if (!body.write("\n") && open && !socket.isPaused()) {
           socket.pause();
           body.once("drain", () => socket.resume());
         }
@@ -124,6 +131,8 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
   socket.on("data", onData);
   socket.on("close", shutDown);
   socket.on("end", shutDown);
+  // The answer is over (the proxy closes the connection after it): stop taking messages.
+  answer.once("close", shutDown);
   if (head.length > 0) onData(head);
   serve(inner, answer as unknown as ServerResponse);
 }
