@@ -216,6 +216,35 @@ describe("clients that leave", () => {
   });
 });
 
+describe("headers", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(() => h.close());
+
+  test("a Grpc-Timeout longer than the header can carry is clamped (grpc-js would reject it where nobody awaits)", async () => {
+    const rejections: unknown[] = [];
+    const record = (reason: unknown): void => {
+      rejections.push(reason);
+    };
+    process.on("unhandledRejection", record);
+    try {
+      const response = await fetch(`http://127.0.0.1:${h.port}/v3/kv/range`, {
+        method: "POST",
+        body: '{"key":"YQ=="}',
+        headers: { "Grpc-Timeout": "99999999999H" },
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(response.status, 200, await response.text());
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      process.off("unhandledRejection", record);
+    }
+    assert.deepEqual(rejections.map(String), []);
+  });
+});
+
 describe("a watcher that does not read", () => {
   const valueBytes = 64 * 1024;
   const totalBytes = 256 * 1024 * 1024;
