@@ -307,7 +307,9 @@ test("fuzz: every gRPC method answers arbitrary and damaged requests with a stat
         perMethod.set(target.path, (perMethod.get(target.path) ?? 0) + 1);
         const name = grpcStatus[outcome.code] ?? String(outcome.code);
         codes.set(name, (codes.get(name) ?? 0) + 1);
-        const detail = `${name} ${outcome.details.replace(/\d+/g, "N").slice(0, 70)}`;
+        // Timeouts name their method: on a healthy single member they need explaining.
+        const where = outcome.code === grpcStatus.UNAVAILABLE ? ` (${target.method.name})` : "";
+        const detail = `${name} ${outcome.details.replace(/\d+/g, "N").slice(0, 70)}${where}`;
         if (outcome.code !== grpcStatus.OK) details.set(detail, (details.get(detail) ?? 0) + 1);
         assert.notEqual(outcome.code, grpcStatus.DEADLINE_EXCEEDED, `${target.path} had no status after ${CALL_DEADLINE_MS} ms`);
         for (const response of outcome.responses) fromBinary(target.method.output, response);
@@ -341,6 +343,7 @@ test("fuzz: every gRPC method answers arbitrary and damaged requests with a stat
   if (EXTERNAL_PID !== undefined) process.kill(EXTERNAL_PID, 0); // throws if the member exited
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
   t.diagnostic(`${calls} calls over ${perMethod.size}/${TARGETS.length} methods; codes: ${[...codes].map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  t.diagnostic(`unavailable: ${[...details].filter(([k]) => k.startsWith("UNAVAILABLE")).map(([k, v]) => `${v} ${k}`).join("; ") || "none"}`);
   t.diagnostic(`most frequent errors: ${[...details].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `${v} ${k}`).join("; ")}`);
   t.diagnostic(`${EXTERNAL_PID === undefined ? "heap after GC" : "member RSS"}: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after; samples every 200 calls: ${heapSamples.map(mb).join(" ")}`);
   // Bounded: the member's state (keys, leases, members added as learners) grows a little with the
