@@ -71,6 +71,18 @@ export class ClusterService {
     host.addPeerRoute((req, res) => this.servePromoteForwarding(req, res));
   }
 
+  /**
+   * This member's conf changes go to raft one at a time: raft turns a conf change proposed while another
+   * is still unapplied into an empty entry, and its proposer would wait for it until the request timeout.
+   */
+  private confChanges: Promise<unknown> = Promise.resolve();
+
+  private proposeConfChange(change: ConfChange, requestId: bigint): Promise<void> {
+    const run = this.confChanges.then(() => this.host.proposeConfChange(change, requestId));
+    this.confChanges = run.catch(() => undefined);
+    return run;
+  }
+
   memberList(): MemberListResponse {
     return create(MemberListResponseSchema, { header: this.header(), members: this.members() });
   }
@@ -81,7 +93,7 @@ export class ClusterService {
     const member: Member = { id, name: "", peerUrls, clientUrls: [], isLearner: request.isLearner };
     this.mayAddMember(member);
     const requestId = this.host.newRequestId();
-    await this.host.proposeConfChange(
+    await this.proposeConfChange(
       {
         type: request.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,
         nodeId: id,
@@ -100,7 +112,7 @@ export class ClusterService {
     this.mayRemoveMember(request.ID);
     const requestId = this.host.newRequestId();
     const member: Member = { id: request.ID, name: "", peerUrls: [], clientUrls: [], isLearner: false };
-    await this.host.proposeConfChange(
+    await this.proposeConfChange(
       { type: ConfChangeType.RemoveNode, nodeId: request.ID, context: encodeMemberContext({ member, requestId }) },
       requestId,
     );
@@ -111,7 +123,7 @@ export class ClusterService {
     // etcd does not validate the URLs of an update (only MemberAdd parses them).
     const requestId = this.host.newRequestId();
     const member: Member = { id: request.ID, name: "", peerUrls: [...request.peerURLs], clientUrls: [], isLearner: false };
-    await this.host.proposeConfChange(
+    await this.proposeConfChange(
       { type: ConfChangeType.UpdateNode, nodeId: request.ID, context: encodeMemberContext({ member, requestId }) },
       requestId,
     );
@@ -139,7 +151,7 @@ export class ClusterService {
     const existing = this.host.membership.get(id);
     const member: Member = existing !== undefined ? { ...existing, isLearner: false } : { id, name: "", peerUrls: [], clientUrls: [], isLearner: false };
     const requestId = this.host.newRequestId();
-    await this.host.proposeConfChange(
+    await this.proposeConfChange(
       { type: ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext({ member, requestId, isPromote: true }) },
       requestId,
     );
