@@ -219,6 +219,19 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     await same(pair, { path: "/v3/kv/txn", body: `{"success":[{"requestPut":null}]}` });
   });
 
+  test("kv txn nested deep: answered in full up to etcd's op budget, too many operations past it", async () => {
+    const nested = (levels: number, inner = "{}"): string =>
+      `${'{"success":[{"request_txn":'.repeat(levels - 1)}${inner}${"}]}".repeat(levels - 1)}`;
+    const range = `{"success":[{"request_range":{"key":"${b64("t/a")}"}}]}`;
+    // 60 and 128 levels answer 200 (a range at level 128 is within the budget of --max-txn-ops 128); the answers nest deeper than protobuf-es' default decode limit.
+    for (const levels of [60, 128]) assert.equal((await same(pair, { path: "/v3/kv/txn", body: nested(levels, range) })).status, 200);
+    // Past the budget etcd answers 400 tooManyOps; the deeper ones are past what protobuf-es can encode.
+    for (const levels of [130, 600, 1000, 2000, 3000]) {
+      const answer = await same(pair, { path: "/v3/kv/txn", body: nested(levels) });
+      assert.equal(answer.body, `{"error":"etcdserver: too many operations in txn request","message":"etcdserver: too many operations in txn request","code":3}`);
+    }
+  });
+
   test("JSON typing: int64 as string or number, enums by name or number, Go's error texts", async () => {
     const a = b64("j/a");
     for (const body of [

@@ -9,7 +9,7 @@ import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
-import { grpcServiceDefinition } from "@etcd-ts/api";
+import { TxnRequestSchema, grpcServiceDefinition, rpcErrors, type TxnRequest } from "@etcd-ts/api";
 import {
   Client,
   Metadata,
@@ -43,6 +43,7 @@ import { JsonValueStream, isJsonValueTooLargeError } from "./go-json.js";
 import { RawHttpResponse, STATUS_TEXT, cleanPath, headerValue, hostnameOf, plainError, redirect } from "./go-http.js";
 import { decodeMessageSliced, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
+import { nestsTooDeep, responseDeserializer } from "./txn-nesting.js";
 import { proxyWebsocket } from "./websocket-proxy.js";
 
 export interface GatewayOptions {
@@ -297,7 +298,10 @@ class JsonGateway implements Gateway {
     let definition = this.definitions.get(route.method);
     if (definition === undefined) {
       const service = grpcServiceDefinition(route.service);
-      definition = service[route.method.name] as MethodDefinition<unknown, unknown>;
+      definition = {
+        ...(service[route.method.name] as MethodDefinition<unknown, unknown>),
+        responseDeserialize: responseDeserializer(route.method.output),
+      };
       this.definitions.set(route.method, definition);
     }
     return definition;
@@ -366,6 +370,12 @@ class JsonGateway implements Gateway {
     readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
       if (this.answeredBadFirstRequest(request, response, outcome)) return;
       const { message } = outcome;
+      if (route.method.input === TxnRequestSchema && nestsTooDeep(message as TxnRequest)) {
+        // Too deep to encode, and too deep for any member: answered as the member answers too many ops.
+        const [code, text] = rpcErrors.tooManyOps;
+        writeHttpError(response, { code, message: text });
+        return;
+      }
       if (this.closed) {
         writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
         return;
