@@ -165,10 +165,11 @@ export async function startCluster(
   t: TestContext,
   specs: readonly ClusterMemberSpec[],
   engineOf: (name: string) => "sqlite" | "lmdb" = () => "sqlite",
+  extraArgs: readonly string[] = [],
 ): Promise<Map<string, ServerProcess>> {
   const members = new Map<string, ServerProcess>();
   t.after(() => Promise.all([...members.values()].map((m) => m.kill())));
-  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, engine: engineOf(s.name) })));
+  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, engine: engineOf(s.name), extraArgs })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
   await waitFor(async () => (await Promise.all(started.map((m) => healthy(m.endpoint)))).every(Boolean), 30_000, "cluster healthy");
   return members;
