@@ -7,6 +7,7 @@ import { createGateway } from "@etcd-ts/gateway";
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, GRPC_OVERHEAD_BYTES, type RunningMember } from "@etcd-ts/server";
 import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
+import { gatewayGauges } from "./gateway-gauges.js";
 
 /** The etcd-ts release; the etcd API it implements is ETCD_API_VERSION. */
 const VERSION = "0.1.0";
@@ -77,7 +78,7 @@ async function main(): Promise<number> {
     return 1;
   }
   try {
-    member = await startMember({ config, backend, logger, http1Handler: (req, res) => gateway.handle(req, res) });
+    member = await startMember({ config, backend, logger, http1Handler: (req, res) => gateway.handle(req, res), gauges: gatewayGauges(gateway) });
   } catch (error) {
     logger.error("cannot start the member", { error: describe(error) });
     process.stderr.write(`etcd-ts: ${describe(error)}\n`);

@@ -3,7 +3,7 @@
  * (and HTTP/1.1 on the same port) with etcd's services, messages and errors.
  */
 export { startMember } from "./member.js";
-export type { RunningMember, StartMemberOptions } from "./member.js";
+export type { GaugeSource, RunningMember, StartMemberOptions } from "./member.js";
 export { EtcdServer } from "./etcd-server.js";
 export type { EtcdServerOptions, ServerObserver } from "./etcd-server.js";
 export {

@@ -18,6 +18,15 @@ export interface StartMemberOptions {
   readonly logger?: Logger;
   /** Extra HTTP/1.1 routes on the client port (the JSON gateway plugs in here). Called for paths the member does not serve itself. */
   readonly http1Handler?: Http1Handler;
+  /** Gauges served on `/metrics` besides the member's own, read when scraped (the JSON gateway's bounds). */
+  readonly gauges?: readonly GaugeSource[];
+}
+
+/** A gauge kept outside the member, read at scrape time. `name` must not be one the member serves. */
+export interface GaugeSource {
+  readonly name: string;
+  readonly help: string;
+  read(): number;
 }
 
 /** A running member: the server plus its client listeners. */
@@ -37,6 +46,8 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   const logger = options.logger ?? createLogger(options.config.logLevel);
   const tls = prepareMemberTls(options.config);
   const metrics = new ServerMetrics();
+  // Before the server starts: a name taken twice throws with nothing to undo.
+  for (const gauge of options.gauges ?? []) metrics.registry.gauge(gauge.name, gauge.help, () => gauge.read());
   const server = await EtcdServer.start({ config: options.config, backend: instrumentBackend(options.backend, metrics.backendCommit), logger });
   metrics.attachServer(server);
   const grpcServer = new GrpcServer({

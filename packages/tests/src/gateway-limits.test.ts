@@ -55,4 +55,34 @@ describe("gateway limits of the binary against etcd 3.4", () => {
     assert.equal(c.body, d.body);
     assert.equal((await post(ours, "/v3/kv/range", '{"key":"YQ=="}')).status, 200);
   });
+
+  test("/metrics shows what the gateway holds: a watch open through it is one call and one stream, and none once it leaves", async () => {
+    const scrape = async (): Promise<string> => (await fetch(`http://${ours.endpoint}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const value = (text: string, name: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+      assert.ok(line !== undefined, `${name} missing from /metrics`);
+      return Number(line.slice(name.length + 1));
+    };
+    const waitFor = async (what: string, ok: (text: string) => boolean): Promise<string> => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const text = await scrape();
+        if (ok(text)) return text;
+        if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const idle = await scrape();
+    for (const name of ["etcd_ts_gateway_calls", "etcd_ts_gateway_streams", "etcd_ts_gateway_buffered_bytes"]) {
+      assert.match(idle, new RegExp(`^# HELP ${name} .+\\n# TYPE ${name} gauge$`, "m"));
+      assert.equal(value(idle, name), 0, name);
+    }
+    // etcd's watch stays open after the request body ends.
+    const watching = new AbortController();
+    const watch = await fetch(`http://${ours.endpoint}/v3/watch`, { method: "POST", body: '{"create_request":{"key":"YQ=="}}', signal: watching.signal });
+    assert.equal(watch.status, 200);
+    await waitFor("a watch call and stream", (text) => value(text, "etcd_ts_gateway_calls") === 1 && value(text, "etcd_ts_gateway_streams") === 1);
+    watching.abort();
+    await waitFor("the watch to end", (text) => value(text, "etcd_ts_gateway_calls") === 0 && value(text, "etcd_ts_gateway_streams") === 0);
+  });
 });
