@@ -1,6 +1,6 @@
 /**
  * etcd's bucket and meta key names. The store creates every bucket etcd has on open, so a backend
- * written by us has etcd's layout (issue 5 writes etcd-format snapshots from it).
+ * written by us has etcd's layout (snapshots are written in etcd's format from it).
  */
 export const KEY_BUCKET = "key";
 export const META_BUCKET = "meta";

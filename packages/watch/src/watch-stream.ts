@@ -54,7 +54,7 @@ export interface WatchStreamOptions {
   /**
    * Answer progress requests at once, even while some watcher of the stream is still catching up
    * (etcd 3.4.23's behaviour, which can claim a revision whose events are still to come). Default false:
-   * answer once every watcher is synced (etcd 3.5's fix, and what issue 4 asks for).
+   * answer once every watcher is synced (etcd 3.5's fix).
    */
   readonly immediateProgressRequests?: boolean;
 }

@@ -41,7 +41,7 @@ export class LeaseService {
 
   async timeToLive(request: LeaseTimeToLiveRequest, caller?: AuthInfo) {
     const answer = await this.etcd.leaseTimeToLive(request.ID, request.keys);
-    // Who may see a lease's keys: write permission on every one of them (issue 6).
+    // Who may see a lease's keys: write permission on every one of them.
     if (request.keys) this.etcd.checkAuth(() => this.etcd.auth.checkLeaseTimeToLive(caller, answer.keys.map((k) => Buffer.from(k, "base64"))));
     return create(LeaseTimeToLiveResponseSchema, {
       header: this.etcd.header(),
