@@ -112,8 +112,8 @@ async function main(): Promise<number> {
     // A disk that fails under the member (WAL or backend: full, EIO) stops it, as etcd stops; exit 1
     // with the reason (the file or data dir, the errno or engine code) on stderr.
     void member.server.stoppedByFailure.then((failure) => {
-      process.stderr.write(`etcd-ts: fatal: the member stopped because its disk failed: ${failure.message}\n`);
-      shutdown("disk failure", 1);
+      process.stderr.write(`etcd-ts: fatal: the member stopped: ${failure.message}\n`);
+      shutdown("fatal failure", 1);
     });
   });
 }

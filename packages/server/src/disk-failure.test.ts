@@ -69,7 +69,7 @@ test("a backend that cannot commit stops the member with the reason; a restart h
   backend.failWith = new StorageError("Full", `data dir ${dataDir}/member/backend: sqlite: database or disk is full (SQLITE_FULL; 0 bytes free on its file system)`);
   await assert.rejects(first.put(put("k5", "v5")), (e: unknown) => isStorageError(e, "Full"));
   const failure = await first.stoppedByFailure;
-  assert.match(failure.message, /committing entries \d+\.\.\d+ to the backend failed: .*SQLITE_FULL/);
+  assert.match(failure.message, /^its disk failed: committing entries \d+\.\.\d+ to the backend failed: .*SQLITE_FULL/);
   assert.ok(failure.message.includes(dataDir), "the reason names the data dir");
   await assert.rejects(first.put(put("k6", "v6")), /server stopped/);
   await first.stop();

@@ -157,7 +157,8 @@ export class EtcdServer {
   private markFailed: (error: Error) => void = () => undefined;
   private failure: Error | undefined;
   /**
-   * Resolves, with what happened, when the member stopped because its disk failed under it: the WAL
+   * Resolves, with what happened, when the member stopped because it could not go on safely — mostly
+   * because its disk failed under it (the message then starts "its disk failed: "): the WAL
    * could not be written or synced, or the backend could not commit (full or failing). What that write
    * held was not acknowledged; a restart once there is space again (or the disk is repaired) recovers
    * every acknowledged write from the WAL and the backend.
@@ -882,8 +883,11 @@ export class EtcdServer {
   private stopOnFailure(what: string, error: unknown): void {
     if (this.failure !== undefined) return;
     const detail = error instanceof Error ? error.message : String(error);
-    this.failure = new Error(`${what}: ${detail}`, { cause: error });
-    this.logger.error("the member stops: its disk failed; free space or repair the disk, then restart it", {
+    // The raft loop also halts on what is not the disk (a bug while applying); say which it was, so an
+    // operator does not replace a healthy disk.
+    const disk = isStorageError(error) || (WalError.is(error) && error.errno !== undefined);
+    this.failure = new Error(`${disk ? "its disk failed: " : ""}${what}: ${detail}`, { cause: error });
+    this.logger.error(disk ? "the member stops: its disk failed; free space or repair the disk, then restart it" : "the member stops: it cannot go on safely", {
       reason: what,
       error: detail,
       ...(WalError.is(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),

@@ -91,7 +91,7 @@ for (const engine of ["sqlite", "lmdb"] as const) {
     const exitCode = first.child.exitCode ?? (await new Promise<number | null>((r) => first.child.once("exit", (code) => r(code))));
     assert.equal(exitCode, 1, `the member exits with 1 when its disk is full; stderr:\n${first.log().slice(-3000)}`);
     const log = first.log();
-    assert.match(log, /etcd-ts: fatal: the member stopped because its disk failed: committing entries \d+\.\.\d+ to the backend failed: /);
+    assert.match(log, /etcd-ts: fatal: the member stopped: its disk failed: committing entries \d+\.\.\d+ to the backend failed: /);
     assert.ok(log.includes(join(dataDir, "member", "backend")), `the message names the backend dir:\n${log.slice(-2000)}`);
     assert.match(log, engine === "sqlite" ? /SQLITE_FULL/ : /the disk is full|No space left|MDB_MAP_FULL/);
     assert.ok(acknowledged.size > 10, `only ${acknowledged.size} puts acknowledged before the disk filled up; stderr:\n${log.slice(-3000)}`);
