@@ -33,7 +33,8 @@ export const CANCEL_REASONS = {
  * The server's permission check for a watch (etcd's isWatchPermitted), called on each create with the
  * request's key (`\0` when empty) and range end (etcd's conventions: empty = one key, `\0` = from key).
  * `true`: allowed. `false`: refused with "etcdserver: permission denied". An `Error` returned or thrown:
- * refused with its message as the cancel reason (e.g. "etcdserver: invalid auth token").
+ * refused with its message as the cancel reason (the server gives etcd's Go status text, e.g.
+ * "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token").
  */
 export type WatchAuthorizer = (key: Uint8Array, rangeEnd: Uint8Array) => boolean | Error;
 

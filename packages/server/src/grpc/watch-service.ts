@@ -37,12 +37,13 @@ export function serveWatch(
   const stream = new WatchStream({
     store: watchable,
     authorize: (key, rangeEnd) => {
-      if (callerError !== undefined) return callerError instanceof Error ? callerError : new Error(String(callerError));
       try {
+        if (callerError !== undefined) throw callerError;
         etcd.checkAuth(() => etcd.auth.checkWatch(caller, key, rangeEnd));
         return true;
       } catch (error) {
-        // etcd puts the Go text of the status error in the cancel reason.
+        // etcd puts the Go text of the status error in the cancel reason, for a token it cannot resolve
+        // ("code = Unauthenticated") as for a range the user may not read ("code = PermissionDenied").
         if (error instanceof RpcError) return new Error(`rpc error: code = ${GO_CODE_NAMES[error.code] ?? error.code} desc = ${error.message}`);
         return error instanceof Error ? error : new Error(String(error));
       }
