@@ -17,6 +17,7 @@ import {
 import { GoJsonError, JsonValueStream, isJsonValueTooLargeError, quoteGoString } from "./go-json.js";
 import { canonicalHeaderKey, headerValue, STATUS_TEXT } from "./go-http.js";
 import { JsonPbError, decodeMessageSliced, encodeMessage } from "./jsonpb.js";
+import { OFFLOAD_FROM_BYTES, type DecodePool } from "./decode-pool.js";
 
 /**
  * grpc-gateway 1.6.4's HTTPStatusFromCode (FailedPrecondition is still 412 there; later versions use 400).
@@ -140,7 +141,13 @@ export type FirstRequest =
   /** The value grew past the limit; reading stopped there. */
   | { readonly tooLarge: true }
   /** Anything else thrown while decoding (a bug): the request fails, the process does not. */
-  | { readonly internal: unknown };
+  | { readonly internal: unknown }
+  /** A large value a decode thread turned into the message's protobuf binary, to forward as it is. */
+  | { readonly encoded: Uint8Array }
+  /** A txn nested deeper than the gateway forwards (found by a decode thread). */
+  | { readonly tooManyOps: true }
+  /** A large value refused because every decode thread is taken and the queue is full. */
+  | { readonly busy: true };
 
 /**
  * `marshaler.NewDecoder(req.Body).Decode(&protoReq)`: the first JSON value of the body, decoded as soon as
@@ -154,6 +161,7 @@ export function readFirstRequest(
   bodyConsumed: boolean,
   maxValueBytes: number,
   then: (outcome: FirstRequest) => void,
+  pool?: DecodePool,
 ): void {
   const decoder = new JsonValueStream(maxValueBytes);
   // Set once the first value is taken (or refused): later input is dropped.
@@ -179,11 +187,26 @@ export function readFirstRequest(
       then({ message: create(schema) as unknown as Message });
       return;
     }
-    // A large value is decoded in slices, the event loop let go in between.
-    decodeMessageSliced(schema, value).then(
-      (message) => then({ message }),
-      (error: unknown) => then(failed(error)),
-    );
+    const json = value;
+    const onLoop = (): void => {
+      // A large value is decoded in slices, the event loop let go in between.
+      decodeMessageSliced(schema, json).then(
+        (message) => then({ message }),
+        (error: unknown) => then(failed(error)),
+      );
+    };
+    if (pool === undefined || json.length < OFFLOAD_FROM_BYTES) {
+      onLoop();
+      return;
+    }
+    // A large one by a decode thread; if the thread is lost (or cannot encode it), here after all.
+    void pool.decode(schema, json).then((outcome) => {
+      if ("encoded" in outcome) then({ encoded: outcome.encoded });
+      else if ("error" in outcome) then({ error: outcome.error });
+      else if ("tooManyOps" in outcome) then({ tooManyOps: true });
+      else if ("busy" in outcome) then({ busy: true });
+      else onLoop();
+    });
   };
   const endOfBody = (): void => {
     decoder.finish();

@@ -41,6 +41,7 @@ import {
 } from "./gateway-runtime.js";
 import { JsonValueStream, isJsonValueTooLargeError } from "./go-json.js";
 import { RawHttpResponse, STATUS_TEXT, cleanPath, headerValue, hostnameOf, plainError, redirect } from "./go-http.js";
+import { DecodePool } from "./decode-pool.js";
 import { decodeMessageSliced, encodeMessage } from "./jsonpb.js";
 import { matchRoute, type Route } from "./routes.js";
 import { nestsTooDeep, responseDeserializer } from "./txn-nesting.js";
@@ -94,6 +95,11 @@ export interface GatewayOptions {
    * as in etcd. Without it they are 404 `404 page not found`.
    */
   readonly fallback?: (request: IncomingMessage, response: ServerResponse) => void;
+  /**
+   * Threads that decode large request values (64 KiB of JSON or more) off the event loop; one per spare
+   * core, at most two, by default. 0 decodes every value on the event loop (in slices).
+   */
+  readonly decodeThreads?: number;
 }
 
 /** The gateway; its methods are bound, so they can be handed over as listeners as they are. */
@@ -124,6 +130,8 @@ export interface GatewayStats {
    * more than that.
    */
   readonly bufferedBytes: number;
+  /** Large request values decoded by a decode thread so far. */
+  readonly decodedOffLoop: number;
 }
 
 /** etcd's default `--max-request-bytes` (1.5 MiB) plus its gRPC overhead (512 KiB). */
@@ -142,12 +150,14 @@ class JsonGateway implements Gateway {
   private readonly access: AccessController;
   private readonly messageLimit: number;
   private readonly jsonLimit: number;
+  private readonly decodePool: DecodePool | undefined;
   private closed = false;
 
   constructor(private readonly options: GatewayOptions) {
     this.access = new AccessController(options.cors ?? ["*"], options.hostWhitelist ?? []);
     this.messageLimit = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.jsonLimit = jsonLimitFor(this.messageLimit);
+    this.decodePool = options.decodeThreads === 0 ? undefined : new DecodePool({ threads: options.decodeThreads });
     // etcd's gateway raises the receive limit to MaxInt32 (snapshots and large ranges).
     this.client = new Client(options.target, options.credentials ?? grpcCredentials.createInsecure(), {
       "grpc.max_receive_message_length": 2 ** 31 - 1,
@@ -161,13 +171,14 @@ class JsonGateway implements Gateway {
     if (this.closed) return;
     this.closed = true;
     for (const call of this.inFlight) call.cancel();
+    this.decodePool?.close();
     this.client.close();
   };
 
   readonly stats = (): GatewayStats => {
     let bufferedBytes = 0;
     for (const response of this.streaming) bufferedBytes += response.writableLength;
-    return { calls: this.inFlight.size, streams: this.streaming.size, bufferedBytes };
+    return { calls: this.inFlight.size, streams: this.streaming.size, bufferedBytes, decodedOffLoop: this.decodePool?.decoded ?? 0 };
   };
 
   readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
@@ -298,8 +309,12 @@ class JsonGateway implements Gateway {
     let definition = this.definitions.get(route.method);
     if (definition === undefined) {
       const service = grpcServiceDefinition(route.service);
+      const method = service[route.method.name] as MethodDefinition<unknown, unknown>;
       definition = {
-        ...(service[route.method.name] as MethodDefinition<unknown, unknown>),
+        ...method,
+        // A request a decode thread encoded already is forwarded as it is (a message is never a Uint8Array).
+        requestSerialize: (value: unknown) =>
+          value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : method.requestSerialize(value),
         responseDeserialize: responseDeserializer(route.method.output),
       };
       this.definitions.set(route.method, definition);
@@ -345,9 +360,21 @@ class JsonGateway implements Gateway {
   }
 
   /** The answer to a first request that could not be read; false if there is a message to send. */
-  private answeredBadFirstRequest(request: IncomingMessage, response: ServerResponse, outcome: FirstRequest): outcome is Exclude<FirstRequest, { message: Message }> {
-    if ("message" in outcome) return false;
-    if ("error" in outcome) {
+  private answeredBadFirstRequest(
+    request: IncomingMessage,
+    response: ServerResponse,
+    outcome: FirstRequest,
+  ): outcome is Exclude<FirstRequest, { message: Message } | { encoded: Uint8Array }> {
+    if ("message" in outcome || "encoded" in outcome) return false;
+    if ("tooManyOps" in outcome) {
+      // Too deep to encode, and too deep for any member: answered as the member answers too many ops.
+      const [code, text] = rpcErrors.tooManyOps;
+      writeHttpError(response, { code, message: text });
+    } else if ("busy" in outcome) {
+      // Every decode thread is taken and the queue is full: refused as an overloaded member refuses.
+      const [code, text] = rpcErrors.tooManyRequests;
+      writeHttpError(response, { code, message: text });
+    } else if ("error" in outcome) {
       // request_X_0: a body jsonpb refuses is InvalidArgument.
       writeHttpError(response, { code: GrpcStatus.INVALID_ARGUMENT, message: outcome.error });
     } else if ("tooLarge" in outcome) {
@@ -369,8 +396,8 @@ class JsonGateway implements Gateway {
   ): void {
     readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
       if (this.answeredBadFirstRequest(request, response, outcome)) return;
-      const { message } = outcome;
-      if (route.method.input === TxnRequestSchema && nestsTooDeep(message as TxnRequest)) {
+      const message = "message" in outcome ? outcome.message : outcome.encoded;
+      if ("message" in outcome && route.method.input === TxnRequestSchema && nestsTooDeep(outcome.message as TxnRequest)) {
         // Too deep to encode, and too deep for any member: answered as the member answers too many ops.
         const [code, text] = rpcErrors.tooManyOps;
         writeHttpError(response, { code, message: text });
@@ -413,7 +440,7 @@ class JsonGateway implements Gateway {
         headers = received;
       });
       this.track(call, response);
-    }));
+    }), this.decodePool);
   }
 
   private serverStream(
@@ -427,7 +454,7 @@ class JsonGateway implements Gateway {
   ): void {
     readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
       if (this.answeredBadFirstRequest(request, response, outcome)) return;
-      const { message } = outcome;
+      const message = "message" in outcome ? outcome.message : outcome.encoded;
       const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
         definition.path,
         definition.requestSerialize,
@@ -438,7 +465,7 @@ class JsonGateway implements Gateway {
       );
       this.track(call, response, true);
       forwardStream(call, response, route.method.output);
-    }));
+    }), this.decodePool);
   }
 
   private bidiStream(

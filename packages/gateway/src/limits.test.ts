@@ -296,7 +296,7 @@ describe("a watcher that does not read", () => {
     client.socket.destroy();
     await waitFor(() => watch.cancelled, "the member to see the watch cancelled");
     await waitFor(() => h.gateway.stats().calls === 0, "no calls in flight");
-    assert.deepEqual(h.gateway.stats(), { calls: 0, streams: 0, bufferedBytes: 0 });
+    assert.deepEqual(h.gateway.stats(), { calls: 0, streams: 0, bufferedBytes: 0, decodedOffLoop: 0 });
   }
 
   test("over HTTP: the stream pauses at the buffer's bound and is cancelled when the client leaves", async (t) => {
