@@ -1,7 +1,6 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -24,18 +23,7 @@ import { MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
 import type { ApplyResult } from "./apply/types.js";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./testing/free-port.js";
 
 async function memberConfig(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-apply-failures-"));

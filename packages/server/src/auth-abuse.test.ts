@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -23,19 +22,9 @@ import { openMemoryBackend } from "@etcd-ts/storage";
 import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
 import { defaultConfig } from "./config.js";
 import { startMember, type RunningMember } from "./member.js";
+import { freePort } from "./testing/free-port.js";
 
 type UnaryClient = Client & Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function call<Res>(client: UnaryClient, method: string, request: unknown, token?: string): Promise<Res> {
   const metadata = new Metadata();

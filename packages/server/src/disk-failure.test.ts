@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -9,18 +8,7 @@ import { PutRequestSchema, RangeRequestSchema } from "@etcd-ts/api";
 import { StorageError, isStorageError, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./testing/free-port.js";
 
 /**
  * A backend whose commits fail on demand as a full disk fails SQLite's COMMIT: the transaction's

@@ -5,25 +5,13 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { silentLogger } from "./log.js";
 import { startMember } from "./member.js";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./testing/free-port.js";
 
 async function memberConfig(t: TestContext): Promise<{ config: ServerConfig; port: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-gauges-"));

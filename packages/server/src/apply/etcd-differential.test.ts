@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -28,6 +27,7 @@ import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 import type { Client, ServiceError } from "@grpc/grpc-js";
 import { validateRequest } from "./validate.js";
 import { Harness, b, cmp, compaction, del, opDel, opPut, opRange, opTxn, put, range, txn } from "./test-harness.js";
+import { freePort } from "../testing/free-port.js";
 
 /**
  * Differential test: the same random requests go to a real etcd (the `etcd` binary on PATH, 3.4) over
@@ -40,17 +40,6 @@ const haveEtcd = etcdVersion.status === 0 && /etcd Version: 3\.4\./.test(etcdVer
 
 type Unary = (req: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void;
 type KvClient = Client & { Range: Unary; Put: Unary; DeleteRange: Unary; Txn: Unary; Compact: Unary };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A small deterministic PRNG (xorshift32). */
 function prng(seed: number): { int(n: number): number; pick<T>(xs: readonly T[]): T; chance(p: number): boolean } {

@@ -2,7 +2,6 @@
 // and fast-check's run parameters (short by default; FUZZ_RUNS / FUZZ_SEED for long or replayed runs).
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
@@ -12,17 +11,7 @@ import type fc from "fast-check";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { startMember, type RunningMember } from "../member.js";
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
+import { freePort } from "./free-port.js";
 
 /** fast-check parameters: `defaultRuns` cases bounded by `timeLimitMs`, unless FUZZ_RUNS says how many. */
 export function fuzzParameters(defaultRuns: number, timeLimitMs: number): fc.Parameters<unknown> {
