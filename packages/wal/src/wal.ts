@@ -61,6 +61,12 @@ export interface WalOpenOptions extends WalOptions {
    * markers (see Wal.readSnapshotMarkers). Default: the newest marker in the WAL.
    */
   at?: SnapshotMarker;
+  /**
+   * Picks `at` from the markers the WAL holds (oldest first), once it has been read: a caller that must
+   * match the markers against its snapshot files reads the WAL once instead of twice (every segment is
+   * read whole, preallocated tail included). Ignored when `at` is given.
+   */
+  chooseAt?: (markers: readonly SnapshotMarker[]) => Promise<SnapshotMarker>;
 }
 
 export interface WalOpenResult {
@@ -240,7 +246,7 @@ export class Wal {
     let fh: FileHandle | undefined;
     try {
       const contents = await readWal(dir);
-      const at = options.at ?? contents.markers[contents.markers.length - 1]!;
+      const at = options.at ?? (options.chooseAt ? await options.chooseAt(contents.markers) : contents.markers[contents.markers.length - 1]!);
       const entries = contents.entriesAfter(at);
       const { tail } = contents;
       fh = await open(tail.file, "r+");
