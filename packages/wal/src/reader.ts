@@ -4,7 +4,7 @@
 // Reading never modifies anything; Wal.open() repairs a torn tail only after the whole WAL has been
 // read and validated.
 
-import { readdir, readFile } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Entry, HardState } from "@etcd-ts/raft";
 import { WalError } from "./errors.js";
@@ -87,6 +87,40 @@ export function isAllZero(buf: Buffer, from: number, to: number): boolean {
     if (!buf.subarray(at, end).equals(ZERO_CHUNK.subarray(0, end - at))) return false;
   }
   return true;
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * A segment's bytes up to where its data ends, and the file's size. The zeros after the data (a
+ * preallocated segment is mostly zeros until filled) are read to find that end but not kept: a restart
+ * holds the log's bytes rather than the whole segment (64 MiB each by default). The file holds only
+ * zeros past `buf`, which is all the parser assumes of what lies past a buffer's end.
+ */
+async function readWritten(file: string): Promise<{ buf: Buffer; size: number }> {
+  const fh = await open(file, "r");
+  try {
+    const kept: Buffer[] = [];
+    let zerosPending = 0;
+    let size = 0;
+    let chunk = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(chunk, 0, READ_CHUNK, size);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (isAllZero(chunk, 0, bytesRead)) {
+        zerosPending += bytesRead;
+        continue;
+      }
+      if (zerosPending > 0) kept.push(Buffer.alloc(zerosPending));
+      zerosPending = 0;
+      kept.push(chunk.subarray(0, bytesRead));
+      chunk = Buffer.allocUnsafe(READ_CHUNK);
+    }
+    return { buf: kept.length === 1 ? kept[0]! : Buffer.concat(kept), size };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Whether the bad frame at [off, regionEnd) looks like a torn write rather than corruption: it runs past
@@ -196,7 +230,7 @@ export async function readWal(dir: string): Promise<WalContents> {
     const seg = segments[s]!;
     const file = join(dir, seg.name);
     const isLast = s === segments.length - 1;
-    const buf = await readFile(file);
+    const { buf, size } = await readWritten(file);
     const corrupt = (reason: string, offset: number): WalError => new WalError("Corrupt", reason, { file, offset });
     if (s > 0 && seg.firstIndex !== log.lastIndex + 1) {
       throw corrupt(`segment starts at index ${seg.firstIndex} but the log before it ends at ${log.lastIndex}`, 0);
@@ -261,7 +295,7 @@ export async function readWal(dir: string): Promise<WalContents> {
       off = frame.end;
     }
     if (!sawHeader) throw corrupt("segment has no valid header", 0);
-    if (isLast) tail = { file, validEnd: off, size: buf.length, reason };
+    if (isLast) tail = { file, validEnd: off, size, reason };
   }
   if (metadata === undefined) throw new WalError("Corrupt", "no metadata record", { file: dir });
   // Every segment header repeats the current marker, so a WAL without one was not written by us.
