@@ -35,4 +35,9 @@ export interface TokenProvider {
   info(token: string, currentRevision: number): AuthInfo | undefined;
   /** The user was deleted or their password changed: their simple tokens stop working. */
   invalidateUser(username: string): void;
+  /**
+   * Drops expired tokens it holds; returns how many. The server calls it periodically (etcd's simple
+   * token keeper checks every second), so tokens nobody uses again are freed when their TTL ends.
+   */
+  sweep?(): number;
 }

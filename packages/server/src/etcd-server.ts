@@ -334,7 +334,12 @@ export class EtcdServer {
     server.applied.advance(server.applier.consistentIndex());
     await server.peerServer.listen(config.listenPeerUrls);
     server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
-    server.leaseTimer = setInterval(() => server.revokeExpiredLeases(), LEASE_EXPIRY_INTERVAL_MS);
+    server.leaseTimer = setInterval(() => {
+      server.revokeExpiredLeases();
+      // Simple tokens expire in memory on each member; without this an expired one stays until it is
+      // looked up or another Authenticate is applied.
+      server.auth.tokenProvider.sweep?.();
+    }, LEASE_EXPIRY_INTERVAL_MS);
     server.leaseTimer.unref?.();
     server.corruptionChecker.start(config.corruptCheckTimeMs ?? 0);
     server.published = server.publishAttributes();
