@@ -330,6 +330,9 @@ export class EtcdServer {
       await rm(file, { force: true });
       logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
     }
+    // Whatever else is left there raft never took (it declined an old index, or the process stopped
+    // mid-transfer): each file may be as large as the whole database, and none can be installed now.
+    await rm(receivedSnapshotDir(config.dataDir), { recursive: true, force: true });
     const server = new EtcdServer(options, { membership, store, lessor, auth, storage, logger });
     server.applied.advance(server.applier.consistentIndex());
     await server.peerServer.listen(config.listenPeerUrls);
@@ -804,6 +807,7 @@ export class EtcdServer {
     this.lastDurable = durable;
     if (last !== undefined) {
       this.applied.advance(last.index);
+      if (this.receivedSnapshots.size > 0) this.dropDeclinedSnapshots();
       this.maybeSnapshot(last.index);
     }
     return durable;
@@ -1005,6 +1009,19 @@ export class EtcdServer {
   }
 
   /**
+   * Removes received databases raft can no longer install: raft only takes a snapshot above its commit
+   * index, which is at or above the applied index, so one at or below the applied index was declined
+   * (it arrived after the log had caught up) and would otherwise stay on disk.
+   */
+  private dropDeclinedSnapshots(): void {
+    for (const [index, file] of this.receivedSnapshots) {
+      if (index > this.applied.appliedIndex) continue;
+      this.receivedSnapshots.delete(index);
+      rm(file, { force: true }).catch((error: unknown) => this.logger.warn("removing a declined database snapshot failed", { file, error: String(error) }));
+    }
+  }
+
+  /**
    * Raft accepted a snapshot from the leader (persisted in the raft log already): the received database
    * becomes the backend, and everything built on the backend is rebuilt from it. Watchers of the old
    * store are cancelled (their history is gone); clients re-watch.
@@ -1035,6 +1052,7 @@ export class EtcdServer {
     this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, index);
     this.applied.advance(index);
     await rm(file, { force: true });
+    this.dropDeclinedSnapshots();
     this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.store.currentRevision() });
   }
 

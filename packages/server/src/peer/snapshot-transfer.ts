@@ -134,6 +134,12 @@ export function handleSnapshotUpload(handlers: SnapshotReceiveHandlers, req: Inc
   return true;
 }
 
+/**
+ * The raft message ahead of the database names the snapshot's index, term and configuration: small. A
+ * larger length prefix would have the whole upload buffered in memory before it is refused.
+ */
+const MAX_SNAPSHOT_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 async function receive(handlers: SnapshotReceiveHandlers, req: IncomingMessage): Promise<void> {
   await mkdir(handlers.dir, { recursive: true });
   const part = join(handlers.dir, `incoming-${process.pid}-${Date.now()}.part`);
@@ -142,16 +148,26 @@ async function receive(handlers: SnapshotReceiveHandlers, req: IncomingMessage):
   let message: Message | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
+      // A refused upload is cut off: reading on would only buffer more of what was refused.
+      const refuse = (error: unknown): void => {
+        reject(error);
+        req.removeAllListeners("data");
+        req.destroy();
+      };
       req.on("data", (chunk: Buffer) => {
         if (message === undefined) {
           header = Buffer.concat([header, chunk]);
           if (header.length < 4) return;
           const length = header.readUInt32BE(0);
+          if (length > MAX_SNAPSHOT_MESSAGE_BYTES) {
+            refuse(new Error(`the snapshot's raft message claims ${length} bytes (at most ${MAX_SNAPSHOT_MESSAGE_BYTES})`));
+            return;
+          }
           if (header.length < 4 + length) return;
           try {
             message = decodeMessage(header.subarray(4, 4 + length));
           } catch (error) {
-            reject(error);
+            refuse(error);
             return;
           }
           chunk = header.subarray(4 + length);
