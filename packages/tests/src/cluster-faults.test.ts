@@ -96,6 +96,8 @@ test("kill -9 of the leader under load: a new leader serves linearizable reads a
 class PeerProxy {
   private readonly server: Server;
   private readonly connections = new Set<{ from: string | undefined; sockets: Socket[] }>();
+  /** Accepted sockets whose request head has not arrived yet (a client may connect and send later). */
+  private readonly pending = new Set<Socket>();
   /** Refuse every connection to this member (it is the isolated one). */
   private refuseAll = false;
   /** Refuse raft streams from this member ID (hex). */
@@ -111,12 +113,17 @@ class PeerProxy {
 
   close(): Promise<void> {
     this.cut(() => true);
+    // server.close() waits for every accepted socket to end, including those still waiting for a head.
+    for (const socket of this.pending) socket.destroy();
+    this.pending.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
   isolate(): void {
     this.refuseAll = true;
     this.cut(() => true);
+    for (const socket of this.pending) socket.destroy();
+    this.pending.clear();
   }
 
   refuseStreamsFrom(memberIdHex: string): void {
@@ -143,10 +150,13 @@ class PeerProxy {
       return;
     }
     socket.on("error", () => undefined);
+    this.pending.add(socket);
+    socket.once("close", () => this.pending.delete(socket));
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       if (head.indexOf("\r\n\r\n") < 0 && head.length < 64 * 1024) return;
+      this.pending.delete(socket);
       socket.off("data", onData);
       socket.pause();
       const from = /\r\nx-raft-from: *([0-9a-f]+)\r\n/i.exec(head.toString("latin1"))?.[1];
