@@ -199,6 +199,12 @@ export class RaftLog implements ReplicatedLog {
   }
 
   async stop(): Promise<void> {
+    this.stopTicking();
+    await this.idle;
+  }
+
+  /** No more ticks; reads waiting for an index fail with "stopped". */
+  private stopTicking(): void {
     this.stopped = true;
     clearInterval(this.ticker);
     for (const [, read] of this.pendingReads) {
@@ -206,7 +212,6 @@ export class RaftLog implements ReplicatedLog {
       read.reject(RpcError.of("stopped"));
     }
     this.pendingReads.clear();
-    await this.idle;
   }
 
   /**
@@ -218,13 +223,7 @@ export class RaftLog implements ReplicatedLog {
       this.options.logger.debug("raft loop error after stop", { error: String(error) });
       return;
     }
-    this.stopped = true;
-    clearInterval(this.ticker);
-    for (const [, read] of this.pendingReads) {
-      clearTimeout(read.timer);
-      read.reject(RpcError.of("stopped"));
-    }
-    this.pendingReads.clear();
+    this.stopTicking();
     this.waitingForLeader = [];
     this.options.logger.error("the raft loop stopped: persisting or applying a Ready failed", { error: String(error) });
     this.options.onFatal?.(error);
