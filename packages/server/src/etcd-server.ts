@@ -860,9 +860,19 @@ export class EtcdServer {
    * clients retry on, as after a snapshot install; no event of the rolled-back batch was sent.
    */
   private reloadStateFromBackend(): void {
+    this.closeState();
+    this.openState();
+  }
+
+  /** Ends the watch streams and closes the stores built on the backend (before it is reloaded or replaced). */
+  private closeState(): void {
     for (const listener of [...this.stateReplacedListeners]) listener();
     this.watchable.close();
     this.store.close();
+  }
+
+  /** Builds leases, auth, alarms, the MVCC store, the watchable store and the applier from the backend. */
+  private openState(): void {
     this.lessor.recover(this.backend);
     this.backend.view((txn) => this.auth.recover(txn));
     this.alarms.restore(this.backend);
@@ -1035,17 +1045,10 @@ export class EtcdServer {
     await this.store.compactionsDone();
     // Watch streams on the old store end with an error their clients retry on, resuming from the last
     // revision they saw against the new store (etcd resyncs its watchers; ours are bound to one store).
-    for (const listener of [...this.stateReplacedListeners]) listener();
-    this.watchable.close();
-    this.store.close();
+    this.closeState();
     const restored = await restoreBoltSnapshot(file, this.backend);
     await this.membership.reloadAfterSnapshot(this.backend);
-    this.lessor.recover(this.backend);
-    this.backend.view((txn) => this.auth.recover(txn));
-    this.alarms.restore(this.backend);
-    this.store = MvccStore.open(this.backend, { leases: this.lessor });
-    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
-    this.applier = this.makeApplier();
+    this.openState();
     const members = new Set(this.membership.list().map((m) => m.id));
     for (const m of this.membership.list()) this.transport.updatePeer(m.id, m.peerUrls);
     for (const id of this.transport.peerIds()) if (!members.has(id)) this.transport.removePeer(id);
