@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { PutRequestSchema, RangeRequestSchema, type PutResponse, type RangeResponse } from "@etcd-ts/api";
-import { call, makeClient, services } from "./grpc-client.js";
+import { PutRequestSchema, type PutResponse } from "@etcd-ts/api";
+import { assertAcknowledgedPresent, call, makeClient, services } from "./grpc-client.js";
 import { startEtcdTs } from "./processes.js";
 
 /**
@@ -41,19 +41,7 @@ for (const engine of ["sqlite", "lmdb"] as const) {
     t.after(() => second.stop());
     const reader = makeClient(services.KV, second.endpoint);
     t.after(() => reader.close());
-    const all = await call<RangeResponse>(reader, "Range", create(RangeRequestSchema, { key: Buffer.from("crash/"), rangeEnd: Buffer.from("crash0") }));
-    const found = new Map(all.kvs.map((kv) => [Buffer.from(kv.key).toString(), kv]));
-    let missing = 0;
-    for (const [key, ack] of acknowledged) {
-      const kv = found.get(key);
-      if (kv === undefined) {
-        missing++;
-        continue;
-      }
-      assert.equal(Buffer.from(kv.value).toString(), ack.value);
-      assert.equal(kv.modRevision, ack.revision, `${key} is at the revision its put reported`);
-    }
-    assert.equal(missing, 0, `${missing} of ${acknowledged.size} acknowledged puts are missing after restart`);
+    const all = await assertAcknowledgedPresent(reader, "crash/", "crash0", acknowledged, "after restart");
     // Revisions continue from where they were: no revision is reused after the restart.
     const after = await call<PutResponse>(reader, "Put", create(PutRequestSchema, { key: Buffer.from("after"), value: Buffer.from("x") }));
     assert.equal(after.header!.revision, all.header!.revision + 1n);

@@ -5,8 +5,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { PutRequestSchema, RangeRequestSchema, type PutResponse, type RangeResponse } from "@etcd-ts/api";
-import { call, makeClient, services } from "./grpc-client.js";
+import { PutRequestSchema, type PutResponse } from "@etcd-ts/api";
+import { assertAcknowledgedPresent, call, makeClient, services } from "./grpc-client.js";
 import { startEtcdTs } from "./processes.js";
 
 /**
@@ -103,19 +103,7 @@ for (const engine of ["sqlite", "lmdb"] as const) {
     cleanups.push(() => second.stop());
     const reader = makeClient(services.KV, second.endpoint);
     cleanups.push(() => reader.close());
-    const all = await call<RangeResponse>(reader, "Range", create(RangeRequestSchema, { key: Buffer.from("full/"), rangeEnd: Buffer.from("full0") }));
-    const found = new Map(all.kvs.map((kv) => [Buffer.from(kv.key).toString(), kv]));
-    let missing = 0;
-    for (const [key, ack] of acknowledged) {
-      const kv = found.get(key);
-      if (kv === undefined) {
-        missing++;
-        continue;
-      }
-      assert.equal(Buffer.from(kv.value).toString(), ack.value);
-      assert.equal(kv.modRevision, ack.revision, `${key} is at the revision its put reported`);
-    }
-    assert.equal(missing, 0, `${missing} of ${acknowledged.size} acknowledged puts are missing after the restart`);
+    const all = await assertAcknowledgedPresent(reader, "full/", "full0", acknowledged, "after the restart");
     const after = await call<PutResponse>(reader, "Put", create(PutRequestSchema, { key: Buffer.from("after"), value: Buffer.from("x") }));
     assert.equal(after.header!.revision, all.header!.revision + 1n);
   });
