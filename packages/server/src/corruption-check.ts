@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { create } from "@bufbuild/protobuf";
 import { AlarmRequestSchema, AlarmRequest_AlarmAction, AlarmType, type InternalRaftRequest, type ResponseHeader } from "@etcd-ts/api";
 import type { Logger } from "./log.js";
-import type { Member } from "./membership.js";
+import type { Member } from "./membership/membership.js";
 import { peerRequest } from "./tls.js";
 
 /** Peer route a leader asks each member's HashKV on (etcd's `/members/hashkv`). */

@@ -1,6 +1,6 @@
 import { Crc32c } from "@etcd-ts/mvcc";
 import type { ReadTxn } from "@etcd-ts/storage";
-import { isMemberLocalRow } from "./membership.js";
+import { isMemberLocalRow } from "./membership/membership.js";
 
 const encoder = new TextEncoder();
 

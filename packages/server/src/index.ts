@@ -18,7 +18,7 @@ export {
   ETCD_CLUSTER_VERSION,
 } from "./config.js";
 export type { ServerConfig } from "./config.js";
-export { computeClusterId, computeMemberId, formatId } from "./identity.js";
+export { computeClusterId, computeMemberId, formatId } from "./membership/identity.js";
 export { createLogger, silentLogger } from "./log.js";
 export type { Logger } from "./log.js";
 export type { Http1Handler } from "./grpc/client-listener.js";

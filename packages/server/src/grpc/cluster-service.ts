@@ -22,17 +22,17 @@ import {
   type ResponseHeader,
 } from "@etcd-ts/api";
 import { ConfChangeType, type ConfChange } from "@etcd-ts/raft";
-import { computeMemberId } from "../identity.js";
-import { forwardToLeader } from "../lease/lease-forwarding.js";
+import { computeMemberId } from "../membership/identity.js";
+import { forwardToLeader } from "../peer/lease-forwarding.js";
 import type { Logger } from "../log.js";
-import { encodeMemberContext } from "../membership-applier.js";
+import { encodeMemberContext } from "../membership/member-context.js";
 import {
   checkLearnerReady,
   isReadyToAddVotingMember,
   isReadyToPromoteMember,
   isReadyToRemoveVotingMember,
-} from "../membership-changes.js";
-import type { Member, Membership } from "../membership.js";
+} from "../membership/conf-change-applier.js";
+import type { Member, Membership } from "../membership/membership.js";
 
 /** etcd's `HealthInterval`: a peer counts as connected once its stream has been up this long. */
 export const HEALTH_INTERVAL_MS = 5000;

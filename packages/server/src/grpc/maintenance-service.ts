@@ -18,7 +18,7 @@ import type { Backend } from "@etcd-ts/storage";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { clusterStateSnapshot } from "../backend-snapshot.js";
 import type { Logger } from "../log.js";
-import type { Membership } from "../membership.js";
+import type { Membership } from "../membership/membership.js";
 import { toServiceError } from "./status.js";
 
 /** What the Maintenance service needs of a member (EtcdServer provides it). */

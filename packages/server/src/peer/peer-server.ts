@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION } from "../config.js";
 import { parseListenUrl } from "../grpc/client-listener.js";
-import type { Member } from "../membership.js";
+import type { Member } from "../membership/membership.js";
 import { CLUSTER_ID_HEADER, RAFT_STREAM_PATH } from "./transport.js";
 import { peerListenTls, peerRequest } from "../tls.js";
 

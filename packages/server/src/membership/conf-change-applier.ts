@@ -1,9 +1,9 @@
 import { RpcError } from "@etcd-ts/api";
 import type { MvccStore } from "@etcd-ts/mvcc";
 import { ConfChangeType, type ConfChange, type ConfState } from "@etcd-ts/raft";
-import type { ConfChangeApplier } from "./consensus/raft-log.js";
-import type { Logger } from "./log.js";
-import { decodeMemberContext, type MemberContext } from "./membership-applier.js";
+import type { ConfChangeApplier } from "../consensus/raft-log.js";
+import type { Logger } from "../log.js";
+import { decodeMemberContext, type MemberContext } from "./member-context.js";
 import type { Member, Membership } from "./membership.js";
 
 /** etcd 3.4 allows one learner at a time (`membership.maxLearners`). */

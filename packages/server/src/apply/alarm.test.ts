@@ -6,9 +6,9 @@ import { openMvccStore } from "@etcd-ts/mvcc";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { boltSnapshotStream } from "@etcd-ts/snapshot";
 import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota, quotaCost } from "./alarm.js";
-import { createKvApplier } from "./apply/index.js";
-import { silentLogger } from "./log.js";
-import type { ApplyResult } from "./apply/types.js";
+import { createKvApplier } from "./index.js";
+import { silentLogger } from "../log.js";
+import type { ApplyResult } from "./types.js";
 
 const put = (key: string, value: string): InternalRaftRequest["request"] => ({
   case: "put",

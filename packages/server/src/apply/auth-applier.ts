@@ -25,8 +25,8 @@ import { isAuthError, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
 import type { Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type WriteTxn } from "@etcd-ts/storage";
-import type { RequestApplier } from "../apply/index.js";
-import type { ApplyResult } from "../apply/types.js";
+import type { RequestApplier } from "./index.js";
+import type { ApplyResult } from "./types.js";
 
 type Request = InternalRaftRequest["request"];
 

@@ -2,14 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfChangeType } from "@etcd-ts/raft";
 import { MemoryBackend } from "@etcd-ts/storage";
-import { encodeMemberContext, decodeMemberContext } from "./membership-applier.js";
+import { encodeMemberContext, decodeMemberContext } from "./member-context.js";
 import {
   checkLearnerReady,
   isReadyToAddVotingMember,
   isReadyToPromoteMember,
   isReadyToRemoveVotingMember,
   validateConfChange,
-} from "./membership-changes.js";
+} from "./conf-change-applier.js";
 import { Membership, type Member } from "./membership.js";
 
 const member = (id: bigint, name: string, url: string, isLearner = false): Member => ({ id, name, peerUrls: [url], clientUrls: [], isLearner });

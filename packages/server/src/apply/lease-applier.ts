@@ -8,8 +8,8 @@ import {
 } from "@etcd-ts/api";
 import { isLeaseError, type Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
-import type { ApplyResult } from "../apply/types.js";
-import type { RequestApplier } from "../apply/index.js";
+import type { ApplyResult } from "./types.js";
+import type { RequestApplier } from "./index.js";
 
 /**
  * Applies the lease requests of the log — LeaseGrant, LeaseRevoke (with all attached keys deleted in

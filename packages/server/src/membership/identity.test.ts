@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { computeClusterId, computeMemberId, formatId } from "./identity.js";
-import { parseInitialCluster } from "./config.js";
+import { parseInitialCluster } from "../config.js";
 
 // Real etcd 3.4.23 started with --initial-advertise-peer-urls http://localhost:2380 and the default token
 // "etcd-cluster" reports member ID 8e9e05c52164694d and cluster ID cdf818194e3a8c32.

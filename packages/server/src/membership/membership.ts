@@ -1,6 +1,6 @@
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
-import type { ServerConfig } from "./config.js";
-import { ETCD_CLUSTER_VERSION } from "./config.js";
+import type { ServerConfig } from "../config.js";
+import { ETCD_CLUSTER_VERSION } from "../config.js";
 import { computeClusterId, computeMemberId, formatId } from "./identity.js";
 
 /**
