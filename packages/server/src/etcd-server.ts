@@ -48,8 +48,8 @@ import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, WalError } from "@etcd-ts/wal";
 import { TXN_DECODE_RECURSION_LIMIT, createKvApplier, isApplyEntryError, validateRequest } from "./apply/index.js";
 import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
-import { RaftLog } from "./consensus/raft-log.js";
-import type { LogEntry } from "./consensus/replicated-log.js";
+import { RaftLog, type RaftLogOptions } from "./consensus/raft-log.js";
+import type { LogEntry, PeerProgress, ReplicatedLog } from "./consensus/replicated-log.js";
 import { hashBackend } from "./hash.js";
 import { AuthRequestApplier, authorizeEntry, leaseKeysOf } from "./apply/auth-applier.js";
 import { LeaseApplier } from "./apply/lease-applier.js";
@@ -84,6 +84,8 @@ export interface EtcdServerOptions {
   /** Applied entries between raft snapshots (etcd's --snapshot-count). */
   readonly snapshotCount?: number;
   readonly clock?: Clock;
+  /** Builds the member's replicated log from what the member gives it; a `RaftLog` unless told otherwise. */
+  readonly openLog?: (options: RaftLogOptions) => ReplicatedLog;
 }
 
 /** What a member reports as it works (the metrics hang off this). */
@@ -138,7 +140,7 @@ export class EtcdServer {
   private readonly corruptionChecker: CorruptionChecker;
   /** The last apply batch's durability, so a snapshot install waits for it. */
   private lastDurable: Promise<void> = Promise.resolve();
-  private readonly log: RaftLog;
+  private readonly log: ReplicatedLog;
   private readonly storage: DiskRaftStorage;
   private readonly transport: PeerTransport;
   private readonly peerServer: PeerServer;
@@ -231,7 +233,7 @@ export class EtcdServer {
       settle: (requestId, error) => (error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error)),
       onLocalRemoved: () => this.onLocalRemoved(),
     });
-    this.log = new RaftLog({
+    this.log = (options.openLog ?? ((logOptions) => new RaftLog(logOptions)))({
       id: localId,
       storage: this.storage,
       send: (messages) => this.send(messages),
@@ -690,8 +692,8 @@ export class EtcdServer {
   }
 
   /** What raft knows of each member's progress (leader only). */
-  progress(): Map<bigint, { match: number }> {
-    return this.log.node.status().progress;
+  progress(): ReadonlyMap<bigint, PeerProgress> {
+    return this.log.progress();
   }
 
   /** Called when a snapshot from the leader is about to replace the store (and `watchable`); returns an unsubscribe. */
@@ -711,7 +713,7 @@ export class EtcdServer {
   }
 
   transferLeadership(to: bigint): void {
-    this.log.transferLeader(to);
+    this.log.transferLeadership(to);
   }
 
   // ---- the write path ----
@@ -981,7 +983,7 @@ export class EtcdServer {
   private sendBackendSnapshot(m: Message): void {
     const peer = this.membership.get(m.to);
     if (peer === undefined || this.snapshotsInFlight.has(m.to)) {
-      if (peer === undefined) this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      if (peer === undefined) this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
       return;
     }
     let view;
@@ -993,17 +995,17 @@ export class EtcdServer {
     } catch (error) {
       view?.close();
       this.logger.warn("cannot prepare a database snapshot for a follower", { to: m.to.toString(16), error: String(error) });
-      this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
       return;
     }
     this.snapshotsInFlight.add(m.to);
     this.logger.info("sending a database snapshot to a follower that is behind the log", { to: m.to.toString(16), index: message.snapshot!.metadata.index });
     sendSnapshot({ urls: peer.peerUrls, clusterId: this.membership.clusterId, localId: this.membership.localId, message, view, logger: this.logger })
       .then(
-        () => this.log.node.reportSnapshot(m.to, SnapshotStatus.Finish),
+        () => this.log.reportSnapshot(m.to, SnapshotStatus.Finish),
         (error: unknown) => {
           this.logger.warn("sending a database snapshot failed", { to: m.to.toString(16), error: String(error) });
-          this.log.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+          this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
         },
       )
       .finally(() => this.snapshotsInFlight.delete(m.to));

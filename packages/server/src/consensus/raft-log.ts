@@ -5,6 +5,7 @@ import {
   ProposalDroppedError,
   RawNode,
   SeededRand,
+  SnapshotStatus,
   StateType,
   decodeConfChange,
   encodeConfChange,
@@ -19,7 +20,7 @@ import {
 } from "@etcd-ts/raft";
 import { RpcError } from "@etcd-ts/api";
 import type { Logger } from "../log.js";
-import type { ApplyCommitted, LogEntry, LogStatus, ReplicatedLog } from "./replicated-log.js";
+import type { ApplyCommitted, LogEntry, LogStatus, PeerProgress, ReplicatedLog } from "./replicated-log.js";
 
 /**
  * Raft's storage as the server drives it: what raft reads (`Storage`) plus the durable writes of the
@@ -79,7 +80,7 @@ const READ_INDEX_TIMEOUT_MS = 5000;
  * send → apply → advance, one Ready at a time, with ticks from a timer.
  */
 export class RaftLog implements ReplicatedLog {
-  readonly node: RawNode;
+  private readonly node: RawNode;
   private readonly options: RaftLogOptions;
   private apply: ApplyCommitted | undefined;
   private ticker: NodeJS.Timeout | undefined;
@@ -171,7 +172,13 @@ export class RaftLog implements ReplicatedLog {
     this.node.reportUnreachable(id);
   }
 
-  transferLeader(to: bigint): void {
+  reportSnapshot(id: bigint, status: SnapshotStatus): void {
+    if (this.stopped) return;
+    this.node.reportSnapshot(id, status);
+    this.schedule();
+  }
+
+  transferLeadership(to: bigint): void {
     this.node.transferLeader(to);
     this.schedule();
   }
@@ -196,6 +203,10 @@ export class RaftLog implements ReplicatedLog {
 
   status(): LogStatus {
     return { term: this.term, leaderId: this.leader, commitIndex: this.commit, isLeader: this.state === StateType.Leader };
+  }
+
+  progress(): ReadonlyMap<bigint, PeerProgress> {
+    return this.node.status().progress;
   }
 
   async stop(): Promise<void> {
