@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { META_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import type { Entry, ReadTxn } from "@etcd-ts/storage";
 import {
@@ -29,7 +30,7 @@ const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 async function bigStore() {
   const backend = openMemoryBackend();
   await backend.update((txn) => {
-    for (const bucket of ["data", "empty", "tiny", "longkeys", "meta", "ünïcode"]) txn.createBucket(bucket);
+    for (const bucket of ["data", "empty", "tiny", "longkeys", META_BUCKET, "ünïcode"]) txn.createBucket(bucket);
     for (let i = 0; i < 10_000; i++) {
       const size = i % 997 === 0 ? 12_000 : i % 5 === 0 ? 0 : (i * 7) % 300;
       txn.put("data", ascii(`key/${String(i).padStart(6, "0")}`), patternBytes(size, i));
@@ -42,7 +43,7 @@ async function bigStore() {
       key.set(ascii(String(i).padStart(5, "0")), 995);
       txn.put("longkeys", key, ascii(`v${i}`));
     }
-    txn.put("meta", ascii("consistent_index"), new Uint8Array([0, 0, 0, 0, 0, 0, 0, 42]));
+    writeConsistentIndex(txn, 42);
     txn.put("ünïcode", new Uint8Array([0xff, 0x00]), new Uint8Array(9000).fill(7));
   });
   return backend;

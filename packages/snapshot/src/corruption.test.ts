@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { META_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { decodeMetaPage, encodeMetaPage } from "./bolt-format.js";
 import {
@@ -22,9 +23,9 @@ async function sampleDb() {
   const backend = openMemoryBackend();
   await backend.update((txn) => {
     txn.createBucket("data");
-    txn.createBucket("meta");
+    txn.createBucket(META_BUCKET);
     for (let i = 0; i < 2000; i++) txn.put("data", ascii(`k${String(i).padStart(5, "0")}`), patternBytes(i % 200, i));
-    txn.put("meta", ascii("consistent_index"), new Uint8Array(8));
+    writeConsistentIndex(txn, 0);
   });
   const db = Buffer.concat(backend.view((txn) => [...boltSnapshotStream(txn)]));
   return { db: new Uint8Array(db), contents: backendContents(backend) };

@@ -8,6 +8,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import {
+  ALARM_BUCKET,
+  AUTH_BUCKET,
+  CLUSTER_BUCKET,
+  KEY_BUCKET,
+  LEASE_BUCKET,
+  MEMBERS_BUCKET,
+  META_BUCKET,
+  isConsistentIndexRow,
+} from "@etcd-ts/schema";
 import { compareBytes, openMemoryBackend } from "@etcd-ts/storage";
 import {
   readBoltFile,
@@ -143,10 +153,10 @@ test("etcd → etcd-ts → etcd: a snapshot saved from real etcd reads, restores
   let fileContents;
   try {
     assert.deepEqual(file.check(), []);
-    for (const bucket of ["key", "meta", "lease", "auth", "members", "cluster", "alarm"]) {
+    for (const bucket of [KEY_BUCKET, META_BUCKET, LEASE_BUCKET, AUTH_BUCKET, MEMBERS_BUCKET, CLUSTER_BUCKET, ALARM_BUCKET]) {
       assert.ok(file.bucketNames().includes(bucket), `bucket ${bucket}`);
     }
-    const rows = [...file.entries("key")].map(({ key, value }) => {
+    const rows = [...file.entries(KEY_BUCKET)].map(({ key, value }) => {
       const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
       return {
         main: Number(view.getBigUint64(0, false)),
@@ -169,7 +179,7 @@ test("etcd → etcd-ts → etcd: a snapshot saved from real etcd reads, restores
     );
     assert.deepEqual(rows.slice(0, 3).map((r) => text(r.kv.value)), ["v1", "v2", "v3"]);
     assert.deepEqual(rows[5]?.kv.value, big);
-    const consistentIndex = [...file.entries("meta")].find((e) => text(e.key) === "consistent_index");
+    const consistentIndex = [...file.entries(META_BUCKET)].find((e) => isConsistentIndexRow(META_BUCKET, e.key));
     assert.equal(consistentIndex?.value.length, 8);
     fileContents = boltContents(file);
   } finally {

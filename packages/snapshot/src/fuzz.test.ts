@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import fc from "fast-check";
+import { KEY_BUCKET, LEASE_BUCKET, MEMBERS_BUCKET, META_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import {
   BRANCH_PAGE_FLAG,
@@ -51,14 +52,11 @@ function revisionKey(main: number): Uint8Array {
 async function sampleDb(pageSize = 4096): Promise<Uint8Array> {
   const backend = openMemoryBackend();
   await backend.update((txn) => {
-    txn.createBucket("key");
-    txn.createBucket("meta");
-    txn.createBucket("lease");
-    txn.createBucket("members");
-    for (let i = 1; i <= 600; i++) txn.put("key", revisionKey(i), patternBytes(i % 97, i));
-    txn.put("key", revisionKey(601), patternBytes(3 * pageSize, 7)); // an overflow page
-    txn.put("meta", ascii("consistent_index"), new Uint8Array(8));
-    txn.put("lease", ascii("l1"), ascii("x"));
+    for (const bucket of [KEY_BUCKET, META_BUCKET, LEASE_BUCKET, MEMBERS_BUCKET]) txn.createBucket(bucket);
+    for (let i = 1; i <= 600; i++) txn.put(KEY_BUCKET, revisionKey(i), patternBytes(i % 97, i));
+    txn.put(KEY_BUCKET, revisionKey(601), patternBytes(3 * pageSize, 7)); // an overflow page
+    writeConsistentIndex(txn, 0);
+    txn.put(LEASE_BUCKET, ascii("l1"), ascii("x"));
   });
   return new Uint8Array(Buffer.concat(backend.view((txn) => [...boltSnapshotStream(txn, { pageSize })])));
 }

@@ -1,3 +1,4 @@
+import { KEY_BUCKET } from "@etcd-ts/schema";
 import { BoltFile } from "./bolt-reader.js";
 import { Crc32c } from "./checksums.js";
 import { SnapshotError } from "./errors.js";
@@ -14,7 +15,6 @@ export interface SnapshotStatus {
   readonly totalSize: number;
 }
 
-const KEY_BUCKET = "key";
 /** The 8-byte big-endian main revision at the start of every `key` bucket key. */
 const MAIN_REVISION_BYTES = 8;
 

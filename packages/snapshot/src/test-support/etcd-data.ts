@@ -4,20 +4,8 @@
  * live view `etcdctl get` should return. Only what the snapshot tests need; the real store is
  * `@etcd-ts/mvcc`, which this package does not depend on.
  */
+import { ETCD_BUCKETS, KEY_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
-
-export const ETCD_BUCKETS = [
-  "key",
-  "meta",
-  "lease",
-  "auth",
-  "authUsers",
-  "authRoles",
-  "members",
-  "members_removed",
-  "cluster",
-  "alarm",
-] as const;
 
 export interface KeyValue {
   readonly key: Uint8Array;
@@ -113,12 +101,6 @@ export function revisionKey(main: number, sub: number, tombstone = false): Uint8
   return bytes;
 }
 
-export function uint64BigEndian(value: number): Uint8Array {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(value), false);
-  return bytes;
-}
-
 const utf8 = new TextEncoder();
 
 /**
@@ -158,8 +140,8 @@ export class EtcdHistory {
   /** Writes every etcd bucket, the `key` rows and `meta`'s consistent_index into `txn`. */
   writeTo(txn: WriteTxn, consistentIndex: number): void {
     for (const bucket of ETCD_BUCKETS) txn.createBucket(bucket);
-    for (const row of this.rows) txn.put("key", row.key, row.value);
-    txn.put("meta", utf8.encode("consistent_index"), uint64BigEndian(consistentIndex));
+    for (const row of this.rows) txn.put(KEY_BUCKET, row.key, row.value);
+    writeConsistentIndex(txn, consistentIndex);
   }
 }
 
