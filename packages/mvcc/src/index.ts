@@ -28,12 +28,4 @@ export {
   encodeRevisionKey,
 } from "./revision.js";
 export type { DecodedRevisionKey } from "./revision.js";
-export {
-  CONSISTENT_INDEX_KEY,
-  ETCD_BUCKETS,
-  FINISHED_COMPACT_KEY,
-  KEY_BUCKET,
-  META_BUCKET,
-  SCHEDULED_COMPACT_KEY,
-} from "./buckets.js";
 export { Crc32c } from "./crc32c.js";

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Event_EventType, KeyValueSchema } from "@etcd-ts/api";
 import type { Event, KeyValue } from "@etcd-ts/api";
+import { CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY, KEY_BUCKET, META_BUCKET } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import type { Backend } from "@etcd-ts/storage";
 import { isMvccError } from "./errors.js";
@@ -33,7 +34,7 @@ function keys(store: MvccStore, key: string, end?: string | Uint8Array, rev?: nu
 
 function rows(backend: Backend): string[] {
   return backend.view((tx) =>
-    [...tx.range("key")].map(({ key }) => {
+    [...tx.range(KEY_BUCKET)].map(({ key }) => {
       const r = decodeRevisionKey(key);
       return `${r.main}.${r.sub}${r.tombstone ? "t" : ""}`;
     }),
@@ -174,14 +175,14 @@ describe("MvccStore: on-disk format", () => {
     put(store, "foo", "bar", 7n);
     del(store, "foo");
     store.update((batch) => batch.setConsistentIndex(42));
-    const stored = backend.view((tx) => [...tx.range("key")]);
+    const stored = backend.view((tx) => [...tx.range(KEY_BUCKET)]);
     assert.equal(stored.length, 2);
     assert.equal(Buffer.from(stored[0]!.key).toString("hex"), "0000000000000002" + "5f" + "0000000000000000");
     assert.deepEqual(tuple(fromBinary(KeyValueSchema, stored[0]!.value)), ["foo", 2, 2, 1, "bar"]);
     assert.equal(fromBinary(KeyValueSchema, stored[0]!.value).lease, 7n);
     assert.equal(Buffer.from(stored[1]!.key).toString("hex"), "0000000000000003" + "5f" + "0000000000000000" + "74");
     assert.deepEqual(tuple(fromBinary(KeyValueSchema, stored[1]!.value)), ["foo", 0, 0, 0, ""]);
-    const ci = backend.view((tx) => tx.get("meta", b("consistent_index")));
+    const ci = backend.view((tx) => tx.get(META_BUCKET, CONSISTENT_INDEX_KEY));
     assert.equal(Buffer.from(ci!).toString("hex"), "000000000000002a");
   });
 });
@@ -276,7 +277,7 @@ describe("MvccStore: compaction", () => {
     await physical;
     assert.deepEqual(rows(backend), ["11.0", "12.0", "13.0t", "14.0", "15.0"]);
     assert.equal(
-      Buffer.from(backend.view((tx) => tx.get("meta", b("finishedCompactRev")))!).toString("hex"),
+      Buffer.from(backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY))!).toString("hex"),
       "000000000000000c5f0000000000000000",
     );
     await store.update((batch) => batch.compact(13)).result;
@@ -296,13 +297,13 @@ describe("MvccStore: compaction", () => {
     await assert.rejects(physical, (e) => isMvccError(e, "Closed"));
     const partial = rows(backend);
     assert.ok(partial.length < 20 && partial.length > 6, `rows ${partial.length}`);
-    assert.equal(backend.view((tx) => tx.get("meta", b("finishedCompactRev"))), undefined);
+    assert.equal(backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY)), undefined);
 
     const reopened = openMvccStore(backend, options);
     assert.equal(reopened.compactRevision(), 18);
     await reopened.compactionsDone();
     assert.deepEqual(rows(backend), ["16.0", "17.0", "18.0", "19.0", "20.0", "21.0"]);
-    assert.ok(backend.view((tx) => tx.get("meta", b("finishedCompactRev"))) !== undefined);
+    assert.ok(backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY)) !== undefined);
     assert.deepEqual(
       reopened.range(b("k"), b("l"), { rev: 18 }).kvs.map(tuple),
       [["k0", 2, 17, 6, "15"], ["k1", 3, 18, 6, "16"], ["k2", 4, 16, 5, "14"]],

@@ -1,6 +1,5 @@
 import { Event_EventType } from "@etcd-ts/api";
 import type { Event, KeyValue } from "@etcd-ts/api";
-import type { Backend, ReadTxn, WriteTxn as BackendWriteTxn } from "@etcd-ts/storage";
 import {
   CONSISTENT_INDEX_KEY,
   ETCD_BUCKETS,
@@ -8,7 +7,10 @@ import {
   KEY_BUCKET,
   META_BUCKET,
   SCHEDULED_COMPACT_KEY,
-} from "./buckets.js";
+  decodeConsistentIndex,
+  writeConsistentIndex,
+} from "@etcd-ts/schema";
+import type { Backend, ReadTxn, WriteTxn as BackendWriteTxn } from "@etcd-ts/storage";
 import { Crc32c } from "./crc32c.js";
 import { MvccError } from "./errors.js";
 import { decodeIndexFields, decodeKeyValue, encodeKeyValue, makeKeyValue } from "./key-value-codec.js";
@@ -18,7 +20,6 @@ import type { KeyAtRevision } from "./key-index.js";
 import {
   RevisionSet,
   decodeRevisionKey,
-  decodeUint64,
   encodeRevisionKey,
   encodeUint64,
   mainOfRevisionKey,
@@ -118,21 +119,33 @@ export interface WriteBatch {
  */
 export type StoreObserver = (events: readonly Event[], revision: number) => void;
 
+/** How `history` reads (the watch package's catch-up reads use the same options). */
 export interface HistoryOptions {
   /**
-   * A soft bound on the events returned: the read stops at the first revision boundary at or after
-   * `limit` events (whole revisions only, so it may return more; it always returns the first revision
-   * that has events). 0 or absent: no bound.
+   * A soft bound on the events returned, so that one catch-up does bounded work. The read returns whole
+   * revisions only: it stops at the first revision boundary at or after `limit` events (so it may return
+   * more when one revision is large, and always returns the first revision that has events). 0 or
+   * absent: no bound.
    */
   readonly limit?: number;
-  /** Set `prevKv` on the events (the key's state at `modRevision - 1`, when it existed and is not compacted). */
+  /**
+   * Set `prevKv` on the events (the key's state at `modRevision - 1`, when it existed and is not
+   * compacted). Default false.
+   */
   readonly prevKv?: boolean;
 }
 
 export interface HistoryResult {
-  /** The events of the revisions in `[fromRev, through]`, in revision order, each revision's in change order. */
+  /**
+   * The PUT and DELETE events of the revisions in `[fromRev, through]`, in revision order and, within a
+   * revision, in the order its transaction made them: exactly the events the observers were (or would
+   * have been) given for those revisions, with `prevKv` only when asked for.
+   */
   readonly events: Event[];
-  /** The last revision whose events are all in `events` (`toRev` when the read was complete). */
+  /**
+   * The last revision whose events are all in `events`: `toRev` when the read was complete, lower when
+   * `limit` stopped it (then the caller continues from `through + 1`). Always `>= fromRev - 1`.
+   */
   readonly through: number;
 }
 
@@ -162,6 +175,11 @@ export interface MvccStoreOptions {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+
+/** A stored consistent index that is not 8 bytes: the backend is not one this store wrote. */
+function corruptConsistentIndex(bytes: Uint8Array): never {
+  throw new MvccError("Corrupt", `mvcc: expected 8 bytes, got ${bytes.length}`);
+}
 
 /** The normalized range end: `undefined` single key, `null` every key from `key`, else the bound. */
 function rangeEnd(end: Uint8Array | undefined): Uint8Array | undefined | null {
@@ -235,7 +253,7 @@ export class MvccStore {
       const sched = tx.get(META_BUCKET, SCHEDULED_COMPACT_KEY);
       if (sched !== undefined) scheduled = decodeRevisionKey(sched).main;
       const ci = tx.get(META_BUCKET, CONSISTENT_INDEX_KEY);
-      if (ci !== undefined) this.consistentIdx = decodeUint64(ci);
+      if (ci !== undefined) this.consistentIdx = decodeConsistentIndex(ci) ?? corruptConsistentIndex(ci);
 
       const kv: IndexFields = { key: EMPTY, createRevision: 0, version: 0, lease: 0n };
       for (const { key, value } of tx.range(KEY_BUCKET)) {
@@ -591,7 +609,7 @@ export class MvccStore {
 
   /** @internal */
   recordConsistentIndex(tx: BackendWriteTxn, index: number): void {
-    tx.put(META_BUCKET, CONSISTENT_INDEX_KEY, encodeUint64(index));
+    writeConsistentIndex(tx, index);
   }
 }
 

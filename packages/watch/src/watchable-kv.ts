@@ -1,4 +1,7 @@
 import type { Event } from "@etcd-ts/api";
+import type { HistoryOptions, HistoryResult } from "@etcd-ts/mvcc";
+
+export type { HistoryOptions, HistoryResult };
 
 /**
  * Receives the events of one revision, after the write transaction that made them has been applied
@@ -10,36 +13,11 @@ import type { Event } from "@etcd-ts/api";
  */
 export type RevisionObserver = (events: readonly Event[], revision: number) => void;
 
-export interface HistoryOptions {
-  /**
-   * A soft bound on the number of events returned, so that one catch-up does bounded work. The read
-   * always returns whole revisions: it stops at the first revision boundary at or after `limit` events
-   * (so it may return more than `limit` events when one revision is large, and always returns at least
-   * the first revision that has events). 0 or absent: no bound.
-   */
-  readonly limit?: number;
-  /** Set `prevKv` on the events (the key's state at `modRevision - 1`, when it existed). Default false. */
-  readonly prevKv?: boolean;
-}
-
-export interface HistoryResult {
-  /**
-   * The PUT and DELETE events of the revisions in `[fromRev, through]`, in revision order and, within a
-   * revision, in the order its transaction made them; exactly the events the observer was (or would have
-   * been) given for those revisions, with `prevKv` only when asked for.
-   */
-  readonly events: Event[];
-  /**
-   * The last revision whose events are all in `events`: `toRev` when the read was complete, lower when
-   * `limit` stopped it (then the caller continues from `through + 1`). Always `>= fromRev - 1`.
-   */
-  readonly through: number;
-}
-
 /**
  * What the watch package needs from the MVCC store (etcd's WatchableKV, reduced to the watch side).
- * Declared here, not imported, so that watch depends on a narrow contract; `mvcc-adapter.ts` adapts
- * `@etcd-ts/mvcc`'s `MvccStore` to it and `testing/memory-kv.ts` is an in-memory fake of it.
+ * Declared here, not imported, so that watch depends on a narrow contract (only the history read's
+ * options and result are the store's own types); `mvcc-adapter.ts` adapts `@etcd-ts/mvcc`'s `MvccStore`
+ * to it and `testing/memory-kv.ts` is an in-memory fake of it.
  *
  * Single-threaded contract: every method is synchronous, and between a write transaction's apply and the
  * observers' call nothing else runs, so `currentRevision()` read outside an observer call always equals
