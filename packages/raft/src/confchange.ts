@@ -1,4 +1,4 @@
-import { InvalidConfChangeError } from "./errors.js";
+import { RaftError } from "./errors.js";
 import { Progress } from "./tracker/progress.js";
 import { cloneConfig, type TrackerConfig } from "./tracker/tracker.js";
 import type { ConfChange, ConfState, NodeId } from "./types.js";
@@ -52,7 +52,7 @@ export function applySimpleChange(ctx: ChangerContext, cc: ConfChange): ChangeRe
     case ConfChangeType.AddLearnerNode: {
       if (config.voters.has(id)) {
         config.voters.delete(id);
-        if (config.voters.size === 0) throw new InvalidConfChangeError("removed all voters");
+        if (config.voters.size === 0) throw new RaftError("InvalidConfChange", "removed all voters");
       }
       config.learners.add(id);
       const pr = progress.get(id);
@@ -70,7 +70,7 @@ export function applySimpleChange(ctx: ChangerContext, cc: ConfChange): ChangeRe
       config.learners.delete(id);
       progress.delete(id);
       if (ctx.config.voters.size > 0 && config.voters.size === 0) {
-        throw new InvalidConfChangeError("removed all voters");
+        throw new RaftError("InvalidConfChange", "removed all voters");
       }
       break;
     }
@@ -78,7 +78,7 @@ export function applySimpleChange(ctx: ChangerContext, cc: ConfChange): ChangeRe
       // Only the application cares (the context carries new attributes).
       break;
     default:
-      throw new InvalidConfChangeError(`unknown conf change type ${String(cc.type)}`);
+      throw new RaftError("InvalidConfChange", `unknown conf change type ${String(cc.type)}`);
   }
   return { config, progress };
 }
@@ -100,7 +100,7 @@ export function restoreConfState(cs: ConfState, maxInflight: number, lastIndex: 
     });
   }
   for (const id of cs.learners) {
-    if (result.config.voters.has(id)) throw new InvalidConfChangeError(`${id} is both a voter and a learner`);
+    if (result.config.voters.has(id)) throw new RaftError("InvalidConfChange", `${id} is both a voter and a learner`);
     result = applySimpleChange({ ...ctx, config: result.config, progress: result.progress }, {
       type: ConfChangeType.AddLearnerNode,
       nodeId: id,

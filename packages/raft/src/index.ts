@@ -26,18 +26,8 @@ export type {
   SnapshotMetadata,
   ReadState,
 } from "./types.js";
-export {
-  RaftError,
-  CompactedError,
-  UnavailableError,
-  SnapshotTemporarilyUnavailableError,
-  SnapshotOutOfDateError,
-  ProposalDroppedError,
-  StepLocalMessageError,
-  StepPeerNotFoundError,
-  InvalidConfChangeError,
-  InvalidConfigError,
-} from "./errors.js";
+export type { RaftErrorCode } from "./errors.js";
+export { RaftError, isRaftError } from "./errors.js";
 export type { Logger } from "./logger.js";
 export { silentLogger, consoleLogger } from "./logger.js";
 export type { Rand } from "./rand.js";

@@ -1,4 +1,4 @@
-import { CompactedError, UnavailableError } from "./errors.js";
+import { RaftError, isRaftError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { Unstable } from "./log-unstable.js";
 import type { Storage } from "./storage.js";
@@ -118,7 +118,7 @@ export class RaftLog {
     return this.unstable.snapshot !== undefined && this.unstable.snapshot.metadata.index !== 0;
   }
 
-  /** The snapshot to send to a follower. @throws SnapshotTemporarilyUnavailableError */
+  /** The snapshot to send to a follower. @throws RaftError SnapshotTemporarilyUnavailable */
   snapshot(): Snapshot {
     if (this.unstable.snapshot) return this.unstable.snapshot;
     return this.storage.snapshot();
@@ -163,7 +163,7 @@ export class RaftLog {
   }
 
   /**
-   * The term of entry i. @throws CompactedError / UnavailableError as Storage.term does; returns 0 for
+   * The term of entry i. @throws RaftError Compacted / RaftError Unavailable as Storage.term does; returns 0 for
    * an index beyond the log or before the dummy entry's predecessor, like etcd.
    */
   term(i: number): number {
@@ -179,12 +179,12 @@ export class RaftLog {
     try {
       return this.term(i);
     } catch (e) {
-      if (CompactedError.is(e) || UnavailableError.is(e)) return 0;
+      if (isRaftError(e, "Compacted") || isRaftError(e, "Unavailable")) return 0;
       throw e;
     }
   }
 
-  /** Entries from i to the end, at most maxSize bytes (but at least one). @throws CompactedError */
+  /** Entries from i to the end, at most maxSize bytes (but at least one). @throws RaftError Compacted */
   entries(i: number, maxSize: number): Entry[] {
     if (i > this.lastIndex()) return [];
     return this.slice(i, this.lastIndex() + 1, maxSize);
@@ -196,7 +196,7 @@ export class RaftLog {
         return this.entries(this.firstIndex(), Infinity);
       } catch (e) {
         // A concurrent compaction can race in a real system; retry.
-        if (CompactedError.is(e)) continue;
+        if (isRaftError(e, "Compacted")) continue;
         throw e;
       }
     }
@@ -233,7 +233,7 @@ export class RaftLog {
     this.unstable.restore(s);
   }
 
-  /** Entries in [lo, hi) from storage and the unstable segment. @throws CompactedError */
+  /** Entries in [lo, hi) from storage and the unstable segment. @throws RaftError Compacted */
   slice(lo: number, hi: number, maxSize: number): Entry[] {
     this.mustCheckOutOfBounds(lo, hi);
     if (lo === hi) return [];
@@ -244,7 +244,7 @@ export class RaftLog {
       try {
         stored = this.storage.entries(lo, Math.min(hi, uoff), maxSize);
       } catch (e) {
-        if (UnavailableError.is(e)) {
+        if (isRaftError(e, "Unavailable")) {
           throw new Error(`raft: entries[${lo}:${Math.min(hi, uoff)}) is unavailable from storage`);
         }
         throw e;
@@ -262,11 +262,11 @@ export class RaftLog {
     return limitSize(ents, maxSize);
   }
 
-  /** @throws CompactedError if lo was compacted; programming errors for other out-of-range requests. */
+  /** @throws RaftError Compacted if lo was compacted; programming errors for other out-of-range requests. */
   private mustCheckOutOfBounds(lo: number, hi: number): void {
     if (lo > hi) throw new Error(`raft: invalid slice ${lo} > ${hi}`);
     const fi = this.firstIndex();
-    if (lo < fi) throw new CompactedError();
+    if (lo < fi) throw new RaftError("Compacted");
     const length = this.lastIndex() + 1 - fi;
     if (hi > fi + length) throw new Error(`raft: slice[${lo},${hi}) out of bound [${fi},${this.lastIndex()}]`);
   }

@@ -1,11 +1,5 @@
 import { applySimpleChange, restoreConfState } from "./confchange.js";
-import {
-  CompactedError,
-  InvalidConfigError,
-  ProposalDroppedError,
-  SnapshotTemporarilyUnavailableError,
-  UnavailableError,
-} from "./errors.js";
+import { RaftError, isRaftError } from "./errors.js";
 import { RaftLog } from "./log.js";
 import type { Logger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -125,13 +119,13 @@ export class Raft {
   readonly logger: Logger;
 
   constructor(c: Config) {
-    if (c.id === None) throw new InvalidConfigError("cannot use none as id");
-    if (c.heartbeatTick <= 0) throw new InvalidConfigError("heartbeat tick must be greater than 0");
+    if (c.id === None) throw new RaftError("InvalidConfig", "cannot use none as id");
+    if (c.heartbeatTick <= 0) throw new RaftError("InvalidConfig", "heartbeat tick must be greater than 0");
     if (c.electionTick <= c.heartbeatTick) {
-      throw new InvalidConfigError("election tick must be greater than heartbeat tick");
+      throw new RaftError("InvalidConfig", "election tick must be greater than heartbeat tick");
     }
     const maxInflight = c.maxInflightMsgs ?? 256;
-    if (maxInflight <= 0) throw new InvalidConfigError("max inflight messages must be greater than 0");
+    if (maxInflight <= 0) throw new RaftError("InvalidConfig", "max inflight messages must be greater than 0");
     this.id = c.id;
     this.logger = c.logger ?? silentLogger;
     this.rand = c.rand ?? new SeededRand(Number(c.id & 0xffffffffn));
@@ -206,7 +200,7 @@ export class Raft {
         ents = this.raftLog.entries(pr.next, this.maxMsgSize);
       } catch (e) {
         // Storage compacted meanwhile; only that means "send a snapshot", anything else is a bug.
-        if (!CompactedError.is(e) && !UnavailableError.is(e)) throw e;
+        if (!isRaftError(e, "Compacted") && !isRaftError(e, "Unavailable")) throw e;
         prevTerm = undefined;
         ents = undefined;
       }
@@ -223,7 +217,7 @@ export class Raft {
       try {
         snapshot = this.raftLog.snapshot();
       } catch (e) {
-        if (SnapshotTemporarilyUnavailableError.is(e)) {
+        if (isRaftError(e, "SnapshotTemporarilyUnavailable")) {
           this.logger.debug(`${this.id} failed to send snapshot to ${to} because snapshot is temporarily unavailable`);
           return false;
         }
@@ -511,7 +505,7 @@ export class Raft {
   /**
    * Processes one message. Handles terms first (§5.1: a higher term makes us a follower; a lower term is
    * stale), then votes, then dispatches by role.
-   * @throws ProposalDroppedError when a MsgProp cannot be accepted.
+   * @throws RaftError ProposalDropped when a MsgProp cannot be accepted.
    */
   step(m: Message): void {
     if (m.term === 0) {
@@ -615,10 +609,10 @@ export class Raft {
         if (m.entries.length === 0) throw new Error(`raft: ${this.id} stepped empty MsgProp`);
         if (!this.trk.progress.has(this.id)) {
           // We were removed from the configuration while leader; stop accepting proposals.
-          throw new ProposalDroppedError("leader was removed from the configuration");
+          throw new RaftError("ProposalDropped", "leader was removed from the configuration");
         }
         if (this.leadTransferee !== None) {
-          throw new ProposalDroppedError(`leadership is being transferred to ${this.leadTransferee}`);
+          throw new RaftError("ProposalDropped", `leadership is being transferred to ${this.leadTransferee}`);
         }
         let entries = m.entries;
         for (let i = 0; i < entries.length; i++) {
@@ -635,7 +629,7 @@ export class Raft {
             }
           }
         }
-        if (!this.appendEntry(entries)) throw new ProposalDroppedError("too many uncommitted entries");
+        if (!this.appendEntry(entries)) throw new RaftError("ProposalDropped", "too many uncommitted entries");
         this.bcastAppend();
         return;
       }
@@ -768,7 +762,7 @@ export class Raft {
     const myVoteResp = this.state === StateType.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
     switch (m.type) {
       case MessageType.Prop:
-        throw new ProposalDroppedError("no leader (candidate)");
+        throw new RaftError("ProposalDropped", "no leader (candidate)");
       case MessageType.App:
         this.becomeFollower(m.term, m.from);
         this.handleAppendEntries(m);
@@ -808,8 +802,8 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.Prop:
-        if (this.lead === None) throw new ProposalDroppedError("no leader");
-        if (this.disableProposalForwarding) throw new ProposalDroppedError("proposal forwarding is disabled");
+        if (this.lead === None) throw new RaftError("ProposalDropped", "no leader");
+        if (this.disableProposalForwarding) throw new RaftError("ProposalDropped", "proposal forwarding is disabled");
         this.send({ ...m, to: this.lead, from: None });
         return;
       case MessageType.App:

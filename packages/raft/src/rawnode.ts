@@ -1,5 +1,5 @@
 import { encodeConfChange } from "./codec.js";
-import { StepLocalMessageError, StepPeerNotFoundError } from "./errors.js";
+import { RaftError } from "./errors.js";
 import { Raft, type Config } from "./raft.js";
 import { ProgressState } from "./tracker/progress.js";
 import type {
@@ -157,7 +157,7 @@ export class RawNode {
   /**
    * Proposes data to be appended to the log. The entry is committed later, or never (a proposal can be
    * lost in a leader change): the application matches applied entries to its proposals itself.
-   * @throws ProposalDroppedError when there is no leader to forward to, or a leader transfer is underway.
+   * @throws RaftError ProposalDropped when there is no leader to forward to, or a leader transfer is underway.
    */
   propose(data: Uint8Array): void {
     this.raft.step(
@@ -199,12 +199,12 @@ export class RawNode {
 
   /**
    * Feeds a message received from another member.
-   * @throws StepLocalMessageError for local message types; StepPeerNotFoundError for a response from an
-   * unknown member; ProposalDroppedError for a forwarded proposal that cannot be accepted.
+   * @throws RaftError StepLocalMessage for local message types; RaftError StepPeerNotFound for a response from an
+   * unknown member; RaftError ProposalDropped for a forwarded proposal that cannot be accepted.
    */
   step(m: Message): void {
-    if (isLocalMessage(m.type)) throw new StepLocalMessageError();
-    if (isResponseMessage(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError();
+    if (isLocalMessage(m.type)) throw new RaftError("StepLocalMessage");
+    if (isResponseMessage(m.type) && !this.raft.trk.progress.has(m.from)) throw new RaftError("StepPeerNotFound");
     this.raft.step(m);
   }
 

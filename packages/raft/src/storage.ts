@@ -1,8 +1,4 @@
-import {
-  CompactedError,
-  SnapshotOutOfDateError,
-  UnavailableError,
-} from "./errors.js";
+import { RaftError } from "./errors.js";
 import type { ConfState, Entry, HardState, Snapshot } from "./types.js";
 import { EMPTY_BYTES, emptyHardState, entrySize } from "./types.js";
 
@@ -17,12 +13,12 @@ export interface Storage {
   initialState(): { hardState: HardState; confState: ConfState };
   /**
    * Entries in [lo, hi), at most `maxSize` bytes in total but always at least one entry if any exists.
-   * @throws CompactedError if lo <= the snapshot index; UnavailableError if hi > lastIndex() + 1.
+   * @throws RaftError Compacted if lo <= the snapshot index; RaftError Unavailable if hi > lastIndex() + 1.
    */
   entries(lo: number, hi: number, maxSize: number): Entry[];
   /**
    * The term of entry i, for i in [firstIndex() - 1, lastIndex()] (the snapshot's index has its term).
-   * @throws CompactedError if i < firstIndex() - 1; UnavailableError if i > lastIndex().
+   * @throws RaftError Compacted if i < firstIndex() - 1; RaftError Unavailable if i > lastIndex().
    */
   term(i: number): number;
   /** Index of the last entry in the log (the snapshot index if the log is empty). */
@@ -31,7 +27,7 @@ export interface Storage {
   firstIndex(): number;
   /**
    * The most recent snapshot, to send to a follower that is too far behind.
-   * @throws SnapshotTemporarilyUnavailableError if it is being built; raft retries later.
+   * @throws RaftError SnapshotTemporarilyUnavailable if it is being built; raft retries later.
    */
   snapshot(): Snapshot;
 }
@@ -77,18 +73,18 @@ export class MemoryStorage implements Storage {
 
   entries(lo: number, hi: number, maxSize: number): Entry[] {
     const offset = this.offset;
-    if (lo <= offset) throw new CompactedError();
-    if (hi > this.lastIndex() + 1) throw new UnavailableError();
+    if (lo <= offset) throw new RaftError("Compacted");
+    if (hi > this.lastIndex() + 1) throw new RaftError("Unavailable");
     // Only the dummy entry: nothing to return.
-    if (this.ents.length === 1) throw new UnavailableError();
+    if (this.ents.length === 1) throw new RaftError("Unavailable");
     const start = lo - offset;
     return this.ents.slice(start, limitEnd(this.ents, start, hi - offset, maxSize));
   }
 
   term(i: number): number {
     const offset = this.offset;
-    if (i < offset) throw new CompactedError();
-    if (i - offset >= this.ents.length) throw new UnavailableError();
+    if (i < offset) throw new RaftError("Compacted");
+    if (i - offset >= this.ents.length) throw new RaftError("Unavailable");
     return this.ents[i - offset]!.term;
   }
 
@@ -106,10 +102,10 @@ export class MemoryStorage implements Storage {
 
   /**
    * Replaces the whole log with a snapshot received from the leader.
-   * @throws SnapshotOutOfDateError if it is older than the snapshot held.
+   * @throws RaftError SnapshotOutOfDate if it is older than the snapshot held.
    */
   applySnapshot(snap: Snapshot): void {
-    if (this.snap.metadata.index >= snap.metadata.index) throw new SnapshotOutOfDateError();
+    if (this.snap.metadata.index >= snap.metadata.index) throw new RaftError("SnapshotOutOfDate");
     this.snap = snap;
     this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: 0, data: EMPTY_BYTES }];
   }
@@ -117,11 +113,11 @@ export class MemoryStorage implements Storage {
   /**
    * Records a snapshot of the state machine at applied index i, so it can be sent to slow followers;
    * call compact() afterwards to drop the entries it covers.
-   * @throws SnapshotOutOfDateError if i is not newer than the snapshot held; UnavailableError if i > lastIndex().
+   * @throws RaftError SnapshotOutOfDate if i is not newer than the snapshot held; RaftError Unavailable if i > lastIndex().
    */
   createSnapshot(i: number, confState: ConfState | undefined, data: Uint8Array): Snapshot {
-    if (i <= this.snap.metadata.index) throw new SnapshotOutOfDateError();
-    if (i > this.lastIndex()) throw new UnavailableError();
+    if (i <= this.snap.metadata.index) throw new RaftError("SnapshotOutOfDate");
+    if (i > this.lastIndex()) throw new RaftError("Unavailable");
     const cs = confState ?? this.snap.metadata.confState;
     this.snap = {
       data,
@@ -137,12 +133,12 @@ export class MemoryStorage implements Storage {
   /**
    * Discards entries up to and including compactIndex. The caller must not compact past what it has
    * applied (and should have created a snapshot covering it).
-   * @throws CompactedError if already compacted that far; UnavailableError if compactIndex > lastIndex().
+   * @throws RaftError Compacted if already compacted that far; RaftError Unavailable if compactIndex > lastIndex().
    */
   compact(compactIndex: number): void {
     const offset = this.offset;
-    if (compactIndex <= offset) throw new CompactedError();
-    if (compactIndex > this.lastIndex()) throw new UnavailableError();
+    if (compactIndex <= offset) throw new RaftError("Compacted");
+    if (compactIndex > this.lastIndex()) throw new RaftError("Unavailable");
     const i = compactIndex - offset;
     const dummy = { term: this.ents[i]!.term, index: compactIndex, type: 0, data: EMPTY_BYTES };
     this.ents = [dummy, ...this.ents.slice(i + 1)];

@@ -4,7 +4,7 @@
 
 import { open, readFile, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { WalError, ioFailure } from "./errors.js";
+import { WalError, isWalError, ioFailure } from "./errors.js";
 
 const LOCK_FILE = "wal.lock";
 const heldInThisProcess = new Set<string>();
@@ -52,7 +52,7 @@ export class DirLock {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
           // A full disk cannot take even the pid: say so, with the file (a partial lock file is removed).
-          if (!WalError.is(e)) {
+          if (!isWalError(e)) {
             await unlink(path).catch(() => undefined);
             throw ioFailure("taking the WAL lock", path, e);
           }

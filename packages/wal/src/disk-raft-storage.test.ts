@@ -3,10 +3,9 @@ import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import {
-  CompactedError,
+  isRaftError,
   EntryType,
   RawNode,
-  SnapshotOutOfDateError,
   StateType,
   decodeConfChange,
   type ConfState,
@@ -14,7 +13,7 @@ import {
   type Snapshot,
 } from "@etcd-ts/raft";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
-import { WalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { Snapshotter, snapshotFileName } from "./snapshotter.js";
 import { entryData, makeEntries, tempDir } from "./testing/fixtures.js";
 import { Wal } from "./wal.js";
@@ -110,9 +109,9 @@ describe("DiskRaftStorage", () => {
     await s.compact(250); // keep 251.. in memory for slow followers
     assert.equal(s.firstIndex(), 251);
     assert.ok(s.walSegments().length < segmentsBefore, `${segmentsBefore} -> ${s.walSegments().length}`);
-    await assert.rejects(s.compact(350), (e) => WalError.is(e) && e.kind === "InvalidArgument");
-    await assert.rejects(s.createSnapshot(200, undefined, new Uint8Array(0)), SnapshotOutOfDateError);
-    await assert.rejects(s.compact(100), CompactedError);
+    await assert.rejects(s.compact(350), (e) => isWalError(e, "InvalidArgument"));
+    await assert.rejects(s.createSnapshot(200, undefined, new Uint8Array(0)), (e: unknown) => isRaftError(e, "SnapshotOutOfDate"));
+    await assert.rejects(s.compact(100), (e: unknown) => isRaftError(e, "Compacted"));
     await s.persist({ hardState: { term: 3, vote: 1n, commit: 410 }, entries: makeEntries(401, 10, 3) });
     await s.close();
 
@@ -139,7 +138,7 @@ describe("DiskRaftStorage", () => {
     await s.persist({ hardState: { term: 5, vote: 0n, commit: 100 }, entries: [], snapshot: leaderSnap });
     assert.equal(s.firstIndex(), 101);
     assert.equal(s.lastIndex(), 100);
-    await assert.rejects(s.applySnapshot(leaderSnap), SnapshotOutOfDateError);
+    await assert.rejects(s.applySnapshot(leaderSnap), (e: unknown) => isRaftError(e, "SnapshotOutOfDate"));
     await s.persist({ hardState: { term: 5, vote: 0n, commit: 102 }, entries: makeEntries(101, 3, 5) });
     await s.close();
 
@@ -203,7 +202,7 @@ describe("DiskRaftStorage", () => {
     assert.equal(await DiskRaftStorage.exists(dir), false);
     const s = await DiskRaftStorage.open(dir, { ...SMALL, confState: CONF });
     assert.equal(await DiskRaftStorage.exists(dir), true);
-    await assert.rejects(DiskRaftStorage.open(dir, SMALL), (e) => WalError.is(e) && e.kind === "Locked");
+    await assert.rejects(DiskRaftStorage.open(dir, SMALL), (e) => isWalError(e, "Locked"));
     await s.close();
   });
 

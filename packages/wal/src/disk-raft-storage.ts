@@ -7,8 +7,7 @@
 import { join } from "node:path";
 import {
   MemoryStorage,
-  SnapshotOutOfDateError,
-  UnavailableError,
+  RaftError,
   isEmptySnapshot,
   type ConfState,
   type Entry,
@@ -179,7 +178,7 @@ export class DiskRaftStorage implements Storage {
   async persist(update: PersistUpdate): Promise<void> {
     const snap = update.snapshot && !isEmptySnapshot(update.snapshot) ? update.snapshot : undefined;
     if (snap) {
-      if (snap.metadata.index <= this.memory.snapshot().metadata.index) throw new SnapshotOutOfDateError();
+      if (snap.metadata.index <= this.memory.snapshot().metadata.index) throw new RaftError("SnapshotOutOfDate");
       await this.snapshotter.save(snap);
       this.wal.saveSnapshotMarker({ index: snap.metadata.index, term: snap.metadata.term }, { replacesLog: true });
     }
@@ -192,7 +191,7 @@ export class DiskRaftStorage implements Storage {
   }
 
   /** Installs a snapshot received from the leader (replacing the whole log); durable when it resolves.
-   * @throws SnapshotOutOfDateError if not newer than the snapshot held. */
+   * @throws RaftError SnapshotOutOfDate if not newer than the snapshot held. */
   async applySnapshot(snap: Snapshot): Promise<void> {
     await this.persist({ entries: [], snapshot: snap });
   }
@@ -228,14 +227,14 @@ export class DiskRaftStorage implements Storage {
   /**
    * Records a snapshot of the state machine at applied index `index` (file, then WAL marker, synced) so
    * slow followers can be sent it and the log before it compacted. Resolves with the snapshot once durable.
-   * @throws SnapshotOutOfDateError if `index` is not newer than the snapshot held; UnavailableError if
+   * @throws RaftError SnapshotOutOfDate if `index` is not newer than the snapshot held; RaftError Unavailable if
    * `index` > lastIndex().
    */
   createSnapshot(index: number, confState: ConfState | undefined, data: Uint8Array): Promise<Snapshot> {
     const run = this.snapshotChain.then(async () => {
       const current = this.memory.snapshot().metadata;
-      if (index <= current.index) throw new SnapshotOutOfDateError();
-      if (index > this.memory.lastIndex()) throw new UnavailableError();
+      if (index <= current.index) throw new RaftError("SnapshotOutOfDate");
+      if (index > this.memory.lastIndex()) throw new RaftError("Unavailable");
       const cs = confState ?? current.confState;
       const snap: Snapshot = {
         data,
@@ -256,7 +255,7 @@ export class DiskRaftStorage implements Storage {
    * may keep entries before it, after `index`, to catch slow followers up without a snapshot). `index`
    * must not be past the snapshot (raft must be able to send a follower everything after what it
    * compacted: the snapshot, then entries).
-   * @throws WalError InvalidArgument past the snapshot; CompactedError if already compacted that far.
+   * @throws WalError InvalidArgument past the snapshot; RaftError Compacted if already compacted that far.
    */
   async compact(index: number): Promise<void> {
     const snapIndex = this.memory.snapshot().metadata.index;

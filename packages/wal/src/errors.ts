@@ -1,8 +1,9 @@
-// Errors of @etcd-ts/wal. One class with a stable `name` and a `kind`, so callers (the server's error
-// table) can branch on the kind without importing internals; `WalError.is()` compares names, so it works
-// across copies of the package.
-
-export type WalErrorKind =
+/**
+ * The one error class of @etcd-ts/wal. `code` says what went wrong, so callers (the server) can branch on
+ * it without importing internals; `isWalError(e, code)` compares the `name`, not the prototype, so it also
+ * recognises errors thrown by another installed copy of the package.
+ */
+export type WalErrorCode =
   /** A record or file failed its checksum, framing or sequence checks somewhere other than the torn tail
    * of the last segment. Nothing on disk was modified; a human (or a snapshot from the leader) must act. */
   | "Corrupt"
@@ -24,11 +25,8 @@ export type WalErrorKind =
   | "InvalidArgument";
 
 export class WalError extends Error {
-  static is(e: unknown): e is WalError {
-    return e instanceof Error && e.name === "WalError";
-  }
-
-  readonly kind: WalErrorKind;
+  override readonly name = "WalError";
+  readonly code: WalErrorCode;
   /** The file concerned, when there is one (absolute or as given to open()). */
   readonly file: string | undefined;
   /** Byte offset in `file` of the bad record, for Corrupt. */
@@ -37,19 +35,22 @@ export class WalError extends Error {
   readonly errno: string | undefined;
 
   constructor(
-    kind: WalErrorKind,
+    code: WalErrorCode,
     message: string,
     details: { file?: string; offset?: number; cause?: unknown; errno?: string | undefined } = {},
   ) {
     const where =
       details.file !== undefined ? ` (${details.file}${details.offset !== undefined ? ` at offset ${details.offset}` : ""})` : "";
     super(`wal: ${message}${where}`, details.cause !== undefined ? { cause: details.cause } : undefined);
-    this.name = "WalError";
-    this.kind = kind;
+    this.code = code;
     this.file = details.file;
     this.offset = details.offset;
     this.errno = details.errno;
   }
+}
+
+export function isWalError(e: unknown, code?: WalErrorCode): e is WalError {
+  return e instanceof Error && e.name === "WalError" && (code === undefined || (e as WalError).code === code);
 }
 
 /**

@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import { isRaftError } from "@etcd-ts/raft";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
-import { WalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { FRAME_HEADER_SIZE, RecordType } from "./record.js";
 import { Snapshotter } from "./snapshotter.js";
 import { makeEntries, tempDir } from "./testing/fixtures.js";
@@ -33,9 +34,9 @@ function params(): fc.Parameters<unknown> {
 
 /** Errors a reader may answer a damaged directory with: ours, typed, with a stable name. */
 function isTypedError(e: unknown): boolean {
-  if (WalError.is(e)) return true;
+  if (isWalError(e)) return true;
   // DiskRaftStorage rebuilds raft's MemoryStorage: its contract errors are typed too.
-  return e instanceof Error && /^(RaftError|CompactedError|UnavailableError|SnapshotOutOfDateError)$/.test(e.name);
+  return isRaftError(e);
 }
 
 function assertTyped(e: unknown): void {
@@ -242,7 +243,7 @@ describe("fuzzing the raft directory readers", () => {
   const bases = () => fc.constantFrom(base, fresh);
   after(async () => cleanup());
 
-  /** Outcomes of the last property: "opened", or the error's kind and the start of its message. */
+  /** Outcomes of the last property: "opened", or the error's code and the start of its message. */
   const outcomes = new Map<string, number>();
   const count = (outcome: string) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
   const report = (t: { diagnostic(message: string): void }) => {
@@ -289,8 +290,8 @@ describe("fuzzing the raft directory readers", () => {
         return true;
       } catch (e) {
         assertTyped(e);
-        const error = e as Error & { kind?: string };
-        count(`${error.kind ?? error.name}: ${error.message.replace(/ \(.*$/, "").replace(/\d+/g, "N").slice(0, 60)}`);
+        const error = e as Error & { code?: string };
+        count(`${error.code ?? error.name}: ${error.message.replace(/ \(.*$/, "").replace(/\d+/g, "N").slice(0, 60)}`);
         return false;
       }
     } finally {
@@ -308,7 +309,7 @@ describe("fuzzing the raft directory readers", () => {
     const records = frames(fresh.get(segment)!);
     const marker = records.findIndex((f) => fresh.get(segment)![f.start + 4] === RecordType.SnapshotMarker);
     const damaged = mutate(fresh, [{ kind: "dropRecord", file: [...fresh.keys()].sort().indexOf(segment), record: marker }], true);
-    await assert.rejects(Wal.open(join(await written(damaged), "wal"), { preallocate: false }), (e) => WalError.is(e) && e.kind === "Corrupt" && /no snapshot marker/.test(e.message));
+    await assert.rejects(Wal.open(join(await written(damaged), "wal"), { preallocate: false }), (e) => isWalError(e, "Corrupt") && /no snapshot marker/.test(e.message));
   });
 
   it("byte damage is refused with a typed error or repaired", { timeout: 600_000 }, async (t) => {

@@ -6,5 +6,5 @@ export type { SnapshotterOptions } from "./snapshotter.js";
 export { DiskRaftStorage } from "./disk-raft-storage.js";
 export type { DiskRaftStorageOptions, PersistUpdate } from "./disk-raft-storage.js";
 export { MAX_ENTRY_DATA_BYTES } from "./record.js";
-export { WalError } from "./errors.js";
-export type { WalErrorKind } from "./errors.js";
+export { WalError, isWalError } from "./errors.js";
+export type { WalErrorCode } from "./errors.js";

@@ -3,7 +3,7 @@ import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { Snapshot } from "@etcd-ts/raft";
-import { WalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { Snapshotter, snapshotFileName } from "./snapshotter.js";
 import { entryData, tempDir } from "./testing/fixtures.js";
 
@@ -45,7 +45,7 @@ describe("Snapshotter", () => {
     const bytes = await readFile(newest);
     bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 1;
     await writeFile(newest, bytes);
-    await assert.rejects(s.load({ index: 30, term: 2 }), (e) => WalError.is(e) && e.kind === "Corrupt");
+    await assert.rejects(s.load({ index: 30, term: 2 }), (e) => isWalError(e, "Corrupt"));
 
     const got = await s.loadNewest();
     assert.equal(got?.metadata.index, 20);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from "@etcd-ts/raft";
 import { fsyncDir, writeFileAtomic } from "./durable-fs.js";
-import { WalError, ioFailure } from "./errors.js";
+import { WalError, isWalError, ioFailure } from "./errors.js";
 import { readU64, writeU64, type SnapshotMarker } from "./record.js";
 
 const MAGIC = Buffer.from("etssnap1", "latin1");
@@ -124,7 +124,7 @@ export class Snapshotter {
       try {
         return await this.load(marker);
       } catch (e) {
-        if (!WalError.is(e) || e.kind !== "Corrupt") throw e;
+        if (!isWalError(e, "Corrupt")) throw e;
         const path = join(this.dir, snapshotFileName(marker));
         await rename(path, `${path}.broken`);
         await fsyncDir(this.dir);

@@ -8,7 +8,7 @@ import { copyFile, mkdir, readFile, readdir, stat, truncate, unlink, writeFile }
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { WalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { entryData, makeEntries, tempDir } from "./testing/fixtures.js";
 import { Wal } from "./wal.js";
 
@@ -34,7 +34,7 @@ async function copyWal(from: string, to: string): Promise<void> {
 
 function isCorrupt(file: string, check?: (offset: number) => boolean) {
   return (e: unknown): boolean => {
-    if (!WalError.is(e) || e.kind !== "Corrupt") return false;
+    if (!isWalError(e, "Corrupt")) return false;
     assert.ok(e.file?.endsWith(file), `error names ${e.file}, expected ${file}`);
     assert.ok(e.offset !== undefined, "error names an offset");
     assert.match(e.message, /offset \d+/);
@@ -260,7 +260,7 @@ describe("Wal crash safety", () => {
     dir = join(root, "missing");
     await copyWal(src, dir);
     await unlink(join(dir, names[1]!));
-    await assert.rejects(Wal.open(dir), (e) => WalError.is(e) && e.kind === "Corrupt");
+    await assert.rejects(Wal.open(dir), (e) => isWalError(e, "Corrupt"));
 
     // An older segment cut short is corruption, not a torn tail (it was synced before the next began).
     dir = join(root, "short-old");

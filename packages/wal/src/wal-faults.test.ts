@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { Entry } from "@etcd-ts/raft";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
-import { WalError } from "./errors.js";
+import { WalError, isWalError } from "./errors.js";
 import { FaultyFileOps } from "./testing/faulty-file-ops.js";
 import { mountSmallFileSystem } from "./testing/small-fs.js";
 import { entryData, makeEntries, tempDir } from "./testing/fixtures.js";
@@ -21,8 +21,8 @@ const SEGMENT = 64 * 1024;
 
 function failedWith(errno: string, what: RegExp) {
   return (e: unknown): boolean => {
-    assert.ok(WalError.is(e), `not a WalError: ${String(e)}`);
-    assert.equal(e.kind, "Failed");
+    assert.ok(isWalError(e), `not a WalError: ${String(e)}`);
+    assert.equal(e.code, "Failed");
     assert.equal(e.errno, errno);
     assert.match(e.message, what);
     assert.ok(e.file !== undefined && e.message.includes(e.file), "the message names the file");

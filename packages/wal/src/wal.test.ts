@@ -3,7 +3,7 @@ import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { Entry } from "@etcd-ts/raft";
-import { WalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { makeEntries, tempDir } from "./testing/fixtures.js";
 import { Wal } from "./wal.js";
 
@@ -120,7 +120,7 @@ describe("Wal", () => {
     assert.equal(r.wal.lastIndex, 320);
     // Entries after a released marker can no longer be asked for.
     await r.wal.close();
-    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 0, term: 0 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
+    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 0, term: 0 } }), (e) => isWalError(e, "SnapshotNotFound"));
   });
 
   it("opens at an older marker, and refuses one that is not in the WAL", async () => {
@@ -142,7 +142,7 @@ describe("Wal", () => {
     assert.equal(r.entries[0]!.index, 11);
     assert.equal(r.entries.length, 20);
     await r.wal.close();
-    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 15, term: 1 } }), (e) => WalError.is(e) && e.kind === "SnapshotNotFound");
+    await assert.rejects(Wal.open(dir, { ...OPTS, at: { index: 15, term: 1 } }), (e) => isWalError(e, "SnapshotNotFound"));
   });
 
   it("a marker that replaces the log (snapshot from the leader) discards the entries; the log continues after it", async () => {
@@ -168,7 +168,7 @@ describe("Wal", () => {
   it("rejects saves that break the log's contracts, saving nothing", async () => {
     const wal = await Wal.create(dir, META, OPTS);
     wal.save(undefined, makeEntries(1, 5));
-    const invalid = (e: unknown) => WalError.is(e) && e.kind === "InvalidArgument";
+    const invalid = (e: unknown) => isWalError(e, "InvalidArgument");
     assert.throws(() => wal.save(undefined, makeEntries(7, 1)), invalid); // gap
     assert.throws(() => wal.save(undefined, [...makeEntries(6, 1), ...makeEntries(8, 1)]), invalid); // not contiguous
     wal.saveSnapshotMarker({ index: 3, term: 1 });
@@ -199,20 +199,20 @@ describe("Wal", () => {
 
   it("locks the directory: a second open fails until the first closes", async () => {
     const wal = await Wal.create(dir, META, OPTS);
-    await assert.rejects(Wal.open(dir, OPTS), (e) => WalError.is(e) && e.kind === "Locked");
+    await assert.rejects(Wal.open(dir, OPTS), (e) => isWalError(e, "Locked"));
     await wal.close();
     const r = await Wal.open(dir, OPTS);
     await r.wal.close();
-    await assert.rejects(Wal.create(dir, META, OPTS), (e) => WalError.is(e) && e.kind === "Exists");
+    await assert.rejects(Wal.create(dir, META, OPTS), (e) => isWalError(e, "Exists"));
   });
 
   it("reports NotFound for a directory without a WAL, and Closed after close", async () => {
-    await assert.rejects(Wal.open(dir, OPTS), (e) => WalError.is(e) && e.kind === "NotFound");
+    await assert.rejects(Wal.open(dir, OPTS), (e) => isWalError(e, "NotFound"));
     assert.equal(await Wal.exists(dir), false);
     const wal = await Wal.create(dir, META, OPTS);
     assert.equal(await Wal.exists(dir), true);
     await wal.close();
-    assert.throws(() => wal.save(undefined, makeEntries(1, 1)), (e) => WalError.is(e) && e.kind === "Closed");
+    assert.throws(() => wal.save(undefined, makeEntries(1, 1)), (e) => isWalError(e, "Closed"));
   });
 
   it("removes temp files of an interrupted segment roll or preallocation on open", async () => {
@@ -234,7 +234,7 @@ describe("Wal", () => {
     // Pull the file out from under it: the next write fails with EBADF.
     await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
     wal.save(undefined, makeEntries(4, 1));
-    const failed = (e: unknown) => WalError.is(e) && e.kind === "Failed";
+    const failed = (e: unknown) => isWalError(e, "Failed");
     await assert.rejects(wal.sync(), failed);
     assert.throws(() => wal.save(undefined, makeEntries(5, 1)), failed);
     await assert.rejects(wal.sync(), failed);

@@ -1,6 +1,6 @@
 // Test helpers: build raft nodes on MemoryStorage and pass messages between them synchronously, with
 // cuts, isolation and drops (in the spirit of etcd's `network` test helper). Not part of the public API.
-import { ProposalDroppedError } from "../errors.js";
+import { isRaftError } from "../errors.js";
 import { Raft, type Config } from "../raft.js";
 import { SeededRand } from "../rand.js";
 import { MemoryStorage } from "../storage.js";
@@ -96,7 +96,7 @@ export class Network {
       try {
         p.step(m);
       } catch (e) {
-        if (!ProposalDroppedError.is(e)) throw e;
+        if (!isRaftError(e, "ProposalDropped")) throw e;
       }
       queue.push(...this.filter(readMessages(p)));
     }

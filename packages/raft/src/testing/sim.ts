@@ -3,7 +3,7 @@
 // nodes that crash (losing everything not persisted) and restart from their MemoryStorage. Every Ready is
 // checked against Raft's safety properties; a violation throws SafetyViolation.
 import { decodeConfChange } from "../codec.js";
-import { ProposalDroppedError } from "../errors.js";
+import { isRaftError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SeededRand } from "../rand.js";
 import { RawNode, SnapshotStatus, type Ready } from "../rawnode.js";
@@ -209,7 +209,7 @@ export class SimCluster {
       n.raw.propose(new TextEncoder().encode(payload));
       this.log(`propose ${payload} at ${id}`);
     } catch (e) {
-      if (!ProposalDroppedError.is(e)) throw e;
+      if (!isRaftError(e, "ProposalDropped")) throw e;
       this.log(`propose ${payload} at ${id}: dropped`);
       return false;
     } finally {
@@ -225,7 +225,7 @@ export class SimCluster {
       n.raw.proposeConfChange(cc);
       this.log(`propose conf change ${cc.type}:${cc.nodeId} at ${id}`);
     } catch (e) {
-      if (!ProposalDroppedError.is(e)) throw e;
+      if (!isRaftError(e, "ProposalDropped")) throw e;
       return false;
     } finally {
       this.processReadies();
@@ -312,7 +312,7 @@ export class SimCluster {
     try {
       to.raw.step(m);
     } catch (e) {
-      if (!ProposalDroppedError.is(e) && !(e instanceof Error && e.name === "StepPeerNotFoundError")) throw e;
+      if (!isRaftError(e, "ProposalDropped") && !isRaftError(e, "StepPeerNotFound")) throw e;
     }
     if (m.type === MessageType.Snap) this.snapshotReports.push({ leader: m.from, to: m.to, status: SnapshotStatus.Finish });
     this.processReadies();

@@ -51,7 +51,7 @@ test("a failed persist stops the raft loop: onFatal is told once, the Ready's en
   await until(() => applied.some((e) => e.data.byteLength > 0), "the first proposal is applied");
   const appliedBefore = applied.length;
 
-  const walError = Object.assign(new Error("wal: fdatasync failed: EIO: i/o error, fdatasync"), { name: "WalError", kind: "Failed" });
+  const walError = Object.assign(new Error("wal: fdatasync failed: EIO: i/o error, fdatasync"), { name: "WalError", code: "Failed" });
   storage.failWith = walError;
   log.propose(new TextEncoder().encode("b"));
   await until(() => fatal.length > 0, "onFatal is called");

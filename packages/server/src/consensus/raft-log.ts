@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import {
   ConfChangeType,
   EntryType,
-  ProposalDroppedError,
   RawNode,
   SeededRand,
   SnapshotStatus,
   StateType,
   decodeConfChange,
   encodeConfChange,
+  isRaftError,
   type ConfChange,
   type ConfState,
   type Entry,
@@ -140,7 +140,7 @@ export class RaftLog implements ReplicatedLog {
     try {
       this.node.propose(data);
     } catch (error) {
-      if (error instanceof ProposalDroppedError) throw RpcError.of("noLeader");
+      if (isRaftError(error, "ProposalDropped")) throw RpcError.of("noLeader");
       throw error;
     }
     this.schedule();
@@ -151,7 +151,7 @@ export class RaftLog implements ReplicatedLog {
     try {
       this.node.proposeConfChange(change);
     } catch (error) {
-      if (error instanceof ProposalDroppedError) throw RpcError.of("noLeader");
+      if (isRaftError(error, "ProposalDropped")) throw RpcError.of("noLeader");
       throw error;
     }
     this.schedule();
