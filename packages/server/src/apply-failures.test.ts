@@ -153,7 +153,7 @@ test("an entry whose apply throws after writing is skipped on every member: its 
   assert.match(error.message, /^etcdserver: the request failed to apply and was skipped: injected failure writing key$/);
   await watchEnded; // the state was reloaded from the backend
   assert.deepEqual(await keys(first), ["a0", "a1", "a2"]);
-  const revision = first.store.currentRevision();
+  const revision = first.state.store.currentRevision();
   assert.equal(revision, 4, "the skipped txn took no revision");
   await first.put(put("a3"));
   await first.stop();
@@ -164,7 +164,7 @@ test("an entry whose apply throws after writing is skipped on every member: its 
   await second.ready();
   assert.deepEqual(await keys(second), ["a0", "a1", "a2", "a3"]);
   await second.put(put("a4"));
-  assert.equal(second.store.currentRevision(), 6);
+  assert.equal(second.state.store.currentRevision(), 6);
 });
 
 test("three members skip the same failing entry and stay identical", { timeout: 120_000 }, async (t) => {

@@ -35,34 +35,30 @@ import {
 } from "@etcd-ts/api";
 import { AuthStore, isAuthError, newTokenProvider, parseSimpleToken, type AuthInfo } from "@etcd-ts/auth";
 import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
-import { WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
-import { MvccStore } from "@etcd-ts/mvcc";
 import { ConfChangeType, EntryType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
-import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { rm } from "node:fs/promises";
 import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
 import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
 import { existsSync } from "node:fs";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
-import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, isWalError } from "@etcd-ts/wal";
-import { TXN_DECODE_RECURSION_LIMIT, createKvApplier, isApplyEntryError, validateRequest } from "./apply/index.js";
-import type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier } from "./apply/types.js";
+import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, WalError } from "@etcd-ts/wal";
+import { TXN_DECODE_RECURSION_LIMIT, isApplyEntryError, validateRequest } from "./apply/index.js";
+import type { ApplyBatchResult, ApplyResult, CommittedRequest } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
 import { RaftLog, type RaftLogOptions } from "./consensus/raft-log.js";
 import type { LogEntry, PeerProgress, ReplicatedLog } from "./consensus/replicated-log.js";
 import { hashBackend } from "./hash.js";
-import { AuthRequestApplier, authorizeEntry, leaseKeysOf } from "./apply/auth-applier.js";
-import { LeaseApplier } from "./apply/lease-applier.js";
+import { leaseKeysOf } from "./apply/auth-applier.js";
 import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwarding } from "./peer/lease-forwarding.js";
 import { silentLogger, type Logger } from "./log.js";
-import { MemberAttributesApplier } from "./apply/member-attributes-applier.js";
 import { MembershipChangeApplier } from "./membership/conf-change-applier.js";
-import { AlarmApplier, AlarmStore, alarmRefusal, answerOverQuota } from "./apply/alarm.js";
+import { AlarmStore, answerOverQuota } from "./apply/alarm.js";
 import { CorruptionChecker } from "./corruption-check.js";
 import { Membership, type Member } from "./membership/membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport, maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
+import { MemberState, type MemberStateDeps } from "./member-state.js";
 
 /** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
 export interface CancellableCall {
@@ -128,11 +124,8 @@ export class EtcdServer {
   readonly membership: Membership;
   readonly lessor: Lessor;
   readonly auth: AuthStore;
-  /** Replaced (with `watchable` and the applier) when a snapshot from the leader replaces the backend. */
-  store: MvccStore;
-  /** Every watcher of every client stream, fed by the store's write observer. */
-  watchable: WatchableStore;
-  private applier: KvApplier;
+  /** Replaced as one unit when a snapshot from the leader replaces the backend (see `state`). */
+  private current: MemberState;
   /** Databases received from the leader, by the raft index they hold, until raft installs them. */
   private readonly receivedSnapshots = new Map<number, string>();
   private readonly snapshotsInFlight = new Set<bigint>();
@@ -188,7 +181,7 @@ export class EtcdServer {
 
   private constructor(
     options: EtcdServerOptions,
-    parts: { membership: Membership; store: MvccStore; lessor: Lessor; auth: AuthStore; storage: DiskRaftStorage; logger: Logger },
+    parts: { membership: Membership; state: MemberState; lessor: Lessor; auth: AuthStore; alarms: AlarmStore; storage: DiskRaftStorage; logger: Logger },
   ) {
     this.config = options.config;
     this.backend = options.backend;
@@ -196,15 +189,12 @@ export class EtcdServer {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
     this.membership = parts.membership;
-    this.store = parts.store;
     this.lessor = parts.lessor;
     this.auth = parts.auth;
     this.storage = parts.storage;
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
-    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
-    this.alarms = new AlarmStore(options.config.quotaBackendBytes);
-    this.alarms.restore(options.backend);
-    this.applier = this.makeApplier();
+    this.alarms = parts.alarms;
+    this.current = parts.state;
     const localId = this.membership.localId;
     this.transport = new PeerTransport(localId, this.membership.clusterId, {
       onMessage: (m) => this.log.step(m),
@@ -219,7 +209,7 @@ export class EtcdServer {
         memberId: localId,
         isLeader: () => this.isLeader(),
         members: () => this.membership.list(),
-        localHashKV: (revision) => this.store.hashByRev(revision),
+        localHashKV: (revision) => this.current.store.hashByRev(revision),
         proposeRequest: (request) => this.proposeRequest(request, this.selfAuth()),
       },
       this.logger,
@@ -228,7 +218,7 @@ export class EtcdServer {
     this.membershipChanges = new MembershipChangeApplier({
       membership: this.membership,
       peers: this.transport,
-      store: () => this.store,
+      store: () => this.current.store,
       logger: this.logger,
       settle: (requestId, error) => (error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error)),
       onLocalRemoved: () => this.onLocalRemoved(),
@@ -286,13 +276,13 @@ export class EtcdServer {
       clock: options.clock ?? systemClock,
       minLeaseTTL: minLeaseTTLFor(options.electionTicks ?? 10, tickMs),
     });
-    // The store keeps keys attached to their leases (on open, and as puts and deletes apply), so a
-    // revoke finds every key to delete in one revision.
-    let store = MvccStore.open(backend, { leases: lessor });
+    const store = MemberState.openStore(backend, lessor);
     const auth = await AuthStore.open(backend, {
       tokenProvider: newTokenProvider(config.authToken, { simpleTokenTtlMs: config.authTokenTtl * 1000 }),
       bcryptCost: config.bcryptCost,
     });
+    const alarms = new AlarmStore(config.quotaBackendBytes);
+    alarms.restore(backend);
 
     let membership = Membership.load(backend);
     const hasLog = await DiskRaftStorage.exists(raftDir);
@@ -315,28 +305,26 @@ export class EtcdServer {
       storage.setHardState({ term: 1, vote: 0n, commit: 0 });
       await storage.sync();
     }
+    const stateDeps = { backend, lessor, auth, alarms, membership, logger };
+    let state = new MemberState(stateDeps, store);
     const raftSnapshotIndex = storage.snapshot().metadata.index;
-    if (raftSnapshotIndex > store.consistentIndex()) {
+    if (raftSnapshotIndex > state.store.consistentIndex()) {
       // A snapshot from the leader was persisted in the raft log but the process stopped before the
       // received database became the backend: install it now, or the log would apply on stale state.
       const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
       if (!existsSync(file)) {
-        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
+        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
       }
-      store.close();
-      await restoreBoltSnapshot(file, backend);
-      await membership.reloadAfterSnapshot(backend);
-      lessor.recover(backend);
-      backend.view((txn) => auth.recover(txn));
-      store = MvccStore.open(backend, { leases: lessor });
+      state.close();
+      ({ state } = await MemberState.installDatabase(file, stateDeps));
       await rm(file, { force: true });
       logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
     }
     // Whatever else is left there raft never took (it declined an old index, or the process stopped
     // mid-transfer): each file may be as large as the whole database, and none can be installed now.
     await rm(receivedSnapshotDir(config.dataDir), { recursive: true, force: true });
-    const server = new EtcdServer(options, { membership, store, lessor, auth, storage, logger });
-    server.applied.advance(server.applier.consistentIndex());
+    const server = new EtcdServer(options, { membership, state, lessor, auth, alarms, storage, logger });
+    server.applied.advance(server.current.applier.consistentIndex());
     await server.peerServer.listen(config.listenPeerUrls);
     server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
     server.leaseTimer = setInterval(() => {
@@ -351,8 +339,8 @@ export class EtcdServer {
     logger.info(hasLog ? "restarted member" : "started a new member", {
       "member-id": membership.localId,
       "cluster-id": membership.clusterId,
-      "consistent-index": server.applier.consistentIndex(),
-      revision: server.applier.currentRevision(),
+      "consistent-index": server.current.applier.consistentIndex(),
+      revision: server.current.applier.currentRevision(),
     });
     return server;
   }
@@ -378,7 +366,7 @@ export class EtcdServer {
   }
 
   /** The header every response carries. */
-  header(revision: bigint = BigInt(this.applier.currentRevision())): ResponseHeader {
+  header(revision: bigint = BigInt(this.current.applier.currentRevision())): ResponseHeader {
     return create(ResponseHeaderSchema, {
       clusterId: this.membership.clusterId,
       memberId: this.membership.localId,
@@ -394,7 +382,7 @@ export class EtcdServer {
     validateRequest({ case: "range", value: request }, { maxTxnOps: this.config.maxTxnOps });
     if (!request.serializable) await this.linearizableBarrier();
     this.checkAuth(() => this.auth.checkRange(caller, request));
-    return this.stamp(this.applier.range(request));
+    return this.stamp(this.current.applier.range(request));
   }
 
   /**
@@ -405,7 +393,7 @@ export class EtcdServer {
   async probeRead(serializable: boolean): Promise<void> {
     this.checkRunning();
     if (!serializable) await this.linearizableBarrier();
-    this.applier.range(create(RangeRequestSchema, { key: HEALTH_KEY, limit: 1n, keysOnly: true, serializable }));
+    this.current.applier.range(create(RangeRequestSchema, { key: HEALTH_KEY, limit: 1n, keysOnly: true, serializable }));
   }
 
   async put(request: PutRequest, caller?: AuthInfo): Promise<PutResponse> {
@@ -422,7 +410,7 @@ export class EtcdServer {
       validateRequest({ case: "txn", value: request }, { maxTxnOps: this.config.maxTxnOps });
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       this.checkAuth(() => this.auth.checkTxn(caller, request, leaseKeysOf(this.lessor)));
-      return this.stamp(this.applier.readOnlyTxn(request));
+      return this.stamp(this.current.applier.readOnlyTxn(request));
     }
     return this.stamp((await this.proposeWrite({ case: "txn", value: request }, caller)) as TxnResponse);
   }
@@ -626,11 +614,12 @@ export class EtcdServer {
   async hashKV(revision: number, caller?: AuthInfo): Promise<HashKVResponse> {
     this.checkRunning();
     this.checkAdmin(caller);
-    const current = this.store.currentRevision();
-    const compacted = this.store.compactRevision();
+    const { store } = this.current;
+    const current = store.currentRevision();
+    const compacted = store.compactRevision();
     if (revision > 0 && revision <= compacted) throw RpcError.of("compacted");
     if (revision > current) throw RpcError.of("futureRev");
-    const { hash, currentRevision, compactRevision } = this.store.hashByRev(revision);
+    const { hash, currentRevision, compactRevision } = store.hashByRev(revision);
     return create(HashKVResponseSchema, { header: this.header(BigInt(currentRevision)), hash, compactRevision: BigInt(compactRevision) });
   }
 
@@ -669,9 +658,8 @@ export class EtcdServer {
     await this.peerServer.close();
     this.waits.failAll(RpcError.of("stopped"));
     this.confChangeWaits.failAll(RpcError.of("stopped"));
-    this.watchable.close();
+    this.current.close();
     this.lessor.close();
-    this.store.close();
     await this.storage.close();
   }
 
@@ -696,7 +684,15 @@ export class EtcdServer {
     return this.log.progress();
   }
 
-  /** Called when a snapshot from the leader is about to replace the store (and `watchable`); returns an unsubscribe. */
+  /**
+   * The member's state now: its MVCC store, the watchable store of its watchers, its applier. A snapshot
+   * from the leader replaces it as a whole, so read it when needed rather than keeping it.
+   */
+  get state(): MemberState {
+    return this.current;
+  }
+
+  /** Called when a snapshot from the leader is about to replace the `state`; returns an unsubscribe. */
   onStateReplaced(listener: () => void): () => void {
     this.stateReplacedListeners.add(listener);
     return () => this.stateReplacedListeners.delete(listener);
@@ -842,7 +838,7 @@ export class EtcdServer {
     let entries = committed;
     for (;;) {
       try {
-        const batch = this.applier.applyBatch(entries);
+        const batch = this.current.applier.applyBatch(entries);
         if (skipped.size === 0) return batch;
         return { durable: batch.durable, results: batch.results.map((result, i) => (skipped.has(i) ? { ok: false, error: skipped.get(i)! } : result)) };
       } catch (error) {
@@ -863,24 +859,17 @@ export class EtcdServer {
    */
   private reloadStateFromBackend(): void {
     this.closeState();
-    this.openState();
+    this.current = MemberState.reload(this.stateDeps());
   }
 
-  /** Ends the watch streams and closes the stores built on the backend (before it is reloaded or replaced). */
+  /** Ends the watch streams and closes the state built on the backend (before it is reloaded or replaced). */
   private closeState(): void {
     for (const listener of [...this.stateReplacedListeners]) listener();
-    this.watchable.close();
-    this.store.close();
+    this.current.close();
   }
 
-  /** Builds leases, auth, alarms, the MVCC store, the watchable store and the applier from the backend. */
-  private openState(): void {
-    this.lessor.recover(this.backend);
-    this.backend.view((txn) => this.auth.recover(txn));
-    this.alarms.restore(this.backend);
-    this.store = MvccStore.open(this.backend, { leases: this.lessor });
-    this.watchable = new WatchableStore(watchableKVFromMvcc(this.store));
-    this.applier = this.makeApplier();
+  private stateDeps(): MemberStateDeps {
+    return { backend: this.backend, lessor: this.lessor, auth: this.auth, alarms: this.alarms, membership: this.membership, logger: this.logger };
   }
 
   /** etcd stops a member that applied its own removal; the answer to the removal goes out first. */
@@ -906,12 +895,12 @@ export class EtcdServer {
     const detail = error instanceof Error ? error.message : String(error);
     // The raft loop also halts on what is not the disk (a bug while applying); say which it was, so an
     // operator does not replace a healthy disk.
-    const disk = isStorageError(error) || (isWalError(error) && error.errno !== undefined);
+    const disk = isStorageError(error) || (WalError.is(error) && error.errno !== undefined);
     this.failure = new Error(`${disk ? "its disk failed: " : ""}${what}: ${detail}`, { cause: error });
     this.logger.error(disk ? "the member stops: its disk failed; free space or repair the disk, then restart it" : "the member stops: it cannot go on safely", {
       reason: what,
       error: detail,
-      ...(isWalError(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
+      ...(WalError.is(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
       ...(isStorageError(error) ? { code: error.code } : {}),
     });
     this.markFailed(this.failure);
@@ -956,7 +945,7 @@ export class EtcdServer {
       })
       .catch((error: unknown) => {
         // A snapshot file or WAL write that failed (disk full or failing): as etcd, which panics then.
-        if (isWalError(error, "Failed")) this.stopOnFailure("saving a raft snapshot failed", error);
+        if (WalError.is(error) && error.kind === "Failed") this.stopOnFailure("saving a raft snapshot failed", error);
         else this.logger.warn("raft snapshot failed", { error: String(error) });
       });
   }
@@ -964,15 +953,6 @@ export class EtcdServer {
   private send(messages: readonly Message[]): void {
     for (const m of messages) if (m.type === MessageType.Snap) this.sendBackendSnapshot(m);
     this.transport.send(messages.filter((m) => m.type !== MessageType.Snap));
-  }
-
-  private makeApplier(): KvApplier {
-    return createKvApplier(this.store, {
-      leases: this.lessor,
-      requestAppliers: [new LeaseApplier(this.lessor), new MemberAttributesApplier(this.membership), new AuthRequestApplier(this.auth), new AlarmApplier(this.alarms, this.logger)],
-      authorize: authorizeEntry(this.auth, this.lessor),
-      refuse: (request) => alarmRefusal(this.alarms, request.request),
-    });
   }
 
   /**
@@ -1044,13 +1024,12 @@ export class EtcdServer {
     if (file === undefined) throw new Error(`raft installed a snapshot at index ${index} but no database was received for it`);
     this.receivedSnapshots.delete(index);
     await this.lastDurable.catch(() => undefined);
-    await this.store.compactionsDone();
+    await this.current.store.compactionsDone();
     // Watch streams on the old store end with an error their clients retry on, resuming from the last
     // revision they saw against the new store (etcd resyncs its watchers; ours are bound to one store).
     this.closeState();
-    const restored = await restoreBoltSnapshot(file, this.backend);
-    await this.membership.reloadAfterSnapshot(this.backend);
-    this.openState();
+    const restored = await MemberState.installDatabase(file, this.stateDeps());
+    this.current = restored.state;
     const members = new Set(this.membership.list().map((m) => m.id));
     for (const m of this.membership.list()) this.transport.updatePeer(m.id, m.peerUrls);
     for (const id of this.transport.peerIds()) if (!members.has(id)) this.transport.removePeer(id);
@@ -1058,7 +1037,7 @@ export class EtcdServer {
     this.applied.advance(index);
     await rm(file, { force: true });
     this.dropDeclinedSnapshots();
-    this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.store.currentRevision() });
+    this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.current.store.currentRevision() });
   }
 
   private onLeadershipChange(isLeader: boolean, leader: bigint): void {
@@ -1112,7 +1091,7 @@ export class EtcdServer {
   }
 
   private stamp<T extends { header?: ResponseHeader }>(response: T): T {
-    const revision = response.header?.revision ?? BigInt(this.applier.currentRevision());
+    const revision = response.header?.revision ?? BigInt(this.current.applier.currentRevision());
     response.header = this.header(revision);
     return response;
   }

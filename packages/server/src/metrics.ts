@@ -68,7 +68,7 @@ export class ServerMetrics {
     r.gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
     r.gauge("etcd_debugging_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
     r.gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", () => server()?.backend.sizeInUse() ?? 0);
-    r.gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", () => server()?.store.indexedKeys() ?? 0);
+    r.gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", () => server()?.state.store.indexedKeys() ?? 0);
     this.walFsync = r.histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS);
     this.backendCommit = r.histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS);
     r.gauge("etcd_disk_wal_write_bytes_total", "Total number of bytes written in WAL.", () => this.walStorage()?.walMetrics().bytesWritten ?? 0);

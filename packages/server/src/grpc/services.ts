@@ -117,13 +117,13 @@ export function addEtcdServices(grpcServer: Server, etcd: EtcdServer, logger: Lo
 
   const watch: UntypedServiceImplementation = {
     Watch: (call: ServerDuplexStream<WatchRequest, unknown>) => {
-      // The store behind `watchable` is replaced when a snapshot from the leader is installed: end the
+      // The state behind `watchable` is replaced when a snapshot from the leader is installed: end the
       // stream with an error clients retry on (they resume from their last revision).
       const unsubscribe = etcd.onStateReplaced(() =>
         call.emit("error", { code: GrpcCode.UNAVAILABLE, details: "etcdserver: the member installed a snapshot from the leader" }),
       );
       call.once("close", unsubscribe);
-      serveWatch(call, etcd, etcd.watchable, { token: tokenOf(call), stats });
+      serveWatch(call, etcd, etcd.state.watchable, { token: tokenOf(call), stats });
     },
   };
   grpcServer.addService(grpcServiceDefinition(Watch), watch);
