@@ -22,11 +22,5 @@ export { ManualClock, systemClock } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { MAX_LEASE_ID, cryptoRandomSource, randomLeaseId } from "./lease-id.js";
 export type { RandomSource } from "./lease-id.js";
-export {
-  LEASE_BUCKET,
-  decodeLeaseRecord,
-  encodeLeaseRecord,
-  leaseIdFromKey,
-  leaseIdKey,
-} from "./lease-record.js";
+export { decodeLeaseRecord, encodeLeaseRecord, leaseIdFromKey, leaseIdKey } from "./lease-record.js";
 export type { LeaseRecord } from "./lease-record.js";

@@ -10,7 +10,6 @@ import { LeaseRecordError } from "./errors.js";
  * varint of its 64-bit two's complement (a negative value takes 10 bytes). Decoding accepts any valid
  * encoding of the message: fields in any order, repeated (the last wins), unknown fields skipped.
  */
-export const LEASE_BUCKET = "lease";
 
 export interface LeaseRecord {
   readonly id: bigint;

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { LEASE_BUCKET } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import { ManualClock } from "./clock.js";
 import { LeaseError, isLeaseError, isLeaseRecordError } from "./errors.js";
 import type { LeaseErrorKind } from "./errors.js";
-import { LEASE_BUCKET, decodeLeaseRecord, leaseIdKey } from "./lease-record.js";
+import { decodeLeaseRecord, leaseIdKey } from "./lease-record.js";
 import { DEFAULT_MIN_LEASE_TTL, Lessor, MAX_LEASE_TTL, minLeaseTTLFor } from "./lessor.js";
 import type { AttachedKeyDeleter, LeaseBucketTxn, LessorOptions } from "./lessor.js";
 

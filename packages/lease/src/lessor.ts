@@ -1,3 +1,4 @@
+import { LEASE_BUCKET } from "@etcd-ts/schema";
 import type { Backend } from "@etcd-ts/storage";
 import { systemClock } from "./clock.js";
 import type { Clock } from "./clock.js";
@@ -6,7 +7,7 @@ import type { LeaseErrorKind } from "./errors.js";
 import { ExpiryQueue, TimeHeap } from "./expiry-queue.js";
 import { randomLeaseId } from "./lease-id.js";
 import type { RandomSource } from "./lease-id.js";
-import { LEASE_BUCKET, decodeLeaseRecord, encodeLeaseRecord, leaseIdFromKey, leaseIdKey } from "./lease-record.js";
+import { decodeLeaseRecord, encodeLeaseRecord, leaseIdFromKey, leaseIdKey } from "./lease-record.js";
 
 /** The largest TTL (seconds) a grant may ask for; above it the grant fails with `leaseTTLTooLarge`. */
 export const MAX_LEASE_TTL = 9_000_000_000;
