@@ -41,7 +41,7 @@ import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-
 import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
 import { existsSync } from "node:fs";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
-import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, WalError } from "@etcd-ts/wal";
+import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, isWalError } from "@etcd-ts/wal";
 import { TXN_DECODE_RECURSION_LIMIT, isApplyEntryError, validateRequest } from "./apply/index.js";
 import type { ApplyBatchResult, ApplyResult, CommittedRequest } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
@@ -895,12 +895,12 @@ export class EtcdServer {
     const detail = error instanceof Error ? error.message : String(error);
     // The raft loop also halts on what is not the disk (a bug while applying); say which it was, so an
     // operator does not replace a healthy disk.
-    const disk = isStorageError(error) || (WalError.is(error) && error.errno !== undefined);
+    const disk = isStorageError(error) || (isWalError(error) && error.errno !== undefined);
     this.failure = new Error(`${disk ? "its disk failed: " : ""}${what}: ${detail}`, { cause: error });
     this.logger.error(disk ? "the member stops: its disk failed; free space or repair the disk, then restart it" : "the member stops: it cannot go on safely", {
       reason: what,
       error: detail,
-      ...(WalError.is(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
+      ...(isWalError(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
       ...(isStorageError(error) ? { code: error.code } : {}),
     });
     this.markFailed(this.failure);
@@ -945,7 +945,7 @@ export class EtcdServer {
       })
       .catch((error: unknown) => {
         // A snapshot file or WAL write that failed (disk full or failing): as etcd, which panics then.
-        if (WalError.is(error) && error.kind === "Failed") this.stopOnFailure("saving a raft snapshot failed", error);
+        if (isWalError(error, "Failed")) this.stopOnFailure("saving a raft snapshot failed", error);
         else this.logger.warn("raft snapshot failed", { error: String(error) });
       });
   }
