@@ -11,12 +11,12 @@ import {
   UserSchema,
   rpcErrors,
 } from "@etcd-ts/api";
+import { AUTH_BUCKET, AUTH_ENABLED_KEY, AUTH_REVISION_KEY, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { AuthStore } from "./auth-store.js";
 import { AuthError } from "./errors.js";
 import type { AuthErrorKind } from "./errors.js";
-import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./fixture.js";
-import { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";
+import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
 import { SimpleTokenProvider } from "./simple-token.js";
 
 const perm = (permType: Permission_Type, key: string, rangeEnd = "") => ({ permType, key: bytes(key), rangeEnd: bytes(rangeEnd) });
@@ -62,7 +62,7 @@ describe("AuthStore: initial state", () => {
     assert.deepEqual(f.store.authStatus(), { enabled: false, revision: 1 });
     const buckets = f.backend.view((t) => t.buckets());
     for (const b of [AUTH_BUCKET, AUTH_USERS_BUCKET, AUTH_ROLES_BUCKET]) assert.ok(buckets.includes(b));
-    const rev = f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authRevision")));
+    const rev = f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_REVISION_KEY));
     assert.deepEqual(rev, new Uint8Array([0, 0, 0, 0, 0, 0, 0, 1]));
     assert.deepEqual(f.store.userList(), []);
     assert.deepEqual(f.store.roleList(), []);
@@ -101,7 +101,7 @@ describe("AuthStore: AuthEnable / AuthDisable", () => {
     const before = f.store.revision;
     await f.mutate((t) => f.store.authEnable(t));
     assert.deepEqual(f.store.authStatus(), { enabled: true, revision: before });
-    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authEnabled"))), new Uint8Array([1]));
+    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)), new Uint8Array([1]));
     await f.mutate((t) => f.store.authEnable(t));
     assert.equal(f.store.revision, before);
   });
@@ -112,7 +112,7 @@ describe("AuthStore: AuthEnable / AuthDisable", () => {
     const before = f.store.revision;
     await f.mutate((t) => f.store.authDisable(t));
     assert.deepEqual(f.store.authStatus(), { enabled: false, revision: before + 1 });
-    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authEnabled"))), new Uint8Array([0]));
+    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)), new Uint8Array([0]));
     await f.mutate((t) => f.store.authDisable(t));
     assert.equal(f.store.revision, before + 1);
   });
@@ -345,7 +345,7 @@ describe("AuthStore: revision and persistence", () => {
       const before = f.store.revision;
       await f.mutate(step);
       assert.equal(f.store.revision, before + 1, name);
-      const raw = f.backend.view((t) => t.get(AUTH_BUCKET, bytes("authRevision")))!;
+      const raw = f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_REVISION_KEY))!;
       assert.equal(Number(new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0)), before + 1, name);
     }
   });
@@ -441,7 +441,7 @@ describe("AuthStore: etcd's on-disk encoding", () => {
       Buffer.from([0x22, 0]),
     ]);
     await f.mutate((t) => t.put(AUTH_USERS_BUCKET, name, raw));
-    await f.mutate((t) => t.put(AUTH_BUCKET, bytes("authEnabled"), new Uint8Array([1])));
+    await f.mutate((t) => t.put(AUTH_BUCKET, AUTH_ENABLED_KEY, new Uint8Array([1])));
     f.backend.view((t) => f.store.recover(t));
     assert.equal(f.store.enabled, true);
     assert.deepEqual(f.store.userGet("root"), ["root"]);

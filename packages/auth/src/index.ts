@@ -37,7 +37,6 @@ export { DEFAULT_FAILED_LOGIN_LIMITS, FailedLoginLimiter, peerAddress } from "./
 export type { FailedLoginLimits, LoginAttempt } from "./login-limiter.js";
 export { FROM_KEY_RANGE_END, KeyIntervalSet, keyInterval } from "./range-permissions.js";
 export type { KeyInterval } from "./range-permissions.js";
-export { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";
 export type { AuthReadTxn, AuthWriteTxn } from "./schema.js";
 export type { Clock } from "./clock.js";
 export { systemClock } from "./clock.js";

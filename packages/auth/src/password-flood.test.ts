@@ -5,7 +5,7 @@ import bcrypt from "bcryptjs";
 import { AuthStore } from "./auth-store.js";
 import { BcryptPool } from "./bcrypt-pool.js";
 import { isAuthError } from "./errors.js";
-import { ManualClock, authErrorOf, openStoreFixture } from "./fixture.js";
+import { ManualClock, authErrorOf, openStoreFixture } from "./testing/store-fixture.js";
 import { FailedLoginLimiter, peerAddress } from "./login-limiter.js";
 import { bcryptCostOf } from "./password.js";
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AuthStore } from "./auth-store.js";
-import { enableWithRoot, openStoreFixture } from "./fixture.js";
+import { enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
 import { bcryptCostOf, comparePassword, hashPassword, isBcryptHash, normalizeBcryptCost } from "./password.js";
-import { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "./schema.js";
+import { AUTH_BUCKET, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "@etcd-ts/schema";
 import { SimpleTokenProvider } from "./simple-token.js";
 
 describe("passwords", () => {

@@ -4,8 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import { Permission_Type, TxnRequestSchema } from "@etcd-ts/api";
 import type { RequestOp, TxnRequest } from "@etcd-ts/api";
 import { ADMIN_RPCS, requiresAdmin } from "./auth-store.js";
-import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./fixture.js";
-import type { StoreFixture } from "./fixture.js";
+import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
+import type { StoreFixture } from "./testing/store-fixture.js";
 import type { AuthInfo } from "./token-provider.js";
 
 const perm = (permType: Permission_Type, key: string, rangeEnd = "") => ({ permType, key: bytes(key), rangeEnd: bytes(rangeEnd) });

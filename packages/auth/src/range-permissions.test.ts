@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bytes } from "./fixture.js";
+import { bytes } from "./testing/store-fixture.js";
 import { FROM_KEY_RANGE_END, KeyIntervalSet, keyInterval } from "./range-permissions.js";
 
 const set = (...perms: [string, string?][]) =>

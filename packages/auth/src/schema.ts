@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RoleSchema, UserSchema } from "@etcd-ts/api";
 import type { Role, User } from "@etcd-ts/api";
+import { AUTH_BUCKET, AUTH_ENABLED_KEY, AUTH_REVISION_KEY, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "@etcd-ts/schema";
 import type { ReadTxn, WriteTxn } from "@etcd-ts/storage";
 
 /**
@@ -10,15 +11,8 @@ import type { ReadTxn, WriteTxn } from "@etcd-ts/storage";
  * - bucket `authUsers`: user name → marshaled `authpb.User` (password = bcrypt hash, roles sorted);
  * - bucket `authRoles`: role name → marshaled `authpb.Role` (permissions sorted by key).
  */
-export const AUTH_BUCKET = "auth";
-export const AUTH_USERS_BUCKET = "authUsers";
-export const AUTH_ROLES_BUCKET = "authRoles";
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-const ENABLED_KEY = encoder.encode("authEnabled");
-const REVISION_KEY = encoder.encode("authRevision");
 
 /** What the auth store reads: a narrow view of a storage read transaction. */
 export type AuthReadTxn = Pick<ReadTxn, "get" | "range" | "buckets">;
@@ -38,17 +32,17 @@ export function hasAuthBuckets(txn: AuthReadTxn): boolean {
 }
 
 export function readEnabled(txn: AuthReadTxn): boolean {
-  const v = txn.get(AUTH_BUCKET, ENABLED_KEY);
+  const v = txn.get(AUTH_BUCKET, AUTH_ENABLED_KEY);
   return v !== undefined && v.length === 1 && v[0] === 1;
 }
 
 export function writeEnabled(txn: AuthWriteTxn, enabled: boolean): void {
-  txn.put(AUTH_BUCKET, ENABLED_KEY, new Uint8Array([enabled ? 1 : 0]));
+  txn.put(AUTH_BUCKET, AUTH_ENABLED_KEY, new Uint8Array([enabled ? 1 : 0]));
 }
 
 /** 0 when never written (etcd's initialization phase). */
 export function readRevision(txn: AuthReadTxn): number {
-  const v = txn.get(AUTH_BUCKET, REVISION_KEY);
+  const v = txn.get(AUTH_BUCKET, AUTH_REVISION_KEY);
   if (v === undefined || v.length !== 8) return 0;
   return Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, false));
 }
@@ -56,7 +50,7 @@ export function readRevision(txn: AuthReadTxn): number {
 export function writeRevision(txn: AuthWriteTxn, revision: number): void {
   const v = new Uint8Array(8);
   new DataView(v.buffer).setBigUint64(0, BigInt(revision), false);
-  txn.put(AUTH_BUCKET, REVISION_KEY, v);
+  txn.put(AUTH_BUCKET, AUTH_REVISION_KEY, v);
 }
 
 export function readUser(txn: AuthReadTxn, name: string): User | undefined {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync } from "node:crypto";
 import { describe, it } from "node:test";
 import { isAuthConfigError } from "./errors.js";
-import { ManualClock, authErrorOf, enableWithRoot, openStoreFixture } from "./fixture.js";
+import { ManualClock, authErrorOf, enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
 import { JwtTokenProvider } from "./jwt-token.js";
 import type { JwtSignMethod } from "./jwt-token.js";
 import { SimpleTokenProvider, parseSimpleToken } from "./simple-token.js";
