@@ -12,8 +12,8 @@ import {
   snapshotStatus,
   verifySnapshotHash,
 } from "./index.js";
-import { backendContents, boltContents } from "./test-support/dump.js";
-import { patternBytes } from "./test-support/etcd-data.js";
+import { backendContents, boltContents } from "./testing/dump.js";
+import { patternBytes } from "./testing/etcd-data.js";
 
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 const PAGE = 4096;

@@ -19,6 +19,7 @@ import {
   isConsistentIndexRow,
 } from "@etcd-ts/schema";
 import { compareBytes, openMemoryBackend } from "@etcd-ts/storage";
+import { etcdctl, etcdctlOutput, freePort, haveEtcd, startEtcd } from "@etcd-ts/test-support";
 import {
   readBoltFile,
   restoreBoltSnapshot,
@@ -26,11 +27,9 @@ import {
   snapshotStatus,
   verifySnapshotHash,
 } from "./index.js";
-import { backendContents, boltContents } from "./test-support/dump.js";
-import { EtcdHistory, decodeKeyValue, patternBytes, populate, sampleHistory } from "./test-support/etcd-data.js";
-import type { KeyValue } from "./test-support/etcd-data.js";
-import { etcdctl, etcdctlResult, haveEtcd, memberPorts, peerUrlOf, startEtcd } from "./test-support/etcd-process.js";
-import type { MemberPorts } from "./test-support/etcd-process.js";
+import { backendContents, boltContents } from "./testing/dump.js";
+import { EtcdHistory, decodeKeyValue, patternBytes, populate, sampleHistory } from "./testing/etcd-data.js";
+import type { KeyValue } from "./testing/etcd-data.js";
 
 const skip = haveEtcd() ? false : "etcd and etcdctl are not installed";
 const workDir = mkdtempSync(join(tmpdir(), "snapshot-etcd-"));
@@ -67,17 +66,28 @@ function expectedKvs(live: Iterable<KeyValue>): JsonKv[] {
 }
 
 function getAll(endpoint: string): JsonGet {
-  return JSON.parse(etcdctl(["get", "", "--prefix", "-w", "json"], { endpoint })) as JsonGet;
+  return JSON.parse(etcdctlOutput(endpoint, ["get", "", "--prefix", "-w", "json"])) as JsonGet;
 }
 
 function etcdctlStatus(path: string): unknown {
-  return JSON.parse(etcdctl(["snapshot", "status", path, "-w", "json"]));
+  return JSON.parse(etcdctlOutput(undefined, ["snapshot", "status", path, "-w", "json"]));
+}
+
+/** A member's name and ports, chosen before `etcdctl snapshot restore` writes them into its data dir. */
+interface MemberPorts {
+  readonly name: string;
+  readonly port: number;
+  readonly peerPort: number;
+}
+
+async function memberPorts(name: string): Promise<MemberPorts> {
+  return { name, port: await freePort(), peerPort: await freePort() };
 }
 
 /** `etcdctl snapshot restore` into a fresh data dir for a one-member cluster on `ports`. */
 function etcdctlRestore(path: string, dataDir: string, ports: MemberPorts): void {
-  const peerUrl = peerUrlOf(ports);
-  etcdctl([
+  const peerUrl = `http://127.0.0.1:${ports.peerPort}`;
+  etcdctlOutput(undefined, [
     "snapshot", "restore", path,
     "--data-dir", dataDir,
     "--name", ports.name,
@@ -92,7 +102,7 @@ async function serveWithEtcd(path: string, name: string): Promise<JsonGet> {
   const ports = await memberPorts(name);
   const dataDir = join(workDir, `${name}.etcd`);
   etcdctlRestore(path, dataDir, ports);
-  const member = await startEtcd(dataDir, ports);
+  const member = await startEtcd({ ...ports, dataDir });
   try {
     return getAll(member.clientUrl);
   } finally {
@@ -127,19 +137,19 @@ test("etcd-ts → etcd: etcdctl reads and restores our snapshot and etcd serves 
 
 test("etcd → etcd-ts → etcd: a snapshot saved from real etcd reads, restores, and goes back", { skip, timeout: 180_000 }, async () => {
   const ports = await memberPorts("source");
-  const member = await startEtcd(join(workDir, "source.etcd"), ports);
+  const member = await startEtcd({ ...ports, dataDir: join(workDir, "source.etcd") });
   const path = join(workDir, "from-etcd.db");
   const big = patternBytes(100_000, 7);
   let original: JsonGet;
   try {
     const endpoint = member.clientUrl;
-    for (const value of ["v1", "v2", "v3"]) etcdctl(["put", "a", value], { endpoint });
-    etcdctl(["put", "b", "gone soon"], { endpoint });
-    etcdctl(["del", "b"], { endpoint });
-    etcdctl(["put", "big"], { endpoint, input: big });
-    etcdctl(["put", "c", "small"], { endpoint });
+    for (const value of ["v1", "v2", "v3"]) etcdctlOutput(endpoint, ["put", "a", value]);
+    etcdctlOutput(endpoint, ["put", "b", "gone soon"]);
+    etcdctlOutput(endpoint, ["del", "b"]);
+    etcdctlOutput(endpoint, ["put", "big"], big);
+    etcdctlOutput(endpoint, ["put", "c", "small"]);
     original = getAll(endpoint);
-    etcdctl(["snapshot", "save", path], { endpoint });
+    etcdctlOutput(endpoint, ["snapshot", "save", path]);
   } finally {
     await member.stop();
   }
@@ -238,8 +248,8 @@ test("etcdctl refuses our snapshot when its hash is wrong, as we do", { skip, ti
   const fd = openSync(path, "r+");
   writeSync(fd, new Uint8Array([0xee]), 0, 1, statSync(path).size - 1);
   closeSync(fd);
-  const result = etcdctlResult(["snapshot", "restore", path, "--data-dir", join(workDir, "bad-hash.etcd")]);
-  assert.notEqual(result.status, 0);
+  const result = etcdctl(undefined, ["snapshot", "restore", path, "--data-dir", join(workDir, "bad-hash.etcd")]);
+  assert.notEqual(result.code, 0);
   assert.match(result.stderr, /expected sha256/);
   assert.throws(() => verifySnapshotHash(path), /sha256 mismatch/);
 });

@@ -26,7 +26,7 @@ import {
   type BoltMeta,
 } from "./bolt-format.js";
 import { appendSnapshotHash, boltSnapshotStream, isSnapshotError, readBoltFile, restoreBoltSnapshot, snapshotStatus } from "./index.js";
-import { patternBytes } from "./test-support/etcd-data.js";
+import { patternBytes } from "./testing/etcd-data.js";
 
 const RUNS = process.env.FUZZ_RUNS !== undefined ? Number(process.env.FUZZ_RUNS) : 300;
 /** Without FUZZ_RUNS a property stops after this long (a shared CI machine may be slow). */
