@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   AlarmRequestSchema,
@@ -33,15 +32,14 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "@etcd-ts/api";
-import { AuthStore, isAuthError, newTokenProvider, parseSimpleToken, type AuthInfo } from "@etcd-ts/auth";
-import { Lessor, isLeaseError, minLeaseTTLFor, systemClock, type Clock } from "@etcd-ts/lease";
+import { isAuthError, parseSimpleToken, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
+import { isLeaseError, type Clock, type Lessor } from "@etcd-ts/lease";
 import { ConfChangeType, EntryType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
 import { rm } from "node:fs/promises";
 import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
-import { handleSnapshotUpload, receivedSnapshotDir, receivedSnapshotPath, sendSnapshot } from "./peer/snapshot-transfer.js";
-import { existsSync } from "node:fs";
+import { handleSnapshotUpload, receivedSnapshotDir, sendSnapshot } from "./peer/snapshot-transfer.js";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
-import { DiskRaftStorage, MAX_ENTRY_DATA_BYTES, isWalError } from "@etcd-ts/wal";
+import { MAX_ENTRY_DATA_BYTES, type DiskRaftStorage, isWalError } from "@etcd-ts/wal";
 import { TXN_DECODE_RECURSION_LIMIT, isApplyEntryError, validateRequest } from "./apply/index.js";
 import type { ApplyBatchResult, ApplyResult, CommittedRequest } from "./apply/types.js";
 import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
@@ -54,11 +52,12 @@ import { silentLogger, type Logger } from "./log.js";
 import { MembershipChangeApplier } from "./membership/conf-change-applier.js";
 import { AlarmStore, answerOverQuota } from "./apply/alarm.js";
 import { CorruptionChecker } from "./corruption-check.js";
-import { Membership, type Member } from "./membership/membership.js";
+import type { Member, Membership } from "./membership/membership.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
 import { PeerTransport, maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
+import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
 
 /** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
 export interface CancellableCall {
@@ -181,11 +180,12 @@ export class EtcdServer {
 
   private constructor(
     options: EtcdServerOptions,
-    parts: { membership: Membership; state: MemberState; lessor: Lessor; auth: AuthStore; alarms: AlarmStore; storage: DiskRaftStorage; logger: Logger },
+    parts: BootstrappedMember,
+    logger: Logger,
   ) {
     this.config = options.config;
     this.backend = options.backend;
-    this.logger = parts.logger;
+    this.logger = logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
     this.membership = parts.membership;
@@ -266,83 +266,46 @@ export class EtcdServer {
     this.nextRequestId = ((localId & 0xffffn) << 48n) | ((BigInt(Date.now()) & 0xffffffffffn) << 8n);
   }
 
-  /** Opens (or bootstraps, or joins) a member on `backend`, starts raft and the peer listener. */
+  /**
+   * Opens (or bootstraps, or joins) a member on `backend` — see `bootstrapMember` — then starts raft and
+   * the peer listener.
+   */
   static async start(options: EtcdServerOptions): Promise<EtcdServer> {
-    const { config, backend } = options;
     const logger = options.logger ?? silentLogger;
-    const raftDir = join(config.dataDir, "member", "raft");
-    const tickMs = options.tickMs ?? 100;
-    const lessor = new Lessor(backend, {
-      clock: options.clock ?? systemClock,
-      minLeaseTTL: minLeaseTTLFor(options.electionTicks ?? 10, tickMs),
+    const parts = await bootstrapMember({
+      config: options.config,
+      backend: options.backend,
+      logger,
+      tickMs: options.tickMs ?? 100,
+      electionTicks: options.electionTicks ?? 10,
+      clock: options.clock,
+      fetchCluster: (peers) => fetchClusterFromPeers(peers),
     });
-    const store = MemberState.openStore(backend, lessor);
-    const auth = await AuthStore.open(backend, {
-      tokenProvider: newTokenProvider(config.authToken, { simpleTokenTtlMs: config.authTokenTtl * 1000 }),
-      bcryptCost: config.bcryptCost,
-    });
-    const alarms = new AlarmStore(config.quotaBackendBytes);
-    alarms.restore(backend);
-
-    let membership = Membership.load(backend);
-    const hasLog = await DiskRaftStorage.exists(raftDir);
-    if (!hasLog) {
-      if (membership !== undefined) {
-        throw new Error(`${raftDir} is missing but the backend belongs to a member: the data dir is damaged; restore it from a snapshot`);
-      }
-      membership =
-        config.initialClusterState === "new" ? await Membership.bootstrap(backend, config) : await joinExistingCluster(backend, config);
-    } else if (membership === undefined) {
-      throw new Error(`the backend in ${config.dataDir} has no membership but a raft log exists: the data dir is damaged`);
-    }
-    const storage = await DiskRaftStorage.open(raftDir, {
-      confState: membership.confState(),
-      metadata: new TextEncoder().encode(JSON.stringify({ memberId: membership.localId.toString(16), clusterId: membership.clusterId.toString(16) })),
-    });
-    if (storage.isNew) {
-      // etcd bootstraps a new cluster at term 1 (its initial membership entries), so the first election
-      // makes term 2; start from the same place so terms read the same as etcd's.
-      storage.setHardState({ term: 1, vote: 0n, commit: 0 });
-      await storage.sync();
-    }
-    const stateDeps = { backend, lessor, auth, alarms, membership, logger };
-    let state = new MemberState(stateDeps, store);
-    const raftSnapshotIndex = storage.snapshot().metadata.index;
-    if (raftSnapshotIndex > state.store.consistentIndex()) {
-      // A snapshot from the leader was persisted in the raft log but the process stopped before the
-      // received database became the backend: install it now, or the log would apply on stale state.
-      const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
-      if (!existsSync(file)) {
-        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
-      }
-      state.close();
-      ({ state } = await MemberState.installDatabase(file, stateDeps));
-      await rm(file, { force: true });
-      logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
-    }
-    // Whatever else is left there raft never took (it declined an old index, or the process stopped
-    // mid-transfer): each file may be as large as the whole database, and none can be installed now.
-    await rm(receivedSnapshotDir(config.dataDir), { recursive: true, force: true });
-    const server = new EtcdServer(options, { membership, state, lessor, auth, alarms, storage, logger });
-    server.applied.advance(server.current.applier.consistentIndex());
-    await server.peerServer.listen(config.listenPeerUrls);
-    server.log.start(server.lastSnapshotIndex, (entries) => server.applyCommitted(entries));
-    server.leaseTimer = setInterval(() => {
-      server.revokeExpiredLeases();
-      // Simple tokens expire in memory on each member; without this an expired one stays until it is
-      // looked up or another Authenticate is applied.
-      server.auth.tokenProvider.sweep?.();
-    }, LEASE_EXPIRY_INTERVAL_MS);
-    server.leaseTimer.unref?.();
-    server.corruptionChecker.start(config.corruptCheckTimeMs ?? 0);
-    server.published = server.publishAttributes();
-    logger.info(hasLog ? "restarted member" : "started a new member", {
-      "member-id": membership.localId,
-      "cluster-id": membership.clusterId,
+    const server = new EtcdServer(options, parts, logger);
+    await server.run();
+    logger.info(parts.restarted ? "restarted member" : "started a new member", {
+      "member-id": server.memberId,
+      "cluster-id": server.clusterId,
       "consistent-index": server.current.applier.consistentIndex(),
       revision: server.current.applier.currentRevision(),
     });
     return server;
+  }
+
+  /** Starts the member: answers peers, applies what raft commits, expires leases, publishes itself. */
+  private async run(): Promise<void> {
+    this.applied.advance(this.current.applier.consistentIndex());
+    await this.peerServer.listen(this.config.listenPeerUrls);
+    this.log.start(this.lastSnapshotIndex, (entries) => this.applyCommitted(entries));
+    this.leaseTimer = setInterval(() => {
+      this.revokeExpiredLeases();
+      // Simple tokens expire in memory on each member; without this an expired one stays until it is
+      // looked up or another Authenticate is applied.
+      this.auth.tokenProvider.sweep?.();
+    }, LEASE_EXPIRY_INTERVAL_MS);
+    this.leaseTimer.unref?.();
+    this.corruptionChecker.start(this.config.corruptCheckTimeMs ?? 0);
+    this.published = this.publishAttributes();
   }
 
   get memberId(): bigint {
@@ -1103,29 +1066,6 @@ export class EtcdServer {
 
 function memberMessage(m: Member) {
   return create(MemberSchema, { ID: m.id, name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner });
-}
-
-/** A new member of an existing cluster learns the cluster from its peers (`--initial-cluster-state existing`). */
-async function joinExistingCluster(backend: Backend, config: ServerConfig): Promise<Membership> {
-  const own = new Set(config.initialAdvertisePeerUrls);
-  const peers = [...config.initialCluster.entries()].filter(([name]) => name !== config.name).flatMap(([, urls]) => urls);
-  const { clusterId, members } = await fetchClusterFromPeers(peers);
-  const self = members.find((m) => m.peerURLs.some((u) => own.has(u)));
-  if (self === undefined) {
-    throw new Error(`this member (peer URLs ${[...own].join(",")}) has not been added to the cluster; run 'etcdctl member add' first`);
-  }
-  return Membership.join(
-    backend,
-    clusterId,
-    BigInt(`0x${self.id}`),
-    members.map((m) => ({
-      id: BigInt(`0x${m.id}`),
-      name: m.name === "" && m.id === self.id ? config.name : m.name,
-      peerUrls: m.peerURLs,
-      clientUrls: m.clientURLs,
-      isLearner: m.isLearner,
-    })),
-  );
 }
 
 /** A txn whose branches (nested ones included) only read can be answered without the log. */
