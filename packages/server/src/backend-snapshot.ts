@@ -1,3 +1,4 @@
+import { MEMBERS_BUCKET } from "@etcd-ts/schema";
 import type { Entry, RangeOptions, ReadTxn, Snapshot } from "@etcd-ts/storage";
 import { isMemberLocalRow } from "./membership/membership.js";
 
@@ -19,16 +20,8 @@ function* withoutMemberRows(bucket: string, entries: IterableIterator<Entry>): I
   for (const entry of entries) if (!isMemberLocalRow(bucket, entry.key)) yield entry;
 }
 
-const META_BUCKET = "meta";
-const CONSISTENT_INDEX_KEY = new TextEncoder().encode("consistent_index");
-const MEMBERS_BUCKET = "members";
-
-/** The raft index a backend view holds everything up to (etcd's `consistent_index`, 8 bytes big-endian). */
-export function consistentIndexOf(view: ReadTxn): number {
-  const bytes = view.get(META_BUCKET, CONSISTENT_INDEX_KEY);
-  if (bytes === undefined || bytes.byteLength !== 8) return 0;
-  return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0));
-}
+/** The raft index a backend view holds everything up to (its consistent index; 0 when it holds none). */
+export { readConsistentIndex as consistentIndexOf } from "@etcd-ts/schema";
 
 /** Voters and learners as the view's `members` bucket lists them (the configuration at its index). */
 export function confStateOf(view: ReadTxn): { voters: bigint[]; learners: bigint[] } {

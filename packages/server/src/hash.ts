@@ -1,4 +1,5 @@
 import { Crc32c } from "@etcd-ts/mvcc";
+import { isConsistentIndexRow } from "@etcd-ts/schema";
 import type { ReadTxn } from "@etcd-ts/storage";
 import { isMemberLocalRow } from "./membership/membership.js";
 
@@ -11,7 +12,7 @@ export function hashBackend(txn: ReadTxn): number {
     const name = encoder.encode(bucket);
     hash.update(name);
     for (const { key, value } of txn.range(bucket)) {
-      if (bucket === "meta" && new TextDecoder().decode(key) === "consistent_index") continue;
+      if (isConsistentIndexRow(bucket, key)) continue;
       // The member's own IDs differ between members (etcd keeps them out of its backend altogether).
       if (isMemberLocalRow(bucket, key)) continue;
       hash.update(key).update(value);

@@ -13,14 +13,12 @@ import {
   type TxnRequest,
 } from "@etcd-ts/api";
 import type { WriteBatch } from "@etcd-ts/mvcc";
+import { ALARM_BUCKET } from "@etcd-ts/schema";
 import type { Backend, ReadTxn, WriteTxn } from "@etcd-ts/storage";
 import type { RequestApplier } from "./index.js";
 import type { ApplyResult, CommittedRequest } from "./types.js";
 import { DEFAULT_QUOTA_BACKEND_BYTES } from "../config.js";
 import type { Logger } from "../log.js";
-
-/** The backend bucket etcd keeps alarms in: key = a marshaled `AlarmMember`, empty value. */
-export const ALARM_BUCKET = "alarm";
 
 /** etcd's quota costs (etcdserver/quota.go). */
 const LEASE_OVERHEAD = 64;

@@ -1,3 +1,12 @@
+import {
+  CLUSTER_BUCKET,
+  CLUSTER_ID_KEY,
+  CLUSTER_VERSION_KEY,
+  LOCAL_MEMBER_ID_KEY,
+  MEMBERS_BUCKET,
+  MEMBERS_REMOVED_BUCKET,
+} from "@etcd-ts/schema";
+import { compareBytes } from "@etcd-ts/storage";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { ServerConfig } from "../config.js";
 import { ETCD_CLUSTER_VERSION } from "../config.js";
@@ -16,22 +25,14 @@ export interface Member {
   readonly isLearner: boolean;
 }
 
-const MEMBERS = "members";
-const MEMBERS_REMOVED = "members_removed";
-const CLUSTER = "cluster";
-const CLUSTER_ID_KEY = new TextEncoder().encode("clusterID");
-const LOCAL_ID_KEY = new TextEncoder().encode("localMemberID");
-const CLUSTER_VERSION_KEY = new TextEncoder().encode("clusterVersion");
-
 /**
  * Rows of the `cluster` bucket that belong to this member, not to the cluster (etcd keeps them in its
  * WAL metadata, not the backend): snapshots for clients and followers leave them out, and a member
  * that installs a snapshot keeps its own.
  */
 export function isMemberLocalRow(bucket: string, key: Uint8Array): boolean {
-  if (bucket !== CLUSTER) return false;
-  const text = new TextDecoder().decode(key);
-  return text === "clusterID" || text === "localMemberID";
+  if (bucket !== CLUSTER_BUCKET) return false;
+  return compareBytes(key, CLUSTER_ID_KEY) === 0 || compareBytes(key, LOCAL_MEMBER_ID_KEY) === 0;
 }
 
 interface StoredMember {
@@ -58,13 +59,13 @@ export class Membership {
   /** The membership stored in `backend`, or undefined for a new data dir. */
   static load(backend: Backend): Membership | undefined {
     return backend.view((txn) => {
-      if (!txn.buckets().includes(CLUSTER) || !txn.buckets().includes(MEMBERS)) return undefined;
-      const cid = txn.get(CLUSTER, CLUSTER_ID_KEY);
-      const lid = txn.get(CLUSTER, LOCAL_ID_KEY);
+      if (!txn.buckets().includes(CLUSTER_BUCKET) || !txn.buckets().includes(MEMBERS_BUCKET)) return undefined;
+      const cid = txn.get(CLUSTER_BUCKET, CLUSTER_ID_KEY);
+      const lid = txn.get(CLUSTER_BUCKET, LOCAL_MEMBER_ID_KEY);
       if (cid === undefined || lid === undefined) return undefined;
       const members = new Map<bigint, Member>();
       const decoder = new TextDecoder();
-      for (const { value } of txn.range(MEMBERS)) {
+      for (const { value } of txn.range(MEMBERS_BUCKET)) {
         const stored = JSON.parse(decoder.decode(value)) as StoredMember;
         const member: Member = {
           id: BigInt(`0x${stored.id}`),
@@ -76,8 +77,8 @@ export class Membership {
         members.set(member.id, member);
       }
       const removed: bigint[] = [];
-      if (txn.buckets().includes(MEMBERS_REMOVED)) {
-        for (const { key } of txn.range(MEMBERS_REMOVED)) removed.push(BigInt(`0x${decoder.decode(key)}`));
+      if (txn.buckets().includes(MEMBERS_REMOVED_BUCKET)) {
+        for (const { key } of txn.range(MEMBERS_REMOVED_BUCKET)) removed.push(BigInt(`0x${decoder.decode(key)}`));
       }
       return new Membership(BigInt(`0x${decoder.decode(cid)}`), BigInt(`0x${decoder.decode(lid)}`), members, removed);
     });
@@ -148,14 +149,14 @@ export class Membership {
     const { members, removed } = backend.view((txn) => {
       const members: Member[] = [];
       const removed: bigint[] = [];
-      if (txn.buckets().includes(MEMBERS)) {
-        for (const { value } of txn.range(MEMBERS)) {
+      if (txn.buckets().includes(MEMBERS_BUCKET)) {
+        for (const { value } of txn.range(MEMBERS_BUCKET)) {
           const stored = JSON.parse(decoder.decode(value)) as StoredMember;
           members.push({ id: BigInt(`0x${stored.id}`), name: stored.name, peerUrls: stored.peerURLs, clientUrls: stored.clientURLs, isLearner: stored.isLearner });
         }
       }
-      if (txn.buckets().includes(MEMBERS_REMOVED)) {
-        for (const { key } of txn.range(MEMBERS_REMOVED)) removed.push(BigInt(`0x${decoder.decode(key)}`));
+      if (txn.buckets().includes(MEMBERS_REMOVED_BUCKET)) {
+        for (const { key } of txn.range(MEMBERS_REMOVED_BUCKET)) removed.push(BigInt(`0x${decoder.decode(key)}`));
       }
       return { members, removed };
     });
@@ -211,13 +212,13 @@ export class Membership {
   /** Writes the membership in `txn` (the apply batch of the entry that changed it). */
   writeTo(txn: WriteTxn): void {
     const encoder = new TextEncoder();
-    txn.createBucket(MEMBERS);
-    txn.createBucket(MEMBERS_REMOVED);
-    for (const { key } of [...txn.range(MEMBERS)]) {
+    txn.createBucket(MEMBERS_BUCKET);
+    txn.createBucket(MEMBERS_REMOVED_BUCKET);
+    for (const { key } of [...txn.range(MEMBERS_BUCKET)]) {
       const id = BigInt(`0x${new TextDecoder().decode(key)}`);
-      if (!this.members.has(id)) txn.delete(MEMBERS, key);
+      if (!this.members.has(id)) txn.delete(MEMBERS_BUCKET, key);
     }
-    for (const id of this.removed) txn.put(MEMBERS_REMOVED, encoder.encode(formatId(id)), encoder.encode("removed"));
+    for (const id of this.removed) txn.put(MEMBERS_REMOVED_BUCKET, encoder.encode(formatId(id)), encoder.encode("removed"));
     this.writeMembers(txn);
   }
 
@@ -228,8 +229,8 @@ export class Membership {
   private writeMembers(txn: WriteTxn): void {
     const encoder = new TextEncoder();
     {
-      txn.createBucket(MEMBERS);
-      txn.createBucket(CLUSTER);
+      txn.createBucket(MEMBERS_BUCKET);
+      txn.createBucket(CLUSTER_BUCKET);
       for (const m of this.members.values()) {
         const stored: StoredMember = {
           id: formatId(m.id),
@@ -238,11 +239,11 @@ export class Membership {
           clientURLs: [...m.clientUrls],
           isLearner: m.isLearner,
         };
-        txn.put(MEMBERS, encoder.encode(formatId(m.id)), encoder.encode(JSON.stringify(stored)));
+        txn.put(MEMBERS_BUCKET, encoder.encode(formatId(m.id)), encoder.encode(JSON.stringify(stored)));
       }
-      txn.put(CLUSTER, CLUSTER_ID_KEY, encoder.encode(formatId(this.clusterId)));
-      txn.put(CLUSTER, LOCAL_ID_KEY, encoder.encode(formatId(this.localId)));
-      txn.put(CLUSTER, CLUSTER_VERSION_KEY, encoder.encode(ETCD_CLUSTER_VERSION));
+      txn.put(CLUSTER_BUCKET, CLUSTER_ID_KEY, encoder.encode(formatId(this.clusterId)));
+      txn.put(CLUSTER_BUCKET, LOCAL_MEMBER_ID_KEY, encoder.encode(formatId(this.localId)));
+      txn.put(CLUSTER_BUCKET, CLUSTER_VERSION_KEY, encoder.encode(ETCD_CLUSTER_VERSION));
     }
   }
 }
