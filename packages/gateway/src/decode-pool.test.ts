@@ -12,7 +12,7 @@ import { Election } from "./lock-election.js";
 import { PutRequestSchema, TxnRequestSchema } from "@etcd-ts/api";
 import { createGateway, type Gateway } from "./gateway.js";
 import { DecodePool, OFFLOAD_FROM_BYTES } from "./decode-pool.js";
-import { startFakeMember, type FakeMember } from "./fake-member.js";
+import { startFakeMember, type FakeMember } from "./testing/fake-member.js";
 
 interface Served {
   readonly gateway: Gateway;

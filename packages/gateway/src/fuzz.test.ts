@@ -1,5 +1,5 @@
 /**
- * Fuzzing the gateway's HTTP side with fast-check, against a stand-in member (fake-member.ts): arbitrary
+ * Fuzzing the gateway's HTTP side with fast-check, against a stand-in member (testing/fake-member.ts): arbitrary
  * and near-valid JSON (etcd's field names with wrong types, huge numbers, bad base64, odd escapes), nesting
  * up to past Go's depth limit, truncated values, random bytes, several values per body, form posts with a
  * method override, odd grpc-timeout and binary metadata headers, bodies cut into chunks at random points,
@@ -20,7 +20,7 @@ import type { Duplex } from "node:stream";
 import fc from "fast-check";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createGateway, type Gateway } from "./gateway.js";
-import { startFakeMember, type FakeMember } from "./fake-member.js";
+import { startFakeMember, type FakeMember } from "./testing/fake-member.js";
 import { ROUTES } from "./routes.js";
 import { Opcode, encodeFrame } from "./websocket.js";
 

@@ -12,22 +12,18 @@ import { rmSync } from "node:fs";
 import { credentials } from "@grpc/grpc-js";
 import type { AddressInfo } from "node:net";
 import { createGateway, type Gateway } from "./gateway.js";
-import {
-  etcdAvailable,
-  makeCertificates,
-  send,
-  startEtcd,
-  websocketSession,
-  type HttpAnswer,
-  type RealEtcd,
-  type TestCertificates,
-} from "./real-etcd.js";
+import { haveEtcd, startEtcd, type EtcdOptions, type EtcdProcess } from "@etcd-ts/test-support";
+import { makeCertificates, type TestCertificates } from "./testing/certificates.js";
+import { send, websocketSession, type HttpAnswer } from "./testing/http-client.js";
 
-const skip = etcdAvailable() ? false : "etcd 3.4 is not installed";
+const skip = haveEtcd() ? false : "etcd 3.4 is not installed";
+
+/** Every etcd here is a single member named `conf`, as the conformance harness starts them. */
+const conf = (options: EtcdOptions = {}): Promise<EtcdProcess> => startEtcd({ name: "conf", initialClusterToken: "conf", logLevel: "error", ...options });
 
 interface Side {
   readonly name: "reference" | "target";
-  readonly etcd: RealEtcd;
+  readonly etcd: EtcdProcess;
   /** Where this side's JSON gateway answers. */
   readonly url: string;
   readonly clusterId: string;
@@ -45,14 +41,14 @@ interface Pair {
 }
 
 async function startPair(gatewayOptions: { cors?: string[] } = {}): Promise<Pair & { gateway: Gateway }> {
-  const [referenceEtcd, targetEtcd] = await Promise.all([startEtcd(), startEtcd()]);
+  const [referenceEtcd, targetEtcd] = await Promise.all([conf(), conf()]);
   const gateway = createGateway({ target: targetEtcd.endpoint, ...gatewayOptions });
   const server: Server = createServer(gateway.handle); // unbound on purpose: the methods are bound
   server.on("upgrade", gateway.handleUpgrade);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
-  const side = async (name: Side["name"], etcd: RealEtcd, url: string): Promise<Side> => {
-    const status = await send({ url: etcd.url, method: "POST", path: "/v3/maintenance/status", body: "{}" });
+  const side = async (name: Side["name"], etcd: EtcdProcess, url: string): Promise<Side> => {
+    const status = await send({ url: etcd.clientUrl, method: "POST", path: "/v3/maintenance/status", body: "{}" });
     const header = JSON.parse(status.body) as { header: { cluster_id: string; member_id: string } };
     return {
       name,
@@ -65,7 +61,7 @@ async function startPair(gatewayOptions: { cors?: string[] } = {}): Promise<Pair
       vars: new Map(),
     };
   };
-  const reference = await side("reference", referenceEtcd, referenceEtcd.url);
+  const reference = await side("reference", referenceEtcd, referenceEtcd.clientUrl);
   const target = await side("target", targetEtcd, `http://127.0.0.1:${port}`);
   return {
     reference,
@@ -85,7 +81,7 @@ function normalize(side: Side, text: string): string {
   let out = text
     .replaceAll(side.clusterId, "<CLUSTER_ID>")
     .replaceAll(side.memberId, "<MEMBER_ID>")
-    .replaceAll(`127.0.0.1:${side.etcd.clientPort}`, "<CLIENT_URL>")
+    .replaceAll(`127.0.0.1:${side.etcd.port}`, "<CLIENT_URL>")
     .replaceAll(`127.0.0.1:${side.etcd.peerPort}`, "<PEER_URL>");
   out = out.replace(/"(ID|lease)":"?(\d+)"?/g, (whole, key: string, id: string) => {
     if (id === "0" || id.length < 6) return whole; // a client-chosen or absent ID is compared as is
@@ -577,12 +573,12 @@ describe("gateway lease list against etcd 3.4's own gateway", { skip }, () => {
 
 describe("gateway CORS option", { skip }, () => {
   const allowed = "http://allowed.example:8080";
-  let etcd: RealEtcd;
+  let etcd: EtcdProcess;
   let gateway: Gateway;
   let server: Server;
   let url: string;
   before(async () => {
-    etcd = await startEtcd(["--cors", allowed, "--host-whitelist", "127.0.0.1,allowed.example"]);
+    etcd = await conf({ extraArgs: ["--cors", allowed, "--host-whitelist", "127.0.0.1,allowed.example"] });
     gateway = createGateway({ target: etcd.endpoint, cors: [allowed], hostWhitelist: ["127.0.0.1", "allowed.example"] });
     server = createServer((req, res) => gateway.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -605,7 +601,7 @@ describe("gateway CORS option", { skip }, () => {
     for (const origin of [allowed, "http://other.example"]) {
       for (const method of ["OPTIONS", "POST"]) {
         const call = { method, path: "/v3/kv/range", body: method === "POST" ? `{"key":"YQ=="}` : undefined, headers: { origin } };
-        const reference = await send({ url: etcd.url, ...call });
+        const reference = await send({ url: etcd.clientUrl, ...call });
         const target = await send({ url, ...call });
         assert.deepEqual(view(target), view(reference), `${method} from ${origin}`);
         assert.equal(target.body, reference.body); // one etcd behind both gateways
@@ -652,7 +648,7 @@ describe("gateway CORS option", { skip }, () => {
       const viaAlpha = await send({ url: alphaUrl, ...call });
       const viaV3 = await send({ url: alphaUrl, ...call, path: "/v3/kv/range" });
       assert.deepEqual([viaAlpha.status, viaAlpha.body], [viaV3.status, viaV3.body]);
-      const reference = await send({ url: etcd.url, ...call });
+      const reference = await send({ url: etcd.clientUrl, ...call });
       assert.deepEqual([reference.status, reference.body], [404, "404 page not found\n"]);
     } finally {
       alphaServer.closeAllConnections();
@@ -664,7 +660,7 @@ describe("gateway CORS option", { skip }, () => {
   test("a Host outside --host-whitelist is refused (421) on plain HTTP", async () => {
     for (const host of ["evil.example:2379", "allowed.example:1", "[::1]:2379"]) {
       const call = { method: "POST", path: "/v3/kv/range", body: `{"key":"YQ=="}`, headers: { host } };
-      const reference = await send({ url: etcd.url, ...call });
+      const reference = await send({ url: etcd.clientUrl, ...call });
       const target = await send({ url, ...call });
       assert.deepEqual([target.status, target.headers["content-type"], target.body], [reference.status, reference.headers["content-type"], reference.body], host);
     }
@@ -723,18 +719,17 @@ describe("gateway cluster membership and alarms against etcd 3.4's own gateway",
 
 describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gateway", { skip }, () => {
   let certs: TestCertificates;
-  let etcd: RealEtcd;
+  let etcd: EtcdProcess;
   let gateway: Gateway;
   let server: ReturnType<typeof createHttpsServer>;
   let url: string;
   let authEnabled = false;
   before(async () => {
     certs = makeCertificates();
-    const asServer = { ca: certs.ca, cert: certs.server.cert, key: certs.server.key };
-    etcd = await startEtcd(
-      ["--cert-file", certs.server.certFile, "--key-file", certs.server.keyFile, "--trusted-ca-file", certs.caFile, "--client-cert-auth"],
-      asServer,
-    );
+    etcd = await conf({
+      extraArgs: ["--cert-file", certs.server.certFile, "--key-file", certs.server.keyFile, "--trusted-ca-file", certs.caFile, "--client-cert-auth"],
+      tls: { cacert: certs.caFile, cert: certs.server.certFile, key: certs.server.keyFile },
+    });
     // As etcd dials itself: its own certificate, the server name not checked.
     gateway = createGateway({
       target: etcd.endpoint,
@@ -763,7 +758,7 @@ describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gatewa
     const anonymous = { ca: certs.ca, ...certs.anonymous };
     const root = { ca: certs.ca, ...certs.root };
     const both = async (path: string, body: string, tls: typeof anonymous, note: string): Promise<void> => {
-      const reference = await send({ url: etcd.url, method: "POST", path, body, tls });
+      const reference = await send({ url: etcd.clientUrl, method: "POST", path, body, tls });
       const target = await send({ url, method: "POST", path, body, tls });
       const view = (a: HttpAnswer) => ({ status: a.status, type: a.headers["content-type"], body: a.body.replace(/"(cluster_id|member_id)":"\d+"/g, "") });
       assert.deepEqual(view(target), view(reference), note);
@@ -775,11 +770,11 @@ describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gatewa
       ["/v3/auth/user/grant", `{"user":"root","role":"root"}`],
       ["/v3/kv/put", `{"key":"YQ==","value":"dg=="}`],
     ] as const) {
-      assert.equal((await send({ url: etcd.url, method: "POST", path, body, tls: anonymous })).status, 200, path);
+      assert.equal((await send({ url: etcd.clientUrl, method: "POST", path, body, tls: anonymous })).status, 200, path);
     }
     await both("/v3/auth/user/get", `{"name":"root"}`, anonymous, "through the TLS connection");
     await both("/v3/kv/range", `{"key":"YQ=="}`, root, "CN before auth");
-    await send({ url: etcd.url, method: "POST", path: "/v3/auth/enable", body: "{}", tls: anonymous });
+    await send({ url: etcd.clientUrl, method: "POST", path: "/v3/auth/enable", body: "{}", tls: anonymous });
     authEnabled = true;
     await both("/v3/kv/range", `{"key":"YQ=="}`, root, "CN with auth on");
     await both("/v3/kv/range", `{"key":"YQ=="}`, anonymous, "no CN with auth on");

@@ -1,5 +1,5 @@
 /**
- * The gateway's bounds, against a stand-in member (fake-member.ts): request values over the size limit
+ * The gateway's bounds, against a stand-in member (testing/fake-member.ts): request values over the size limit
  * are refused while they are read, deep JSON answers as etcd instead of killing the process, and a client
  * that does not read its watch holds back the stream instead of growing the gateway's memory; its leaving
  * cancels the gRPC call.
@@ -12,10 +12,11 @@ import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { create, type Message } from "@bufbuild/protobuf";
 import { WatchResponseSchema, type PutRequest } from "@etcd-ts/api";
+import { waitFor } from "@etcd-ts/test-support";
 import { createGateway, type Gateway } from "./gateway.js";
 import { jsonLimitFor } from "./gateway-runtime.js";
 import { encodeMessage } from "./jsonpb.js";
-import { startFakeMember, type FakeMember } from "./fake-member.js";
+import { startFakeMember, type FakeMember } from "./testing/fake-member.js";
 import { encodeFrame } from "./websocket.js";
 
 interface Harness {
@@ -49,14 +50,6 @@ async function startHarness(options: { maxRequestBytes?: number; floodWatch?: { 
 async function post(port: number, path: string, body: string | Uint8Array): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body, signal: AbortSignal.timeout(30_000) });
   return { status: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** A raw HTTP/1.1 client: everything the server sends, and whether it closed the connection. */
@@ -108,7 +101,7 @@ describe("request size limit", () => {
         });
       }
     }
-    await waitFor(() => client.received().includes('"code":8}'), "the answer");
+    await waitFor(() => client.received().includes('"code":8}'), 20_000, "the answer", 20);
     await client.closed;
     const text = client.received();
     assert.match(text, /^HTTP\/1\.1 429 Too Many Requests\r\n/);
@@ -138,13 +131,13 @@ describe("request size limit", () => {
     client.socket.write("POST /v3/watch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     const chunk = (text: string): string => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
     client.socket.write(chunk('{"create_request":{"key":"YQ=="}}\n'));
-    await waitFor(() => client.received().includes('{"result":'), "the first answer");
+    await waitFor(() => client.received().includes('{"result":'), 20_000, "the first answer", 20);
     client.socket.write(chunk('{"create_request":{"key":"'));
     for (let sent = 0; sent <= jsonLimit; sent += 16 * 1024) client.socket.write(chunk("QUFB".repeat(4096)));
-    await waitFor(() => client.received().includes(failure), "the stream's failure");
+    await waitFor(() => client.received().includes(failure), 20_000, "the stream's failure", 20);
     assert.match(client.received(), /^HTTP\/1\.1 200 OK\r\n/);
     client.socket.destroy();
-    await waitFor(() => h.gateway.stats().calls === 0, "the calls to end");
+    await waitFor(() => h.gateway.stats().calls === 0, 20_000, "the calls to end", 20);
   });
 
   test("a websocket message over the limit closes the websocket with 1009", async () => {
@@ -152,7 +145,7 @@ describe("request size limit", () => {
     client.socket.write(
       "GET /v3/watch HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     );
-    await waitFor(() => client.received().includes("\r\n\r\n"), "the handshake");
+    await waitFor(() => client.received().includes("\r\n\r\n"), 20_000, "the handshake", 20);
     assert.match(client.received(), /^HTTP\/1\.1 101 /);
     // Only the header of a frame claiming more than the limit: refused before its payload arrives.
     const header = Buffer.alloc(14);
@@ -215,7 +208,7 @@ describe("clients that leave", () => {
     await client.closed;
     await new Promise((resolve) => setTimeout(resolve, 300));
     // The call is cancelled as it begins (the member may or may not have seen it) and is not tracked.
-    await waitFor(() => h.gateway.stats().calls === 0, "no call in flight", 5000);
+    await waitFor(() => h.gateway.stats().calls === 0, 5000, "no call in flight", 20);
     assert.ok(h.member.calls.length >= calls);
   });
 });
@@ -272,7 +265,7 @@ describe("a watcher that does not read", () => {
     const calls = h.member.calls.length;
     const client = rawClient(h.port);
     open(client);
-    await waitFor(() => h.member.calls.length > calls && h.member.calls.at(-1)!.floodedBytes > 0, "the flood to start");
+    await waitFor(() => h.member.calls.length > calls && h.member.calls.at(-1)!.floodedBytes > 0, 20_000, "the flood to start", 20);
     client.socket.pause();
     const watch = h.member.calls.at(-1)!;
     // Let the flood run until it stops moving: held back by flow control, far short of its total.
@@ -294,8 +287,8 @@ describe("a watcher that does not read", () => {
     assert.equal((await post(h.port, "/v3/kv/range", '{"key":"YQ=="}')).status, 200);
     // The client leaving cancels the call and releases everything.
     client.socket.destroy();
-    await waitFor(() => watch.cancelled, "the member to see the watch cancelled");
-    await waitFor(() => h.gateway.stats().calls === 0, "no calls in flight");
+    await waitFor(() => watch.cancelled, 20_000, "the member to see the watch cancelled", 20);
+    await waitFor(() => h.gateway.stats().calls === 0, 20_000, "no calls in flight", 20);
     assert.deepEqual(h.gateway.stats(), { calls: 0, streams: 0, bufferedBytes: 0, decodedOffLoop: 0 });
   }
 

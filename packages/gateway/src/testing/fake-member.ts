@@ -17,7 +17,7 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
 } from "@grpc/grpc-js";
-import { ROUTES } from "./routes.js";
+import { ROUTES } from "../routes.js";
 
 export interface FloodOptions {
   /** Bytes of the value of each event. */
