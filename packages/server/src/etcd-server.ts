@@ -34,10 +34,10 @@ import {
 } from "@etcd-ts/api";
 import { isAuthError, parseSimpleToken, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
 import { isLeaseError, type Clock, type Lessor } from "@etcd-ts/lease";
-import { ConfChangeType, EntryType, MessageType, SnapshotStatus, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
+import { ConfChangeType, EntryType, MessageType, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
 import { rm } from "node:fs/promises";
-import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "./backend-snapshot.js";
-import { handleSnapshotUpload, receivedSnapshotDir, sendSnapshot } from "./peer/snapshot-transfer.js";
+import { handleSnapshotUpload, sendSnapshot } from "./peer/snapshot-transfer.js";
+import { SnapshotShipping } from "./peer/snapshot-shipping.js";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { MAX_ENTRY_DATA_BYTES, type DiskRaftStorage, isWalError } from "@etcd-ts/wal";
 import { TXN_DECODE_RECURSION_LIMIT, isApplyEntryError, validateRequest } from "./apply/index.js";
@@ -125,9 +125,8 @@ export class EtcdServer {
   readonly auth: AuthStore;
   /** Replaced as one unit when a snapshot from the leader replaces the backend (see `state`). */
   private current: MemberState;
-  /** Databases received from the leader, by the raft index they hold, until raft installs them. */
-  private readonly receivedSnapshots = new Map<number, string>();
-  private readonly snapshotsInFlight = new Set<bigint>();
+  /** Databases shipped to followers behind the log, and those received from the leader. */
+  private readonly snapshots: SnapshotShipping;
   private readonly stateReplacedListeners = new Set<() => void>();
   private readonly corruptionChecker: CorruptionChecker;
   /** The last apply batch's durability, so a snapshot install waits for it. */
@@ -195,6 +194,16 @@ export class EtcdServer {
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
     this.alarms = parts.alarms;
     this.current = parts.state;
+    this.snapshots = new SnapshotShipping({
+      dataDir: options.config.dataDir,
+      backend: options.backend,
+      logger: this.logger,
+      termAt: (index) => this.storage.term(index),
+      peerUrls: (id) => this.membership.get(id)?.peerUrls,
+      ship: (urls, message, view) => sendSnapshot({ urls, clusterId: this.membership.clusterId, localId: this.membership.localId, message, view, logger: this.logger }),
+      reportSnapshot: (to, status) => this.log.reportSnapshot(to, status),
+      step: (message) => this.log.step(message),
+    });
     const localId = this.membership.localId;
     this.transport = new PeerTransport(localId, this.membership.clusterId, {
       onMessage: (m) => this.log.step(m),
@@ -245,8 +254,8 @@ export class EtcdServer {
         handleSnapshotUpload(
           {
             clusterId: () => this.membership.clusterId,
-            dir: receivedSnapshotDir(this.config.dataDir),
-            deliver: (message, file) => this.deliverReceivedSnapshot(message, file),
+            dir: this.snapshots.receivedDir,
+            deliver: (message, file) => this.snapshots.deliver(message, file),
             logger: this.logger,
           },
           req,
@@ -768,7 +777,7 @@ export class EtcdServer {
     this.lastDurable = durable;
     if (last !== undefined) {
       this.applied.advance(last.index);
-      if (this.receivedSnapshots.size > 0) this.dropDeclinedSnapshots();
+      this.snapshots.dropDeclined(this.applied.appliedIndex);
       this.maybeSnapshot(last.index);
     }
     return durable;
@@ -914,66 +923,8 @@ export class EtcdServer {
   }
 
   private send(messages: readonly Message[]): void {
-    for (const m of messages) if (m.type === MessageType.Snap) this.sendBackendSnapshot(m);
+    for (const m of messages) if (m.type === MessageType.Snap) this.snapshots.send(m);
     this.transport.send(messages.filter((m) => m.type !== MessageType.Snap));
-  }
-
-  /**
-   * A follower too far behind for the log gets the whole backend, as etcd ships it: a consistent view,
-   * with raft snapshot metadata naming the index that view holds (so the follower's log resumes right
-   * after it), streamed over the peer port. Raft hears the outcome.
-   */
-  private sendBackendSnapshot(m: Message): void {
-    const peer = this.membership.get(m.to);
-    if (peer === undefined || this.snapshotsInFlight.has(m.to)) {
-      if (peer === undefined) this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
-      return;
-    }
-    let view;
-    let message: Message;
-    try {
-      view = clusterStateSnapshot(this.backend.snapshot());
-      const index = consistentIndexOf(view);
-      message = { ...m, snapshot: { data: m.snapshot?.data ?? new Uint8Array(0), metadata: { index, term: this.storage.term(index), confState: confStateOf(view) } } };
-    } catch (error) {
-      view?.close();
-      this.logger.warn("cannot prepare a database snapshot for a follower", { to: m.to.toString(16), error: String(error) });
-      this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
-      return;
-    }
-    this.snapshotsInFlight.add(m.to);
-    this.logger.info("sending a database snapshot to a follower that is behind the log", { to: m.to.toString(16), index: message.snapshot!.metadata.index });
-    sendSnapshot({ urls: peer.peerUrls, clusterId: this.membership.clusterId, localId: this.membership.localId, message, view, logger: this.logger })
-      .then(
-        () => this.log.reportSnapshot(m.to, SnapshotStatus.Finish),
-        (error: unknown) => {
-          this.logger.warn("sending a database snapshot failed", { to: m.to.toString(16), error: String(error) });
-          this.log.reportSnapshot(m.to, SnapshotStatus.Failure);
-        },
-      )
-      .finally(() => this.snapshotsInFlight.delete(m.to));
-  }
-
-  /** A database from the leader arrived (durable under the data dir): raft decides whether to install it. */
-  private async deliverReceivedSnapshot(message: Message, file: string): Promise<void> {
-    const index = message.snapshot!.metadata.index;
-    const previous = this.receivedSnapshots.get(index);
-    if (previous !== undefined && previous !== file) await rm(previous, { force: true });
-    this.receivedSnapshots.set(index, file);
-    this.log.step(message);
-  }
-
-  /**
-   * Removes received databases raft can no longer install: raft only takes a snapshot above its commit
-   * index, which is at or above the applied index, so one at or below the applied index was declined
-   * (it arrived after the log had caught up) and would otherwise stay on disk.
-   */
-  private dropDeclinedSnapshots(): void {
-    for (const [index, file] of this.receivedSnapshots) {
-      if (index > this.applied.appliedIndex) continue;
-      this.receivedSnapshots.delete(index);
-      rm(file, { force: true }).catch((error: unknown) => this.logger.warn("removing a declined database snapshot failed", { file, error: String(error) }));
-    }
   }
 
   /**
@@ -983,9 +934,7 @@ export class EtcdServer {
    */
   private async installSnapshot(snapshot: RaftSnapshot): Promise<void> {
     const index = snapshot.metadata.index;
-    const file = this.receivedSnapshots.get(index);
-    if (file === undefined) throw new Error(`raft installed a snapshot at index ${index} but no database was received for it`);
-    this.receivedSnapshots.delete(index);
+    const file = this.snapshots.take(index);
     await this.lastDurable.catch(() => undefined);
     await this.current.store.compactionsDone();
     // Watch streams on the old store end with an error their clients retry on, resuming from the last
@@ -999,7 +948,7 @@ export class EtcdServer {
     this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, index);
     this.applied.advance(index);
     await rm(file, { force: true });
-    this.dropDeclinedSnapshots();
+    this.snapshots.dropDeclined(this.applied.appliedIndex);
     this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.current.store.currentRevision() });
   }
 
