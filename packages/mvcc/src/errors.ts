@@ -32,6 +32,8 @@ export class MvccError extends Error {
   }
 }
 
+/** Whether `e` is a `MvccError` (of `code`, when given). It compares the name, not the prototype, so an error
+ * thrown by another installed copy of this package counts too. */
 export function isMvccError(e: unknown, code?: MvccErrorCode): e is MvccError {
-  return e instanceof MvccError && (code === undefined || e.code === code);
+  return e instanceof Error && e.name === "MvccError" && (code === undefined || (e as MvccError).code === code);
 }

@@ -19,7 +19,7 @@ import {
   readPageHeader,
 } from "./bolt-format.js";
 import type { BoltMeta, BranchElement, LeafElement, PageHeader } from "./bolt-format.js";
-import { SnapshotError } from "./errors.js";
+import { SnapshotError, isSnapshotError } from "./errors.js";
 
 /**
  * Reads a bbolt database — an etcd snapshot file (trailing SHA-256 or not) or an etcd `member/snap/db` —
@@ -264,7 +264,7 @@ export class BoltFile {
         checkBucket(element.value, `bucket ${JSON.stringify(utf8.decode(element.key))}`, 1);
       }
     } catch (e) {
-      if (!(e instanceof SnapshotError)) throw e;
+      if (!isSnapshotError(e)) throw e;
       // The walk stopped here, so the pages after this one were never visited: listing them all as
       // unreachable would bury the one real problem.
       problems.push(e.message);

@@ -26,6 +26,8 @@ export class SnapshotError extends Error {
   }
 }
 
+/** Whether `e` is a `SnapshotError` (of `code`, when given). It compares the name, not the prototype, so an error
+ * thrown by another installed copy of this package counts too. */
 export function isSnapshotError(e: unknown, code?: SnapshotErrorCode): e is SnapshotError {
-  return e instanceof SnapshotError && (code === undefined || e.code === code);
+  return e instanceof Error && e.name === "SnapshotError" && (code === undefined || (e as SnapshotError).code === code);
 }

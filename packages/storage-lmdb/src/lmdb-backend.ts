@@ -2,7 +2,7 @@ import { open } from "lmdb";
 import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, freeBytes, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
+import { StorageError, freeBytes, fsyncDir, isStorageError, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
 import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import {
   BUCKETS_END,
@@ -53,7 +53,7 @@ function owned(bytes: Uint8Array): Uint8Array {
 
 /** Maps lmdb-js errors to `StorageError`s (ours pass through). */
 function translate(e: unknown, dir: string): unknown {
-  if (e instanceof StorageError || !(e instanceof Error)) return e;
+  if (isStorageError(e) || !(e instanceof Error)) return e;
   if (/MDB_(CORRUPTED|INVALID|PAGE_NOTFOUND|VERSION_MISMATCH)|not an LMDB file/i.test(e.message)) {
     return new StorageError("Corrupt", `data dir ${dir}: lmdb database is damaged: ${e.message}`, { cause: e });
   }
@@ -70,7 +70,7 @@ const LOW_FREE_BYTES = 8 * 1024 * 1024;
  * space in the message, and any other EIO as `Io`. Either way the transaction committed nothing.
  */
 function translateWrite(e: unknown, dir: string): unknown {
-  if (e instanceof StorageError || !(e instanceof Error)) return e;
+  if (isStorageError(e) || !(e instanceof Error)) return e;
   const errno = (e as { code?: unknown }).code;
   const free = freeBytes(dir);
   const where = `data dir ${dir}: lmdb: ${e.message}`;

@@ -109,8 +109,10 @@ export class StorageError extends Error {
   }
 }
 
+/** Whether `e` is a `StorageError` (of `code`, when given). It compares the name, not the prototype, so an error
+ * thrown by another installed copy of this package counts too. */
 export function isStorageError(e: unknown, code?: StorageErrorCode): e is StorageError {
-  return e instanceof StorageError && (code === undefined || e.code === code);
+  return e instanceof Error && e.name === "StorageError" && (code === undefined || (e as StorageError).code === code);
 }
 
 /** How engines are opened: a directory of its own, which the engine creates if missing. */

@@ -9,7 +9,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError } from "./backend.js";
+import { StorageError, isStorageError } from "./backend.js";
 
 export const DATA_DIR_MARKER = "etcd-ts-storage.json";
 const MARKER_TEMP = `${DATA_DIR_MARKER}.tmp`;
@@ -55,7 +55,7 @@ export function prepareDataDir(dir: string, engine: string, format: number): Dat
   try {
     return inspectDataDir(dir, engine, format);
   } catch (e) {
-    if (e instanceof StorageError) throw e;
+    if (isStorageError(e)) throw e;
     throw new StorageError("Io", `data dir ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
