@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { MEMBERSHIP_BUCKETS, META_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
@@ -162,9 +163,9 @@ function gatewayTarget(url: string): string {
 async function seedFromSnapshot(backend: Backend, file: string): Promise<{ keys: number; buckets: number }> {
   const { keys, buckets } = await restoreBoltSnapshot(file, backend);
   await backend.update((txn) => {
-    for (const bucket of ["members", "members_removed", "cluster"]) txn.deleteBucket(bucket);
-    txn.createBucket("meta");
-    txn.put("meta", new TextEncoder().encode("consistent_index"), new Uint8Array(8));
+    for (const bucket of MEMBERSHIP_BUCKETS) txn.deleteBucket(bucket);
+    txn.createBucket(META_BUCKET);
+    writeConsistentIndex(txn, 0);
   });
   return { keys, buckets };
 }
