@@ -56,11 +56,10 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
     // Per connection (an HTTP/2 setting); a client past it has its new streams refused.
     "grpc.max_concurrent_streams": options.config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
   });
-  metrics.instrumentGrpcServer(grpcServer);
   const streamStats = new GrpcStreamStats();
   metrics.attachStreamStats(streamStats);
   // A learner serves only Status and serializable reads, as etcd 3.4's interceptors allow.
-  addEtcdServices(withLearnerGate(grpcServer, () => server.membership.local.isLearner, logger), server, logger, streamStats);
+  addEtcdServices(withLearnerGate(metrics.instrumentGrpcServices(grpcServer), () => server.membership.local.isLearner, logger), server, logger, streamStats);
   await server.ready();
   const http1 = http1Routes(server, options.http1Handler, metrics);
   const listeners: ClientListener[] = [];

@@ -1,63 +1,72 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
-import { status, type Server as GrpcServer, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import {
+  KV,
+  RangeResponseSchema,
+  Watch,
+  grpcServiceDefinition,
+  type GrpcServiceHandlers,
+  type GrpcServiceRegistrar,
+  type RangeRequest,
+  type RangeResponse,
+  type WatchRequest,
+  type WatchResponse,
+} from "@etcd-ts/api";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { instrumentBackend, ServerMetrics } from "./metrics.js";
 
-/** A stand-in for grpc-js' server that keeps what was registered, so handlers can be called directly. */
-function fakeGrpcServer(): { server: GrpcServer; registered: Map<string, UntypedServiceImplementation> } {
-  const registered = new Map<string, UntypedServiceImplementation>();
-  const server = {
-    addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation) {
-      registered.set(Object.values(definition)[0]!.path.split("/")[1]!, implementation);
+/** A registrar that keeps what was registered, by service path prefix, so handlers can be called directly. */
+function recordingRegistrar(): { services: GrpcServiceRegistrar; registered: Map<string, unknown> } {
+  const registered = new Map<string, unknown>();
+  const services: GrpcServiceRegistrar = {
+    addService(definition, handlers) {
+      const [first] = Object.values(definition);
+      registered.set(String((first as { path: string }).path.split("/")[1]), handlers);
     },
-  } as unknown as GrpcServer;
-  return { server, registered };
+  };
+  return { services, registered };
 }
-
-const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: (v: unknown) => v as Buffer,
-  requestDeserialize: (v: Buffer) => v,
-  responseSerialize: (v: unknown) => v as Buffer,
-  responseDeserialize: (v: Buffer) => v,
-});
-
-const definition = {
-  Range: method("/etcdserverpb.KV/Range", false, false),
-  Watch: method("/etcdserverpb.Watch/Watch", true, true),
-} as unknown as ServiceDefinition;
 
 test("gRPC calls are counted as grpc-prometheus counts them: started, then handled by code", () => {
   const metrics = new ServerMetrics();
-  const { server, registered } = fakeGrpcServer();
-  metrics.instrumentGrpcServer(server);
+  const { services, registered } = recordingRegistrar();
+  const instrumented = metrics.instrumentGrpcServices(services);
   let fail = false;
-  server.addService(definition, {
-    Range: (_call: unknown, callback: (error: unknown, value?: unknown) => void) => callback(fail ? { code: status.OUT_OF_RANGE } : null, {}),
-    Watch: () => undefined,
-  } as unknown as UntypedServiceImplementation);
-  const range = registered.get("etcdserverpb.KV")!.Range as (call: unknown, cb: (e: unknown) => void) => void;
+  const unanswered = () => undefined;
+  const kv: GrpcServiceHandlers<typeof KV> = {
+    Range: (_call, callback) => callback(fail ? { code: status.OUT_OF_RANGE } : null, create(RangeResponseSchema)),
+    Put: unanswered,
+    DeleteRange: unanswered,
+    Txn: unanswered,
+    Compact: unanswered,
+  };
+  instrumented.addService(grpcServiceDefinition(KV), kv);
+  instrumented.addService(grpcServiceDefinition(Watch), { Watch: unanswered });
+  const range = (registered.get("etcdserverpb.KV") as GrpcServiceHandlers<typeof KV>).Range;
   const labels = { grpc_method: "Range", grpc_service: "etcdserverpb.KV", grpc_type: "unary" };
   assert.equal(metrics.grpcStarted.get(labels), 0, "pre-initialised at registration");
-  range({}, () => undefined);
+  assert.equal(metrics.grpcStarted.get({ ...labels, grpc_method: "Compact" }), 0, "every method of the service");
+  const call = {} as ServerUnaryCall<RangeRequest, RangeResponse>;
+  const ignore: sendUnaryData<RangeResponse> = () => undefined;
+  range(call, ignore);
   fail = true;
-  range({}, () => undefined);
+  range(call, ignore);
   assert.equal(metrics.grpcStarted.get(labels), 2);
   assert.equal(metrics.grpcHandled.get({ ...labels, grpc_code: "OK" }), 1);
   assert.equal(metrics.grpcHandled.get({ ...labels, grpc_code: "OutOfRange" }), 1);
 
-  const watch = registered.get("etcdserverpb.KV")!.Watch as (call: unknown) => void;
+  const watch = (registered.get("etcdserverpb.Watch") as GrpcServiceHandlers<typeof Watch>).Watch;
   const streamLabels = { grpc_method: "Watch", grpc_service: "etcdserverpb.Watch", grpc_type: "bidi_stream" };
+  const stream = (emitter: EventEmitter) => emitter as ServerDuplexStream<WatchRequest, WatchResponse>;
   const cancelled = new EventEmitter();
-  watch(cancelled);
+  watch(stream(cancelled));
   cancelled.emit("cancelled");
   cancelled.emit("close");
   const ended = Object.assign(new EventEmitter(), { pendingStatus: { code: status.OK } });
-  watch(ended);
+  watch(stream(ended));
   ended.emit("finish");
   assert.equal(metrics.grpcStarted.get(streamLabels), 2);
   assert.equal(metrics.grpcHandled.get({ ...streamLabels, grpc_code: "Canceled" }), 1);

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { readFileSync } from "node:fs";
-import { status as GrpcStatus, type Server as GrpcServer, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { decorateGrpcHandlers, type GrpcHandlerDecorator, type GrpcMethodInfo, type GrpcServiceRegistrar } from "@etcd-ts/api";
+import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { DiskRaftStorage } from "@etcd-ts/wal";
 import { ETCD_API_VERSION } from "./config.js";
@@ -21,7 +22,7 @@ const GRPC_CODE_NAMES: Record<number, string> = {
 /**
  * The metrics a member serves on `/metrics`, with etcd 3.4's names, types and help texts. Most gauges
  * are read from the server when scraped (leader, raft indexes, backend sizes, keys); counters and
- * histograms are fed by hooks: the gRPC handlers (`instrumentGrpcServer`), the backend's write
+ * histograms are fed by hooks: the gRPC handlers (`instrumentGrpcServices`), the backend's write
  * transactions (`instrumentBackend`), the WAL's fsyncs and the server's proposals and leadership
  * changes (`attachServer`).
  */
@@ -141,64 +142,68 @@ export class ServerMetrics {
   }
 
   /**
-   * Wraps `grpcServer.addService` so every method registered afterwards counts `grpc_server_started_total`
-   * and `grpc_server_handled_total` with grpc-prometheus' labels. Call before registering services.
+   * Where to register services so every method counts `grpc_server_started_total` and
+   * `grpc_server_handled_total` with grpc-prometheus' labels (pre-initialised at registration).
    */
-  instrumentGrpcServer(grpcServer: GrpcServer): void {
-    const addService = grpcServer.addService.bind(grpcServer);
-    grpcServer.addService = (service: ServiceDefinition, implementation: UntypedServiceImplementation) => {
-      const wrapped: UntypedServiceImplementation = {};
-      for (const [name, handler] of Object.entries(implementation)) {
-        const definition = service[name];
-        if (definition === undefined || typeof handler !== "function") {
-          wrapped[name] = handler;
-          continue;
-        }
-        const [, grpcService = "", grpcMethod = name] = /^\/([^/]+)\/([^/]+)$/.exec(definition.path) ?? [];
-        const grpcType = definition.requestStream
-          ? definition.responseStream ? "bidi_stream" : "client_stream"
-          : definition.responseStream ? "server_stream" : "unary";
-        const labels = { grpc_method: grpcMethod, grpc_service: grpcService, grpc_type: grpcType };
-        this.grpcStarted.touch(labels);
-        this.grpcHandled.touch({ ...labels, grpc_code: "OK" });
-        wrapped[name] = this.countCalls(handler as (...args: unknown[]) => void, labels, grpcType);
-      }
-      addService(service, wrapped);
-    };
+  instrumentGrpcServices(services: GrpcServiceRegistrar): GrpcServiceRegistrar {
+    return { addService: (definition, handlers) => services.addService(definition, decorateGrpcHandlers(definition, handlers, this.callCounter())) };
   }
 
-  private countCalls(handler: (...args: unknown[]) => void, labels: Record<string, string>, grpcType: string) {
+  private callCounter(): GrpcHandlerDecorator {
     const started = this.grpcStarted;
     const handled = this.grpcHandled;
     const codeName = (code: unknown) => GRPC_CODE_NAMES[typeof code === "number" ? code : GrpcStatus.UNKNOWN] ?? "Unknown";
-    if (grpcType === "unary" || grpcType === "client_stream") {
-      return (call: unknown, callback: (error: { code?: number } | null, ...rest: never[]) => void) => {
-        started.inc(labels);
-        handler(call, (error: { code?: number } | null, ...rest: never[]) => {
-          handled.inc({ ...labels, grpc_code: error === null || error === undefined ? "OK" : codeName(error.code) });
-          callback(error, ...rest);
-        });
-      };
-    }
-    // Streams end in one of three ways: the handler ends them (status OK, or the status of an error it
-    // emitted), the client cancels, or they are destroyed with an error. The first of these counts.
-    return (call: NodeJS.EventEmitter & { pendingStatus?: { code?: number } }) => {
-      started.inc(labels);
-      this.openStreams++;
-      let counted = false;
-      const count = (code: string) => {
-        if (counted) return;
-        counted = true;
-        this.openStreams--;
-        handled.inc({ ...labels, grpc_code: code });
-      };
-      call.once("cancelled", () => count("Canceled"));
-      call.once("error", (error: { code?: number }) => count(codeName(error?.code)));
-      call.once("finish", () => count(codeName(call.pendingStatus?.code ?? GrpcStatus.OK)));
-      call.once("close", () => count("OK"));
-      handler(call);
+    const labelsOf = (method: GrpcMethodInfo) => {
+      const [, grpcService = "", grpcMethod = ""] = /^\/([^/]+)\/([^/]+)$/.exec(method.path) ?? [];
+      const grpcType = method.requestStream
+        ? method.responseStream ? "bidi_stream" : "client_stream"
+        : method.responseStream ? "server_stream" : "unary";
+      const labels = { grpc_method: grpcMethod, grpc_service: grpcService, grpc_type: grpcType };
+      started.touch(labels);
+      handled.touch({ ...labels, grpc_code: "OK" });
+      return labels;
+    };
+    return {
+      answered: (handler, method) => {
+        const labels = labelsOf(method);
+        return (call, callback) => {
+          started.inc(labels);
+          handler(call, (error, value, trailer, flags) => {
+            handled.inc({ ...labels, grpc_code: error === null || error === undefined ? "OK" : codeName(error.code) });
+            callback(error, value, trailer, flags);
+          });
+        };
+      },
+      // Streams end in one of three ways: the handler ends them (status OK, or the status of an error it
+      // emitted), the client cancels, or they are destroyed with an error. The first of these counts.
+      streamed: (handler, method) => {
+        const labels = labelsOf(method);
+        return (call) => {
+          started.inc(labels);
+          this.openStreams++;
+          let counted = false;
+          const count = (code: string) => {
+            if (counted) return;
+            counted = true;
+            this.openStreams--;
+            handled.inc({ ...labels, grpc_code: code });
+          };
+          call.once("cancelled", () => count("Canceled"));
+          call.once("error", (error: { code?: number } | undefined) => count(codeName(error?.code)));
+          call.once("finish", () => count(codeName(pendingStatusCode(call) ?? GrpcStatus.OK)));
+          call.once("close", () => count("OK"));
+          handler(call);
+        };
+      },
     };
   }
+}
+
+/** The status grpc-js will send when a server stream finishes (kept on the call, not in its types). */
+function pendingStatusCode(call: object): unknown {
+  if (!("pendingStatus" in call)) return undefined;
+  const status = call.pendingStatus;
+  return typeof status === "object" && status !== null && "code" in status ? status.code : undefined;
 }
 
 /**

@@ -276,9 +276,9 @@ export function parsePeerUrls(urls: readonly string[]): string[] {
   const parsed: string[] = [];
   for (const raw of urls) {
     const text = raw.trim();
-    const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(text);
-    if (match === null) throw RpcError.of("memberBadURLs");
-    const [, scheme, host, rest] = match as unknown as [string, string, string, string];
+    const [, scheme, host, rest] = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(text) ?? [];
+    // All three groups take part in every match (possibly empty), so one undefined means no match.
+    if (scheme === undefined || host === undefined || rest === undefined) throw RpcError.of("memberBadURLs");
     if (!["http", "https", "unix", "unixs"].includes(scheme.toLowerCase())) throw RpcError.of("memberBadURLs");
     if (!hasHostPort(host.replace(/^[^@]*@/, ""))) throw RpcError.of("memberBadURLs");
     const path = rest.replace(/[?#].*$/, "");

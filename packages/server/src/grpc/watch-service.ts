@@ -1,4 +1,4 @@
-import { RpcError, type WatchRequest } from "@etcd-ts/api";
+import { RpcError, type WatchRequest, type WatchResponse } from "@etcd-ts/api";
 import { CANCEL_REASONS, WatchStream, type WatchableStore } from "@etcd-ts/watch";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { AuthInfo } from "@etcd-ts/auth";
@@ -22,7 +22,7 @@ const MAX_QUEUED_CONTROL_RESPONSES = 1024;
  * handling keeps memory bounded), and every watcher is freed when the stream ends.
  */
 export function serveWatch(
-  call: ServerDuplexStream<WatchRequest, unknown>,
+  call: ServerDuplexStream<WatchRequest, WatchResponse>,
   etcd: EtcdServer,
   watchable: WatchableStore,
   options: { progressNotifyIntervalMs?: number; token?: string | undefined; maxWatchers?: number; stats?: GrpcStreamStats } = {},
