@@ -2,8 +2,8 @@ import { open } from "lmdb";
 import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, freeBytes, fsyncDir, isStorageError, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import { StorageError, UpdateGate, freeBytes, fsyncDir, isStorageError, prepareDataDir } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, EngineUpdate, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import {
   BUCKETS_END,
   BUCKETS_START,
@@ -267,7 +267,6 @@ export class LmdbBackend implements Backend {
   private readonly openSnapshots = new Set<Transaction>();
   /** Resolvers waiting (in `defragment`) for the last open snapshot to close. */
   private snapshotWaiters: (() => void)[] = [];
-  private writing = false;
   /** True while defragment replaces the data file (only observable if lmdb-js defers a close). */
   private swapping = false;
   private closed = false;
@@ -282,6 +281,28 @@ export class LmdbBackend implements Backend {
 
   private readonly checkBackendOpen = (): void => {
     if (this.closed) throw new StorageError("Closed", `lmdb storage backend at ${this.dir} is closed`);
+  };
+
+  private readonly updates = new UpdateGate(this.checkBackendOpen);
+  private readonly engineUpdate: EngineUpdate<LmdbWriter> = {
+    admit: () => {
+      if (this.swapping) throw new StorageError("Io", `data dir ${this.dir}: defragment is replacing the data file; retry`);
+    },
+    begin: (checkOpen) => new LmdbWriter({ db: () => this.db, checkOpen, dir: this.dir, transaction: undefined }),
+    commit: (_txn, apply) => {
+      let fnThrew = false;
+      try {
+        // A throw from fn aborts the LMDB transaction; lmdb-js rethrows it unchanged, and so do we.
+        // transactionSync returns once the commit is synced to disk.
+        this.db.transactionSync(() => {
+          fnThrew = true;
+          apply();
+          fnThrew = false;
+        });
+      } catch (e) {
+        throw fnThrew ? e : translateWrite(e, this.dir);
+      }
+    },
   };
 
   private context(active: () => boolean, what: string, transaction?: Transaction): TxnContext {
@@ -307,31 +328,7 @@ export class LmdbBackend implements Backend {
   }
 
   update(fn: (txn: WriteTxn) => void): Promise<void> {
-    try {
-      this.checkBackendOpen();
-      if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
-      if (this.swapping) throw new StorageError("Io", `data dir ${this.dir}: defragment is replacing the data file; retry`);
-      this.writing = true;
-      let active = true;
-      const txn = new LmdbWriter(this.context(() => active, "write transaction used after update returned"));
-      let fnThrew = false;
-      try {
-        // A throw from fn aborts the LMDB transaction; lmdb-js rethrows it unchanged, and so do we.
-        this.db.transactionSync(() => {
-          fnThrew = true;
-          requireSynchronousUpdate(fn(txn));
-          fnThrew = false;
-        });
-      } catch (e) {
-        throw fnThrew ? e : translateWrite(e, this.dir);
-      } finally {
-        active = false;
-        this.writing = false;
-      }
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.updates.update(fn, this.engineUpdate);
   }
 
   snapshot(): Snapshot {

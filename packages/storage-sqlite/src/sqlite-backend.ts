@@ -1,8 +1,8 @@
 import Database from "better-sqlite3";
 import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { StorageError, freeBytes, fsyncDir, prepareDataDir, requireSynchronousUpdate } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import { StorageError, UpdateGate, freeBytes, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
+import type { Backend, BackendOptions, EngineUpdate, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
 import { DB_FILE, DEFERRED_SYNC_PRAGMA, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
 const ENGINE = "sqlite";
@@ -246,8 +246,25 @@ export class SqliteBackend implements Backend {
   private readonly dbPath: string;
   private readonly idleReaders: Connection[] = [];
   private readonly openSnapshots = new Set<{ end(): void }>();
-  private writing = false;
   private closed = false;
+  private readonly updates = new UpdateGate(() => this.checkBackendOpen());
+  private readonly engineUpdate: EngineUpdate<SqliteWriter> = {
+    begin: (checkOpen) => new SqliteWriter(this.writer, checkOpen, this.dir),
+    commit: (_txn, apply) => {
+      this.writer.statement("BEGIN IMMEDIATE").run();
+      try {
+        apply();
+        // With synchronous=FULL, COMMIT returns after the WAL is fsynced: durable before we resolve.
+        this.writer.statement("COMMIT").run();
+      } catch (e) {
+        if (this.writer.db.inTransaction) this.writer.statement("ROLLBACK").run();
+        // Bucket ids cached during the failed transaction may name rows that no longer exist.
+        this.writer.bucketIds.clear();
+        throw e;
+      }
+    },
+    translateError: (e) => translate(e, this.dir),
+  };
 
   /** Use `openSqliteBackend`. */
   constructor(
@@ -283,39 +300,7 @@ export class SqliteBackend implements Backend {
   update(fn: (txn: WriteTxn) => void): Promise<void> {
     // The files may grow: measure again at the next size() (once per write batch, not per caller).
     this.sizeMeasuredAt = -Infinity;
-    try {
-      this.checkBackendOpen();
-      if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
-      this.writing = true;
-      let active = true;
-      const txn = new SqliteWriter(
-        this.writer,
-        () => {
-          this.checkBackendOpen();
-          if (!active) throw new StorageError("Closed", "write transaction used after update returned");
-        },
-        this.dir,
-      );
-      try {
-        this.writer.statement("BEGIN IMMEDIATE").run();
-        try {
-          requireSynchronousUpdate(fn(txn));
-          // With synchronous=FULL, COMMIT returns after the WAL is fsynced: durable before we resolve.
-          this.writer.statement("COMMIT").run();
-        } catch (e) {
-          if (this.writer.db.inTransaction) this.writer.statement("ROLLBACK").run();
-          // Bucket ids cached during the failed transaction may name rows that no longer exist.
-          this.writer.bucketIds.clear();
-          throw e;
-        }
-      } finally {
-        active = false;
-        this.writing = false;
-      }
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(translate(e, this.dir));
-    }
+    return this.updates.update(fn, this.engineUpdate);
   }
 
   snapshot(): Snapshot {

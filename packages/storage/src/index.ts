@@ -16,3 +16,5 @@ export { MemoryBackend, openMemoryBackend } from "./memory-backend.js";
 export { DATA_DIR_MARKER, freeBytes, fsyncDir, prepareDataDir, writeDataDirMarker } from "./data-dir.js";
 export type { DataDirMarker, DataDirState } from "./data-dir.js";
 export { requireSynchronousUpdate } from "./synchronous-update.js";
+export { UpdateGate } from "./update-gate.js";
+export type { EngineUpdate } from "./update-gate.js";

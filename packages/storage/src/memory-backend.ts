@@ -1,6 +1,7 @@
 import { StorageError } from "./backend.js";
 import type { Backend, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "./backend.js";
-import { requireSynchronousUpdate } from "./synchronous-update.js";
+import { UpdateGate } from "./update-gate.js";
+import type { EngineUpdate } from "./update-gate.js";
 import { entryOf, treeDelete, treeGet, treePut, treeRange } from "./persistent-tree.js";
 import type { TreeNode } from "./persistent-tree.js";
 
@@ -109,11 +110,20 @@ class VersionWriter extends VersionReader implements WriteTxn {
 export class MemoryBackend implements Backend {
   readonly engine = "memory";
   private current: StoreVersion = new Map();
-  private writing = false;
   private closed = false;
 
   private checkBackendOpen = (): void => {
     if (this.closed) throw new StorageError("Closed", "memory storage backend is closed");
+  };
+
+  private readonly updates = new UpdateGate(this.checkBackendOpen);
+  // A write builds the next version beside the published one and publishes it only when fn returned.
+  private readonly engineUpdate: EngineUpdate<VersionWriter> = {
+    begin: (checkOpen) => new VersionWriter(this.current, checkOpen),
+    commit: (txn, apply) => {
+      apply();
+      this.current = txn.result();
+    },
   };
 
   view<T>(fn: (txn: ReadTxn) => T): T {
@@ -131,26 +141,7 @@ export class MemoryBackend implements Backend {
   }
 
   update(fn: (txn: WriteTxn) => void): Promise<void> {
-    try {
-      this.checkBackendOpen();
-      if (this.writing) throw new Error("update called inside another update: write transactions never overlap");
-      this.writing = true;
-      let active = true;
-      const txn = new VersionWriter(this.current, () => {
-        this.checkBackendOpen();
-        if (!active) throw new StorageError("Closed", "write transaction used after update returned");
-      });
-      try {
-        requireSynchronousUpdate(fn(txn));
-        this.current = txn.result();
-      } finally {
-        active = false;
-        this.writing = false;
-      }
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.updates.update(fn, this.engineUpdate);
   }
 
   snapshot(): Snapshot {
