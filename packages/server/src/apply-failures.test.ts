@@ -23,7 +23,7 @@ import { MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
 import type { ApplyResult } from "./apply/types.js";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
-import { freePort } from "./testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-apply-failures-"));

@@ -22,7 +22,7 @@ import { openMemoryBackend } from "@etcd-ts/storage";
 import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
 import { defaultConfig } from "./config.js";
 import { startMember, type RunningMember } from "./member.js";
-import { freePort } from "./testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 
 type UnaryClient = Client & Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
 

@@ -31,7 +31,7 @@ import { Metadata, credentials, makeGenericClientConstructor, type Client, type 
 import { defaultConfig } from "./config.js";
 import { silentLogger } from "./log.js";
 import { startMember, type RunningMember } from "./member.js";
-import { freePort } from "./testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 
 type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void;
 

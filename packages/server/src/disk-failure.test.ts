@@ -8,7 +8,7 @@ import { PutRequestSchema, RangeRequestSchema } from "@etcd-ts/api";
 import { StorageError, isStorageError, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
-import { freePort } from "./testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 
 /**
  * A backend whose commits fail on demand as a full disk fails SQLite's COMMIT: the transaction's

@@ -11,7 +11,7 @@ import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { silentLogger } from "./log.js";
 import { startMember } from "./member.js";
-import { freePort } from "./testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext): Promise<{ config: ServerConfig; port: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-gauges-"));

@@ -1,9 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { create, toJson } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
@@ -25,18 +20,15 @@ import {
 import type { Compare, InternalRaftRequest, RequestOp, TxnRequest } from "@etcd-ts/api";
 import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 import type { Client, ServiceError } from "@grpc/grpc-js";
+import { haveEtcd, startEtcd, type EtcdProcess } from "@etcd-ts/test-support";
 import { validateRequest } from "./validate.js";
-import { Harness, b, cmp, compaction, del, opDel, opPut, opRange, opTxn, put, range, txn } from "./test-harness.js";
-import { freePort } from "../testing/free-port.js";
+import { Harness, b, cmp, compaction, del, opDel, opPut, opRange, opTxn, put, range, txn } from "../testing/kv-applier-harness.js";
 
 /**
  * Differential test: the same random requests go to a real etcd (the `etcd` binary on PATH, 3.4) over
  * gRPC and to our validation + applier, and every response or error must be the same, except the
  * cluster/member IDs and raft term of the top-level header. Skipped when there is no `etcd` binary.
  */
-
-const etcdVersion = spawnSync("etcd", ["--version"], { encoding: "utf8" });
-const haveEtcd = etcdVersion.status === 0 && /etcd Version: 3\.4\./.test(etcdVersion.stdout);
 
 type Unary = (req: unknown, cb: (e: ServiceError | null, r: unknown) => void) => void;
 type KvClient = Client & { Range: Unary; Put: Unary; DeleteRange: Unary; Txn: Unary; Compact: Unary };
@@ -72,45 +64,19 @@ function normalized<D extends DescMessage>(schema: D, message: MessageShape<D>):
   return json;
 }
 
-describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd ? false : "no etcd 3.4 binary on PATH" }, () => {
-  let etcd: ChildProcess | undefined;
-  let dataDir = "";
+describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd() ? false : "no etcd 3.4 binary on PATH" }, () => {
+  let etcd: EtcdProcess | undefined;
   let client: KvClient;
 
   before(async () => {
-    const port = await freePort();
-    const peer = await freePort();
-    dataDir = mkdtempSync(join(tmpdir(), "etcd-differential-"));
-    etcd = spawn(
-      "etcd",
-      [
-        "--data-dir", join(dataDir, "d"),
-        "--listen-client-urls", `http://127.0.0.1:${port}`,
-        "--advertise-client-urls", `http://127.0.0.1:${port}`,
-        "--listen-peer-urls", `http://127.0.0.1:${peer}`,
-        "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-        "--initial-cluster", `default=http://127.0.0.1:${peer}`,
-        "--log-level", "error",
-      ],
-      { stdio: "ignore" },
-    );
+    etcd = await startEtcd({ logLevel: "error" });
     const Ctor = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
-    client = new Ctor(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as KvClient;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await call("Range", range({ key: b("probe") }));
-        break;
-      } catch (e) {
-        if (attempt > 100) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    client = new Ctor(etcd.endpoint, credentials.createInsecure()) as unknown as KvClient;
   });
 
-  after(() => {
+  after(async () => {
     client?.close();
-    etcd?.kill("SIGTERM");
-    if (dataDir !== "") rmSync(dataDir, { recursive: true, force: true });
+    await etcd?.stop();
   });
 
   function call(method: "Range" | "Put" | "DeleteRange" | "Txn" | "Compact", request: unknown): Promise<any> {

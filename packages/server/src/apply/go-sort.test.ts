@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RangeRequest_SortOrder, RangeRequest_SortTarget } from "@etcd-ts/api";
 import { goSort } from "./go-sort.js";
-import { Harness, b, range, s } from "./test-harness.js";
+import { Harness, b, range, s } from "../testing/kv-applier-harness.js";
 
 describe("goSort (Go 1.19 sort.Sort)", () => {
   it("sorts", () => {

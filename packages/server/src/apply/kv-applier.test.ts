@@ -10,7 +10,7 @@ import {
   isRpcError,
 } from "@etcd-ts/api";
 import type { InternalRaftRequest, RangeResponse, TxnResponse } from "@etcd-ts/api";
-import { Harness, b, cmp, compaction, del, kvTuple, opDel, opPut, opRange, opTxn, put, range, s, txn } from "./test-harness.js";
+import { Harness, b, cmp, compaction, del, kvTuple, opDel, opPut, opRange, opTxn, put, range, s, txn } from "../testing/kv-applier-harness.js";
 
 // Expected values were taken from etcd 3.4.23 with `etcdctl -w json` running the same requests.
 

@@ -5,7 +5,7 @@ import { RequestOpSchema, isRpcError } from "@etcd-ts/api";
 import type { RpcErrorKind } from "@etcd-ts/api";
 import type { RequestOp, TxnRequest } from "@etcd-ts/api";
 import { MAX_TXN_NESTING, TXN_DECODE_RECURSION_LIMIT, decodeTxnRequest, validateRequest } from "./validate.js";
-import { b, cmp, del, opDel, opPut, opRange, opTxn, put, range, txn } from "./test-harness.js";
+import { b, cmp, del, opDel, opPut, opRange, opTxn, put, range, txn } from "../testing/kv-applier-harness.js";
 
 function rejects(kind: RpcErrorKind, fn: () => void): void {
   assert.throws(fn, (e) => isRpcError(e, kind));

@@ -23,6 +23,7 @@ import { CANCEL_REASONS, DEFAULT_MAX_PENDING_RESPONSES, DEFAULT_MAX_WATCHERS_PER
 import { openMvccStore } from "@etcd-ts/mvcc";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { waitFor } from "@etcd-ts/test-support";
 import { recordingLogger, startFuzzMember, type FuzzMember } from "../testing/fuzz-member.js";
 import { LeaseService, MAX_PENDING_KEEPALIVES } from "./lease-service.js";
 import { GrpcStreamStats } from "./stream-stats.js";
@@ -44,14 +45,6 @@ async function metric(fuzz: FuzzMember, name: string): Promise<number> {
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   assert.ok(line !== undefined, `${name} is served`);
   return Number(line.split(" ")[1]);
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Opens a watch stream, creates a watcher on `key` and resolves once the member answered `created`. */
@@ -81,7 +74,7 @@ describe("gRPC stream bounds", () => {
     const first = client(Watch, fuzz.clientAddress, true);
     const open = [openWatch(first, "a"), openWatch(first, "b"), openWatch(first, "c")];
     await Promise.all(open.map((w) => w.created));
-    await waitFor("3 open streams", async () => (await metric(fuzz, "etcd_ts_grpc_server_open_streams")) === 3);
+    await waitFor(async () => (await metric(fuzz, "etcd_ts_grpc_server_open_streams")) === 3, 15_000, "3 open streams", 50);
     assert.equal(await metric(fuzz, "etcd_debugging_mvcc_watch_stream_total"), 3);
 
     // A fourth stream on the same connection is not served while three are open...
@@ -99,7 +92,7 @@ describe("gRPC stream bounds", () => {
 
     for (const w of open) w.stream.cancel();
     fourth.stream.cancel();
-    await waitFor("streams closed", async () => (await metric(fuzz, "etcd_ts_grpc_server_open_streams")) === 0);
+    await waitFor(async () => (await metric(fuzz, "etcd_ts_grpc_server_open_streams")) === 0, 15_000, "streams closed", 50);
     assert.equal(await metric(fuzz, "etcd_debugging_mvcc_watch_stream_total"), 0);
     first.close();
     second.close();
@@ -116,14 +109,14 @@ describe("gRPC stream bounds", () => {
     });
     stream.on("error", () => undefined);
     for (let i = 0; i < DEFAULT_MAX_WATCHERS_PER_STREAM + 2; i++) stream.write(createWatch(`k${i}`));
-    await waitFor("every create answered", () => created + refusals.length === DEFAULT_MAX_WATCHERS_PER_STREAM + 2, 100_000);
+    await waitFor(() => created + refusals.length === DEFAULT_MAX_WATCHERS_PER_STREAM + 2, 100_000, "every create answered", 50);
     assert.equal(created, DEFAULT_MAX_WATCHERS_PER_STREAM);
     assert.equal(refusals.length, 2);
     assert.deepEqual({ id: refusals[0]!.watchId, created: refusals[0]!.created, reason: refusals[0]!.cancelReason }, { id: -1n, created: true, reason: CANCEL_REASONS.tooManyWatchers });
     assert.equal(await metric(fuzz, "etcd_debugging_mvcc_watcher_total"), DEFAULT_MAX_WATCHERS_PER_STREAM);
     assert.equal(await metric(fuzz, "etcd_ts_watch_creates_refused_total"), 2);
     stream.cancel();
-    await waitFor("watchers freed", async () => (await metric(fuzz, "etcd_debugging_mvcc_watcher_total")) === 0);
+    await waitFor(async () => (await metric(fuzz, "etcd_debugging_mvcc_watcher_total")) === 0, 15_000, "watchers freed", 50);
     c.close();
   });
 
@@ -140,10 +133,15 @@ describe("gRPC stream bounds", () => {
     assert.ok(queued <= DEFAULT_MAX_PENDING_RESPONSES + 1, `${queued} responses queued for a client that does not read`);
     stream.resume();
     let seen = 0;
-    await waitFor("every event delivered", () => {
-      seen = responses.reduce((n, r) => n + r.events.length, 0);
-      return seen === events;
-    }, 100_000);
+    await waitFor(
+      () => {
+        seen = responses.reduce((n, r) => n + r.events.length, 0);
+        return seen === events;
+      },
+      100_000,
+      "every event delivered",
+      50,
+    );
     stream.cancel();
     c.close();
   });
@@ -159,11 +157,11 @@ describe("gRPC stream bounds", () => {
     stream.on("data", (r: LeaseKeepAliveResponse) => answers.push(r));
     const sent = 2000;
     for (let i = 0; i < sent; i++) stream.write(create(LeaseKeepAliveRequestSchema, { ID: grant.ID }));
-    await waitFor("one keep-alive stream", async () => (await metric(fuzz, "etcd_ts_lease_keepalive_streams")) === 1);
-    await waitFor("every keep-alive answered", () => answers.length === sent, 100_000);
+    await waitFor(async () => (await metric(fuzz, "etcd_ts_lease_keepalive_streams")) === 1, 15_000, "one keep-alive stream", 50);
+    await waitFor(() => answers.length === sent, 100_000, "every keep-alive answered", 50);
     assert.ok(answers.every((a) => a.ID === grant.ID && a.TTL > 0n));
     stream.end();
-    await waitFor("the stream closed", async () => (await metric(fuzz, "etcd_ts_lease_keepalive_streams")) === 0);
+    await waitFor(async () => (await metric(fuzz, "etcd_ts_lease_keepalive_streams")) === 0, 15_000, "the stream closed", 50);
     assert.equal(await metric(fuzz, "etcd_ts_lease_keepalive_pending"), 0);
     c.close();
     assert.deepEqual(logger.unexpected, []);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import { EtcdServer } from "../etcd-server.js";
-import { freePort } from "../testing/free-port.js";
+import { freePort } from "@etcd-ts/test-support";
 import { RAFT_SNAPSHOT_PATH, receivedSnapshotDir, receivedSnapshotPath } from "./snapshot-transfer.js";
 import { CLUSTER_ID_HEADER } from "./transport.js";
 

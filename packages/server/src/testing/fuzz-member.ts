@@ -1,17 +1,14 @@
 // Test support for the fuzz tests: one in-process member on the memory engine, on free loopback ports,
 // and fast-check's run parameters (short by default; FUZZ_RUNS / FUZZ_SEED for long or replayed runs).
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { openMemoryBackend } from "@etcd-ts/storage";
+import { freePort, removeDir, tempDir } from "@etcd-ts/test-support";
 import type fc from "fast-check";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { startMember, type RunningMember } from "../member.js";
-import { freePort } from "./free-port.js";
 
 /** fast-check parameters: `defaultRuns` cases bounded by `timeLimitMs`, unless FUZZ_RUNS says how many. */
 export function fuzzParameters(defaultRuns: number, timeLimitMs: number): fc.Parameters<unknown> {
@@ -57,7 +54,7 @@ export interface FuzzMember {
 
 /** A single member (memory engine, a temp data dir) on 127.0.0.1. */
 export async function startFuzzMember(logger: Logger, config: Partial<ServerConfig> = {}): Promise<FuzzMember> {
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-fuzz-"));
+  const dataDir = tempDir("fuzz");
   const peerUrl = `http://127.0.0.1:${await freePort()}`;
   const clientUrl = `http://127.0.0.1:${await freePort()}`;
   const member = await startMember({
@@ -82,7 +79,7 @@ export async function startFuzzMember(logger: Logger, config: Partial<ServerConf
     peerUrl,
     stop: async () => {
       await member.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDir(dataDir);
     },
   };
 }

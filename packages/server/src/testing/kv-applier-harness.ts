@@ -25,10 +25,10 @@ import { openMvccStore } from "@etcd-ts/mvcc";
 import type { MvccStore } from "@etcd-ts/mvcc";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import type { Backend } from "@etcd-ts/storage";
-import { createKvApplier } from "./kv-applier.js";
-import type { KvApplierOptions } from "./kv-applier.js";
-import type { ApplyResult } from "./types.js";
-import type { DefaultKvApplier } from "./kv-applier.js";
+import { createKvApplier } from "../apply/kv-applier.js";
+import type { KvApplierOptions } from "../apply/kv-applier.js";
+import type { ApplyResult } from "../apply/types.js";
+import type { DefaultKvApplier } from "../apply/kv-applier.js";
 
 /** Test helpers: an applier over the memory backend, fed one log entry per request. */
 
