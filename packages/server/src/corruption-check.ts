@@ -1,20 +1,8 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { create } from "@bufbuild/protobuf";
 import { AlarmRequestSchema, AlarmRequest_AlarmAction, AlarmType, type InternalRaftRequest, type ResponseHeader } from "@etcd-ts/api";
 import type { Logger } from "./log.js";
 import type { Member } from "./membership/membership.js";
-import { peerRequest } from "./tls.js";
-
-/** Peer route a leader asks each member's HashKV on (etcd's `/members/hashkv`). */
-export const PEER_HASHKV_PATH = "/members/hashkv";
-
-export interface PeerHashKV {
-  readonly memberId: string;
-  /** The member's current revision when it answered. */
-  readonly revision: number;
-  readonly compactRevision: number;
-  readonly hash: number;
-}
+import type { PeerHashKV } from "./peer/peer-network.js";
 
 export interface CorruptionCheckHost {
   readonly memberId: bigint;
@@ -23,6 +11,8 @@ export interface CorruptionCheckHost {
   /** HashKV of the local store at `revision` (0: current), with the current and compact revisions. */
   localHashKV(revision: number): { hash: number; currentRevision: number; compactRevision: number };
   proposeRequest<T extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"]): Promise<T>;
+  /** Asks the member at one of `urls` for its HashKV at `revision` (over the peer network). */
+  peerHashKV(urls: readonly string[], revision: number, timeoutMs: number): Promise<PeerHashKV>;
 }
 
 /**
@@ -62,7 +52,7 @@ export class CorruptionChecker {
         this.host
           .members()
           .filter((m) => m.id !== this.host.memberId)
-          .map((m) => fetchPeerHashKV(m.peerUrls, local.currentRevision, this.timeoutMs).catch(() => undefined)),
+          .map((m) => this.host.peerHashKV(m.peerUrls, local.currentRevision, this.timeoutMs).catch(() => undefined)),
       );
       const again = this.host.localHashKV(0);
       const corrupt = new Set<bigint>();
@@ -89,48 +79,12 @@ export class CorruptionChecker {
     }
   }
 
-  /** Serves `POST /members/hashkv` (`{ revision }`) on the peer listener; false for other requests. */
-  serve(req: IncomingMessage, res: ServerResponse): boolean {
-    const path = (req.url ?? "").split("?")[0];
-    if (path !== PEER_HASHKV_PATH || req.method !== "POST") return false;
-    let body = "";
-    req.setEncoding("utf8");
-    req.on("data", (c: string) => (body += c));
-    req.on("end", () => {
-      try {
-        const { revision } = JSON.parse(body) as { revision: number };
-        const { hash, currentRevision, compactRevision } = this.host.localHashKV(revision);
-        const answer: PeerHashKV = { memberId: this.host.memberId.toString(16), revision: currentRevision, compactRevision, hash };
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify(answer));
-      } catch (error) {
-        // A revision compacted away here or still in the future: nothing to compare.
-        res.writeHead(400, { "content-type": "text/plain" });
-        res.end(error instanceof Error ? error.message : String(error));
-      }
-    });
-    return true;
+  /**
+   * Answers a peer's HashKV question (etcd's `/members/hashkv`). A revision compacted away here or still
+   * in the future throws: there is nothing to compare.
+   */
+  answerHashKV(revision: number): PeerHashKV {
+    const { hash, currentRevision, compactRevision } = this.host.localHashKV(revision);
+    return { memberId: this.host.memberId.toString(16), revision: currentRevision, compactRevision, hash };
   }
-}
-
-async function fetchPeerHashKV(urls: readonly string[], revision: number, timeoutMs: number): Promise<PeerHashKV> {
-  let lastError: unknown = new Error("no peer URL");
-  for (const base of urls) {
-    try {
-      return await new Promise<PeerHashKV>((resolve, reject) => {
-        const req = peerRequest(new URL(PEER_HASHKV_PATH, base), { method: "POST", timeout: timeoutMs, headers: { "content-type": "application/json" }, agent: false }, (res) => {
-          let text = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => (text += c));
-          res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(text) as PeerHashKV) : reject(new Error(text))));
-        });
-        req.on("timeout", () => req.destroy(new Error("timeout")));
-        req.on("error", reject);
-        req.end(JSON.stringify({ revision }));
-      });
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
 }

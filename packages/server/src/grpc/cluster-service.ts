@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { create } from "@bufbuild/protobuf";
 import {
   MemberAddResponseSchema,
@@ -23,7 +22,7 @@ import {
 } from "@etcd-ts/api";
 import { ConfChangeType, type ConfChange } from "@etcd-ts/raft";
 import { computeMemberId } from "../membership/identity.js";
-import { forwardToLeader } from "../peer/lease-forwarding.js";
+import type { PeerAnswerOf, PeerRequestHandler, PeerRequestKind, PeerRequestOf } from "../peer/peer-network.js";
 import type { Logger } from "../log.js";
 import { encodeMemberContext } from "../membership/member-context.js";
 import {
@@ -36,8 +35,6 @@ import type { Member, Membership } from "../membership/membership.js";
 
 /** etcd's `HealthInterval`: a peer counts as connected once its stream has been up this long. */
 export const HEALTH_INTERVAL_MS = 5000;
-/** Peer route a follower uses to ask the leader to promote a learner (etcd's `/members/promote/:id`). */
-export const PROMOTE_PATH = "/members/promote";
 
 /** What the Cluster service needs of a member (EtcdServer provides it). */
 export interface ClusterHost {
@@ -53,7 +50,10 @@ export interface ClusterHost {
   /** When the stream to a peer came up (ms since the epoch), 0 when it is down. */
   peerActiveSince(id: bigint): number;
   waitForLeader(timeoutMs?: number): Promise<boolean>;
-  addPeerRoute(route: (req: IncomingMessage, res: ServerResponse) => boolean): void;
+  /** Answers requests of `kind` from other members (the leader's side of a forwarded promotion). */
+  handlePeerRequest<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void;
+  /** Asks the member at one of `urls` over the peer network. */
+  requestPeer<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>>;
 }
 
 /**
@@ -68,7 +68,11 @@ export class ClusterService {
     private readonly logger: Logger,
     private readonly requestTimeoutMs = 7000,
   ) {
-    host.addPeerRoute((req, res) => this.servePromoteForwarding(req, res));
+    // The leader's side of a forwarded promotion: etcd's errors reach the follower as they are.
+    host.handlePeerRequest("promote", async ({ id }) => {
+      await this.promoteHere(id);
+      return {};
+    });
   }
 
   /**
@@ -164,8 +168,7 @@ export class ClusterService {
       const leader = this.host.membership.get(this.host.leaderId());
       if (leader === undefined) throw RpcError.of("noLeader");
       try {
-        const answer = await forwardToLeader<{ error?: string }>(leader.peerUrls, PROMOTE_PATH, { id }, Math.max(1, deadline - Date.now()));
-        if (answer.error !== undefined) throw RpcError.of(answer.error as Parameters<typeof RpcError.of>[0]);
+        await this.host.requestPeer(leader.peerUrls, "promote", { id }, Math.max(1, deadline - Date.now()));
         return;
       } catch (error) {
         if (isRpcError(error) && error.kind !== "leaderChanged") throw error;
@@ -173,31 +176,6 @@ export class ClusterService {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-  }
-
-  /** The leader's side of a forwarded promotion: `{}` once applied, `{ error: kind }` for etcd's errors. */
-  private servePromoteForwarding(req: IncomingMessage, res: ServerResponse): boolean {
-    const path = (req.url ?? "").split("?")[0];
-    if (path !== PROMOTE_PATH || req.method !== "POST") return false;
-    let body = "";
-    req.setEncoding("utf8");
-    req.on("data", (c: string) => (body += c));
-    req.on("end", () => {
-      void (async () => {
-        let answer: { error?: string } = {};
-        let status = 200;
-        try {
-          await this.promoteHere(BigInt((JSON.parse(body) as { id: string }).id));
-        } catch (error) {
-          if (isRpcError(error) && error.kind === "notLeader") status = 421;
-          else if (isRpcError(error)) answer = { error: error.kind };
-          else status = 500;
-        }
-        res.writeHead(status, { "content-type": "application/json" });
-        res.end(JSON.stringify(answer));
-      })();
-    });
-    return true;
   }
 
   /** etcd's `mayAddMember`: a voter only when enough members are started, and never while a voter is unreachable. */

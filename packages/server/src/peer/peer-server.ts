@@ -4,28 +4,21 @@ import type { Socket } from "node:net";
 import { ETCD_API_VERSION, ETCD_CLUSTER_VERSION } from "../config.js";
 import { parseListenUrl } from "../grpc/client-listener.js";
 import type { Member } from "../membership/membership.js";
+import { memberJson, type PeerMemberJson } from "./peer-network.js";
 import { CLUSTER_ID_HEADER, RAFT_STREAM_PATH } from "./transport.js";
 import { peerListenTls, peerRequest } from "../tls.js";
 
 /**
- * The peer listener (`--listen-peer-urls`): raft streams from other members, and the small HTTP API a
- * member uses to join an existing cluster (`GET /members`) or to check a peer (`GET /version`).
+ * The peer listener (`--listen-peer-urls`): raft streams from other members, the small HTTP API a
+ * member uses to join an existing cluster (`GET /members`) or to check a peer (`GET /version`), and the
+ * other peer routes `HttpPeerNetwork` serves (snapshot uploads, peer requests).
  */
 export interface PeerHandlers {
   readonly clusterId: () => bigint;
   readonly members: () => readonly Member[];
   readonly raftStream: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Other peer routes (snapshot transfer). Returns false when it does not serve the path. */
+  /** Other peer routes (snapshot uploads, peer requests). Returns false when it does not serve the path. */
   readonly other?: (req: IncomingMessage, res: ServerResponse) => boolean;
-}
-
-/** The JSON shape of a member on the peer API (what `GET /members` returns). */
-export interface PeerMemberJson {
-  id: string;
-  name: string;
-  peerURLs: string[];
-  clientURLs: string[];
-  isLearner: boolean;
 }
 
 export class PeerServer {
@@ -66,13 +59,7 @@ export class PeerServer {
       return;
     }
     if (path === "/members" && req.method === "GET") {
-      const body: PeerMemberJson[] = this.handlers.members().map((m) => ({
-        id: m.id.toString(16),
-        name: m.name,
-        peerURLs: [...m.peerUrls],
-        clientURLs: [...m.clientUrls],
-        isLearner: m.isLearner,
-      }));
+      const body: PeerMemberJson[] = this.handlers.members().map(memberJson);
       res.writeHead(200, { "content-type": "application/json", [CLUSTER_ID_HEADER]: this.handlers.clusterId().toString(16) });
       res.end(JSON.stringify(body));
       return;

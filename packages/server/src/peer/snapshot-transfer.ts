@@ -6,6 +6,7 @@ import { decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
 import { openBoltSnapshotStream } from "@etcd-ts/snapshot";
 import type { Snapshot as BackendSnapshot } from "@etcd-ts/storage";
 import type { Logger } from "../log.js";
+import type { PeerNetwork, SnapshotBody } from "./peer-network.js";
 import { peerRequest } from "../tls.js";
 import { CLUSTER_ID_HEADER, FROM_HEADER } from "./transport.js";
 
@@ -30,85 +31,86 @@ export function receivedSnapshotPath(dataDir: string, index: number): string {
   return join(receivedSnapshotDir(dataDir), `${index.toString(16).padStart(16, "0")}.snap.db`);
 }
 
-export interface SnapshotSendOptions {
-  readonly urls: readonly string[];
-  readonly clusterId: bigint;
-  readonly localId: bigint;
-  readonly message: Message;
-  /** A consistent view of the backend at `message.snapshot.metadata.index`; closed when the send ends. */
-  readonly view: BackendSnapshot;
-  readonly logger: Logger;
-}
-
-/** Streams the snapshot to the first URL that takes it; resolves once the follower accepted it. */
-export async function sendSnapshot(options: SnapshotSendOptions): Promise<void> {
-  const { view, message } = options;
+/**
+ * Ships a consistent view of the backend to a follower over `network` in etcd's bbolt snapshot format
+ * with its SHA-256 appended; `message.snapshot.metadata` names the index the view holds. The view is
+ * closed when the transfer ends; resolves once the follower accepted it.
+ */
+export async function shipBackendSnapshot(network: Pick<PeerNetwork, "sendSnapshot">, urls: readonly string[], message: Message, view: BackendSnapshot, logger: Logger): Promise<void> {
   try {
     const stream = await openBoltSnapshotStream(view, { appendSha256: true });
-    const head = encodeMessage(message);
-    const prefix = Buffer.alloc(4);
-    prefix.writeUInt32BE(head.byteLength, 0);
-    let lastError: unknown = new Error("no peer URL");
-    for (const base of options.urls) {
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const req = peerRequest(new URL(RAFT_SNAPSHOT_PATH, base), {
-            method: "POST",
-            headers: {
-              "content-type": "application/octet-stream",
-              "content-length": String(4 + head.byteLength + stream.size),
-              [CLUSTER_ID_HEADER]: options.clusterId.toString(16),
-              [FROM_HEADER]: options.localId.toString(16),
-            },
-            agent: false,
-          });
-          req.once("error", reject);
-          req.once("response", (res: IncomingMessage) => {
-            let text = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => (text += c));
-            res.on("end", () => (res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.trim()}`))));
-          });
-          void (async () => {
-            try {
-              req.write(prefix);
-              req.write(head);
-              for await (const chunk of stream) {
-                if (!req.write(chunk)) await new Promise<void>((r) => req.once("drain", () => r()));
-              }
-              req.end();
-            } catch (error) {
-              req.destroy(error instanceof Error ? error : new Error(String(error)));
-            }
-          })();
-        });
-        options.logger.info("sent a database snapshot", {
-          to: message.to.toString(16),
-          index: message.snapshot?.metadata.index,
-          bytes: stream.size,
-        });
-        return;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    throw lastError;
+    await network.sendSnapshot(urls, message, { size: stream.size, chunks: stream });
+    logger.info("sent a database snapshot", { to: message.to.toString(16), index: message.snapshot?.metadata.index, bytes: stream.size });
   } finally {
     view.close();
   }
 }
 
-export interface SnapshotReceiveHandlers {
+export interface SnapshotPostOptions {
+  readonly urls: readonly string[];
+  readonly clusterId: bigint;
+  readonly localId: bigint;
+  readonly message: Message;
+  readonly body: SnapshotBody;
+}
+
+/** `POST /raft/snapshot` to the first URL that takes it: the length-prefixed raft message, then the database. */
+export async function postSnapshot(options: SnapshotPostOptions): Promise<void> {
+  const { message, body } = options;
+  const head = encodeMessage(message);
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(head.byteLength, 0);
+  let lastError: unknown = new Error("no peer URL");
+  for (const base of options.urls) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = peerRequest(new URL(RAFT_SNAPSHOT_PATH, base), {
+          method: "POST",
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-length": String(4 + head.byteLength + body.size),
+            [CLUSTER_ID_HEADER]: options.clusterId.toString(16),
+            [FROM_HEADER]: options.localId.toString(16),
+          },
+          agent: false,
+        });
+        req.once("error", reject);
+        req.once("response", (res: IncomingMessage) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (text += c));
+          res.on("end", () => (res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.trim()}`))));
+        });
+        void (async () => {
+          try {
+            req.write(prefix);
+            req.write(head);
+            for await (const chunk of body.chunks) {
+              if (!req.write(chunk)) await new Promise<void>((r) => req.once("drain", () => r()));
+            }
+            req.end();
+          } catch (error) {
+            req.destroy(error instanceof Error ? error : new Error(String(error)));
+          }
+        })();
+      });
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+export interface SnapshotUploadHandlers {
   readonly clusterId: () => bigint;
-  /** Where received files go (`receivedSnapshotDir`). */
-  readonly dir: string;
-  /** Takes a received, durable file and its raft message; resolves once raft has been told. */
-  readonly deliver: (message: Message, file: string) => Promise<void>;
+  /** Takes the upload's raft message and the database bytes after it; resolves once it is durable and raft was told. */
+  readonly receive: (message: Message, chunks: AsyncIterable<Uint8Array>) => Promise<void>;
   readonly logger: Logger;
 }
 
 /** Serves `POST /raft/snapshot` on the peer listener; returns false for other requests. */
-export function handleSnapshotUpload(handlers: SnapshotReceiveHandlers, req: IncomingMessage, res: ServerResponse): boolean {
+export function handleSnapshotUpload(handlers: SnapshotUploadHandlers, req: IncomingMessage, res: ServerResponse): boolean {
   const path = (req.url ?? "").split("?")[0];
   if (path !== RAFT_SNAPSHOT_PATH || req.method !== "POST") return false;
   const cluster = req.headers[CLUSTER_ID_HEADER];
@@ -118,7 +120,7 @@ export function handleSnapshotUpload(handlers: SnapshotReceiveHandlers, req: Inc
     req.resume();
     return true;
   }
-  void receive(handlers, req).then(
+  void receiveUpload(handlers, req).then(
     () => {
       res.writeHead(204);
       res.end();
@@ -140,56 +142,76 @@ export function handleSnapshotUpload(handlers: SnapshotReceiveHandlers, req: Inc
  */
 const MAX_SNAPSHOT_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-async function receive(handlers: SnapshotReceiveHandlers, req: IncomingMessage): Promise<void> {
-  await mkdir(handlers.dir, { recursive: true });
-  const part = join(handlers.dir, `incoming-${process.pid}-${Date.now()}.part`);
-  const file = createWriteStream(part);
+/** Reads the length-prefixed raft message off the upload, then hands it the rest of the body as it comes. */
+async function receiveUpload(handlers: SnapshotUploadHandlers, req: IncomingMessage): Promise<void> {
+  const body = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let header: Buffer = Buffer.alloc(0);
   let message: Message | undefined;
+  let rest: Buffer = Buffer.alloc(0);
+  try {
+    while (message === undefined) {
+      const next = await body.next();
+      if (next.done === true) throw new Error("the snapshot request carried no raft snapshot message");
+      header = Buffer.concat([header, next.value]);
+      if (header.length < 4) continue;
+      const length = header.readUInt32BE(0);
+      // A refused upload is cut off: reading on would only buffer more of what was refused.
+      if (length > MAX_SNAPSHOT_MESSAGE_BYTES) throw new Error(`the snapshot's raft message claims ${length} bytes (at most ${MAX_SNAPSHOT_MESSAGE_BYTES})`);
+      if (header.length < 4 + length) continue;
+      message = decodeMessage(header.subarray(4, 4 + length));
+      rest = header.subarray(4 + length);
+    }
+  } catch (error) {
+    req.destroy();
+    throw error;
+  }
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (rest.length > 0) yield rest;
+    for (;;) {
+      const next = await body.next();
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+  try {
+    await handlers.receive(message, chunks());
+  } catch (error) {
+    req.destroy();
+    throw error;
+  }
+}
+
+/**
+ * Writes a database received from the leader under `dir`, synced, named by the raft index it holds
+ * (`receivedSnapshotPath`), and returns that path. A transfer that fails leaves nothing behind.
+ */
+export async function storeReceivedSnapshot(dir: string, message: Message, chunks: AsyncIterable<Uint8Array>, logger: Logger): Promise<string> {
+  if (message.snapshot === undefined) throw new Error("the snapshot request carried no raft snapshot message");
+  await mkdir(dir, { recursive: true });
+  const part = join(dir, `incoming-${process.pid}-${Date.now()}.part`);
+  const file = createWriteStream(part);
   try {
     await new Promise<void>((resolve, reject) => {
-      // A refused upload is cut off: reading on would only buffer more of what was refused.
-      const refuse = (error: unknown): void => {
-        reject(error);
-        req.removeAllListeners("data");
-        req.destroy();
-      };
-      req.on("data", (chunk: Buffer) => {
-        if (message === undefined) {
-          header = Buffer.concat([header, chunk]);
-          if (header.length < 4) return;
-          const length = header.readUInt32BE(0);
-          if (length > MAX_SNAPSHOT_MESSAGE_BYTES) {
-            refuse(new Error(`the snapshot's raft message claims ${length} bytes (at most ${MAX_SNAPSHOT_MESSAGE_BYTES})`));
-            return;
+      file.once("error", reject);
+      void (async () => {
+        try {
+          for await (const chunk of chunks) {
+            if (chunk.length > 0 && !file.write(chunk)) await new Promise<void>((r) => file.once("drain", () => r()));
           }
-          if (header.length < 4 + length) return;
-          try {
-            message = decodeMessage(header.subarray(4, 4 + length));
-          } catch (error) {
-            refuse(error);
-            return;
-          }
-          chunk = header.subarray(4 + length);
+          resolve();
+        } catch (error) {
+          reject(error);
         }
-        if (chunk.length > 0 && !file.write(chunk)) {
-          req.pause();
-          file.once("drain", () => req.resume());
-        }
-      });
-      req.once("end", resolve);
-      req.once("error", reject);
-      req.once("aborted", () => reject(new Error("the leader aborted the snapshot")));
+      })();
     });
     await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
-    if (message?.snapshot === undefined) throw new Error("the snapshot request carried no raft snapshot message");
     const handle = await open(part, "r+");
     await handle.sync();
     await handle.close();
-    const final = join(handlers.dir, `${message.snapshot.metadata.index.toString(16).padStart(16, "0")}.snap.db`); // receivedSnapshotPath's name
+    const final = join(dir, `${message.snapshot.metadata.index.toString(16).padStart(16, "0")}.snap.db`); // receivedSnapshotPath's name
     await rename(part, final);
-    handlers.logger.info("received a database snapshot", { from: message.from.toString(16), index: message.snapshot.metadata.index });
-    await handlers.deliver(message, final);
+    logger.info("received a database snapshot", { from: message.from.toString(16), index: message.snapshot.metadata.index });
+    return final;
   } catch (error) {
     file.destroy();
     await rm(part, { force: true });
