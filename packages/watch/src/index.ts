@@ -29,6 +29,3 @@ export type { MvccHistorySource } from "./mvcc-adapter.js";
 export { DEFAULT_MAX_RESPONSE_BYTES, fragmentResponse } from "./fragment.js";
 export { timerScheduler } from "./scheduler.js";
 export type { Scheduler } from "./scheduler.js";
-export { ManualScheduler } from "./testing/manual-scheduler.js";
-export { MemoryWatchableKV } from "./testing/memory-kv.js";
-export type { MemoryTxn } from "./testing/memory-kv.js";
