@@ -77,6 +77,8 @@ export interface EtcdServerOptions {
   readonly electionTicks?: number;
   /** Applied entries between raft snapshots (etcd's --snapshot-count). */
   readonly snapshotCount?: number;
+  /** Entries kept behind a raft snapshot (etcd's SnapshotCatchUpEntries, 5000; tests make it small). */
+  readonly snapshotCatchUpEntries?: number;
   readonly clock?: Clock;
   /** Builds the member's replicated log from what the member gives it; a `RaftLog` unless told otherwise. */
   readonly openLog?: (options: RaftLogOptions) => ReplicatedLog;
@@ -160,6 +162,7 @@ export class EtcdServer {
   private simpleTokenWaits = 0;
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
+  private readonly snapshotCatchUpEntries: number;
   private nextRequestId: bigint;
   private lastSnapshotIndex: number;
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -185,6 +188,7 @@ export class EtcdServer {
     this.logger = logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
+    this.snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES;
     this.membership = parts.membership;
     this.lessor = parts.lessor;
     this.auth = parts.auth;
@@ -899,7 +903,7 @@ export class EtcdServer {
         }
         await this.storage.createSnapshot(at, this.membership.confState(), data);
         // Keep a tail for slow followers; nothing to do until the log is longer than that tail.
-        const compactTo = at - SNAPSHOT_CATCH_UP_ENTRIES;
+        const compactTo = at - this.snapshotCatchUpEntries;
         if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
       })
       .catch((error: unknown) => {
