@@ -1,4 +1,4 @@
-import { runBackendConformance } from "@etcd-ts/storage/conformance";
+import { runBackendConformance } from "@etcd-ts/storage/testing";
 import { openLmdbBackend } from "./lmdb-backend.js";
 
 runBackendConformance("lmdb", (dir) => openLmdbBackend({ dir }), {

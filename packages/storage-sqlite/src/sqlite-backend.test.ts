@@ -1,4 +1,4 @@
-import { runBackendConformance } from "@etcd-ts/storage/conformance";
+import { runBackendConformance } from "@etcd-ts/storage/testing";
 import { openSqliteBackend } from "./sqlite-backend.js";
 
 runBackendConformance("sqlite", (dir) => openSqliteBackend({ dir }), {

@@ -1,7 +1,7 @@
 /**
  * The storage engine interface: ordered byte keys in named buckets.
  *
- * Contracts every engine keeps (the conformance suite in `./conformance.ts` checks each of them):
+ * Contracts every engine keeps (the conformance suite in `./testing/conformance.ts` checks each of them):
  * - Keys and values are byte strings; keys within a bucket are ordered bytewise (memcmp order, a shorter
  *   key before any longer key it prefixes: `compareBytes`). Empty keys are allowed; empty values are allowed.
  * - A bucket must exist before it is read or written (`createBucket` in a write transaction, idempotent);

@@ -1,4 +1,4 @@
-import { runBackendConformance } from "./conformance.js";
+import { runBackendConformance } from "./testing/conformance.js";
 import { openMemoryBackend } from "./memory-backend.js";
 
 runBackendConformance("memory", () => openMemoryBackend(), { persistent: false });

@@ -5,7 +5,7 @@
  * one `update` per key, forever, printing "i\n" only after that update's promise resolved. The parent
  * kills it with SIGKILL and checks that every printed key survived.
  */
-import type { Backend, BackendOptions } from "./backend.js";
+import type { Backend, BackendOptions } from "../backend.js";
 import { durabilityBucket, durabilityKey, durabilityValue } from "./conformance-data.js";
 
 const [moduleUrl, exportName, dir] = process.argv.slice(2);

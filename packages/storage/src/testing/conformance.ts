@@ -1,6 +1,6 @@
 /**
  * The conformance suite every storage engine passes: one function that registers `node:test` tests for
- * each contract stated in `./backend.ts`. An engine's own test file calls it:
+ * each contract stated in `../backend.ts`. An engine's own test file calls it:
  *
  *   runBackendConformance("sqlite", (dir) => openSqliteBackend({ dir }), {
  *     opener: { module: new URL("./index.ts", import.meta.url).href, exportName: "openSqliteBackend" },
@@ -16,11 +16,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { StorageError, isStorageError } from "./backend.js";
-import type { Backend, Entry, RangeOptions, ReadTxn } from "./backend.js";
-import { compareBytes } from "./compare-bytes.js";
-import { DATA_DIR_MARKER } from "./data-dir.js";
-import { MAX_KEY_BYTES } from "./limits.js";
+import { StorageError, isStorageError } from "../backend.js";
+import type { Backend, Entry, RangeOptions, ReadTxn } from "../backend.js";
+import { compareBytes } from "../compare-bytes.js";
+import { DATA_DIR_MARKER } from "../data-dir.js";
+import { MAX_KEY_BYTES } from "../limits.js";
 import { durabilityBucket, durabilityKey, durabilityValue } from "./conformance-data.js";
 
 export type OpenForConformance = (dir: string) => Backend | Promise<Backend>;
