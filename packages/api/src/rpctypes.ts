@@ -111,8 +111,10 @@ export class RpcError extends Error {
   }
 }
 
+/** Whether `e` is an `RpcError` (made from `kind`, when given). It compares the name, not the prototype, so
+ * an error thrown by another installed copy of this package counts too. */
 export function isRpcError(e: unknown, kind?: RpcErrorKind): e is RpcError {
-  return e instanceof RpcError && (kind === undefined || e.kind === kind);
+  return e instanceof Error && e.name === "RpcError" && (kind === undefined || (e as RpcError).kind === kind);
 }
 
 /** The error a client library should raise for a status it received, matched on etcd's message. */

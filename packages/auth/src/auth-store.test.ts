@@ -9,51 +9,53 @@ import {
   Permission_Type,
   RoleSchema,
   UserSchema,
-  rpcErrors,
 } from "@etcd-ts/api";
 import { AUTH_BUCKET, AUTH_ENABLED_KEY, AUTH_REVISION_KEY, AUTH_ROLES_BUCKET, AUTH_USERS_BUCKET } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { AuthStore } from "./auth-store.js";
-import { AuthError } from "./errors.js";
-import type { AuthErrorKind } from "./errors.js";
+import { AuthError, isAuthError } from "./errors.js";
+import type { AuthRefusalCode } from "./errors.js";
 import { authErrorOf, bytes, enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
 import { SimpleTokenProvider } from "./simple-token.js";
 
 const perm = (permType: Permission_Type, key: string, rangeEnd = "") => ({ permType, key: bytes(key), rangeEnd: bytes(rangeEnd) });
 
-describe("AuthStore: errors carry etcd's kinds and messages", () => {
+describe("AuthStore: refusals carry etcd's messages", () => {
   // The messages etcd 3.4.23 sends, as etcdctl printed them against a real etcd.
-  const etcdMessages: Record<AuthErrorKind, string> = {
-    rootUserNotExist: "etcdserver: root user does not exist",
-    rootRoleNotExist: "etcdserver: root user does not have root role",
-    userAlreadyExist: "etcdserver: user name already exists",
-    userEmpty: "etcdserver: user name is empty",
-    userNotFound: "etcdserver: user name not found",
-    roleAlreadyExist: "etcdserver: role name already exists",
-    roleNotFound: "etcdserver: role name not found",
-    roleEmpty: "etcdserver: role name is empty",
-    authFailed: "etcdserver: authentication failed, invalid user ID or password",
-    permissionDenied: "etcdserver: permission denied",
-    roleNotGranted: "etcdserver: role is not granted to the user",
-    permissionNotGranted: "etcdserver: permission is not granted to the role",
-    authNotEnabled: "etcdserver: authentication is not enabled",
-    invalidAuthToken: "etcdserver: invalid auth token",
-    invalidAuthMgmt: "etcdserver: invalid auth management",
-    authOldRevision: "etcdserver: revision of auth store is old",
-    tooManyRequests: "etcdserver: too many requests",
+  const etcdMessages: Record<AuthRefusalCode, string> = {
+    RootUserNotExist: "etcdserver: root user does not exist",
+    RootRoleNotExist: "etcdserver: root user does not have root role",
+    UserAlreadyExist: "etcdserver: user name already exists",
+    UserEmpty: "etcdserver: user name is empty",
+    UserNotFound: "etcdserver: user name not found",
+    RoleAlreadyExist: "etcdserver: role name already exists",
+    RoleNotFound: "etcdserver: role name not found",
+    RoleEmpty: "etcdserver: role name is empty",
+    AuthFailed: "etcdserver: authentication failed, invalid user ID or password",
+    PermissionDenied: "etcdserver: permission denied",
+    RoleNotGranted: "etcdserver: role is not granted to the user",
+    PermissionNotGranted: "etcdserver: permission is not granted to the role",
+    AuthNotEnabled: "etcdserver: authentication is not enabled",
+    InvalidAuthToken: "etcdserver: invalid auth token",
+    InvalidAuthMgmt: "etcdserver: invalid auth management",
+    AuthOldRevision: "etcdserver: revision of auth store is old",
+    TooManyRequests: "etcdserver: too many requests",
   };
-  for (const [kind, message] of Object.entries(etcdMessages) as [AuthErrorKind, string][]) {
-    it(`${kind} → "${message}"`, () => {
-      const e = new AuthError(kind);
+  for (const [code, message] of Object.entries(etcdMessages) as [AuthRefusalCode, string][]) {
+    it(`${code} → "${message}"`, () => {
+      const e = new AuthError(code);
       assert.equal(e.name, "AuthError");
-      assert.equal(e.kind, kind);
+      assert.equal(e.code, code);
       assert.equal(e.message, message);
-      const rpc = e.toRpcError();
-      assert.equal(rpc.message, message);
-      assert.equal(rpc.code, rpcErrors[kind][0]);
-      assert.equal(rpc.kind, kind);
+      assert.ok(isAuthError(e, code));
     });
   }
+
+  it("a refusal from another installed copy of the package is recognised by name and code", () => {
+    const fromOtherCopy = Object.assign(new Error(etcdMessages.UserNotFound), { name: "AuthError", code: "UserNotFound" });
+    assert.ok(isAuthError(fromOtherCopy, "UserNotFound"));
+    assert.ok(!isAuthError(fromOtherCopy, "RoleNotFound"));
+  });
 });
 
 describe("AuthStore: initial state", () => {
@@ -78,16 +80,16 @@ describe("AuthStore: initial state", () => {
 });
 
 describe("AuthStore: AuthEnable / AuthDisable", () => {
-  it("refuses to enable without a root user: rootUserNotExist", async () => {
+  it("refuses to enable without a root user: RootUserNotExist", async () => {
     const f = await openStoreFixture();
-    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("rootUserNotExist"));
+    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("RootUserNotExist"));
     assert.equal(f.store.enabled, false);
   });
 
-  it("refuses to enable when root lacks the root role: rootRoleNotExist (etcdctl then adds it and retries)", async () => {
+  it("refuses to enable when root lacks the root role: RootRoleNotExist (etcdctl then adds it and retries)", async () => {
     const f = await openStoreFixture();
     await f.addUser("root", "pw");
-    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("rootRoleNotExist"));
+    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("RootRoleNotExist"));
     // etcdctl's recovery: RoleAdd root, UserGrantRole root root, AuthEnable again.
     await f.mutate((t) => f.store.roleAdd(t, "root"));
     await f.mutate((t) => f.store.userGrantRole(t, { user: "root", role: "root" }));
@@ -149,13 +151,13 @@ describe("AuthStore: users", () => {
     assert.equal(user.options?.noPassword, true);
   });
 
-  it("UserAdd errors: userEmpty, userAlreadyExist; refused requests change nothing", async () => {
+  it("UserAdd errors: UserEmpty, UserAlreadyExist; refused requests change nothing", async () => {
     const f = await openStoreFixture();
     const hashedPassword = await f.store.preparePassword("x");
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "", hashedPassword })), authErrorOf("userEmpty"));
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "", hashedPassword })), authErrorOf("UserEmpty"));
     await f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword }));
     const rev = f.store.revision;
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword })), authErrorOf("userAlreadyExist"));
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword })), authErrorOf("UserAlreadyExist"));
     assert.equal(f.store.revision, rev);
   });
 
@@ -163,18 +165,18 @@ describe("AuthStore: users", () => {
     const f = await openStoreFixture();
     await assert.rejects(
       f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword: "hunter2" })),
-      authErrorOf("invalidAuthMgmt"),
+      authErrorOf("InvalidAuthMgmt"),
     );
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob" })), authErrorOf("invalidAuthMgmt"));
+    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob" })), authErrorOf("InvalidAuthMgmt"));
     assert.deepEqual(f.store.userList(), []);
   });
 
-  it("UserGet returns the sorted roles; userNotFound for an unknown user", async () => {
+  it("UserGet returns the sorted roles; UserNotFound for an unknown user", async () => {
     const f = await openStoreFixture();
     for (const r of ["zeta", "alpha", "mid"]) await f.mutate((t) => f.store.roleAdd(t, r));
     await f.addUser("u", "p", ["zeta", "alpha", "mid"]);
     assert.deepEqual(f.store.userGet("u"), ["alpha", "mid", "zeta"]);
-    assert.throws(() => f.store.userGet("nobody"), authErrorOf("userNotFound"));
+    assert.throws(() => f.store.userGet("nobody"), authErrorOf("UserNotFound"));
   });
 
   it("UserList is sorted bytewise", async () => {
@@ -183,21 +185,21 @@ describe("AuthStore: users", () => {
     assert.deepEqual(f.store.userList(), ["Bob", "alice", "carol", "root", "éric"]);
   });
 
-  it("UserDelete removes the user; userNotFound; root refused while enabled (invalidAuthMgmt), allowed when disabled", async () => {
+  it("UserDelete removes the user; UserNotFound; root refused while enabled (InvalidAuthMgmt), allowed when disabled", async () => {
     const f = await openStoreFixture();
     await f.addUser("alice", "p");
     await f.mutate((t) => f.store.userDelete(t, "alice"));
     assert.deepEqual(f.store.userList(), []);
     assert.equal(f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("alice"))), undefined);
-    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "alice")), authErrorOf("userNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "alice")), authErrorOf("UserNotFound"));
     await enableWithRoot(f);
-    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "root")), authErrorOf("invalidAuthMgmt"));
+    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "root")), authErrorOf("InvalidAuthMgmt"));
     await f.mutate((t) => f.store.authDisable(t));
     await f.mutate((t) => f.store.userDelete(t, "root"));
     assert.deepEqual(f.store.userList(), []);
   });
 
-  it("UserChangePassword replaces the hash, keeps roles and options; userNotFound", async () => {
+  it("UserChangePassword replaces the hash, keeps roles and options; UserNotFound", async () => {
     const f = await openStoreFixture();
     await f.mutate((t) => f.store.roleAdd(t, "r"));
     await f.addUser("alice", "old", ["r"]);
@@ -209,20 +211,20 @@ describe("AuthStore: users", () => {
     assert.deepEqual(user.roles, ["r"]);
     await assert.rejects(
       f.mutate((t) => f.store.userChangePassword(t, { name: "nobody", hashedPassword })),
-      authErrorOf("userNotFound"),
+      authErrorOf("UserNotFound"),
     );
     await assert.rejects(
       f.mutate((t) => f.store.userChangePassword(t, { name: "alice", hashedPassword: "clear" })),
-      authErrorOf("invalidAuthMgmt"),
+      authErrorOf("InvalidAuthMgmt"),
     );
   });
 
-  it("UserGrantRole: userNotFound, roleNotFound; granting twice is a no-op without a revision bump", async () => {
+  it("UserGrantRole: UserNotFound, RoleNotFound; granting twice is a no-op without a revision bump", async () => {
     const f = await openStoreFixture();
     await f.addUser("alice", "p");
     await f.mutate((t) => f.store.roleAdd(t, "r"));
-    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "x", role: "r" })), authErrorOf("userNotFound"));
-    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "nope" })), authErrorOf("roleNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "x", role: "r" })), authErrorOf("UserNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "nope" })), authErrorOf("RoleNotFound"));
     await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
     const rev = f.store.revision;
     await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
@@ -232,18 +234,18 @@ describe("AuthStore: users", () => {
     assert.equal(f.store.hasRole("alice", "q"), false);
   });
 
-  it("UserRevokeRole: userNotFound, roleNotGranted; root's root role refused while enabled (invalidAuthMgmt)", async () => {
+  it("UserRevokeRole: UserNotFound, RoleNotGranted; root's root role refused while enabled (InvalidAuthMgmt)", async () => {
     const f = await openStoreFixture();
     await f.mutate((t) => f.store.roleAdd(t, "r"));
     await f.addUser("alice", "p", ["r"]);
-    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "x", role: "r" })), authErrorOf("userNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "x", role: "r" })), authErrorOf("UserNotFound"));
     await f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" }));
     assert.deepEqual(f.store.userGet("alice"), []);
-    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" })), authErrorOf("roleNotGranted"));
+    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" })), authErrorOf("RoleNotGranted"));
     await enableWithRoot(f);
     await assert.rejects(
       f.mutate((t) => f.store.userRevokeRole(t, { name: "root", role: "root" })),
-      authErrorOf("invalidAuthMgmt"),
+      authErrorOf("InvalidAuthMgmt"),
     );
     await f.mutate((t) => f.store.authDisable(t));
     await f.mutate((t) => f.store.userRevokeRole(t, { name: "root", role: "root" }));
@@ -252,20 +254,20 @@ describe("AuthStore: users", () => {
 });
 
 describe("AuthStore: roles", () => {
-  it("RoleAdd: roleEmpty, roleAlreadyExist; RoleList sorted; RoleGet roleNotFound", async () => {
+  it("RoleAdd: RoleEmpty, RoleAlreadyExist; RoleList sorted; RoleGet RoleNotFound", async () => {
     const f = await openStoreFixture();
-    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "")), authErrorOf("roleEmpty"));
+    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "")), authErrorOf("RoleEmpty"));
     await f.mutate((t) => f.store.roleAdd(t, "b"));
     await f.mutate((t) => f.store.roleAdd(t, "a"));
-    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "a")), authErrorOf("roleAlreadyExist"));
+    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "a")), authErrorOf("RoleAlreadyExist"));
     assert.deepEqual(f.store.roleList(), ["a", "b"]);
     assert.deepEqual(f.store.roleGet("a"), []);
-    assert.throws(() => f.store.roleGet("zz"), authErrorOf("roleNotFound"));
+    assert.throws(() => f.store.roleGet("zz"), authErrorOf("RoleNotFound"));
     const raw = f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("a")));
     assert.equal(new TextDecoder().decode(fromBinary(RoleSchema, raw!).name), "a");
   });
 
-  it("RoleDelete revokes the role from every user; roleNotFound; root refused while enabled", async () => {
+  it("RoleDelete revokes the role from every user; RoleNotFound; root refused while enabled", async () => {
     const f = await openStoreFixture();
     await f.mutate((t) => f.store.roleAdd(t, "r"));
     await f.mutate((t) => f.store.roleAdd(t, "keep"));
@@ -276,10 +278,10 @@ describe("AuthStore: roles", () => {
     assert.deepEqual(f.store.userGet("u1"), ["keep"]);
     assert.deepEqual(f.store.userGet("u2"), []);
     assert.deepEqual(fromBinary(UserSchema, f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("u2")))!).roles, []);
-    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "r")), authErrorOf("roleNotFound"));
+    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "r")), authErrorOf("RoleNotFound"));
     await f.mutate((t) => f.store.roleAdd(t, "root"));
     await enableWithRoot(f);
-    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "root")), authErrorOf("invalidAuthMgmt"));
+    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "root")), authErrorOf("InvalidAuthMgmt"));
   });
 
   it("RoleGrantPermission keeps permissions sorted by key and updates the type of an equal (key, range end)", async () => {
@@ -299,27 +301,27 @@ describe("AuthStore: roles", () => {
     ]);
     await assert.rejects(
       f.mutate((t) => f.store.roleGrantPermission(t, { name: "nope", perm: perm(Permission_Type.READ, "a") })),
-      authErrorOf("roleNotFound"),
+      authErrorOf("RoleNotFound"),
     );
     // The persisted role matches what RoleGet reports.
     const stored = fromBinary(RoleSchema, f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("r")))!);
     assert.equal(stored.keyPermission.length, 4);
   });
 
-  it("RoleRevokePermission removes the exact (key, range end); permissionNotGranted, roleNotFound", async () => {
+  it("RoleRevokePermission removes the exact (key, range end); PermissionNotGranted, RoleNotFound", async () => {
     const f = await openStoreFixture();
     await f.mutate((t) => f.store.roleAdd(t, "r"));
     await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "a", "b") }));
     await f.mutate((t) => f.store.roleGrantPermission(t, { name: "r", perm: perm(Permission_Type.READ, "a") }));
     await assert.rejects(
       f.mutate((t) => f.store.roleRevokePermission(t, { role: "r", key: bytes("a"), rangeEnd: bytes("c") })),
-      authErrorOf("permissionNotGranted"),
+      authErrorOf("PermissionNotGranted"),
     );
     await f.mutate((t) => f.store.roleRevokePermission(t, { role: "r", key: bytes("a"), rangeEnd: bytes("b") }));
     assert.equal(f.store.roleGet("r").length, 1);
     await assert.rejects(
       f.mutate((t) => f.store.roleRevokePermission(t, { role: "x", key: bytes("a"), rangeEnd: bytes("") })),
-      authErrorOf("roleNotFound"),
+      authErrorOf("RoleNotFound"),
     );
   });
 });
@@ -366,7 +368,7 @@ describe("AuthStore: revision and persistence", () => {
     assert.equal(reopened.store.roleGet("r").length, 1);
     const alice = { username: "alice", revision: reopened.store.revision };
     reopened.store.isPutPermitted(alice, bytes("a1"));
-    assert.throws(() => reopened.store.isPutPermitted(alice, bytes("b")), authErrorOf("permissionDenied"));
+    assert.throws(() => reopened.store.isPutPermitted(alice, bytes("b")), authErrorOf("PermissionDenied"));
     assert.equal(await reopened.store.checkPassword("alice", "pw"), status.revision);
   });
 
@@ -398,7 +400,7 @@ describe("AuthStore: revision and persistence", () => {
     await f.mutate((t) => f.store.authDisable(t));
     backend.view((t) => other.recover(t));
     assert.equal(other.enabled, false);
-    assert.throws(() => other.authInfoFromToken(token), authErrorOf("invalidAuthToken"));
+    assert.throws(() => other.authInfoFromToken(token), authErrorOf("InvalidAuthToken"));
   });
 
   it("a backend without auth buckets recovers as an empty, disabled store", () => {

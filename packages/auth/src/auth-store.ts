@@ -3,7 +3,7 @@ import { PermissionSchema, Permission_Type, RoleSchema, UserSchema } from "@etcd
 import type { Permission, RequestOp, Role, TxnRequest, User } from "@etcd-ts/api";
 import type { Backend } from "@etcd-ts/storage";
 import { compareBytes } from "@etcd-ts/storage";
-import { AuthError } from "./errors.js";
+import { AuthError, isAuthError } from "./errors.js";
 import { sharedBcryptPool, type BcryptPool } from "./bcrypt-pool.js";
 import type { Clock } from "./clock.js";
 import { FailedLoginLimiter, type FailedLoginLimits } from "./login-limiter.js";
@@ -219,15 +219,15 @@ export class AuthStore {
   // ---- enable / disable ------------------------------------------------------------------------------
 
   /**
-   * Turns auth on. Refused without a `root` user (`rootUserNotExist`) or when root lacks the root role
-   * (`rootRoleNotExist`: etcdctl then adds the role, grants it to root and retries). Already enabled:
+   * Turns auth on. Refused without a `root` user (`RootUserNotExist`) or when root lacks the root role
+   * (`RootRoleNotExist`: etcdctl then adds the role, grants it to root and retries). Already enabled:
    * no-op. As in etcd 3.4 this does not bump the auth revision: no token can exist while auth is off.
    */
   authEnable(txn: AuthWriteTxn): void {
     if (this.authEnabled) return;
     const root = readUser(txn, ROOT_USER);
-    if (root === undefined) throw new AuthError("rootUserNotExist");
-    if (!hasRootRole(root)) throw new AuthError("rootRoleNotExist");
+    if (root === undefined) throw new AuthError("RootUserNotExist");
+    if (!hasRootRole(root)) throw new AuthError("RootRoleNotExist");
     writeEnabled(txn, true);
     this.authEnabled = true;
     this.tokenProvider.enable();
@@ -258,18 +258,18 @@ export class AuthStore {
    * Authenticate, step 1 (before proposing): the password check. Resolves with the auth revision it was
    * checked at; after the Authenticate entry is applied the server compares it with `revision` and
    * starts over when they differ (the password or user may have changed meanwhile), as etcd does.
-   * Rejects with `authNotEnabled`, or `authFailed` for an unknown user, a no-password user or a wrong
-   * password (one error for all, so the reply does not tell which), or `tooManyRequests` when the bcrypt
+   * Rejects with `AuthNotEnabled`, or `AuthFailed` for an unknown user, a no-password user or a wrong
+   * password (one error for all, so the reply does not tell which), or `TooManyRequests` when the bcrypt
    * pool's queue is full.
    *
    * Unlike etcd, failed checks are limited per user name and per client address (`peer`, without port):
-   * past the limit, attempts are refused with the same `authFailed` at once, without running bcrypt.
+   * past the limit, attempts are refused with the same `AuthFailed` at once, without running bcrypt.
    */
   async checkPassword(name: string, password: string, peer?: string): Promise<number> {
-    if (!this.authEnabled) throw new AuthError("authNotEnabled");
+    if (!this.authEnabled) throw new AuthError("AuthNotEnabled");
     const attempt = this.failedLogins?.admit(name, peer);
     if (this.failedLogins !== undefined && attempt === undefined) {
-      throw new AuthError("authFailed", { detail: "auth: too many failed logins for this user or address" });
+      throw new AuthError("AuthFailed", "auth: too many failed logins for this user or address");
     }
     let ok = false;
     let checked = false;
@@ -280,11 +280,11 @@ export class AuthStore {
         this.dummyHash ??= hashPassword("etcd-ts: no such user", this.bcryptCost, this.bcryptPool);
         await comparePassword(password, await this.dummyHash, this.bcryptPool);
         checked = true;
-        throw new AuthError("authFailed");
+        throw new AuthError("AuthFailed");
       }
       ok = await comparePassword(password, decoder.decode(user.password), this.bcryptPool);
       checked = true;
-      if (!ok) throw new AuthError("authFailed");
+      if (!ok) throw new AuthError("AuthFailed");
       return revision;
     } finally {
       // Only a wrong password counts; a check the pool refused (or a thread lost) is given back.
@@ -302,20 +302,20 @@ export class AuthStore {
    * member's memory here, which is why Authenticate goes through raft at all.
    */
   authenticate(name: string, params: TokenAssignParams): string {
-    if (!this.authEnabled) throw new AuthError("authNotEnabled");
+    if (!this.authEnabled) throw new AuthError("AuthNotEnabled");
     const user = this.users.get(name);
-    if (user === undefined || user.options?.noPassword === true) throw new AuthError("authFailed");
+    if (user === undefined || user.options?.noPassword === true) throw new AuthError("AuthFailed");
     return this.tokenProvider.assign(name, this.authRevision, params);
   }
 
   /**
-   * Who a request's `token` metadata speaks for (`invalidAuthToken` when unknown, expired or forged). The
+   * Who a request's `token` metadata speaks for (`InvalidAuthToken` when unknown, expired or forged). The
    * revision is the token's (JWT) or the store's current one (simple); the server copies both into the raft
    * request header, and the permission checks in apply refuse an old revision.
    */
   authInfoFromToken(token: string): AuthInfo {
     const info = this.tokenProvider.info(token, this.authRevision);
-    if (info === undefined) throw new AuthError("invalidAuthToken");
+    if (info === undefined) throw new AuthError("InvalidAuthToken");
     return info;
   }
 
@@ -327,10 +327,10 @@ export class AuthStore {
   // ---- users ------------------------------------------------------------------------------------------
 
   userAdd(txn: AuthWriteTxn, request: PreparedUserAdd): void {
-    if (request.name.length === 0) throw new AuthError("userEmpty");
+    if (request.name.length === 0) throw new AuthError("UserEmpty");
     const noPassword = request.noPassword === true;
     const hashed = noPassword ? "" : this.requirePrepared(request.hashedPassword);
-    if (readUser(txn, request.name) !== undefined) throw new AuthError("userAlreadyExist");
+    if (readUser(txn, request.name) !== undefined) throw new AuthError("UserAlreadyExist");
     const user = create(UserSchema, {
       name: encodeName(request.name),
       password: encodeName(hashed),
@@ -342,10 +342,10 @@ export class AuthStore {
     this.commitRevision(txn);
   }
 
-  /** Refused for root while auth is enabled (`invalidAuthMgmt`); the user's simple tokens die with it. */
+  /** Refused for root while auth is enabled (`InvalidAuthMgmt`); the user's simple tokens die with it. */
   userDelete(txn: AuthWriteTxn, name: string): void {
-    if (this.authEnabled && name === ROOT_USER) throw new AuthError("invalidAuthMgmt");
-    if (readUser(txn, name) === undefined) throw new AuthError("userNotFound");
+    if (this.authEnabled && name === ROOT_USER) throw new AuthError("InvalidAuthMgmt");
+    if (readUser(txn, name) === undefined) throw new AuthError("UserNotFound");
     deleteUser(txn, name);
     this.users.delete(name);
     this.commitRevision(txn);
@@ -356,7 +356,7 @@ export class AuthStore {
   userChangePassword(txn: AuthWriteTxn, request: PreparedPasswordChange): void {
     const hashed = this.requirePrepared(request.hashedPassword);
     const user = readUser(txn, request.name);
-    if (user === undefined) throw new AuthError("userNotFound");
+    if (user === undefined) throw new AuthError("UserNotFound");
     user.password = encodeName(hashed);
     writeUser(txn, user);
     this.users.set(request.name, user);
@@ -370,8 +370,8 @@ export class AuthStore {
    */
   userGrantRole(txn: AuthWriteTxn, request: { readonly user: string; readonly role: string }): void {
     const user = readUser(txn, request.user);
-    if (user === undefined) throw new AuthError("userNotFound");
-    if (request.role !== ROOT_ROLE && readRole(txn, request.role) === undefined) throw new AuthError("roleNotFound");
+    if (user === undefined) throw new AuthError("UserNotFound");
+    if (request.role !== ROOT_ROLE && readRole(txn, request.role) === undefined) throw new AuthError("RoleNotFound");
     if (user.roles.includes(request.role)) return;
     user.roles = [...user.roles, request.role].sort(compareNames);
     writeUser(txn, user);
@@ -379,14 +379,14 @@ export class AuthStore {
     this.commitRevision(txn);
   }
 
-  /** Refused for root's root role while auth is enabled (`invalidAuthMgmt`), as in etcd. */
+  /** Refused for root's root role while auth is enabled (`InvalidAuthMgmt`), as in etcd. */
   userRevokeRole(txn: AuthWriteTxn, request: { readonly name: string; readonly role: string }): void {
     if (this.authEnabled && request.name === ROOT_USER && request.role === ROOT_ROLE) {
-      throw new AuthError("invalidAuthMgmt");
+      throw new AuthError("InvalidAuthMgmt");
     }
     const user = readUser(txn, request.name);
-    if (user === undefined) throw new AuthError("userNotFound");
-    if (!user.roles.includes(request.role)) throw new AuthError("roleNotGranted");
+    if (user === undefined) throw new AuthError("UserNotFound");
+    if (!user.roles.includes(request.role)) throw new AuthError("RoleNotGranted");
     user.roles = user.roles.filter((r) => r !== request.role);
     writeUser(txn, user);
     this.users.set(request.name, user);
@@ -396,7 +396,7 @@ export class AuthStore {
   /** The user's roles, sorted. */
   userGet(name: string): string[] {
     const user = this.users.get(name);
-    if (user === undefined) throw new AuthError("userNotFound");
+    if (user === undefined) throw new AuthError("UserNotFound");
     return [...user.roles];
   }
 
@@ -418,18 +418,18 @@ export class AuthStore {
   // ---- roles ------------------------------------------------------------------------------------------
 
   roleAdd(txn: AuthWriteTxn, name: string): void {
-    if (name.length === 0) throw new AuthError("roleEmpty");
-    if (readRole(txn, name) !== undefined) throw new AuthError("roleAlreadyExist");
+    if (name.length === 0) throw new AuthError("RoleEmpty");
+    if (readRole(txn, name) !== undefined) throw new AuthError("RoleAlreadyExist");
     const role = create(RoleSchema, { name: encodeName(name), keyPermission: [] });
     writeRole(txn, role);
     this.roles.set(name, role);
     this.commitRevision(txn);
   }
 
-  /** Also revokes the role from every user. Refused for root while auth is enabled (`invalidAuthMgmt`). */
+  /** Also revokes the role from every user. Refused for root while auth is enabled (`InvalidAuthMgmt`). */
   roleDelete(txn: AuthWriteTxn, name: string): void {
-    if (this.authEnabled && name === ROOT_ROLE) throw new AuthError("invalidAuthMgmt");
-    if (readRole(txn, name) === undefined) throw new AuthError("roleNotFound");
+    if (this.authEnabled && name === ROOT_ROLE) throw new AuthError("InvalidAuthMgmt");
+    if (readRole(txn, name) === undefined) throw new AuthError("RoleNotFound");
     deleteRole(txn, name);
     this.roles.delete(name);
     for (const user of readAllUsers(txn)) {
@@ -448,7 +448,7 @@ export class AuthStore {
    */
   roleGrantPermission(txn: AuthWriteTxn, request: { readonly name: string; readonly perm?: KeyPermission | undefined }): void {
     const role = readRole(txn, request.name);
-    if (role === undefined) throw new AuthError("roleNotFound");
+    if (role === undefined) throw new AuthError("RoleNotFound");
     const perm = request.perm ?? create(PermissionSchema);
     const existing = role.keyPermission.find((p) => sameBytes(p.key, perm.key) && sameBytes(p.rangeEnd, perm.rangeEnd));
     if (existing !== undefined) {
@@ -464,15 +464,15 @@ export class AuthStore {
     this.commitRevision(txn);
   }
 
-  /** Removes the permission with exactly this key and range end (`permissionNotGranted` when none). */
+  /** Removes the permission with exactly this key and range end (`PermissionNotGranted` when none). */
   roleRevokePermission(
     txn: AuthWriteTxn,
     request: { readonly role: string; readonly key: Uint8Array; readonly rangeEnd: Uint8Array },
   ): void {
     const role = readRole(txn, request.role);
-    if (role === undefined) throw new AuthError("roleNotFound");
+    if (role === undefined) throw new AuthError("RoleNotFound");
     const kept = role.keyPermission.filter((p) => !(sameBytes(p.key, request.key) && sameBytes(p.rangeEnd, request.rangeEnd)));
-    if (kept.length === role.keyPermission.length) throw new AuthError("permissionNotGranted");
+    if (kept.length === role.keyPermission.length) throw new AuthError("PermissionNotGranted");
     role.keyPermission = kept;
     writeRole(txn, role);
     this.roles.set(request.role, role);
@@ -482,7 +482,7 @@ export class AuthStore {
   /** The role's key permissions (copies), sorted by key. */
   roleGet(name: string): Permission[] {
     const role = this.roles.get(name);
-    if (role === undefined) throw new AuthError("roleNotFound");
+    if (role === undefined) throw new AuthError("RoleNotFound");
     return role.keyPermission.map((p) =>
       create(PermissionSchema, { permType: p.permType, key: p.key.slice(), rangeEnd: p.rangeEnd.slice() }),
     );
@@ -508,15 +508,15 @@ export class AuthStore {
   }
 
   /**
-   * The caller holds the root role. Errors as etcd's IsAdminPermitted: `userEmpty` without credentials,
-   * `userNotFound` for a user that no longer exists, `permissionDenied` otherwise.
+   * The caller holds the root role. Errors as etcd's IsAdminPermitted: `UserEmpty` without credentials,
+   * `UserNotFound` for a user that no longer exists, `PermissionDenied` otherwise.
    */
   isAdminPermitted(authInfo: AuthInfo | undefined): void {
     if (!this.authEnabled) return;
-    if (authInfo === undefined || authInfo.username === "") throw new AuthError("userEmpty");
+    if (authInfo === undefined || authInfo.username === "") throw new AuthError("UserEmpty");
     const user = this.users.get(authInfo.username);
-    if (user === undefined) throw new AuthError("userNotFound");
-    if (!hasRootRole(user)) throw new AuthError("permissionDenied");
+    if (user === undefined) throw new AuthError("UserNotFound");
+    if (!hasRootRole(user)) throw new AuthError("PermissionDenied");
   }
 
   /** `isAdminPermitted` as a boolean. */
@@ -525,7 +525,7 @@ export class AuthStore {
       this.isAdminPermitted(authInfo);
       return true;
     } catch (e) {
-      if (e instanceof AuthError) return false;
+      if (isAuthError(e)) return false;
       throw e;
     }
   }
@@ -643,12 +643,12 @@ export class AuthStore {
   private checkKeys(authInfo: AuthInfo | undefined, keys: KeyInterval, access: Access): void {
     if (!this.authEnabled) return;
     // Revision 0 is what a request without credentials carries.
-    if (authInfo === undefined || authInfo.revision === 0 || authInfo.username === "") throw new AuthError("userEmpty");
-    if (authInfo.revision < this.authRevision) throw new AuthError("authOldRevision");
+    if (authInfo === undefined || authInfo.revision === 0 || authInfo.username === "") throw new AuthError("UserEmpty");
+    if (authInfo.revision < this.authRevision) throw new AuthError("AuthOldRevision");
     const user = this.users.get(authInfo.username);
-    if (user === undefined) throw new AuthError("permissionDenied");
+    if (user === undefined) throw new AuthError("PermissionDenied");
     if (hasRootRole(user)) return;
-    if (!this.permissionsOf(user)[access].contains(keys)) throw new AuthError("permissionDenied");
+    if (!this.permissionsOf(user)[access].contains(keys)) throw new AuthError("PermissionDenied");
   }
 
   private permissionsOf(user: User): UserPermissions {
@@ -685,9 +685,7 @@ export class AuthStore {
   /** Refuses anything but a bcrypt hash, so a clear password can never reach the store. */
   private requirePrepared(hashedPassword: string | undefined): string {
     if (hashedPassword === undefined || !isBcryptHash(hashedPassword)) {
-      throw new AuthError("invalidAuthMgmt", {
-        detail: "auth: the password must be hashed with preparePassword before proposing",
-      });
+      throw new AuthError("InvalidAuthMgmt", "auth: the password must be hashed with preparePassword before proposing");
     }
     return hashedPassword;
   }

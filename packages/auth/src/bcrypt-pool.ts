@@ -51,7 +51,7 @@ interface Thread {
  * bcrypt off the event loop: a small, bounded pool of worker threads. bcrypt is deliberately slow
  * (~100 ms at cost 10), so on the main thread every password check would stall every other request of
  * the member; here the loop only posts a message. At most `threads` checks run at once and at most
- * `queueLimit` wait; beyond that `hash`/`compare` reject with `AuthError("tooManyRequests")` at once, so
+ * `queueLimit` wait; beyond that `hash`/`compare` reject with `AuthError("TooManyRequests")` at once, so
  * a flood of logins costs bounded memory and CPU. Threads start on first use, do not keep the process
  * alive, and a thread that dies fails only its own job and is replaced on demand.
  */
@@ -104,7 +104,7 @@ export class BcryptPool {
         return;
       }
       if (this.queue.length >= this.queueLimit) {
-        reject(new AuthError("tooManyRequests", { detail: "auth: too many password checks waiting" }));
+        reject(new AuthError("TooManyRequests", "auth: too many password checks waiting"));
         return;
       }
       this.queue.push(pending);

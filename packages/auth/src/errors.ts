@@ -1,63 +1,80 @@
-import { RpcError, rpcErrors } from "@etcd-ts/api";
+import { rpcErrors } from "@etcd-ts/api";
 
 /**
- * The failures the auth store reports, each one of etcd's client-visible errors. The server turns an
- * `AuthError` into the gRPC status with `RpcError.of(e.kind)` (or `e.toRpcError()`), so clients see
- * etcd's exact `etcdserver: …` message and code.
+ * The refusals of the auth store, each one of etcd's client-visible errors: the server's error mapper
+ * answers them with etcd's status and exact `etcdserver: …` message.
  */
-export type AuthErrorKind =
-  | "rootUserNotExist"
-  | "rootRoleNotExist"
-  | "userAlreadyExist"
-  | "userEmpty"
-  | "userNotFound"
-  | "roleAlreadyExist"
-  | "roleNotFound"
-  | "roleEmpty"
-  | "authFailed"
-  | "permissionDenied"
-  | "roleNotGranted"
-  | "permissionNotGranted"
-  | "authNotEnabled"
-  | "invalidAuthToken"
-  | "invalidAuthMgmt"
-  | "authOldRevision"
-  | "tooManyRequests";
+export type AuthRefusalCode =
+  | "RootUserNotExist"
+  | "RootRoleNotExist"
+  | "UserAlreadyExist"
+  | "UserEmpty"
+  | "UserNotFound"
+  | "RoleAlreadyExist"
+  | "RoleNotFound"
+  | "RoleEmpty"
+  | "AuthFailed"
+  | "PermissionDenied"
+  | "RoleNotGranted"
+  | "PermissionNotGranted"
+  | "AuthNotEnabled"
+  | "InvalidAuthToken"
+  | "InvalidAuthMgmt"
+  | "AuthOldRevision"
+  | "TooManyRequests";
 
+/**
+ * A bad `--auth-token` / JWT key configuration: a startup error, never sent to a client.
+ * - `InvalidTokenOptions`: the flag or a duration in it does not parse, or names an unknown option.
+ * - `InvalidSignMethod`: an unknown signing method, or a key of the wrong type for it.
+ * - `MissingKey`: no key, or one that does not parse.
+ * - `KeyMismatch`: the public and private keys are not a pair.
+ * - `VerifyOnly`: signing with a provider that has only the public key.
+ */
+export type AuthConfigCode = "InvalidTokenOptions" | "InvalidSignMethod" | "MissingKey" | "KeyMismatch" | "VerifyOnly";
+
+export type AuthErrorCode = AuthRefusalCode | AuthConfigCode;
+
+/** etcd's message for each refusal, as a client sees it. */
+const etcdMessages: Record<AuthRefusalCode, string> = {
+  RootUserNotExist: rpcErrors.rootUserNotExist[1],
+  RootRoleNotExist: rpcErrors.rootRoleNotExist[1],
+  UserAlreadyExist: rpcErrors.userAlreadyExist[1],
+  UserEmpty: rpcErrors.userEmpty[1],
+  UserNotFound: rpcErrors.userNotFound[1],
+  RoleAlreadyExist: rpcErrors.roleAlreadyExist[1],
+  RoleNotFound: rpcErrors.roleNotFound[1],
+  RoleEmpty: rpcErrors.roleEmpty[1],
+  AuthFailed: rpcErrors.authFailed[1],
+  PermissionDenied: rpcErrors.permissionDenied[1],
+  RoleNotGranted: rpcErrors.roleNotGranted[1],
+  PermissionNotGranted: rpcErrors.permissionNotGranted[1],
+  AuthNotEnabled: rpcErrors.authNotEnabled[1],
+  InvalidAuthToken: rpcErrors.invalidAuthToken[1],
+  InvalidAuthMgmt: rpcErrors.invalidAuthMgmt[1],
+  AuthOldRevision: rpcErrors.authOldRevision[1],
+  TooManyRequests: rpcErrors.tooManyRequests[1],
+};
+
+/**
+ * The one error class of @etcd-ts/auth. `isAuthError(e, code)` compares the `name`, not the prototype,
+ * so it also recognises errors thrown by another installed copy of the package.
+ */
 export class AuthError extends Error {
   override readonly name = "AuthError";
-  readonly kind: AuthErrorKind;
   /**
-   * The message is etcd's for the kind unless `detail` is given; `detail` is for logs only (the client
-   * sees the message of `RpcError.of(kind)`), and never carries a password.
+   * A refusal's message is etcd's unless `message` is given; a given one is for logs only (a client sees
+   * etcd's message for the code) and never carries a password. A configuration error says what is wrong.
    */
-  constructor(kind: AuthErrorKind, options?: { cause?: unknown; detail?: string }) {
-    super(options?.detail ?? rpcErrors[kind][1], options?.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
-  }
-
-  /** The gRPC error a client sees for this failure. */
-  toRpcError(): RpcError {
-    return RpcError.of(this.kind, { cause: this });
+  constructor(
+    readonly code: AuthErrorCode,
+    message?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message ?? (etcdMessages[code as AuthRefusalCode] ?? code), options);
   }
 }
 
-export function isAuthError(e: unknown, kind?: AuthErrorKind): e is AuthError {
-  return e instanceof AuthError && (kind === undefined || e.kind === kind);
-}
-
-/** A bad `--auth-token` / JWT key configuration: a startup error, never sent to a client. */
-export type AuthConfigErrorCode = "invalidOptions" | "invalidSignMethod" | "missingKey" | "keyMismatch" | "verifyOnly";
-
-export class AuthConfigError extends Error {
-  override readonly name = "AuthConfigError";
-  readonly code: AuthConfigErrorCode;
-  constructor(code: AuthConfigErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-  }
-}
-
-export function isAuthConfigError(e: unknown, code?: AuthConfigErrorCode): e is AuthConfigError {
-  return e instanceof AuthConfigError && (code === undefined || e.code === code);
+export function isAuthError(e: unknown, code?: AuthErrorCode): e is AuthError {
+  return e instanceof Error && e.name === "AuthError" && (code === undefined || (e as AuthError).code === code);
 }

@@ -6,8 +6,8 @@ export type {
   PreparedPasswordChange,
   PreparedUserAdd,
 } from "./auth-store.js";
-export { AuthConfigError, AuthError, isAuthConfigError, isAuthError } from "./errors.js";
-export type { AuthConfigErrorCode, AuthErrorKind } from "./errors.js";
+export { AuthError, isAuthError } from "./errors.js";
+export type { AuthErrorCode, AuthRefusalCode } from "./errors.js";
 export type { AuthInfo, TokenAssignParams, TokenProvider } from "./token-provider.js";
 export {
   DEFAULT_MAX_SIMPLE_TOKENS,

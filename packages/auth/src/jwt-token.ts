@@ -1,7 +1,7 @@
 import { KeyObject, constants, createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify } from "node:crypto";
 import { systemClock } from "./clock.js";
 import type { Clock } from "./clock.js";
-import { AuthConfigError } from "./errors.js";
+import { AuthError } from "./errors.js";
 import type { AuthInfo, TokenProvider } from "./token-provider.js";
 
 export const JWT_SIGN_METHODS = [
@@ -53,7 +53,7 @@ function isJwtSignMethod(method: string): method is JwtSignMethod {
 
 export function parseJwtSignMethod(method: string): JwtSignMethod {
   if (!isJwtSignMethod(method)) {
-    throw new AuthConfigError("invalidSignMethod", `auth: invalid auth signature method ${JSON.stringify(method)}`);
+    throw new AuthError("InvalidSignMethod", `auth: invalid auth signature method ${JSON.stringify(method)}`);
   }
   return method;
 }
@@ -101,9 +101,9 @@ export class JwtTokenProvider implements TokenProvider {
     if (family === "HS") {
       const secret = options.privateKey;
       if (secret === undefined || (typeof secret !== "string" && !(secret instanceof Uint8Array))) {
-        throw new AuthConfigError("missingKey", "auth: missing key data (HS* needs the secret as priv-key)");
+        throw new AuthError("MissingKey", "auth: missing key data (HS* needs the secret as priv-key)");
       }
-      if (secret.length === 0) throw new AuthConfigError("missingKey", "auth: missing key data");
+      if (secret.length === 0) throw new AuthError("MissingKey", "auth: missing key data");
       this.hmacSecret = Buffer.from(secret);
       return;
     }
@@ -114,26 +114,26 @@ export class JwtTokenProvider implements TokenProvider {
       if (options.privateKey !== undefined) privateKey = asPrivateKey(options.privateKey);
       if (options.publicKey !== undefined) publicKey = asPublicKey(options.publicKey);
     } catch (e) {
-      throw new AuthConfigError("missingKey", `auth: cannot parse the ${this.signMethod} key: ${(e as Error).message}`, {
+      throw new AuthError("MissingKey", `auth: cannot parse the ${this.signMethod} key: ${(e as Error).message}`, {
         cause: e,
       });
     }
     if (privateKey === undefined && publicKey === undefined) {
-      throw new AuthConfigError("missingKey", "auth: missing key data");
+      throw new AuthError("MissingKey", "auth: missing key data");
     }
     const derivedPublic = privateKey === undefined ? undefined : createPublicKey(privateKey);
     if (publicKey !== undefined && derivedPublic !== undefined && !samePublicKey(publicKey, derivedPublic)) {
-      throw new AuthConfigError("keyMismatch", "auth: public and private keys don't match");
+      throw new AuthError("KeyMismatch", "auth: public and private keys don't match");
     }
     const keyForChecks = (derivedPublic ?? publicKey)!;
     const keyType = keyForChecks.asymmetricKeyType;
     if (family === "ES") {
       const curve = keyForChecks.asymmetricKeyDetails?.namedCurve;
       if (keyType !== "ec" || curve !== EC_CURVE[bits]) {
-        throw new AuthConfigError("invalidSignMethod", `auth: ${this.signMethod} needs an EC ${EC_CURVE[bits]} key, got ${keyType} ${curve ?? ""}`);
+        throw new AuthError("InvalidSignMethod", `auth: ${this.signMethod} needs an EC ${EC_CURVE[bits]} key, got ${keyType} ${curve ?? ""}`);
       }
     } else if (keyType !== "rsa" && keyType !== "rsa-pss") {
-      throw new AuthConfigError("invalidSignMethod", `auth: ${this.signMethod} needs an RSA key, got ${keyType}`);
+      throw new AuthError("InvalidSignMethod", `auth: ${this.signMethod} needs an RSA key, got ${keyType}`);
     }
     this.signingKey = privateKey;
     this.verifyingKey = publicKey ?? derivedPublic;
@@ -154,7 +154,7 @@ export class JwtTokenProvider implements TokenProvider {
 
   assign(username: string, revision: number): string {
     if (this.verifyOnly) {
-      throw new AuthConfigError("verifyOnly", "auth: token signing attempted with verify-only key");
+      throw new AuthError("VerifyOnly", "auth: token signing attempted with verify-only key");
     }
     // Keys in jwt-go's (sorted) order, so tokens look like etcd's.
     const claims = { exp: Math.floor((this.clock.now() + this.ttlMs) / 1000), revision, username };

@@ -48,7 +48,7 @@ describe("bcrypt off the event loop", () => {
     const results = await Promise.allSettled(Array.from({ length: 40 }, () => store.checkPassword("root", "wrong")));
     await new Promise((resolve) => setTimeout(resolve, 30));
     delay.disable();
-    assert.ok(results.every((r) => r.status === "rejected" && isAuthError(r.reason, "authFailed")));
+    assert.ok(results.every((r) => r.status === "rejected" && isAuthError(r.reason, "AuthFailed")));
     assert.ok(delay.count > 0, "the event loop delay was sampled");
     const maxMs = delay.max / 1e6;
     assert.ok(maxMs < 1000, `the event loop was blocked for ${maxMs.toFixed(0)} ms`);
@@ -62,7 +62,7 @@ describe("bcrypt off the event loop", () => {
       const jobs = Array.from({ length: 5 }, () => small.compare("pw", hash));
       const results = await Promise.allSettled(jobs);
       assert.deepEqual(
-        results.map((r) => (r.status === "fulfilled" ? r.value : isAuthError(r.reason, "tooManyRequests") ? "refused" : String(r.reason))),
+        results.map((r) => (r.status === "fulfilled" ? r.value : isAuthError(r.reason, "TooManyRequests") ? "refused" : String(r.reason))),
         [true, true, true, "refused", "refused"],
       );
       assert.equal(small.queued, 0);
@@ -74,7 +74,7 @@ describe("bcrypt off the event loop", () => {
 });
 
 describe("failed logins are limited per user and per address (not in etcd)", () => {
-  it("past the burst, a user's attempts are refused with authFailed without running bcrypt; time earns them back", async () => {
+  it("past the burst, a user's attempts are refused with AuthFailed without running bcrypt; time earns them back", async () => {
     const clock = new ManualClock();
     const pool = new CountingPool({ threads: 1 });
     after(() => pool.close());
@@ -97,13 +97,13 @@ describe("failed logins are limited per user and per address (not in etcd)", () 
     pool.compares = 0;
     // Concurrent guesses count at once: only the burst reaches bcrypt.
     const guesses = await Promise.allSettled(Array.from({ length: 20 }, () => store.checkPassword("root", "wrong", "10.0.0.1")));
-    assert.ok(guesses.every((r) => r.status === "rejected" && isAuthError(r.reason, "authFailed")));
+    assert.ok(guesses.every((r) => r.status === "rejected" && isAuthError(r.reason, "AuthFailed")));
     assert.equal(pool.compares, 3);
     // Same answer as a wrong password (clients see nothing new), even for the right one, and no bcrypt.
-    await assert.rejects(store.checkPassword("root", "right", "10.0.0.2"), authErrorOf("authFailed"));
+    await assert.rejects(store.checkPassword("root", "right", "10.0.0.2"), authErrorOf("AuthFailed"));
     assert.equal(pool.compares, 3);
     // Another user is not affected.
-    await assert.rejects(store.checkPassword("nobody", "x", "10.0.0.1"), authErrorOf("authFailed"));
+    await assert.rejects(store.checkPassword("nobody", "x", "10.0.0.1"), authErrorOf("AuthFailed"));
     assert.equal(pool.compares, 4);
     clock.advance(2000);
     assert.equal(await store.checkPassword("root", "right", "10.0.0.2"), store.revision);

@@ -29,7 +29,7 @@ export function isBcryptHash(value: string): boolean {
 
 /**
  * Hashes on a bcrypt thread (`BcryptPool`), never on the event loop. Rejects with
- * `AuthError("tooManyRequests")` when the pool's queue is full.
+ * `AuthError("TooManyRequests")` when the pool's queue is full.
  */
 export function hashPassword(password: string, cost: number, pool: BcryptPool = sharedBcryptPool()): Promise<string> {
   return pool.hash(password, normalizeBcryptCost(cost));
@@ -37,7 +37,7 @@ export function hashPassword(password: string, cost: number, pool: BcryptPool = 
 
 /**
  * Constant-time in the hash, on a bcrypt thread; false for anything that is not a bcrypt hash. Rejects
- * only when the pool refuses the job (`tooManyRequests`) or its thread dies.
+ * only when the pool refuses the job (`TooManyRequests`) or its thread dies.
  */
 export async function comparePassword(password: string, hash: string, pool: BcryptPool = sharedBcryptPool()): Promise<boolean> {
   if (!isBcryptHash(hash)) return false;

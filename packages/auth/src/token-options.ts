@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Clock } from "./clock.js";
-import { AuthConfigError } from "./errors.js";
+import { AuthError } from "./errors.js";
 import { JwtTokenProvider, parseJwtSignMethod } from "./jwt-token.js";
 import { SimpleTokenProvider } from "./simple-token.js";
 import type { TokenProvider } from "./token-provider.js";
@@ -16,10 +16,10 @@ export function parseAuthTokenFlag(flag: string): { type: string; options: Map<s
   const options = new Map<string, string>();
   for (const pair of pairs) {
     const parts = pair.split("=");
-    if (parts.length !== 2) throw new AuthConfigError("invalidOptions", `auth: invalid auth options ${JSON.stringify(flag)}`);
+    if (parts.length !== 2) throw new AuthError("InvalidTokenOptions", `auth: invalid auth options ${JSON.stringify(flag)}`);
     const [name, value] = parts as [string, string];
     if (options.has(name)) {
-      throw new AuthConfigError("invalidOptions", `auth: invalid auth options, duplicated parameter ${JSON.stringify(name)}`);
+      throw new AuthError("InvalidTokenOptions", `auth: invalid auth options, duplicated parameter ${JSON.stringify(name)}`);
     }
     options.set(name, value);
   }
@@ -40,7 +40,7 @@ const DURATION_UNITS_MS: Record<string, number> = {
 export function parseGoDuration(text: string): number {
   const match = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.test(text);
   if (text === "0") return 0;
-  if (!match) throw new AuthConfigError("invalidOptions", `auth: invalid duration ${JSON.stringify(text)}`);
+  if (!match) throw new AuthError("InvalidTokenOptions", `auth: invalid duration ${JSON.stringify(text)}`);
   const sign = text.startsWith("-") ? -1 : 1;
   let total = 0;
   for (const m of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) {
@@ -66,7 +66,7 @@ export function newTokenProvider(flag: string, options: TokenProviderOptions = {
     case "jwt": {
       const unknown = [...opts.keys()].filter((k) => !JWT_OPTIONS.has(k));
       if (unknown.length > 0) {
-        throw new AuthConfigError("invalidOptions", `auth: unknown JWT options ${unknown.join(", ")}`);
+        throw new AuthError("InvalidTokenOptions", `auth: unknown JWT options ${unknown.join(", ")}`);
       }
       const readFile = options.readFile ?? ((path: string) => readFileSync(path));
       const signMethod = parseJwtSignMethod(opts.get("sign-method") ?? "");
@@ -82,6 +82,6 @@ export function newTokenProvider(flag: string, options: TokenProviderOptions = {
       });
     }
     default:
-      throw new AuthConfigError("invalidOptions", `auth: invalid auth options: unknown token type ${JSON.stringify(type)}`);
+      throw new AuthError("InvalidTokenOptions", `auth: invalid auth options: unknown token type ${JSON.stringify(type)}`);
   }
 }

@@ -3,7 +3,7 @@ export interface AuthInfo {
   readonly username: string;
   /**
    * The auth revision the caller's credentials were checked at. A permission check in apply refuses a
-   * revision older than the store's (`authOldRevision`), so any user/role change takes effect at once for
+   * revision older than the store's (`AuthOldRevision`), so any user/role change takes effect at once for
    * every open token; the client then re-authenticates.
    */
   readonly revision: number;

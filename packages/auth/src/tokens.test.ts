@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync } from "node:crypto";
 import { describe, it } from "node:test";
-import { isAuthConfigError } from "./errors.js";
+import { isAuthError } from "./errors.js";
 import { ManualClock, authErrorOf, enableWithRoot, openStoreFixture } from "./testing/store-fixture.js";
 import { JwtTokenProvider } from "./jwt-token.js";
 import type { JwtSignMethod } from "./jwt-token.js";
@@ -123,14 +123,14 @@ describe("simple tokens", () => {
     const bob = issue("bob", 11);
     const hashedPassword = await f.store.preparePassword("new");
     await f.mutate((t) => f.store.userChangePassword(t, { name: "alice", hashedPassword }));
-    assert.throws(() => f.store.authInfoFromToken(alice1), authErrorOf("invalidAuthToken"));
+    assert.throws(() => f.store.authInfoFromToken(alice1), authErrorOf("InvalidAuthToken"));
     assert.equal(f.store.authInfoFromToken(bob).username, "bob");
     const alice2 = issue("alice", 12);
     await f.mutate((t) => f.store.userDelete(t, "alice"));
-    assert.throws(() => f.store.authInfoFromToken(alice2), authErrorOf("invalidAuthToken"));
+    assert.throws(() => f.store.authInfoFromToken(alice2), authErrorOf("InvalidAuthToken"));
     assert.equal(f.store.authInfoFromToken(bob).username, "bob");
     await f.mutate((t) => f.store.authDisable(t));
-    assert.throws(() => f.store.authInfoFromToken(bob), authErrorOf("invalidAuthToken"));
+    assert.throws(() => f.store.authInfoFromToken(bob), authErrorOf("InvalidAuthToken"));
   });
 
   it("expire through the store with an injected clock (no sleeping)", async () => {
@@ -139,7 +139,7 @@ describe("simple tokens", () => {
     await enableWithRoot(f);
     const token = f.store.authenticate("root", { simpleTokenPrefix: f.store.genTokenPrefix(), index: 3 });
     clock.advance(5 * MINUTE + 1);
-    assert.throws(() => f.store.authInfoFromToken(token), authErrorOf("invalidAuthToken"));
+    assert.throws(() => f.store.authInfoFromToken(token), authErrorOf("InvalidAuthToken"));
   });
 });
 
@@ -156,25 +156,25 @@ describe("Authenticate through the store", () => {
     assert.deepEqual(f.store.authInfoFromToken(token), { username: "root", revision: f.store.revision });
   });
 
-  it("checkPassword: authFailed for a wrong password, an unknown user, a no-password user; authNotEnabled when off", async () => {
+  it("checkPassword: AuthFailed for a wrong password, an unknown user, a no-password user; AuthNotEnabled when off", async () => {
     const f = await openStoreFixture();
-    await assert.rejects(f.store.checkPassword("root", "x"), authErrorOf("authNotEnabled"));
+    await assert.rejects(f.store.checkPassword("root", "x"), authErrorOf("AuthNotEnabled"));
     await enableWithRoot(f, "rootpw");
     await f.mutate((t) => f.store.userAdd(t, { name: "svc", noPassword: true }));
-    await assert.rejects(f.store.checkPassword("root", "wrong"), authErrorOf("authFailed"));
-    await assert.rejects(f.store.checkPassword("nobody", "x"), authErrorOf("authFailed"));
-    await assert.rejects(f.store.checkPassword("svc", ""), authErrorOf("authFailed"));
-    await assert.rejects(f.store.checkPassword("svc", "anything"), authErrorOf("authFailed"));
+    await assert.rejects(f.store.checkPassword("root", "wrong"), authErrorOf("AuthFailed"));
+    await assert.rejects(f.store.checkPassword("nobody", "x"), authErrorOf("AuthFailed"));
+    await assert.rejects(f.store.checkPassword("svc", ""), authErrorOf("AuthFailed"));
+    await assert.rejects(f.store.checkPassword("svc", "anything"), authErrorOf("AuthFailed"));
   });
 
-  it("apply refuses an unknown or no-password user (authFailed) and a disabled store (authNotEnabled)", async () => {
+  it("apply refuses an unknown or no-password user (AuthFailed) and a disabled store (AuthNotEnabled)", async () => {
     const f = await openStoreFixture();
     const params = { simpleTokenPrefix: "abcdefghijklmnop", index: 1 };
-    assert.throws(() => f.store.authenticate("root", params), authErrorOf("authNotEnabled"));
+    assert.throws(() => f.store.authenticate("root", params), authErrorOf("AuthNotEnabled"));
     await enableWithRoot(f);
     await f.mutate((t) => f.store.userAdd(t, { name: "svc", noPassword: true }));
-    assert.throws(() => f.store.authenticate("ghost", params), authErrorOf("authFailed"));
-    assert.throws(() => f.store.authenticate("svc", params), authErrorOf("authFailed"));
+    assert.throws(() => f.store.authenticate("ghost", params), authErrorOf("AuthFailed"));
+    assert.throws(() => f.store.authenticate("svc", params), authErrorOf("AuthFailed"));
   });
 
   it("a revision change between check and apply is visible, so the server retries as etcd does", async () => {
@@ -186,10 +186,10 @@ describe("Authenticate through the store", () => {
     assert.notEqual(checkedAt, f.store.revision);
   });
 
-  it("invalidAuthToken for garbage", async () => {
+  it("InvalidAuthToken for garbage", async () => {
     const f = await openStoreFixture();
     await enableWithRoot(f);
-    for (const t of ["", "x", "abc.def", "a.1.2"]) assert.throws(() => f.store.authInfoFromToken(t), authErrorOf("invalidAuthToken"));
+    for (const t of ["", "x", "abc.def", "a.1.2"]) assert.throws(() => f.store.authInfoFromToken(t), authErrorOf("InvalidAuthToken"));
   });
 });
 
@@ -219,7 +219,7 @@ describe("JWT tokens", () => {
       const verifier = new JwtTokenProvider({ signMethod: method, publicKey: keys.publicKey, clock });
       assert.equal(verifier.verifyOnly, true);
       assert.deepEqual(verifier.info(token), { username: "alice", revision: 7 });
-      assert.throws(() => verifier.assign("alice", 7), (e) => isAuthConfigError(e, "verifyOnly"));
+      assert.throws(() => verifier.assign("alice", 7), (e) => isAuthError(e, "VerifyOnly"));
     });
   }
 
@@ -286,7 +286,7 @@ describe("JWT tokens", () => {
     }
   });
 
-  it("an old revision in the token is refused by the permission checks (authOldRevision)", async () => {
+  it("an old revision in the token is refused by the permission checks (AuthOldRevision)", async () => {
     const clock = new ManualClock();
     const tokens = new JwtTokenProvider({ signMethod: "HS256", privateKey: "k", clock });
     const f = await openStoreFixture({ tokenProvider: tokens, clock });
@@ -297,20 +297,20 @@ describe("JWT tokens", () => {
     await f.mutate((t) => f.store.roleAdd(t, "x"));
     const stale = f.store.authInfoFromToken(token);
     assert.equal(stale.revision, f.store.revision - 1);
-    assert.throws(() => f.store.isRangePermitted(stale, new Uint8Array([1])), authErrorOf("authOldRevision"));
+    assert.throws(() => f.store.isRangePermitted(stale, new Uint8Array([1])), authErrorOf("AuthOldRevision"));
   });
 
   it("refuse bad configurations: wrong key type or curve, mismatched pair, no key", () => {
-    assert.throws(() => new JwtTokenProvider({ signMethod: "ES256", privateKey: rsa.privateKey }), (e) => isAuthConfigError(e, "invalidSignMethod"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "ES384", privateKey: ec.privateKey }), (e) => isAuthConfigError(e, "invalidSignMethod"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256", privateKey: ec.privateKey }), (e) => isAuthConfigError(e, "invalidSignMethod"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "ES256", privateKey: rsa.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "ES384", privateKey: ec.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256", privateKey: ec.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
     assert.throws(
       () => new JwtTokenProvider({ signMethod: "RS256", privateKey: rsa.privateKey, publicKey: jwtKeys("RS256").publicKey }),
-      (e) => isAuthConfigError(e, "keyMismatch"),
+      (e) => isAuthError(e, "KeyMismatch"),
     );
-    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256" }), (e) => isAuthConfigError(e, "missingKey"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "HS256" }), (e) => isAuthConfigError(e, "missingKey"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "XX256" as JwtSignMethod, privateKey: "k" }), (e) => isAuthConfigError(e, "invalidSignMethod"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256" }), (e) => isAuthError(e, "MissingKey"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "HS256" }), (e) => isAuthError(e, "MissingKey"));
+    assert.throws(() => new JwtTokenProvider({ signMethod: "XX256" as JwtSignMethod, privateKey: "k" }), (e) => isAuthError(e, "InvalidSignMethod"));
   });
 });
 
@@ -319,8 +319,8 @@ describe("--auth-token flag", () => {
     const { type, options } = parseAuthTokenFlag("jwt,pub-key=a.pub,priv-key=a.key,sign-method=RS256,ttl=10m");
     assert.equal(type, "jwt");
     assert.deepEqual(Object.fromEntries(options), { "pub-key": "a.pub", "priv-key": "a.key", "sign-method": "RS256", ttl: "10m" });
-    assert.throws(() => parseAuthTokenFlag("jwt,ttl"), (e) => isAuthConfigError(e, "invalidOptions"));
-    assert.throws(() => parseAuthTokenFlag("jwt,ttl=1m,ttl=2m"), (e) => isAuthConfigError(e, "invalidOptions"));
+    assert.throws(() => parseAuthTokenFlag("jwt,ttl"), (e) => isAuthError(e, "InvalidTokenOptions"));
+    assert.throws(() => parseAuthTokenFlag("jwt,ttl=1m,ttl=2m"), (e) => isAuthError(e, "InvalidTokenOptions"));
   });
 
   it("parses Go durations", () => {
@@ -328,7 +328,7 @@ describe("--auth-token flag", () => {
     assert.equal(parseGoDuration("1h30m"), 90 * MINUTE);
     assert.equal(parseGoDuration("1.5s"), 1500);
     assert.equal(parseGoDuration("300ms"), 300);
-    assert.throws(() => parseGoDuration("5 minutes"), (e) => isAuthConfigError(e, "invalidOptions"));
+    assert.throws(() => parseGoDuration("5 minutes"), (e) => isAuthError(e, "InvalidTokenOptions"));
   });
 
   it("builds the simple provider (default TTL or --auth-token-ttl) and the jwt provider from key files", () => {
@@ -341,8 +341,8 @@ describe("--auth-token flag", () => {
     assert.equal(jwt.type, "jwt");
     assert.equal((jwt as JwtTokenProvider).ttlMs, 2 * MINUTE);
     assert.ok(jwt.info(jwt.assign("a", 1, { simpleTokenPrefix: "", index: 1 }), 1));
-    assert.throws(() => newTokenProvider("jwt,priv-key=/k/priv.pem", { readFile }), (e) => isAuthConfigError(e, "invalidSignMethod"));
-    assert.throws(() => newTokenProvider("opaque"), (e) => isAuthConfigError(e, "invalidOptions"));
-    assert.throws(() => newTokenProvider("jwt,sign-method=HS256,priv-key=/k/priv.pem,colour=red", { readFile }), (e) => isAuthConfigError(e, "invalidOptions"));
+    assert.throws(() => newTokenProvider("jwt,priv-key=/k/priv.pem", { readFile }), (e) => isAuthError(e, "InvalidSignMethod"));
+    assert.throws(() => newTokenProvider("opaque"), (e) => isAuthError(e, "InvalidTokenOptions"));
+    assert.throws(() => newTokenProvider("jwt,sign-method=HS256,priv-key=/k/priv.pem,colour=red", { readFile }), (e) => isAuthError(e, "InvalidTokenOptions"));
   });
 });

@@ -16,8 +16,8 @@ export type {
   LessorOptions,
   TimeToLive,
 } from "./lessor.js";
-export { LeaseError, LeaseRecordError, isLeaseError, isLeaseRecordError } from "./errors.js";
-export type { LeaseErrorKind } from "./errors.js";
+export { LeaseError, isLeaseError } from "./errors.js";
+export type { LeaseErrorCode } from "./errors.js";
 export { ManualClock, systemClock } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { MAX_LEASE_ID, cryptoRandomSource, randomLeaseId } from "./lease-id.js";

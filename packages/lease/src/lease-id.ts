@@ -21,7 +21,7 @@ export const MAX_LEASE_ID = (1n << 63n) - 1n;
 /**
  * A random lease ID in [1, 2^63 − 1], for a LeaseGrant that asks for ID 0 ("choose one"). The server
  * picks the ID before proposing the grant, so every member applies the same ID. `isTaken` (for example
- * `lessor.has`) makes the choice skip IDs already granted; the apply still answers `leaseExist` if another
+ * `lessor.has`) makes the choice skip IDs already granted; the apply still answers `LeaseExist` if another
  * grant took the ID between proposal and apply.
  */
 export function randomLeaseId(random: RandomSource, isTaken?: (id: bigint) => boolean): bigint {

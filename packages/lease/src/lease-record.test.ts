@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isLeaseRecordError } from "./errors.js";
+import { isLeaseError } from "./errors.js";
 import { decodeLeaseRecord, encodeLeaseRecord, leaseIdFromKey, leaseIdKey } from "./lease-record.js";
 import type { LeaseRecord } from "./lease-record.js";
 
@@ -31,9 +31,9 @@ describe("lease record (etcd's leasepb.Lease)", () => {
     assert.deepEqual(decodeLeaseRecord(bytes), { id: 2n, ttl: 4n, remainingTTL: 5n });
   });
 
-  it("rejects damaged records with LeaseRecordError", () => {
+  it("rejects damaged records with LeaseError Corrupt", () => {
     for (const bad of ["08", "08ff", "0a0101", "22056162", "0f", "00", "08ffffffffffffffffffff01"]) {
-      assert.throws(() => decodeLeaseRecord(fromHex(bad)), isLeaseRecordError, bad);
+      assert.throws(() => decodeLeaseRecord(fromHex(bad)), (e: unknown) => isLeaseError(e, "Corrupt"), bad);
     }
   });
 
@@ -42,6 +42,6 @@ describe("lease record (etcd's leasepb.Lease)", () => {
     assert.equal(hex(leaseIdKey(1n)), "0000000000000001");
     assert.equal(hex(leaseIdKey(-2n)), "fffffffffffffffe");
     for (const id of [1n, -2n, (1n << 63n) - 1n, -(1n << 63n)]) assert.equal(leaseIdFromKey(leaseIdKey(id)), id);
-    assert.throws(() => leaseIdFromKey(new Uint8Array(7)), isLeaseRecordError);
+    assert.throws(() => leaseIdFromKey(new Uint8Array(7)), (e: unknown) => isLeaseError(e, "Corrupt"));
   });
 });

@@ -1,4 +1,4 @@
-import { LeaseRecordError } from "./errors.js";
+import { LeaseError } from "./errors.js";
 
 /**
  * The on-disk form of a lease, byte for byte etcd's: the `lease` bucket maps the lease ID as 8 bytes
@@ -28,9 +28,9 @@ export function leaseIdKey(id: bigint): Uint8Array {
   return key;
 }
 
-/** The lease ID a bucket key names; throws `LeaseRecordError` unless the key is 8 bytes. */
+/** The lease ID a bucket key names; throws `LeaseError` `Corrupt` unless the key is 8 bytes. */
 export function leaseIdFromKey(key: Uint8Array): bigint {
-  if (key.length !== 8) throw new LeaseRecordError(`lease bucket key has ${key.length} bytes, not 8`);
+  if (key.length !== 8) throw new LeaseError("Corrupt", `lease bucket key has ${key.length} bytes, not 8`);
   return new DataView(key.buffer, key.byteOffset, 8).getBigInt64(0, false);
 }
 
@@ -73,7 +73,7 @@ export function encodeLeaseRecord(record: LeaseRecord): Uint8Array {
 export function decodeLeaseRecord(bytes: Uint8Array): LeaseRecord {
   let pos = 0;
   const fail = (what: string): never => {
-    throw new LeaseRecordError(`lease record: ${what} at byte ${pos} of ${bytes.length}`);
+    throw new LeaseError("Corrupt", `lease record: ${what} at byte ${pos} of ${bytes.length}`);
   };
   const readVarint = (): bigint => {
     let result = 0n;

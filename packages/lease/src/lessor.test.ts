@@ -4,8 +4,8 @@ import { LEASE_BUCKET } from "@etcd-ts/schema";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import { ManualClock } from "./clock.js";
-import { LeaseError, isLeaseError, isLeaseRecordError } from "./errors.js";
-import type { LeaseErrorKind } from "./errors.js";
+import { LeaseError, isLeaseError } from "./errors.js";
+import type { LeaseErrorCode } from "./errors.js";
 import { decodeLeaseRecord, leaseIdKey } from "./lease-record.js";
 import { DEFAULT_MIN_LEASE_TTL, Lessor, MAX_LEASE_TTL, minLeaseTTLFor } from "./lessor.js";
 import type { AttachedKeyDeleter, LeaseBucketTxn, LessorOptions } from "./lessor.js";
@@ -36,7 +36,7 @@ function storedRecord(backend: Backend, id: bigint) {
   return bytes === undefined ? undefined : decodeLeaseRecord(bytes);
 }
 
-const leaseError = (kind: LeaseErrorKind) => (e: unknown) => isLeaseError(e, kind);
+const leaseError = (code: LeaseErrorCode) => (e: unknown) => isLeaseError(e, code);
 
 /**
  * Stands in for the MVCC store: keeps keys in a `kv` bucket and, like etcd's delete path, detaches each
@@ -118,26 +118,26 @@ describe("Lessor.grant", () => {
     assert.equal((await write(custom.backend, (txn) => custom.lessor.grant(txn, 1n, 4))).ttl, 5);
   });
 
-  it("refuses a TTL above MAX_LEASE_TTL with leaseTTLTooLarge and writes nothing", async () => {
+  it("refuses a TTL above MAX_LEASE_TTL with LeaseTTLTooLarge and writes nothing", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL + 1)), leaseError("leaseTTLTooLarge"));
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, 1n << 62n)), leaseError("leaseTTLTooLarge"));
+    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL + 1)), leaseError("LeaseTTLTooLarge"));
+    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, 1n << 62n)), leaseError("LeaseTTLTooLarge"));
     assert.equal(lessor.has(1n), false);
     assert.equal(storedRecord(backend, 1n), undefined);
     assert.equal((await write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL))).ttl, MAX_LEASE_TTL);
   });
 
-  it("refuses an existing ID with leaseExist, leaving the lease as it was", async () => {
+  it("refuses an existing ID with LeaseExist, leaving the lease as it was", async () => {
     const { backend, lessor } = setup();
     await write(backend, (txn) => lessor.grant(txn, 7n, 10));
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 7n, 99)), leaseError("leaseExist"));
+    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 7n, 99)), leaseError("LeaseExist"));
     assert.equal(lessor.lookup(7n)?.ttl, 10);
     assert.equal(storedRecord(backend, 7n)?.ttl, 10n);
   });
 
-  it("refuses ID 0 (no lease) as etcd's Grant does, with leaseNotFound", async () => {
+  it("refuses ID 0 (no lease) as etcd's Grant does, with LeaseNotFound", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 0n, 10)), leaseError("leaseNotFound"));
+    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 0n, 10)), leaseError("LeaseNotFound"));
     await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n << 64n, 10)), RangeError);
     await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, 1.5)), RangeError);
   });
@@ -195,9 +195,9 @@ describe("Lessor.revoke", () => {
     assert.equal(lessor.leaseOf(enc("k1")), 0n);
   });
 
-  it("answers leaseNotFound for an unknown lease", async () => {
+  it("answers LeaseNotFound for an unknown lease", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 9n)), leaseError("leaseNotFound"));
+    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 9n)), leaseError("LeaseNotFound"));
   });
 
   it("keeps the lease and its keys (memory and disk) when deleting its keys fails halfway", async () => {
@@ -269,13 +269,13 @@ describe("Lessor.attach / detach", () => {
 });
 
 describe("Lessor.renew and timeToLive", () => {
-  it("renews only on the primary: notLeader elsewhere", async () => {
+  it("renews only on the primary: NotLeader elsewhere", async () => {
     const { backend, lessor } = setup();
     await write(backend, (txn) => lessor.grant(txn, 1n, 10));
-    await assert.rejects(lessor.renew(1n), leaseError("notLeader"));
+    await assert.rejects(lessor.renew(1n), leaseError("NotLeader"));
   });
 
-  it("resets expiry to now + TTL and returns the TTL; unknown → leaseNotFound", async () => {
+  it("resets expiry to now + TTL and returns the TTL; unknown → LeaseNotFound", async () => {
     const { backend, clock, lessor } = setup();
     lessor.promote();
     await write(backend, (txn) => lessor.grant(txn, 1n, 10));
@@ -287,7 +287,7 @@ describe("Lessor.renew and timeToLive", () => {
     assert.deepEqual(lessor.expiredLeases(), []);
     clock.advance(1);
     assert.deepEqual(lessor.expiredLeases(), [1n]);
-    await assert.rejects(lessor.renew(2n), leaseError("leaseNotFound"));
+    await assert.rejects(lessor.renew(2n), leaseError("LeaseNotFound"));
   });
 
   it("reports remaining seconds truncated as etcd 3.4 does, with keys when asked", async () => {
@@ -307,7 +307,7 @@ describe("Lessor.renew and timeToLive", () => {
     clock.advance(1_000);
     assert.equal(lessor.timeToLive(1n).ttl, -1);
     assert.deepEqual(lessor.timeToLive(1n, { keys: true }).keys?.map(dec), ["a", "b"]);
-    assert.throws(() => lessor.timeToLive(2n), leaseError("leaseNotFound"));
+    assert.throws(() => lessor.timeToLive(2n), leaseError("LeaseNotFound"));
   });
 
   it("on a member that is not primary, TTL left is what a promote would give", async () => {
@@ -320,7 +320,7 @@ describe("Lessor.renew and timeToLive", () => {
     assert.equal(lessor.timeToLive(1n).ttl, 12);
   });
 
-  it("a renew of an expired lease waits for its revoke, then answers leaseNotFound", async () => {
+  it("a renew of an expired lease waits for its revoke, then answers LeaseNotFound", async () => {
     const { backend, clock, lessor } = setup();
     lessor.promote();
     await write(backend, (txn) => lessor.grant(txn, 1n, 5));
@@ -335,10 +335,10 @@ describe("Lessor.renew and timeToLive", () => {
     assert.deepEqual(lessor.expiredLeases(), [1n]);
     await write(backend, (txn) => lessor.revoke(txn, 1n));
     await pending;
-    assert.ok(isLeaseError(settled, "leaseNotFound"));
+    assert.ok(isLeaseError(settled, "LeaseNotFound"));
   });
 
-  it("a renew of an expired lease answers notLeader when leadership moves first", async () => {
+  it("a renew of an expired lease answers NotLeader when leadership moves first", async () => {
     const { backend, clock, lessor } = setup();
     lessor.promote();
     await write(backend, (txn) => lessor.grant(txn, 1n, 5));
@@ -347,8 +347,8 @@ describe("Lessor.renew and timeToLive", () => {
     const first = lessor.renew(1n);
     const second = lessor.renew(1n);
     lessor.demote();
-    await assert.rejects(first, leaseError("notLeader"));
-    await assert.rejects(second, leaseError("notLeader"));
+    await assert.rejects(first, leaseError("NotLeader"));
+    await assert.rejects(second, leaseError("NotLeader"));
     lessor.promote();
     const third = lessor.renew(2n); // not expired any more after the promote
     assert.equal(await third, 5);
@@ -413,7 +413,7 @@ describe("Lessor expiry (promote, demote, expiredLeases)", () => {
     assert.equal(lessor.lookup(1n)?.expiresAt, undefined);
     clock.advance(60_000);
     assert.deepEqual(lessor.expiredLeases(), []);
-    await assert.rejects(lessor.renew(1n), leaseError("notLeader"));
+    await assert.rejects(lessor.renew(1n), leaseError("NotLeader"));
     await write(backend, (txn) => lessor.grant(txn, 2n, 5));
     assert.equal(lessor.lookup(2n)?.expiresAt, undefined, "grants on a follower do not run");
   });
@@ -562,7 +562,7 @@ describe("Lessor persistence and recovery", () => {
     clock.advance(10_000);
     const waiting = lessor.renew(1n);
     lessor.recover(other);
-    await assert.rejects(waiting, leaseError("leaseNotFound"));
+    await assert.rejects(waiting, leaseError("LeaseNotFound"));
     assert.deepEqual(lessor.leases(), [7n, 8n]);
     assert.equal(lessor.leaseOf(enc("k")), 0n);
     assert.equal(lessor.lookup(7n)?.expiresAt, clock.now() + 70_000, "a primary keeps running its leases");
@@ -576,7 +576,7 @@ describe("Lessor persistence and recovery", () => {
       txn.createBucket(LEASE_BUCKET);
       txn.put(LEASE_BUCKET, leaseIdKey(1n), Uint8Array.of(0x08));
     });
-    assert.throws(() => setup({}, backend), isLeaseRecordError);
+    assert.throws(() => setup({}, backend), (e: unknown) => isLeaseError(e, "Corrupt"));
     await backend.update((txn) => txn.put(LEASE_BUCKET, leaseIdKey(1n), Uint8Array.of(0x08, 0x02, 0x10, 0x05)));
     assert.throws(() => setup({}, backend), /holds the record of lease 2/);
   });
@@ -673,16 +673,22 @@ describe("declared interfaces", () => {
 });
 
 describe("LeaseError", () => {
-  it("has a stable name, a kind named as @etcd-ts/api's RpcErrorKind, and a cause", () => {
+  it("has a stable name, a code and a cause", () => {
     const cause = new Error("inner");
-    const e = new LeaseError("leaseTTLTooLarge", "too large", { cause });
+    const e = new LeaseError("LeaseTTLTooLarge", "too large", { cause });
     assert.equal(e.name, "LeaseError");
-    assert.equal(e.kind, "leaseTTLTooLarge");
+    assert.equal(e.code, "LeaseTTLTooLarge");
     assert.equal(e.cause, cause);
     assert.ok(isLeaseError(e));
-    assert.ok(isLeaseError(e, "leaseTTLTooLarge"));
-    assert.ok(!isLeaseError(e, "leaseExist"));
+    assert.ok(isLeaseError(e, "LeaseTTLTooLarge"));
+    assert.ok(!isLeaseError(e, "LeaseExist"));
     assert.ok(!isLeaseError(new Error("x")));
+  });
+
+  it("is recognised by name and code, as one thrown by another installed copy of the package would be", () => {
+    const fromOtherCopy = Object.assign(new Error("lease 7 not found"), { name: "LeaseError", code: "LeaseNotFound" });
+    assert.ok(isLeaseError(fromOtherCopy, "LeaseNotFound"));
+    assert.ok(!isLeaseError(fromOtherCopy, "NotLeader"));
   });
 });
 

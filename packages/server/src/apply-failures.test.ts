@@ -14,6 +14,7 @@ import {
   RangeRequestSchema,
   RpcError,
   TxnRequestSchema,
+  isRpcError,
   type AuthUserListResponse,
   type InternalRaftRequest,
   type TxnRequest,
@@ -91,7 +92,7 @@ test("user and role names longer than every engine stores are refused before the
   const indexBefore = server.status().raftIndex;
   const tooLong = "u".repeat(MAX_KEY_BYTES + 1);
   await assert.rejects(server.proposeRequest(userAdd(tooLong)), (e: unknown) => {
-    assert.ok(e instanceof RpcError);
+    assert.ok(isRpcError(e));
     assert.equal(e.code, GrpcCode.INVALID_ARGUMENT);
     assert.equal(e.message, `etcdserver: user name is too long (${MAX_KEY_BYTES + 1} bytes; at most ${MAX_KEY_BYTES})`);
     return true;

@@ -7,7 +7,7 @@ import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import { AuthStore } from "../auth-store.js";
 import type { Clock } from "../clock.js";
 import { isAuthError } from "../errors.js";
-import type { AuthErrorKind } from "../errors.js";
+import type { AuthErrorCode } from "../errors.js";
 import { SimpleTokenProvider } from "../simple-token.js";
 import type { TokenProvider } from "../token-provider.js";
 
@@ -26,11 +26,11 @@ export class ManualClock implements Clock {
   }
 }
 
-/** For `assert.throws` / `assert.rejects`: the error is an AuthError of `kind`. */
-export function authErrorOf(kind: AuthErrorKind): (e: unknown) => boolean {
+/** For `assert.throws` / `assert.rejects`: the error is an AuthError of `code`. */
+export function authErrorOf(code: AuthErrorCode): (e: unknown) => boolean {
   return (e) => {
-    if (isAuthError(e, kind)) return true;
-    throw new Error(`expected AuthError ${kind}, got ${String(e)}`);
+    if (isAuthError(e, code)) return true;
+    throw new Error(`expected AuthError ${code}, got ${String(e)}`);
   };
 }
 

@@ -25,6 +25,7 @@ import { isAuthError, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
 import type { Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES, type WriteTxn } from "@etcd-ts/storage";
+import { toRpcError } from "../errors.js";
 import type { RequestApplier } from "./index.js";
 import type { ApplyResult } from "./types.js";
 
@@ -114,8 +115,7 @@ export function authorizeEntry(auth: AuthStore, lessor: Lessor): (request: Inter
           return;
       }
     } catch (error) {
-      if (isAuthError(error)) throw error.toRpcError();
-      throw error;
+      throw toRpcError(error) ?? error;
     }
   };
 }
@@ -132,7 +132,8 @@ export class AuthRequestApplier implements RequestApplier {
     try {
       return { ok: true, response: this.applyOne(batch, request, index) };
     } catch (error) {
-      if (isAuthError(error)) return { ok: false, error: error.toRpcError() };
+      const refusal = isAuthError(error) ? toRpcError(error) : undefined;
+      if (refusal !== undefined) return { ok: false, error: refusal };
       throw error;
     }
   }

@@ -33,5 +33,5 @@ export {
 export type { ValidateOptions } from "./validate.js";
 export { noLeases } from "./lease-lookup.js";
 export type { LeaseLookup } from "./lease-lookup.js";
-export { ApplyEntryError, isApplyEntryError, toRpcError } from "./errors.js";
+export { ApplyEntryError, isApplyEntryError } from "./errors.js";
 export type { ApplyBatchResult, ApplyResult, CommittedRequest, KvApplier, WriteResponse } from "./types.js";

@@ -26,7 +26,8 @@ import type {
 } from "@etcd-ts/api";
 import type { MvccStore, ReadView, TxnWrite, WriteBatch } from "@etcd-ts/mvcc";
 import { compareBytes } from "@etcd-ts/storage";
-import { ApplyEntryError, toRpcError } from "./errors.js";
+import { toRpcError } from "../errors.js";
+import { ApplyEntryError } from "./errors.js";
 import { goSort } from "./go-sort.js";
 import { noLeases } from "./lease-lookup.js";
 import type { LeaseLookup } from "./lease-lookup.js";

@@ -3,11 +3,11 @@ import {
   LeaseGrantResponseSchema,
   LeaseRevokeResponseSchema,
   LeaseCheckpointResponseSchema,
-  RpcError,
   type InternalRaftRequest,
 } from "@etcd-ts/api";
 import { isLeaseError, type Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
+import { toRpcError } from "../errors.js";
 import type { ApplyResult } from "./types.js";
 import type { RequestApplier } from "./index.js";
 
@@ -49,7 +49,8 @@ export class LeaseApplier implements RequestApplier {
           throw new Error(`not a lease request: ${request.case}`);
       }
     } catch (error) {
-      if (isLeaseError(error)) return { ok: false, error: RpcError.of(error.kind) };
+      const refusal = isLeaseError(error) ? toRpcError(error) : undefined;
+      if (refusal !== undefined) return { ok: false, error: refusal };
       throw error;
     }
   }

@@ -8,7 +8,6 @@ import {
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseKeepAliveRequest,
-  type LeaseKeepAliveResponse,
   type LeaseRevokeRequest,
   type LeaseRevokeResponse,
   type LeaseTimeToLiveRequest,
@@ -66,7 +65,7 @@ export class LeaseService {
    * reads its answers slower) has its stream paused once `MAX_PENDING_KEEPALIVES` requests wait, so a
    * stream holds a bounded number of requests and answers.
    */
-  keepAlive(call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void {
+  keepAlive(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): void {
     const stats = this.stats;
     let closed = false;
     let chain: Promise<void> = Promise.resolve();
@@ -125,7 +124,7 @@ export class LeaseService {
 export const MAX_PENDING_KEEPALIVES = 128;
 
 /** Resolves when the call can take more writes, or is closed. */
-function drainedOrClosed(call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): Promise<void> {
+function drainedOrClosed(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);

@@ -1,4 +1,4 @@
-import { RpcError, type WatchRequest, type WatchResponse } from "@etcd-ts/api";
+import { isRpcError, type WatchRequest, type WatchResponse } from "@etcd-ts/api";
 import { CANCEL_REASONS, WatchStream, type WatchableStore } from "@etcd-ts/watch";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { AuthInfo } from "@etcd-ts/auth";
@@ -44,7 +44,7 @@ export function serveWatch(
       } catch (error) {
         // etcd puts the Go text of the status error in the cancel reason, for a token it cannot resolve
         // ("code = Unauthenticated") as for a range the user may not read ("code = PermissionDenied").
-        if (error instanceof RpcError) return new Error(`rpc error: code = ${GO_CODE_NAMES[error.code] ?? error.code} desc = ${error.message}`);
+        if (isRpcError(error)) return new Error(`rpc error: code = ${GO_CODE_NAMES[error.code] ?? error.code} desc = ${error.message}`);
         return error instanceof Error ? error : new Error(String(error));
       }
     },

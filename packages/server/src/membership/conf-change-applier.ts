@@ -1,4 +1,4 @@
-import { RpcError } from "@etcd-ts/api";
+import { RpcError, isRpcError } from "@etcd-ts/api";
 import type { MvccStore } from "@etcd-ts/mvcc";
 import { ConfChangeType, type ConfChange, type ConfState } from "@etcd-ts/raft";
 import type { ConfChangeApplier } from "../consensus/raft-log.js";
@@ -94,7 +94,7 @@ export class MembershipChangeApplier implements ConfChangeApplier {
       if (index > store.consistentIndex()) batch.setConsistentIndex(index);
     });
     await durable;
-    if (context !== undefined) this.deps.settle(context.requestId, rejection instanceof RpcError ? rejection : undefined);
+    if (context !== undefined) this.deps.settle(context.requestId, isRpcError(rejection) ? rejection : undefined);
     if (rejection === undefined && change.type === ConfChangeType.RemoveNode && change.nodeId === membership.localId) {
       this.deps.onLocalRemoved();
     }
