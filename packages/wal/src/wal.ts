@@ -26,11 +26,11 @@ import {
 } from "./record.js";
 import { TEMP_SUFFIX, listSegments, readWal, segmentFileName, type SegmentInfo } from "./reader.js";
 
+export type { SnapshotMarker } from "./record.js";
+
 /** The name of the zero-filled file prepared for the next segment (a temp file until it is used). */
 const PREPARED_NEXT = `next-segment${TEMP_SUFFIX}`;
 const ZEROS = Buffer.alloc(1024 * 1024);
-
-export type { SnapshotMarker } from "./record.js";
 
 /** etcd's segment size: a segment is closed and a new one started once it reaches this many bytes. */
 export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
