@@ -107,7 +107,10 @@ export class InProcessCluster {
    */
   async addMember(name: string, options: { learner: boolean }): Promise<InProcessMember> {
     const leader = await this.waitForLeader();
-    await leader.cluster.memberAdd({ $typeName: "etcdserverpb.MemberAddRequest", peerURLs: [peerUrlOf(name)], isLearner: options.learner });
+    const added = await leader.cluster.memberAdd({ $typeName: "etcdserverpb.MemberAddRequest", peerURLs: [peerUrlOf(name)], isLearner: options.learner });
+    // The new member asks whichever peer answers first: wait until every one of them lists it.
+    const id = added.member!.ID;
+    await eventually(() => this.running().every((m) => m.server.membership.get(id) !== undefined), `every member applied the addition of ${name}`);
     const initialCluster = new Map([...this.running().map((m): [string, string[]] => [m.name, [m.peerUrl]]), [name, [peerUrlOf(name)]]]);
     const member = await this.startMember(name, { initialCluster, initialClusterState: "existing" });
     this.members.push(member);

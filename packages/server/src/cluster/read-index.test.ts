@@ -1,0 +1,37 @@
+/**
+ * A linearizable read on a follower asks the leader for its commit index (ReadIndex) and waits until it
+ * has applied that far, so it sees a write acknowledged just before — even when the follower's copy of
+ * the log lags behind; a serializable read answers from what the follower has now.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { MessageType } from "@etcd-ts/raft";
+import { InProcessCluster, get, put } from "../testing/in-process-cluster.js";
+
+let cluster: InProcessCluster;
+before(async () => {
+  cluster = await InProcessCluster.start({ size: 3 });
+});
+after(() => cluster.stop());
+
+test("a linearizable read on a lagging follower sees the write the leader just acknowledged", async () => {
+  const leader = await cluster.waitForLeader();
+  const [lagging, other] = cluster.members.filter((m) => m !== leader) as [typeof leader, typeof leader];
+  await put(leader, "k", "old");
+  assert.equal(await get(lagging, "k"), "old");
+
+  // Everything from the leader to one follower arrives 200 ms late; the other follower keeps the quorum.
+  cluster.network.delayLink(leader.server.memberId, lagging.server.memberId, 200);
+  for (let round = 0; round < 3; round++) {
+    const value = `new-${round}`;
+    await put(leader, "k", value);
+    // The follower has not applied the write yet: its own state is stale...
+    assert.equal(await get(lagging, "k", { serializable: true }), round === 0 ? "old" : `new-${round - 1}`);
+    const readIndexesBefore = cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0;
+    // ...but a linearizable read waits for the leader's index to be applied.
+    assert.equal(await get(lagging, "k"), value);
+    assert.ok((cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0) > readIndexesBefore, "the follower asked the leader (MsgReadIndex)");
+    assert.equal(await get(other, "k"), value);
+  }
+  cluster.network.heal();
+});
