@@ -184,7 +184,7 @@ export function readFirstRequest(
     if (value === undefined) return;
     settled = true;
     if (!(value instanceof Uint8Array)) {
-      then({ message: create(schema) as unknown as Message });
+      then({ message: create(schema) });
       return;
     }
     const json = value;

@@ -62,13 +62,13 @@ export function* decodeMessageSteps(schema: DescMessage, json: Uint8Array, valid
   } catch (error) {
     throw toJsonPbError(error);
   }
-  const message = create(schema) as unknown as Fields;
+  const message = create(schema);
   try {
     yield* decodeTree(schema, message, node);
   } catch (error) {
     throw toJsonPbError(error);
   }
-  return message as unknown as Message;
+  return message;
 }
 
 /** Values below this size are decoded at once; larger ones in slices (`decodeMessageSliced`). */
@@ -109,7 +109,7 @@ export function decodeFirstMessage(schema: DescMessage, body: Uint8Array): Messa
   } catch (error) {
     throw toJsonPbError(error);
   }
-  if (value === undefined || !(value instanceof Uint8Array)) return create(schema) as unknown as Message;
+  if (value === undefined || !(value instanceof Uint8Array)) return create(schema);
   return decodeMessage(schema, value);
 }
 
@@ -245,7 +245,7 @@ function* decodeField(field: DescField, message: Fields, node: JsonNode): Messag
           yield PAUSE;
         }
         if (field.listKind === "message") {
-          const element = create(field.message) as unknown as Fields;
+          const element: Fields = create(field.message);
           yield { schema: field.message, message: element, node: item };
           list.push(element);
         } else if (field.listKind === "enum") {
@@ -401,7 +401,7 @@ function* decodeByteArray(items: readonly JsonNode[]): Generator<typeof PAUSE, U
 
 /** Encodes a message as jsonpb does with OrigName and without EmitDefaults. */
 export function encodeMessage(schema: DescMessage, message: Message): string {
-  const fields = message as unknown as Fields;
+  const fields: Fields = message;
   const parts: string[] = [];
   for (const member of schema.members) {
     if (member.kind === "oneof") {

@@ -241,6 +241,5 @@ function virtualMemoryBytes(): number {
 }
 
 function activeHandles(): number {
-  const getActiveResourcesInfo = (process as unknown as { getActiveResourcesInfo?: () => string[] }).getActiveResourcesInfo;
-  return typeof getActiveResourcesInfo === "function" ? getActiveResourcesInfo().length : 0;
+  return process.getActiveResourcesInfo().length;
 }

@@ -12,10 +12,7 @@ import type { ServerMetrics } from "./metrics.js";
 
 /** The active alarms' names (etcd's /health is false while any alarm is raised). */
 export function activeAlarms(server: EtcdServer): string[] {
-  // Read defensively: the alarm store is the Maintenance service's and may be absent in older builds.
-  const alarms = (server as unknown as { alarms?: { get(type: AlarmType): { alarm: AlarmType }[] } }).alarms;
-  if (alarms === undefined) return [];
-  return alarms.get(AlarmType.NONE).map((a) => AlarmType[a.alarm] ?? String(a.alarm));
+  return server.alarms.get(AlarmType.NONE).map((a) => AlarmType[a.alarm] ?? String(a.alarm));
 }
 
 interface Check {

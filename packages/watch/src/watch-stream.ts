@@ -99,7 +99,8 @@ export class WatchStream {
   private readonly immediateProgress: boolean;
   private readonly watches = new Map<bigint, StreamWatch>();
   private nextId = 0n;
-  private readonly queue: WatchResponse[] = [];
+  /** Responses from `queueHead` on; slots before it were taken and cleared (so they can be collected). */
+  private readonly queue: (WatchResponse | undefined)[] = [];
   private queueHead = 0;
   private listener: (() => void) | undefined = undefined;
   private notifyScheduled = false;
@@ -150,8 +151,8 @@ export class WatchStream {
   /** The next response to send, or undefined when none is waiting. */
   take(): WatchResponse | undefined {
     if (this.queueHead >= this.queue.length) return undefined;
-    const response = this.queue[this.queueHead]!;
-    this.queue[this.queueHead] = undefined as unknown as WatchResponse;
+    const response = this.queue[this.queueHead];
+    this.queue[this.queueHead] = undefined;
     this.queueHead++;
     if (this.queueHead === this.queue.length) {
       this.queue.length = 0;
@@ -165,7 +166,7 @@ export class WatchStream {
 
   /** Every waiting response. */
   takeAll(): WatchResponse[] {
-    const out = this.queue.slice(this.queueHead);
+    const out = this.queue.slice(this.queueHead).filter((response) => response !== undefined);
     this.queue.length = 0;
     this.queueHead = 0;
     return out;
