@@ -4,6 +4,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { MessageType } from "@etcd-ts/raft";
 import { InProcessCluster, get, put } from "../testing/in-process-cluster.js";
 
 let cluster: InProcessCluster;
@@ -40,4 +41,21 @@ test("writes through the leader and through followers are visible on every membe
   // The members agree on the whole keyspace's history.
   const hashes = await Promise.all(cluster.members.map((m) => m.server.hashKV(Number(revisions.at(-1)))));
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1);
+});
+
+test("writes commit and every member converges while the network drops a third of the appends", async () => {
+  const leader = await cluster.waitForLeader();
+  cluster.network.dropType(MessageType.App, 0.33);
+  const droppedBefore = cluster.network.stats.dropped;
+  try {
+    for (let i = 0; i < 30; i++) await put(cluster.members[i % 3]!, `lossy-${i}`, String(i));
+  } finally {
+    cluster.network.heal();
+  }
+  assert.ok(cluster.network.stats.dropped > droppedBefore, "appends were dropped");
+  const revision = leader.server.status().header!.revision;
+  for (const m of cluster.members) {
+    for (let i = 0; i < 30; i += 7) assert.equal(await get(m, `lossy-${i}`), String(i), `${m.name} has lossy-${i}`);
+    assert.ok(m.server.status().header!.revision >= revision);
+  }
 });
