@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   AlarmRequestSchema,
@@ -38,7 +37,7 @@ import { isLeaseError, type Clock, type Lessor } from "@etcd-ts/lease";
 import { isMvccError } from "@etcd-ts/mvcc";
 import { ConfChangeType, EntryType, MessageType, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
 import { rm } from "node:fs/promises";
-import { handleSnapshotUpload, sendSnapshot } from "./peer/snapshot-transfer.js";
+import { shipBackendSnapshot, storeReceivedSnapshot } from "./peer/snapshot-transfer.js";
 import { SnapshotShipping } from "./peer/snapshot-shipping.js";
 import { isStorageError, type Backend } from "@etcd-ts/storage";
 import { MAX_ENTRY_DATA_BYTES, type DiskRaftStorage, isWalError } from "@etcd-ts/wal";
@@ -50,14 +49,14 @@ import type { LogEntry, PeerProgress, ReplicatedLog } from "./consensus/replicat
 import { toRpcError } from "./errors.js";
 import { hashBackend } from "./hash.js";
 import { leaseKeysOf } from "./apply/auth-applier.js";
-import { LEASE_RENEW_PATH, LEASE_TTL_PATH, forwardToLeader, handleLeaseForwarding } from "./peer/lease-forwarding.js";
 import { silentLogger, type Logger } from "./log.js";
 import { MembershipChangeApplier } from "./membership/conf-change-applier.js";
 import { AlarmStore, answerOverQuota } from "./apply/alarm.js";
 import { CorruptionChecker } from "./corruption-check.js";
 import type { Member, Membership } from "./membership/membership.js";
-import { PeerServer, fetchClusterFromPeers } from "./peer/peer-server.js";
-import { PeerTransport, maxRaftFrameBytes } from "./peer/transport.js";
+import { httpPeerNetwork } from "./peer/http-peer-network.js";
+import type { PeerAnswerOf, PeerNetwork, PeerNetworkFactory, PeerRequestHandler, PeerRequestKind, PeerRequestOf } from "./peer/peer-network.js";
+import { maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
 import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
@@ -81,9 +80,13 @@ export interface EtcdServerOptions {
   readonly electionTicks?: number;
   /** Applied entries between raft snapshots (etcd's --snapshot-count). */
   readonly snapshotCount?: number;
+  /** Entries kept behind a raft snapshot (etcd's SnapshotCatchUpEntries, 5000; tests make it small). */
+  readonly snapshotCatchUpEntries?: number;
   readonly clock?: Clock;
   /** Builds the member's replicated log from what the member gives it; a `RaftLog` unless told otherwise. */
   readonly openLog?: (options: RaftLogOptions) => ReplicatedLog;
+  /** The network between members (raft messages, databases, peer requests); the peer URLs over HTTP unless told otherwise. */
+  readonly peerNetwork?: PeerNetworkFactory;
 }
 
 /** What a member reports as it works (the metrics hang off this). */
@@ -136,16 +139,13 @@ export class EtcdServer {
   private lastDurable: Promise<void> = Promise.resolve();
   private readonly log: ReplicatedLog;
   private readonly storage: DiskRaftStorage;
-  private readonly transport: PeerTransport;
-  private readonly peerServer: PeerServer;
+  private readonly network: PeerNetwork;
   private readonly logger: Logger;
   private readonly waits = new WaitRegistry<ApplyResult>();
   private readonly confChangeWaits = new WaitRegistry<void>();
   private readonly membershipChanges: MembershipChangeApplier;
   /** The cluster's alarms (NOSPACE, CORRUPT) and the backend quota. */
   readonly alarms: AlarmStore;
-  /** Peer listener routes added by services (promote forwarding, snapshot transfer). */
-  private readonly peerRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean)[] = [];
   private markRemoved: () => void = () => undefined;
   private removed = false;
   /** Resolves when this member applies its own removal from the cluster; it then stops serving. */
@@ -165,6 +165,7 @@ export class EtcdServer {
   private simpleTokenWaits = 0;
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
+  private readonly snapshotCatchUpEntries: number;
   private nextRequestId: bigint;
   private lastSnapshotIndex: number;
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -190,6 +191,7 @@ export class EtcdServer {
     this.logger = logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
+    this.snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES;
     this.membership = parts.membership;
     this.lessor = parts.lessor;
     this.auth = parts.auth;
@@ -203,19 +205,26 @@ export class EtcdServer {
       logger: this.logger,
       termAt: (index) => this.storage.term(index),
       peerUrls: (id) => this.membership.get(id)?.peerUrls,
-      ship: (urls, message, view) => sendSnapshot({ urls, clusterId: this.membership.clusterId, localId: this.membership.localId, message, view, logger: this.logger }),
+      ship: (urls, message, view) => shipBackendSnapshot(this.network, urls, message, view, this.logger),
       reportSnapshot: (to, status) => this.log.reportSnapshot(to, status),
       step: (message) => this.log.step(message),
     });
     const localId = this.membership.localId;
-    this.transport = new PeerTransport(localId, this.membership.clusterId, {
-      onMessage: (m) => this.log.step(m),
-      onUnreachable: (id) => this.log.reportUnreachable(id),
-      isRemoved: (id) => this.membership.wasRemoved(id),
-      isMember: (id) => this.membership.get(id) !== undefined,
-      onRemovedFromCluster: () => this.onLocalRemoved(),
-    }, this.logger, maxRaftFrameBytes(options.config.maxRequestBytes));
-    for (const m of this.membership.list()) this.transport.addPeer(m.id, m.peerUrls);
+    this.network = (options.peerNetwork ?? httpPeerNetwork).open(
+      {
+        clusterId: () => this.membership.clusterId,
+        members: () => this.membership.list(),
+        onMessage: (m) => this.log.step(m),
+        onUnreachable: (id) => this.log.reportUnreachable(id),
+        isRemoved: (id) => this.membership.wasRemoved(id),
+        isMember: (id) => this.membership.get(id) !== undefined,
+        onRemovedFromCluster: () => this.onLocalRemoved(),
+        receiveSnapshot: async (message, chunks) =>
+          this.snapshots.deliver(message, await storeReceivedSnapshot(this.snapshots.receivedDir, message, chunks, this.logger)),
+      },
+      { localId, clusterId: this.membership.clusterId, maxMessageBytes: maxRaftFrameBytes(options.config.maxRequestBytes), logger: this.logger },
+    );
+    for (const m of this.membership.list()) this.network.addPeer(m.id, m.peerUrls);
     this.corruptionChecker = new CorruptionChecker(
       {
         memberId: localId,
@@ -223,13 +232,16 @@ export class EtcdServer {
         members: () => this.membership.list(),
         localHashKV: (revision) => this.current.store.hashByRev(revision),
         proposeRequest: (request) => this.proposeRequest(request, this.selfAuth()),
+        peerHashKV: (urls, revision, timeoutMs) => this.network.request(urls, "hashKV", { revision }, timeoutMs),
       },
       this.logger,
     );
-    this.peerRoutes.push((req, res) => this.corruptionChecker.serve(req, res));
+    this.network.handle("hashKV", async ({ revision }) => this.corruptionChecker.answerHashKV(revision));
+    this.network.handle("leaseRenew", async ({ id }) => ({ ttl: await this.leaseRenewHere(id) }));
+    this.network.handle("leaseTimeToLive", async ({ id, keys }) => this.leaseTimeToLiveHere(id, keys));
     this.membershipChanges = new MembershipChangeApplier({
       membership: this.membership,
-      peers: this.transport,
+      peers: this.network,
       store: () => this.current.store,
       logger: this.logger,
       settle: (requestId, error) => (error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error)),
@@ -247,31 +259,6 @@ export class EtcdServer {
       onLeadershipChange: (isLeader, leader) => this.onLeadershipChange(isLeader, leader),
       installSnapshot: (snapshot) => this.installSnapshot(snapshot),
       onFatal: (error) => this.stopOnFailure("persisting or applying raft entries failed", error),
-    });
-    this.peerServer = new PeerServer({
-      clusterId: () => this.membership.clusterId,
-      members: () => this.membership.list(),
-      raftStream: (req, res) => this.transport.handleStream(req, res),
-      other: (req, res) =>
-        this.peerRoutes.some((route) => route(req, res)) ||
-        handleSnapshotUpload(
-          {
-            clusterId: () => this.membership.clusterId,
-            dir: this.snapshots.receivedDir,
-            deliver: (message, file) => this.snapshots.deliver(message, file),
-            logger: this.logger,
-          },
-          req,
-          res,
-        ) ||
-        handleLeaseForwarding(
-          {
-            renew: (id) => this.leaseRenewHere(id),
-            timeToLive: async (id, keys) => this.leaseTimeToLiveHere(id, keys),
-          },
-          req,
-          res,
-        ),
     });
     // Request IDs: the member's low 16 bits, then time in ms, then a counter, as etcd's idutil does, so
     // IDs from different members and from before a restart do not collide.
@@ -291,7 +278,7 @@ export class EtcdServer {
       tickMs: options.tickMs ?? 100,
       electionTicks: options.electionTicks ?? 10,
       clock: options.clock,
-      fetchCluster: (peers) => fetchClusterFromPeers(peers),
+      fetchCluster: (peers) => (options.peerNetwork ?? httpPeerNetwork).fetchCluster(peers),
     });
     const server = new EtcdServer(options, parts, logger);
     await server.run();
@@ -307,7 +294,7 @@ export class EtcdServer {
   /** Starts the member: answers peers, applies what raft commits, expires leases, publishes itself. */
   private async run(): Promise<void> {
     this.applied.advance(this.current.applier.consistentIndex());
-    await this.peerServer.listen(this.config.listenPeerUrls);
+    await this.network.listen(this.config.listenPeerUrls);
     this.log.start(this.lastSnapshotIndex, (entries) => this.applyCommitted(entries));
     this.leaseTimer = setInterval(() => {
       this.revokeExpiredLeases();
@@ -518,7 +505,7 @@ export class EtcdServer {
         if (!isRpcError(error, "notLeader")) throw error;
       }
     }
-    const answer = await forwardToLeader<{ ttl: number }>(this.leaderPeerUrls(), LEASE_RENEW_PATH, { id }, this.requestTimeoutMs);
+    const answer = await this.network.request(this.leaderPeerUrls(), "leaseRenew", { id }, this.requestTimeoutMs);
     return answer.ttl;
   }
 
@@ -526,7 +513,7 @@ export class EtcdServer {
   async leaseTimeToLive(id: bigint, keys: boolean): Promise<{ ttl: number; grantedTTL: number; keys: string[] }> {
     this.checkRunning();
     if (this.log.status().isLeader) return this.leaseTimeToLiveHere(id, keys);
-    return forwardToLeader(this.leaderPeerUrls(), LEASE_TTL_PATH, { id, keys }, this.requestTimeoutMs);
+    return this.network.request(this.leaderPeerUrls(), "leaseTimeToLive", { id, keys }, this.requestTimeoutMs);
   }
 
   private async leaseRenewHere(id: bigint): Promise<number> {
@@ -627,8 +614,7 @@ export class EtcdServer {
     clearInterval(this.leaseTimer);
     this.corruptionChecker.stop();
     await this.log.stop();
-    this.transport.stop();
-    await this.peerServer.close();
+    await this.network.stop();
     this.waits.failAll(RpcError.of("stopped"));
     this.confChangeWaits.failAll(RpcError.of("stopped"));
     this.current.close();
@@ -673,12 +659,17 @@ export class EtcdServer {
 
   /** When the stream to peer `id` came up (ms since the epoch); 0 while it is down. */
   peerActiveSince(id: bigint): number {
-    return this.transport.activeSince(id);
+    return this.network.activeSince(id);
   }
 
-  /** Adds a route to the peer listener; it returns false for requests it does not serve. */
-  addPeerRoute(route: (req: IncomingMessage, res: ServerResponse) => boolean): void {
-    this.peerRoutes.push(route);
+  /** Answers requests of `kind` from other members (a service's side of a request forwarded to the leader). */
+  handlePeerRequest<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void {
+    this.network.handle(kind, handler);
+  }
+
+  /** Asks the member at one of `urls` over the peer network. */
+  requestPeer<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>> {
+    return this.network.request(urls, kind, request, timeoutMs);
   }
 
   transferLeadership(to: bigint): void {
@@ -913,7 +904,7 @@ export class EtcdServer {
         }
         await this.storage.createSnapshot(at, this.membership.confState(), data);
         // Keep a tail for slow followers; nothing to do until the log is longer than that tail.
-        const compactTo = at - SNAPSHOT_CATCH_UP_ENTRIES;
+        const compactTo = at - this.snapshotCatchUpEntries;
         if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
       })
       .catch((error: unknown) => {
@@ -925,7 +916,7 @@ export class EtcdServer {
 
   private send(messages: readonly Message[]): void {
     for (const m of messages) if (m.type === MessageType.Snap) this.snapshots.send(m);
-    this.transport.send(messages.filter((m) => m.type !== MessageType.Snap));
+    this.network.send(messages.filter((m) => m.type !== MessageType.Snap));
   }
 
   /**
@@ -944,8 +935,8 @@ export class EtcdServer {
     const restored = await MemberState.installDatabase(file, this.stateDeps());
     this.current = restored.state;
     const members = new Set(this.membership.list().map((m) => m.id));
-    for (const m of this.membership.list()) this.transport.updatePeer(m.id, m.peerUrls);
-    for (const id of this.transport.peerIds()) if (!members.has(id)) this.transport.removePeer(id);
+    for (const m of this.membership.list()) this.network.updatePeer(m.id, m.peerUrls);
+    for (const id of this.network.peerIds()) if (!members.has(id)) this.network.removePeer(id);
     this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, index);
     this.applied.advance(index);
     await rm(file, { force: true });

@@ -2,8 +2,11 @@ import type {
   AuthenticateRequest,
   AuthenticateResponse,
   AuthUserAddRequest,
+  AuthUserAddResponse,
   AuthUserChangePasswordRequest,
+  AuthUserChangePasswordResponse,
   InternalRaftRequest,
+  ResponseHeader,
 } from "@etcd-ts/api";
 import { RpcError } from "@etcd-ts/api";
 import { peerAddress, type AuthInfo } from "@etcd-ts/auth";
@@ -19,24 +22,27 @@ import { toRpcError } from "../errors.js";
 export class AuthService {
   constructor(private readonly etcd: EtcdServer) {}
 
-  /** Proposes an auth management request (checked and applied on every member in log order). */
-  propose(request: InternalRaftRequest["request"], caller: AuthInfo | undefined): Promise<unknown> {
-    return this.etcd.proposeRequest(request, caller);
+  /**
+   * Proposes an auth management request (checked and applied on every member in log order); answers
+   * with what the applier returns for it, `Res`.
+   */
+  propose<Res extends { header?: ResponseHeader }>(request: InternalRaftRequest["request"], caller: AuthInfo | undefined): Promise<Res> {
+    return this.etcd.proposeRequest<Res>(request, caller);
   }
 
-  async userAdd(request: AuthUserAddRequest, caller: AuthInfo | undefined): Promise<unknown> {
+  async userAdd(request: AuthUserAddRequest, caller: AuthInfo | undefined): Promise<AuthUserAddResponse> {
     if (request.name === "") throw RpcError.of("userEmpty");
     // Checked again when the entry applies; here so that only root can make this member run bcrypt.
     this.etcd.checkAdmin(caller);
     const noPassword = request.options?.noPassword ?? false;
     const password = noPassword ? "" : await this.hash(request.password);
-    return this.propose({ case: "authUserAdd", value: { ...request, password } }, caller);
+    return this.propose<AuthUserAddResponse>({ case: "authUserAdd", value: { ...request, password } }, caller);
   }
 
-  async userChangePassword(request: AuthUserChangePasswordRequest, caller: AuthInfo | undefined): Promise<unknown> {
+  async userChangePassword(request: AuthUserChangePasswordRequest, caller: AuthInfo | undefined): Promise<AuthUserChangePasswordResponse> {
     this.etcd.checkAdmin(caller);
     const password = await this.hash(request.password);
-    return this.propose({ case: "authUserChangePassword", value: { ...request, password } }, caller);
+    return this.propose<AuthUserChangePasswordResponse>({ case: "authUserChangePassword", value: { ...request, password } }, caller);
   }
 
   /**

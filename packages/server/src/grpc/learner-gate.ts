@@ -1,5 +1,4 @@
-import { RpcError } from "@etcd-ts/api";
-import type { Server, ServerUnaryCall, ServiceDefinition, UntypedHandleCall, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
+import { RpcError, decorateGrpcHandlers, type GrpcHandlerDecorator, type GrpcServiceRegistrar } from "@etcd-ts/api";
 import type { Logger } from "../log.js";
 import { toServiceError } from "../errors.js";
 
@@ -20,39 +19,26 @@ export function isRpcSupportedForLearner(request: unknown): boolean {
   }
 }
 
-function gate(implementation: UntypedServiceImplementation, isLearner: () => boolean, logger: Logger): UntypedServiceImplementation {
-  const gated: UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(implementation)) {
-    const original = handler as (...args: unknown[]) => void;
-    gated[name] = (original.length >= 2
-      ? (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-          if (isLearner() && !isRpcSupportedForLearner(call.request)) {
-            callback(toServiceError(RpcError.of("notSupportedForLearner"), logger));
-            return;
-          }
-          original(call, callback);
-        }
-      : (call: { emit(event: "error", error: unknown): boolean }) => {
-          if (isLearner()) {
-            call.emit("error", toServiceError(RpcError.of("notSupportedForLearner"), logger));
-            return;
-          }
-          original(call);
-        }) as UntypedHandleCall;
-  }
-  return gated;
-}
-
-/** The gRPC server as `addEtcdServices` sees it: every service added through it is learner-gated. */
-export function withLearnerGate(server: Server, isLearner: () => boolean, logger: Logger): Server {
-  return new Proxy(server, {
-    get(target, property, receiver) {
-      if (property === "addService") {
-        return (definition: ServiceDefinition, implementation: UntypedServiceImplementation) =>
-          target.addService(definition, gate(implementation, isLearner, logger));
+/** Where `addEtcdServices` registers: every service added through it is learner-gated. */
+export function withLearnerGate(services: GrpcServiceRegistrar, isLearner: () => boolean, logger: Logger): GrpcServiceRegistrar {
+  const gate: GrpcHandlerDecorator = {
+    answered: (handler) => (call, callback) => {
+      // A client stream has no single request to look at: refused, as every stream is.
+      if (isLearner() && !("request" in call && isRpcSupportedForLearner(call.request))) {
+        callback(toServiceError(RpcError.of("notSupportedForLearner"), logger));
+        return;
       }
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      handler(call, callback);
     },
-  });
+    streamed: (handler) => (call) => {
+      if (isLearner()) {
+        call.emit("error", toServiceError(RpcError.of("notSupportedForLearner"), logger));
+        return;
+      }
+      handler(call);
+    },
+  };
+  return {
+    addService: (definition, handlers) => services.addService(definition, decorateGrpcHandlers(definition, handlers, gate)),
+  };
 }

@@ -8,6 +8,7 @@ import {
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseKeepAliveRequest,
+  type LeaseKeepAliveResponse,
   type LeaseRevokeRequest,
   type LeaseRevokeResponse,
   type LeaseTimeToLiveRequest,
@@ -65,7 +66,7 @@ export class LeaseService {
    * reads its answers slower) has its stream paused once `MAX_PENDING_KEEPALIVES` requests wait, so a
    * stream holds a bounded number of requests and answers.
    */
-  keepAlive(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): void {
+  keepAlive(call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): void {
     const stats = this.stats;
     let closed = false;
     let chain: Promise<void> = Promise.resolve();
@@ -124,7 +125,7 @@ export class LeaseService {
 export const MAX_PENDING_KEEPALIVES = 128;
 
 /** Resolves when the call can take more writes, or is closed. */
-function drainedOrClosed(call: ServerDuplexStream<LeaseKeepAliveRequest, unknown>): Promise<void> {
+function drainedOrClosed(call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);

@@ -11,6 +11,8 @@ import {
   type MoveLeaderRequest,
   type MoveLeaderResponse,
   type ResponseHeader,
+  type SnapshotRequest,
+  type SnapshotResponse,
 } from "@etcd-ts/api";
 import { maintenanceSnapshotResponses } from "@etcd-ts/snapshot";
 import type { AuthInfo } from "@etcd-ts/auth";
@@ -80,7 +82,7 @@ export class MaintenanceService {
    * SHA-256), honouring the client's flow control; the backend snapshot is closed on end, error or
    * cancellation.
    */
-  snapshot(call: ServerWritableStream<unknown, unknown>): void {
+  snapshot(call: ServerWritableStream<SnapshotRequest, SnapshotResponse>): void {
     const view = clusterStateSnapshot(this.host.backend.snapshot());
     let closed = false;
     const close = () => {
