@@ -42,7 +42,9 @@ export class UpdateGate {
         if (!active) throw new StorageError("Closed", "write transaction used after update returned");
       });
       try {
-        engine.commit(txn, () => requireSynchronousUpdate(fn(txn)));
+        engine.commit(txn, () => {
+          requireSynchronousUpdate(fn(txn));
+        });
       } finally {
         active = false;
         this.writing = false;
