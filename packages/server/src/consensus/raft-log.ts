@@ -109,6 +109,8 @@ export class RaftLog implements ReplicatedLog {
       checkQuorum: true,
       preVote: true,
       rand: new SeededRand(options.seed ?? randomBytes(4).readUInt32BE(0)),
+      // raft's own warnings (a dropped proposal, an unpromotable member) and state changes go to the member's log.
+      logger: options.logger,
     });
     const hs = options.storage.initialState().hardState;
     this.term = hs.term;
