@@ -2,14 +2,14 @@ import { LEASE_BUCKET } from "@etcd-ts/schema";
 import type { Backend } from "@etcd-ts/storage";
 import { systemClock } from "./clock.js";
 import type { Clock } from "./clock.js";
-import { LeaseError, LeaseRecordError } from "./errors.js";
-import type { LeaseErrorKind } from "./errors.js";
+import { LeaseError } from "./errors.js";
+import type { LeaseErrorCode } from "./errors.js";
 import { ExpiryQueue, TimeHeap } from "./expiry-queue.js";
 import { randomLeaseId } from "./lease-id.js";
 import type { RandomSource } from "./lease-id.js";
 import { decodeLeaseRecord, encodeLeaseRecord, leaseIdFromKey, leaseIdKey } from "./lease-record.js";
 
-/** The largest TTL (seconds) a grant may ask for; above it the grant fails with `leaseTTLTooLarge`. */
+/** The largest TTL (seconds) a grant may ask for; above it the grant fails with `LeaseTTLTooLarge`. */
 export const MAX_LEASE_TTL = 9_000_000_000;
 
 /**
@@ -267,7 +267,7 @@ export class Lessor {
    * Replaces all state by what `backend` holds (after installing a snapshot), as etcd's `Recover`.
    * Attached keys are forgotten: the KV store re-attaches them with `attachOnRecovery`, so recover the
    * lessor before the KV store. A primary keeps being primary, with every lease's expiry refreshed.
-   * Pending renewals of expired leases end: `leaseNotFound` if the lease is gone, else `notLeader` (the
+   * Pending renewals of expired leases end: `LeaseNotFound` if the lease is gone, else `NotLeader` (the
    * client retries).
    */
   recover(backend: Backend): void {
@@ -285,7 +285,7 @@ export class Lessor {
       }
     }
     for (const id of [...this.renewWaiters.keys()]) {
-      this.settleRenewWaiters(id, this.leaseMap.has(id) ? "notLeader" : "leaseNotFound");
+      this.settleRenewWaiters(id, this.leaseMap.has(id) ? "NotLeader" : "LeaseNotFound");
     }
   }
 
@@ -299,10 +299,10 @@ export class Lessor {
         try {
           record = decodeLeaseRecord(value);
         } catch (e) {
-          throw new LeaseRecordError(`lease ${keyId}: undecodable record`, { cause: e });
+          throw new LeaseError("Corrupt", `lease ${keyId}: undecodable record`, { cause: e });
         }
         if (record.id !== keyId) {
-          throw new LeaseRecordError(`lease bucket key ${keyId} holds the record of lease ${record.id}`);
+          throw new LeaseError("Corrupt", `lease bucket key ${keyId} holds the record of lease ${record.id}`);
         }
         out.push(record);
       }
@@ -320,18 +320,18 @@ export class Lessor {
    * A TTL below the minimum (negative included) is raised to it. On the primary the lease starts running
    * at once; elsewhere it has no expiry until a promote.
    *
-   * Throws `LeaseError` — `leaseNotFound` for ID 0 (the server picks an ID before proposing:
-   * `newLeaseId`), `leaseTTLTooLarge` above `MAX_LEASE_TTL`, `leaseExist` for a granted ID — and then
+   * Throws `LeaseError` — `LeaseNotFound` for ID 0 (the server picks an ID before proposing:
+   * `newLeaseId`), `LeaseTTLTooLarge` above `MAX_LEASE_TTL`, `LeaseExist` for a granted ID — and then
    * changes nothing.
    */
   grant(txn: LeaseBucketTxn, id: bigint, ttl: number | bigint): LeaseInfo {
     checkLeaseId(id);
-    if (id === 0n) throw new LeaseError("leaseNotFound", "lease ID 0 means no lease: choose an ID before granting");
+    if (id === 0n) throw new LeaseError("LeaseNotFound", "lease ID 0 means no lease: choose an ID before granting");
     const requested = toSeconds("lease TTL", ttl);
     if (requested > BigInt(MAX_LEASE_TTL)) {
-      throw new LeaseError("leaseTTLTooLarge", `lease TTL ${requested} is above the maximum ${MAX_LEASE_TTL}`);
+      throw new LeaseError("LeaseTTLTooLarge", `lease TTL ${requested} is above the maximum ${MAX_LEASE_TTL}`);
     }
-    if (this.leaseMap.has(id)) throw new LeaseError("leaseExist", `lease ${id} already exists`);
+    if (this.leaseMap.has(id)) throw new LeaseError("LeaseExist", `lease ${id} already exists`);
     const granted = requested < BigInt(this.minLeaseTTL) ? this.minLeaseTTL : Number(requested);
     txn.createBucket(LEASE_BUCKET);
     txn.put(LEASE_BUCKET, leaseIdKey(id), encodeLeaseRecord({ id, ttl: BigInt(granted), remainingTTL: 0n }));
@@ -352,12 +352,12 @@ export class Lessor {
    * lease. Returns the keys that were attached, sorted bytewise. Without a `keyDeleter` the caller must
    * delete those keys in `txn` itself.
    *
-   * Throws `LeaseError` `leaseNotFound` for an unknown lease. If `keyDeleter` throws, the lease stays.
-   * A renew waiting on this (expired) lease ends with `leaseNotFound`.
+   * Throws `LeaseError` `LeaseNotFound` for an unknown lease. If `keyDeleter` throws, the lease stays.
+   * A renew waiting on this (expired) lease ends with `LeaseNotFound`.
    */
   revoke(txn: LeaseBucketTxn, id: bigint, keyDeleter?: AttachedKeyDeleter): Uint8Array[] {
     const lease = this.leaseMap.get(id);
-    if (lease === undefined) throw new LeaseError("leaseNotFound", `lease ${id} not found`);
+    if (lease === undefined) throw new LeaseError("LeaseNotFound", `lease ${id} not found`);
     const keyStrings = lease.sortedKeyStrings();
     const keys = keyStrings.map(keyBytes);
     if (keyDeleter !== undefined && keys.length > 0) {
@@ -378,7 +378,7 @@ export class Lessor {
     this.leaseMap.delete(id);
     this.expiryQueue.delete(id);
     this.pendingCheckpointClears.delete(id);
-    this.settleRenewWaiters(id, "leaseNotFound");
+    this.settleRenewWaiters(id, "LeaseNotFound");
     return keys;
   }
 
@@ -407,7 +407,7 @@ export class Lessor {
    * Attaches `keys` to lease `id` (a put with this lease). A key attached to another lease moves to this
    * one. Returns false and changes nothing when the lease is unknown — never throws, so that it is safe in
    * a KV apply or a store observer. (The KV applier checks `has` before it writes, so that a put naming an
-   * unknown lease fails with etcd's `leaseNotFound` and changes nothing.)
+   * unknown lease fails with etcd's `LeaseNotFound` and changes nothing.)
    */
   attach(id: bigint, keys: Iterable<Uint8Array>): boolean {
     const lease = this.leaseMap.get(id);
@@ -471,17 +471,17 @@ export class Lessor {
    * Renews lease `id` (one LeaseKeepAlive request): it now expires its full TTL from now. Resolves to the
    * TTL. The new expiry is in effect when `renew` returns, before the promise settles.
    *
-   * Rejects with `LeaseError`: `notLeader` when this member is not the primary (the server forwards to the
-   * leader), `leaseNotFound` for an unknown lease (a keepalive then answers TTL 0). A lease already past
-   * its expiry is being revoked: as in etcd the answer waits for that — `leaseNotFound` once the revoke is
-   * applied, `notLeader` if leadership changes first (the lease may live on at the next leader).
+   * Rejects with `LeaseError`: `NotLeader` when this member is not the primary (the server forwards to the
+   * leader), `LeaseNotFound` for an unknown lease (a keepalive then answers TTL 0). A lease already past
+   * its expiry is being revoked: as in etcd the answer waits for that — `LeaseNotFound` once the revoke is
+   * applied, `NotLeader` if leadership changes first (the lease may live on at the next leader).
    */
   renew(id: bigint): Promise<number> {
     if (!this.primary) {
-      return Promise.reject(new LeaseError("notLeader", `cannot renew lease ${id}: this member is not the leader`));
+      return Promise.reject(new LeaseError("NotLeader", `cannot renew lease ${id}: this member is not the leader`));
     }
     const lease = this.leaseMap.get(id);
-    if (lease === undefined) return Promise.reject(new LeaseError("leaseNotFound", `lease ${id} not found`));
+    if (lease === undefined) return Promise.reject(new LeaseError("LeaseNotFound", `lease ${id} not found`));
     const now = this.clock.now();
     if (now >= lease.expiry) {
       return new Promise<number>((_resolve, reject) => {
@@ -499,10 +499,10 @@ export class Lessor {
     return Promise.resolve(lease.ttl);
   }
 
-  /** LeaseTimeToLive. Throws `LeaseError` `leaseNotFound` for an unknown lease (etcd answers TTL −1). */
+  /** LeaseTimeToLive. Throws `LeaseError` `LeaseNotFound` for an unknown lease (etcd answers TTL −1). */
   timeToLive(id: bigint, options: { keys?: boolean } = {}): TimeToLive {
     const lease = this.leaseMap.get(id);
-    if (lease === undefined) throw new LeaseError("leaseNotFound", `lease ${id} not found`);
+    if (lease === undefined) throw new LeaseError("LeaseNotFound", `lease ${id} not found`);
     const ttl =
       lease.expiry === Infinity ? lease.refreshTTL : Math.trunc((lease.expiry - this.clock.now()) / 1000) + 0;
     const result = { id, grantedTTL: lease.ttl, ttl };
@@ -523,7 +523,7 @@ export class Lessor {
    */
   promote(extendMs = 0): void {
     // A renew waiting across a change of term retries (etcd closes its demote channel on every change).
-    for (const id of [...this.renewWaiters.keys()]) this.settleRenewWaiters(id, "notLeader");
+    for (const id of [...this.renewWaiters.keys()]) this.settleRenewWaiters(id, "NotLeader");
     this.primary = true;
     const now = this.clock.now();
     for (const lease of this.leaseMap.values()) {
@@ -556,7 +556,7 @@ export class Lessor {
 
   /**
    * This member stopped being leader: leases stop running down (no expiry), the schedules are dropped,
-   * and renewals waiting on expired leases end with `notLeader`.
+   * and renewals waiting on expired leases end with `NotLeader`.
    */
   demote(): void {
     this.primary = false;
@@ -564,7 +564,7 @@ export class Lessor {
     this.expiryQueue.clear();
     this.checkpointSchedule.clear();
     this.pendingCheckpointClears.clear();
-    for (const id of [...this.renewWaiters.keys()]) this.settleRenewWaiters(id, "notLeader");
+    for (const id of [...this.renewWaiters.keys()]) this.settleRenewWaiters(id, "NotLeader");
   }
 
   /** Ends the lessor's part in the member: as `demote`. */
@@ -643,12 +643,12 @@ export class Lessor {
     }
   }
 
-  private settleRenewWaiters(id: bigint, kind: LeaseErrorKind): void {
+  private settleRenewWaiters(id: bigint, code: LeaseErrorCode): void {
     const waiters = this.renewWaiters.get(id);
     if (waiters === undefined) return;
     this.renewWaiters.delete(id);
     const message =
-      kind === "leaseNotFound" ? `lease ${id} not found` : `lease ${id} expired while leadership changed; retry at the leader`;
-    for (const reject of waiters) reject(new LeaseError(kind, message));
+      code === "LeaseNotFound" ? `lease ${id} not found` : `lease ${id} expired while leadership changed; retry at the leader`;
+    for (const reject of waiters) reject(new LeaseError(code, message));
   }
 }
