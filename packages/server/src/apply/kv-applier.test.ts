@@ -10,6 +10,7 @@ import {
   isRpcError,
 } from "@etcd-ts/api";
 import type { InternalRaftRequest, RangeResponse, TxnResponse } from "@etcd-ts/api";
+import { KEY_BUCKET, LEASE_BUCKET } from "@etcd-ts/schema";
 import { Harness, b, cmp, compaction, del, kvTuple, opDel, opPut, opRange, opTxn, put, range, s, txn } from "../testing/kv-applier-harness.js";
 
 // Expected values were taken from etcd 3.4.23 with `etcdctl -w json` running the same requests.
@@ -318,7 +319,7 @@ describe("KV applier: batches, consistent index, restart", () => {
     const result = h.apply({ case: "compaction", value: compaction({ revision: 40n, physical: true }) });
     assert.ok(result.ok);
     await result.physical;
-    const rows = h.backend.view((tx) => [...tx.range("key")].length);
+    const rows = h.backend.view((tx) => [...tx.range(KEY_BUCKET)].length);
     assert.equal(rows, 12); // revision 40 (kept) and 41..51
     h.reopen();
     assert.equal(h.applier.compactRevision(), 40);
@@ -337,7 +338,7 @@ describe("KV applier: request appliers for non-KV requests", () => {
           apply: (batch, r) => {
             if (r.case !== "leaseGrant") throw new Error("unreachable");
             if (r.value.ID === 0n) return { ok: false, error: Rpc.of("leaseNotFound") };
-            batch.backend.put("lease", b(`lease-${r.value.ID}`), b(String(r.value.TTL)));
+            batch.backend.put(LEASE_BUCKET, b(`lease-${r.value.ID}`), b(String(r.value.TTL)));
             return { ok: true, response: createMessage(LeaseGrantResponseSchema, { ID: r.value.ID, TTL: r.value.TTL }) };
           },
         },
@@ -355,7 +356,7 @@ describe("KV applier: request appliers for non-KV requests", () => {
       "leaseNotFound",
       12, // UNIMPLEMENTED: no applier takes it
     ]);
-    assert.equal(s(h.backend.view((tx) => tx.get("lease", b("lease-5")))!), "60");
+    assert.equal(s(h.backend.view((tx) => tx.get(LEASE_BUCKET, b("lease-5")))!), "60");
     assert.equal(h.applier.consistentIndex(), 4);
     assert.equal(h.applier.currentRevision(), 2);
   });
