@@ -8,9 +8,10 @@ export {
   DEFAULT_MAX_WATCHERS_PER_SYNC,
   DEFAULT_SYNC_INTERVAL_MS,
   DEFAULT_VICTIM_INTERVAL_MS,
-  EmptyWatcherRangeError,
   WatchableStore,
 } from "./watchable-store.js";
+export { WatchError, isWatchError } from "./errors.js";
+export type { WatchErrorCode } from "./errors.js";
 export type { WatchOptions, WatchableStoreOptions, WatchableStoreStats } from "./watchable-store.js";
 export {
   CANCEL_REASONS,

@@ -4,7 +4,7 @@ import type { Event, ResponseHeader, WatchCreateRequest, WatchRequest, WatchResp
 import { DEFAULT_MAX_RESPONSE_BYTES, fragmentResponse } from "./fragment.js";
 import type { Scheduler } from "./scheduler.js";
 import { timerScheduler } from "./scheduler.js";
-import { EmptyWatcherRangeError } from "./watchable-store.js";
+import { isWatchError } from "./errors.js";
 import type { WatchableStore } from "./watchable-store.js";
 import type { StoreWatchResponse, WatchConsumer, Watcher } from "./watcher.js";
 
@@ -260,7 +260,7 @@ export class WatchStream {
         consumer: this.consumer,
       });
     } catch (e) {
-      if (e instanceof EmptyWatcherRangeError) {
+      if (isWatchError(e, "EmptyRange")) {
         this.refuse(rev, CANCEL_REASONS.emptyRange);
         return;
       }

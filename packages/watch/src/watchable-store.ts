@@ -1,4 +1,5 @@
 import type { Event } from "@etcd-ts/api";
+import { WatchError } from "./errors.js";
 import { normalizeRange } from "./key-range.js";
 import type { Scheduler } from "./scheduler.js";
 import { timerScheduler } from "./scheduler.js";
@@ -42,14 +43,6 @@ export interface WatchOptions {
   /** Report `prevKv` on events. */
   readonly prevKv?: boolean;
   readonly consumer: WatchConsumer;
-}
-
-/** Thrown by `watch` for a range with `key >= rangeEnd` (etcd's ErrEmptyWatcherRange). */
-export class EmptyWatcherRangeError extends Error {
-  override readonly name = "EmptyWatcherRangeError";
-  constructor() {
-    super("mvcc: watcher range is empty");
-  }
 }
 
 export interface WatchableStoreStats {
@@ -134,12 +127,12 @@ export class WatchableStore {
   /**
    * Adds a watcher. Start revision 0 or above the current revision: synced at once (gets revisions from
    * `max(current + 1, startRevision)` on); otherwise unsynced, caught up by the next sync run (which
-   * reports a compacted start revision). Throws `EmptyWatcherRangeError` for `key >= rangeEnd`.
+   * reports a compacted start revision). Throws `WatchError` `EmptyRange` for `key >= rangeEnd`.
    */
   watch(options: WatchOptions): Watcher {
-    if (this.closed) throw new Error("watch: store closed");
+    if (this.closed) throw new WatchError("Closed", "watch: store closed");
     const range = normalizeRange(options.key, options.rangeEnd);
-    if (range === undefined) throw new EmptyWatcherRangeError();
+    if (range === undefined) throw new WatchError("EmptyRange", "mvcc: watcher range is empty");
     const cur = this.observedRev;
     const start = options.startRevision;
     const watcher = new Watcher(
