@@ -35,7 +35,7 @@ import {
 import { parseSimpleToken, type AuthInfo, type AuthStore } from "@etcd-ts/auth";
 import { isLeaseError, type Clock, type Lessor } from "@etcd-ts/lease";
 import { isMvccError } from "@etcd-ts/mvcc";
-import { ConfChangeType, EntryType, MessageType, type ConfChange, type ConfState, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
+import { MessageType, type ConfChange, type Message, type Snapshot as RaftSnapshot } from "@etcd-ts/raft";
 import { rm } from "node:fs/promises";
 import { shipBackendSnapshot, storeReceivedSnapshot } from "./peer/snapshot-transfer.js";
 import { SnapshotShipping } from "./peer/snapshot-shipping.js";
@@ -60,13 +60,9 @@ import { maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
 import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
+import { SimpleTokenWait, type CancellableCall } from "./simple-token-wait.js";
 
-/** The side of a gRPC call `callerAuth` listens to, so a wait is given up with the call. */
-export interface CancellableCall {
-  readonly cancelled?: boolean;
-  once(event: "cancelled", listener: () => void): unknown;
-  removeListener(event: "cancelled", listener: () => void): unknown;
-}
+export type { CancellableCall } from "./simple-token-wait.js";
 
 export interface EtcdServerOptions {
   readonly config: ServerConfig;
@@ -97,15 +93,6 @@ export interface ServerObserver {
   /** A leader became known (`leader` ≠ 0) or was lost, or this member gained or lost leadership. */
   leaderChanged?(isLeader: boolean, leader: bigint): void;
 }
-
-/**
- * Simple tokens for entries this member has not applied: at most this many calls wait for theirs at
- * once (more are refused), a token whose entry is not in the log yet is given this grace, and one whose
- * index is further than this beyond the log is refused at once.
- */
-const MAX_SIMPLE_TOKEN_WAITS = 1000;
-const SIMPLE_TOKEN_GRACE_MS = 1000;
-const SIMPLE_TOKEN_MAX_AHEAD = 1000;
 
 /** etcd's request timeout: 5 s plus two election timeouts of the default 1 s. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 7000;
@@ -161,8 +148,8 @@ export class EtcdServer {
    */
   readonly stoppedByFailure = new Promise<Error>((resolve) => (this.markFailed = resolve));
   private readonly applied = new AppliedIndexWaiters();
-  /** Calls waiting for a simple token's entry now (at most MAX_SIMPLE_TOKEN_WAITS). */
-  private simpleTokenWaits = 0;
+  /** Calls whose simple token names an entry this member has not applied yet wait here. */
+  private readonly tokenWait: SimpleTokenWait;
   private readonly requestTimeoutMs: number;
   private readonly snapshotCount: number;
   private readonly snapshotCatchUpEntries: number;
@@ -196,6 +183,7 @@ export class EtcdServer {
     this.lessor = parts.lessor;
     this.auth = parts.auth;
     this.storage = parts.storage;
+    this.tokenWait = new SimpleTokenWait({ applied: this.applied, log: this.storage, timeoutMs: this.requestTimeoutMs });
     this.lastSnapshotIndex = parts.storage.snapshot().metadata.index;
     this.alarms = parts.alarms;
     this.current = parts.state;
@@ -399,77 +387,12 @@ export class EtcdServer {
     if (!this.auth.enabled || token === undefined || token === "") return undefined;
     const simple = parseSimpleToken(token);
     if (simple !== undefined && simple.index > this.applied.appliedIndex) {
-      await this.awaitSimpleTokenEntry(simple.prefix, simple.index, call);
+      await this.tokenWait.untilRegistered(simple.prefix, simple.index, call);
     }
     try {
       return this.auth.authInfoFromToken(token);
     } catch (error) {
       throw toRpcError(error) ?? error;
-    }
-  }
-
-  /**
-   * A simple token names the raft entry that registers it, which this member may not have applied yet
-   * (the client authenticated through another member). Waits for that entry only while it can still
-   * come: the entry at `index` of this member's log is the Authenticate with the token's random part
-   * (then up to the request timeout), or the log does not reach `index` yet but nearly does (a short
-   * grace, then judged again). Any other token — a forged random part, an index far beyond the log — or
-   * a wait that ends (timeout, the call cancelled, too many token waits already) returns at once, and
-   * the lookup after it answers "invalid auth token". A waiter never outlives its wait.
-   */
-  private async awaitSimpleTokenEntry(prefix: string, index: number, call: CancellableCall | undefined): Promise<void> {
-    const deadline = Date.now() + this.requestTimeoutMs;
-    let graceUsed = false;
-    while (index > this.applied.appliedIndex && call?.cancelled !== true) {
-      const entry = this.simpleTokenEntry(prefix, index);
-      if (entry === "other") return;
-      let waitMs = deadline - Date.now();
-      if (entry === "absent") {
-        if (graceUsed || index > this.storage.lastIndex() + SIMPLE_TOKEN_MAX_AHEAD) return;
-        graceUsed = true;
-        waitMs = Math.min(waitMs, SIMPLE_TOKEN_GRACE_MS);
-      }
-      if (waitMs <= 0 || this.simpleTokenWaits >= MAX_SIMPLE_TOKEN_WAITS) return;
-      this.simpleTokenWaits++;
-      try {
-        await this.waitForApplied(index, waitMs, call);
-      } finally {
-        this.simpleTokenWaits--;
-      }
-    }
-  }
-
-  /** What this member's log holds at `index`: the Authenticate of `prefix`, another entry, or nothing yet. */
-  private simpleTokenEntry(prefix: string, index: number): "authenticate" | "other" | "absent" {
-    if (index > this.storage.lastIndex()) return "absent";
-    if (index < this.storage.firstIndex()) return "other";
-    try {
-      const entry = this.storage.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
-      if (entry === undefined || entry.type !== EntryType.Normal || entry.data.byteLength === 0) return "other";
-      const request = fromBinary(InternalRaftRequestSchema, entry.data).request;
-      return request.case === "authenticate" && request.value.simpleToken === prefix ? "authenticate" : "other";
-    } catch {
-      return "other";
-    }
-  }
-
-  /**
-   * Waits until this member applies `index`, at most `timeoutMs` and no longer than the call lives;
-   * resolves either way (the waiter is removed when it gives up). Rejects only when the applied-index
-   * waiters are full ("too many requests").
-   */
-  private async waitForApplied(index: number, timeoutMs: number, call: CancellableCall | undefined): Promise<void> {
-    const abandon = new AbortController();
-    const onCancelled = (): void => abandon.abort();
-    call?.once("cancelled", onCancelled);
-    const timer = setTimeout(() => abandon.abort(), timeoutMs);
-    try {
-      await this.applied.waitFor(index, abandon.signal);
-    } catch (error) {
-      if (!abandon.signal.aborted) throw error;
-    } finally {
-      clearTimeout(timer);
-      call?.removeListener("cancelled", onCancelled);
     }
   }
 
