@@ -20,9 +20,6 @@ function* withoutMemberRows(bucket: string, entries: IterableIterator<Entry>): I
   for (const entry of entries) if (!isMemberLocalRow(bucket, entry.key)) yield entry;
 }
 
-/** The raft index a backend view holds everything up to (its consistent index; 0 when it holds none). */
-export { readConsistentIndex as consistentIndexOf } from "@etcd-ts/schema";
-
 /** Voters and learners as the view's `members` bucket lists them (the configuration at its index). */
 export function confStateOf(view: ReadTxn): { voters: bigint[]; learners: bigint[] } {
   const voters: bigint[] = [];

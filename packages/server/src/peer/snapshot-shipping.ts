@@ -1,7 +1,8 @@
 import { rm } from "node:fs/promises";
 import { SnapshotStatus, type Message } from "@etcd-ts/raft";
+import { readConsistentIndex } from "@etcd-ts/schema";
 import type { Backend, Snapshot as BackendSnapshot } from "@etcd-ts/storage";
-import { clusterStateSnapshot, confStateOf, consistentIndexOf } from "../backend-snapshot.js";
+import { clusterStateSnapshot, confStateOf } from "../backend-snapshot.js";
 import type { Logger } from "../log.js";
 import { receivedSnapshotDir } from "./snapshot-transfer.js";
 
@@ -58,7 +59,7 @@ export class SnapshotShipping {
     let message: Message;
     try {
       view = clusterStateSnapshot(host.backend.snapshot());
-      const index = consistentIndexOf(view);
+      const index = readConsistentIndex(view);
       message = { ...m, snapshot: { data: m.snapshot?.data ?? new Uint8Array(0), metadata: { index, term: host.termAt(index), confState: confStateOf(view) } } };
     } catch (error) {
       view?.close();
