@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "./processes.js";
+import { tempDir } from "@etcd-ts/test-support";
 
 /**
  * Certificates made at test time with `openssl`: a CA, a server certificate for 127.0.0.1/localhost

@@ -3,21 +3,19 @@ import assert from "node:assert/strict";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import {
-  Workload,
-  checkOutcome,
-  etcdctl,
+  endpointStatus,
+  etcdctlAsync,
+  freePort,
   healthy,
   isLeader,
   memberIdHex,
   retryWhileUnhealthy,
   sleep,
-  startCluster,
-  status,
   waitFor,
-  type RecordedOperation,
-} from "./cluster-harness.js";
+} from "@etcd-ts/test-support";
+import { Workload, checkOutcome, startCluster, type RecordedOperation } from "./cluster-harness.js";
 import { checkLinearizable, describeResult } from "./linearizability.js";
-import { clusterSpecs, freePort, startClusterMember, type ClusterMemberSpec, type ServerProcess } from "./processes.js";
+import { clusterSpecs, startClusterMember, type ClusterMemberSpec, type ServerProcess } from "./processes.js";
 
 /**
  * Faults on a 3-member cluster of processes on 127.0.0.1 while concurrent grpc-js clients put and read
@@ -286,20 +284,20 @@ test("a learner added, started, promoted and a voter removed while writes go on"
   await sleep(1000);
 
   const n4 = specs[3]!;
-  const add = await retryWhileUnhealthy(() => etcdctl(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
+  const add = await retryWhileUnhealthy(() => etcdctlAsync(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
   assert.equal(add.code, 0, add.stderr);
   const learnerId = /Member\s+([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
   assert.ok(learnerId !== undefined, `member add printed: ${add.stdout} ${add.stderr}`);
   const learner = await startClusterMember(specs, n4.name, { state: "existing", waitHealthy: false });
   members.set(n4.name, learner);
-  await waitFor(async () => /"isLearner":true/.test(await status(learner.endpoint)), 20_000, "the learner runs");
-  await waitFor(async () => (await etcdctl(n2!.endpoint, ["member", "promote", learnerId])).code === 0, 30_000, "the learner promoted once in sync");
-  assert.match((await etcdctl(n1!.endpoint, ["member", "list"])).stdout, new RegExp(`${learnerId}, started, ${n4.name}, .*, false`));
+  await waitFor(async () => /"isLearner":true/.test(await endpointStatus(learner.endpoint)), 20_000, "the learner runs");
+  await waitFor(async () => (await etcdctlAsync(n2!.endpoint, ["member", "promote", learnerId])).code === 0, 30_000, "the learner promoted once in sync");
+  assert.match((await etcdctlAsync(n1!.endpoint, ["member", "list"])).stdout, new RegExp(`${learnerId}, started, ${n4.name}, .*, false`));
   const promotedAt = performance.now();
   await waitFor(() => workload.acknowledgedSince(promotedAt) > 10, 15_000, "writes go on after the promotion");
 
   const n3Id = await memberIdHex(n3!.endpoint);
-  const removed = await retryWhileUnhealthy(() => etcdctl(n1!.endpoint, ["member", "remove", n3Id]));
+  const removed = await retryWhileUnhealthy(() => etcdctlAsync(n1!.endpoint, ["member", "remove", n3Id]));
   assert.equal(removed.code, 0, removed.stderr);
   await waitFor(() => n3!.child.exitCode !== null, 15_000, "the removed member exits");
   members.delete(initial[2]!.name);
@@ -308,6 +306,6 @@ test("a learner added, started, promoted and a voter removed while writes go on"
   await workload.stop();
 
   const remaining = [n1!.endpoint, n2!.endpoint, learner.endpoint];
-  assert.equal((await etcdctl(n1!.endpoint, ["member", "list"])).stdout.trim().split("\n").length, 3);
+  assert.equal((await etcdctlAsync(n1!.endpoint, ["member", "list"])).stdout.trim().split("\n").length, 3);
   await checkOutcome(workload, remaining);
 });

@@ -1,18 +1,18 @@
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema, type PutResponse, type RangeResponse } from "@etcd-ts/api";
 import { Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { healthy, sameHashKV, sameRevision, sleep, waitFor } from "@etcd-ts/test-support";
 import { makeClient, services, type UnaryClient } from "./grpc-client.js";
 import { checkLinearizable, describeResult, type KvOperation } from "./linearizability.js";
 import { startClusterMember, type ClusterMemberSpec, type ServerProcess } from "./processes.js";
 
 /**
  * What the cluster tests under faults share (cluster-faults.test.ts, soak.test.ts): concurrent grpc-js
- * clients whose history is recorded for the linearizability checker, starting a cluster, the checks a
- * fault test ends with, and etcdctl run without blocking the event loop.
+ * clients whose history is recorded for the linearizability checker, starting a cluster, and the checks
+ * a fault test ends with.
  */
 
 const DEFAULT_KEYS = ["fault/a", "fault/b", "fault/c", "fault/d"];
@@ -213,68 +213,4 @@ export async function checkOutcome(workload: Workload, endpoints: readonly strin
     assert.deepEqual(missing, [], `acknowledged puts missing on ${endpoint}`);
   }
   await waitFor(() => sameHashKV(endpoints), 20_000, "HashKV equal on every member");
-}
-
-/**
- * etcdctl without blocking the event loop: the clients' timings and the partition's proxies live in this
- * process, and a synchronous child process would stall them (long enough to cost the cluster its leader).
- */
-export function etcdctl(endpoint: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile("etcdctl", ["--endpoints", endpoint, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-export async function retryWhileUnhealthy(run: () => Promise<{ code: number; stdout: string; stderr: string }>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const r = await run();
-    if (r.code === 0 || !/unhealthy cluster|not enough started/.test(r.stderr) || Date.now() > deadline) return r;
-    await sleep(500);
-  }
-}
-
-/** `extraArgs`: e.g. `--user root:…` with auth on. */
-export async function healthy(endpoint: string, extraArgs: readonly string[] = []): Promise<boolean> {
-  return (await etcdctl(endpoint, ["endpoint", "health", "--command-timeout=2s", ...extraArgs])).code === 0;
-}
-
-export async function status(endpoint: string): Promise<string> {
-  return (await etcdctl(endpoint, ["endpoint", "status", "-w", "json", "--command-timeout=2s"])).stdout;
-}
-
-export async function memberIdHex(endpoint: string): Promise<string> {
-  return BigInt(/"member_id":(\d+)/.exec(await status(endpoint))![1]!).toString(16);
-}
-
-export async function isLeader(endpoint: string): Promise<boolean> {
-  const out = await status(endpoint);
-  const leader = /"leader":(\d+)/.exec(out)?.[1];
-  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
-}
-
-export async function sameRevision(endpoints: readonly string[]): Promise<boolean> {
-  const revs = await Promise.all(endpoints.map(async (e) => /"revision":(\d+)/.exec(await status(e))?.[1]));
-  return revs[0] !== undefined && revs.every((r) => r === revs[0]);
-}
-
-/** `extraArgs`: e.g. `--user root:…` with auth on (HashKV is for root only). */
-export async function sameHashKV(endpoints: readonly string[], extraArgs: readonly string[] = []): Promise<boolean> {
-  const hashes = await Promise.all(endpoints.map(async (e) => /"hash":(\d+)/.exec((await etcdctl(e, ["endpoint", "hashkv", "-w", "json", ...extraArgs])).stdout)?.[1]));
-  return hashes[0] !== undefined && hashes.every((h) => h === hashes[0]);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(200);
-  }
 }

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { clusterSpecs, etcdctl, startClusterMember, type ClusterMemberSpec, type ServerProcess } from "./processes.js";
+import { etcdctl, isLeader, memberIdHex, retryWhileUnhealthy, sameHashKV, waitFor } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, type ClusterMemberSpec, type ServerProcess } from "./processes.js";
 
 /**
  * Membership changes with real etcdctl against member processes on 127.0.0.1: a fourth member added
@@ -61,9 +62,10 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   assert.match(memberLine(e1, n5Id) ?? "", /, false$/);
 
   // leadership moves to a chosen voter
-  const leaderEndpoint = [...members.values()].map((m) => m.endpoint).find((e) => isLeader(e))!;
-  const target = memberId(fourth.endpoint);
-  if (!isLeader(fourth.endpoint)) {
+  const endpoints = [...members.values()].map((m) => m.endpoint);
+  const leaderEndpoint = endpoints[(await Promise.all(endpoints.map((e) => isLeader(e)))).indexOf(true)]!;
+  const target = await memberIdHex(fourth.endpoint);
+  if (!(await isLeader(fourth.endpoint))) {
     assert.match(etcdctl(fourth.endpoint, ["move-leader", target]).stderr, /etcdserver: not leader|no leader/i);
     const moved = etcdctl(leaderEndpoint, ["move-leader", target]);
     assert.equal(moved.code, 0, moved.stderr);
@@ -72,7 +74,7 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   }
 
   // removals: the learner-turned-voter, then a voter that is not the leader; the removed member exits
-  for (const [name, id] of [[n5.name, n5Id], [initial[2]!.name, memberId(members.get(initial[2]!.name)!.endpoint)]] as const) {
+  for (const [name, id] of [[n5.name, n5Id], [initial[2]!.name, await memberIdHex(members.get(initial[2]!.name)!.endpoint)]] as const) {
     const removed = await retryWhileUnhealthy(() => etcdctl(fourth.endpoint, ["member", "remove", id]));
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, new RegExp(`Member\\s+${id} removed from cluster`));
@@ -95,15 +97,6 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   await waitFor(() => sameHashKV([...members.values()].map((m) => m.endpoint)), 20_000, "equal HashKV after the restart");
 });
 
-async function retryWhileUnhealthy(run: () => { code: number; stdout: string; stderr: string }): Promise<{ code: number; stdout: string; stderr: string }> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const r = run();
-    if (r.code === 0 || !/unhealthy cluster|not enough started/.test(r.stderr) || Date.now() > deadline) return r;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
 function getCount(endpoint: string, prefix: string): number {
   const r = etcdctl(endpoint, ["get", prefix, "--prefix", "--keys-only", "--consistency=s", "-w", "json"]);
   return Number(/"count":(\d+)/.exec(r.stdout)?.[1] ?? 0);
@@ -111,30 +104,6 @@ function getCount(endpoint: string, prefix: string): number {
 
 function memberLine(endpoint: string, id: string): string | undefined {
   return etcdctl(endpoint, ["member", "list"]).stdout.split("\n").find((l) => l.startsWith(`${id},`));
-}
-
-function memberId(endpoint: string): string {
-  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
-  return BigInt(/"member_id":(\d+)/.exec(out)![1]!).toString(16);
-}
-
-function isLeader(endpoint: string): boolean {
-  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
-  const leader = /"leader":(\d+)/.exec(out)?.[1];
-  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
-}
-
-function sameHashKV(endpoints: readonly string[]): boolean {
-  const hashes = endpoints.map((e) => /"hash":(\d+)/.exec(etcdctl(e, ["endpoint", "hashkv", "-w", "json"]).stdout)?.[1]);
-  return hashes[0] !== undefined && hashes.every((h) => h === hashes[0]);
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export type { ClusterMemberSpec };

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema, type PutResponse, type RangeResponse, type StatusResponse } from "@etcd-ts/api";
 import { call, makeClient, services } from "./grpc-client.js";
-import { clusterSpecs, etcdctl, startClusterMember, type ServerProcess } from "./processes.js";
+import { etcdctl, sameRevision, waitFor } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, type ServerProcess } from "./processes.js";
 
 /**
  * Three members as processes on 127.0.0.1: writes through any member, kill -9 of the leader under a
@@ -84,19 +85,6 @@ function findLeader(names: string[], endpoints: string[]): string {
     if (leader !== undefined && leader === self) return names[i]!;
   }
   throw new Error("no leader found");
-}
-
-function sameRevision(endpoints: string[]): boolean {
-  const revs = endpoints.map((e) => /"revision":(\d+)/.exec(etcdctl(e, ["endpoint", "status", "-w", "json"]).stdout)?.[1]);
-  return revs[0] !== undefined && revs.every((r) => r === revs[0]);
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export type { StatusResponse };

@@ -1,4 +1,5 @@
-import { etcdctl, type CommandResult, type ServerProcess } from "./processes.js";
+import { etcdctl, type CommandResult } from "@etcd-ts/test-support";
+import { type ServerProcess } from "./processes.js";
 
 /**
  * Side-by-side runs: the same etcdctl command against real etcd and against etcd-ts, both fresh, with

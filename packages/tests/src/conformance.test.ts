@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT, SERVER_MAIN, tempDir } from "./processes.js";
+import { tempDir } from "@etcd-ts/test-support";
+import { REPO_ROOT, SERVER_MAIN } from "./processes.js";
 
 /**
  * The shared differential harness (../shared/conformance beside the repository): the same etcdctl/curl

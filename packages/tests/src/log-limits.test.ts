@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { TxnRequestSchema, type TxnRequest } from "@etcd-ts/api";
 import { Client, credentials } from "@grpc/grpc-js";
-import { etcdctl, startEtcdTs, startRealEtcd, tempDir, type ServerProcess } from "./processes.js";
+import { etcdctl, tempDir } from "@etcd-ts/test-support";
+import { startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
 
 /**
  * What may enter the raft log, against the built server and, where etcd has the same check, a real etcd

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { clusterSpecs, etcdctl, freePort, startClusterMember, startEtcdTs, startRealEtcd, tempDir, type ServerProcess } from "./processes.js";
+import { etcdctl, freePort, healthy, isLeader, tempDir, waitFor } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
 
 /** Snapshot save/status and alarms with real etcdctl against the built server. */
 test("etcdctl snapshot save from etcd-ts is read by etcdctl snapshot status", { timeout: 60_000 }, async (t) => {
@@ -72,14 +73,13 @@ test("CORRUPT: the leader's corruption check raises it for a member whose histor
   const extraArgs = ["--experimental-corrupt-check-time", "1s"];
   const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
-  const healthy = (e: string) => etcdctl(e, ["endpoint", "health", "--command-timeout=2s"]).code === 0;
-  await waitFor(() => started.every((m) => healthy(m.endpoint)), 30_000, "cluster healthy");
+  await waitFor(async () => (await Promise.all(started.map((m) => healthy(m.endpoint)))).every(Boolean), 30_000, "cluster healthy");
   for (let i = 0; i < 10; i++) assert.equal(etcdctl(started[0]!.endpoint, ["put", `k${i}`, `v${i}`]).code, 0);
   await new Promise((r) => setTimeout(r, 2500));
   assert.equal(etcdctl(started[0]!.endpoint, ["alarm", "list"]).stdout, "", "equal histories raise nothing");
 
   // change the newest value in one follower's backend while it is stopped
-  const leaderIndex = started.findIndex((m) => isLeader(m.endpoint));
+  const leaderIndex = (await Promise.all(started.map((m) => isLeader(m.endpoint)))).indexOf(true);
   const victimSpec = specs[(leaderIndex + 1) % 3]!;
   await members.get(victimSpec.name)!.stop();
   const db = join(victimSpec.dataDir, "member", "backend", "data.db");
@@ -98,16 +98,3 @@ test("CORRUPT: the leader's corruption check raises it for a member whose histor
   assert.match(etcdctl(started[leaderIndex]!.endpoint, ["endpoint", "status", "-w", "json"]).stdout, /alarm:CORRUPT /);
 });
 
-function isLeader(endpoint: string): boolean {
-  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
-  const leader = /"leader":(\d+)/.exec(out)?.[1];
-  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { clusterSpecs, etcdctl, startClusterMember, startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
+import { etcdctl } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
 
 /**
  * `/metrics`, `/livez`, `/readyz` and `/health` end to end: etcd's metric names with etcd 3.4's types

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { etcdctl, startEtcdTs, startRealEtcd, tempDir } from "./processes.js";
+import { etcdctl, tempDir } from "@etcd-ts/test-support";
+import { startEtcdTs, startRealEtcd } from "./processes.js";
 
 /**
  * etcd's snapshot file both ways: etcd → etcd-ts (`etcdctl snapshot save` from etcd, a new etcd-ts member

@@ -1,9 +1,6 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, spawnMember, startEtcd, tempDir, waitHealthy, type MemberProcess } from "@etcd-ts/test-support";
 
 /**
  * Starting and stopping real server processes for end-to-end tests: the built etcd-ts binary and, for
@@ -14,35 +11,8 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const SERVER_MAIN = join(REPO_ROOT, "apps/server/dist/main.js");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `etcd-ts-${prefix}-`));
-}
-
-export interface ServerProcess {
-  readonly endpoint: string;
-  readonly port: number;
-  readonly peerPort: number;
-  readonly dataDir: string;
-  readonly child: ChildProcess;
-  /** Everything the process wrote to stderr so far. */
-  log(): string;
-  /** SIGTERM, wait for exit (SIGKILL after 5 s). */
-  stop(): Promise<void>;
-  /** SIGKILL, wait for exit. */
-  kill(): Promise<void>;
-}
+/** A built etcd-ts member (or a real etcd) running as a process of its own. */
+export type ServerProcess = MemberProcess;
 
 export interface StartOptions {
   readonly name?: string;
@@ -70,46 +40,10 @@ function memberArgs(name: string, dataDir: string, port: number, peerPort: numbe
   ];
 }
 
-async function launch(command: string, args: string[], meta: { port: number; peerPort: number; dataDir: string }, waitHealthy = true): Promise<ServerProcess> {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderr += chunk;
-    if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
-  });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const waitExit = async (signal: NodeJS.Signals) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
-  const server: ServerProcess = {
-    endpoint: `127.0.0.1:${meta.port}`,
-    port: meta.port,
-    peerPort: meta.peerPort,
-    dataDir: meta.dataDir,
-    child,
-    log: () => stderr,
-    stop: () => waitExit("SIGTERM"),
-    kill: () => waitExit("SIGKILL"),
-  };
-  if (!waitHealthy) return server;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${command} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${stderr.slice(-3000)}`);
-    }
-    const r = etcdctl(server.endpoint, ["endpoint", "health", "--command-timeout=1s"]);
-    if (r.code === 0) return server;
-    if (Date.now() > deadline) {
-      await server.kill();
-      throw new Error(`${command} did not become healthy in 20 s:\n${stderr.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+async function launch(args: string[], meta: { port: number; peerPort: number; dataDir: string }, waitUntilHealthy = true): Promise<ServerProcess> {
+  const server = spawnMember(process.execPath, args, meta);
+  if (waitUntilHealthy) await waitHealthy(server, "etcd-ts");
+  return server;
 }
 
 /** Starts the built etcd-ts server (`apps/server/dist/main.js`). */
@@ -124,7 +58,7 @@ export async function startEtcdTs(options: StartOptions = {}): Promise<ServerPro
     "--log-level", "warn",
     ...(options.extraArgs ?? []),
   ];
-  return launch(process.execPath, args, { port, peerPort, dataDir });
+  return launch(args, { port, peerPort, dataDir });
 }
 
 export interface ClusterMemberSpec {
@@ -172,35 +106,21 @@ export async function startClusterMember(
     "--log-level", "warn",
     ...(options.extraArgs ?? []),
   ];
-  return launch(process.execPath, args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir }, options.waitHealthy ?? true);
+  return launch(args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir }, options.waitHealthy ?? true);
 }
 
-/** Starts the real etcd 3.4 from Debian's etcd-server package, for side-by-side comparisons. */
-export async function startRealEtcd(options: StartOptions = {}): Promise<ServerProcess> {
-  const port = options.port ?? (await freePort());
-  const peerPort = options.peerPort ?? (await freePort());
-  const dataDir = options.dataDir ?? join(tempDir("ref"), "member-data");
-  const args = [...memberArgs(options.name ?? "e2e", dataDir, port, peerPort, options.token ?? "e2e"), ...(options.extraArgs ?? [])];
-  return launch("etcd", args, { port, peerPort, dataDir });
-}
-
-export interface CommandResult {
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly code: number;
-}
-
-/** Runs the real etcdctl 3.4 (v3 API) against one endpoint. */
-export function etcdctl(endpoint: string, args: readonly string[], input?: string): CommandResult {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...args], {
-    input,
-    encoding: "utf8",
-    env: { ...process.env, ETCDCTL_API: "3" },
-    timeout: 30_000,
+/**
+ * Starts the real etcd 3.4 from Debian's etcd-server package, for side-by-side comparisons: named and
+ * tokened like `startEtcdTs`'s member, so what they print about themselves compares.
+ */
+export function startRealEtcd(options: StartOptions = {}): Promise<ServerProcess> {
+  return startEtcd({
+    name: options.name ?? "e2e",
+    initialClusterToken: options.token ?? "e2e",
+    dataDir: options.dataDir,
+    port: options.port,
+    peerPort: options.peerPort,
+    extraArgs: options.extraArgs,
+    readyTimeoutMs: 20_000,
   });
-  return { stdout: r.stdout ?? "", stderr: r.stderr ?? "", code: r.status ?? -1 };
-}
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { CompactionRequestSchema, PutRequestSchema, type PutResponse } from "@etcd-ts/api";
 import { call, makeClient, services } from "./grpc-client.js";
-import { clusterSpecs, etcdctl, startClusterMember, type ServerProcess } from "./processes.js";
+import { etcdctl, httpHealthy, waitFor } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, type ServerProcess } from "./processes.js";
 
 /** Kill/restart rounds (2 in CI; more to hunt for a restart that does not come back). */
 const ROUNDS = Number(process.env.RESTART_ROUNDS ?? 2);
@@ -104,25 +105,8 @@ test("a follower killed -9 under load comes back across the leader's snapshots",
   console.log(`${installs} of ${ROUNDS} restarts caught up by a snapshot`);
 });
 
-async function httpHealthy(endpoint: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${endpoint}/health`, { signal: AbortSignal.timeout(2000) });
-    return ((await r.json()) as { health?: string }).health === "true";
-  } catch {
-    return false;
-  }
-}
-
 function currentRevision(endpoint: string): number {
   return Number(/"revision":(\d+)/.exec(etcdctl(endpoint, ["endpoint", "status", "-w", "json", "--command-timeout=2s"]).stdout)?.[1] ?? 0);
-}
-
-async function waitFor(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Resident and peak memory of a process, from /proc. */

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { HashRequestSchema, PutRequestSchema, RangeRequestSchema, type HashResponse, type RangeResponse } from "@etcd-ts/api";
 import { call, makeClient, services } from "./grpc-client.js";
-import { clusterSpecs, etcdctl, startClusterMember, type ServerProcess } from "./processes.js";
+import { etcdctl, isLeader, sameRevision, waitFor } from "@etcd-ts/test-support";
+import { clusterSpecs, startClusterMember, type ServerProcess } from "./processes.js";
 
 /** Puts enough entries that the leader's raft log is compacted past index 5000 + --snapshot-count. */
 const KEYS = 7000;
@@ -86,19 +87,6 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   await waitFor(() => etcdctl(restarted.endpoint, ["get", "after", "--consistency=s", "--print-value-only"]).stdout === "x\n", 10_000, "a later write reaches the member");
 });
 
-function sameRevision(endpoints: readonly string[]): boolean {
-  const revs = endpoints.map((e) => /"revision":(\d+)/.exec(etcdctl(e, ["endpoint", "status", "-w", "json"]).stdout)?.[1]);
-  return revs[0] !== undefined && revs.every((r) => r === revs[0]);
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /**
  * A member frozen (SIGSTOP) while the others write past the leader's compacted log is sent a snapshot
  * when it resumes, with a client watching on it: the watch stream is reset when the store is replaced,
@@ -117,7 +105,7 @@ test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 
   const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
   await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
-  const leaderIndex = started.findIndex((m) => isLeader(m.endpoint));
+  const leaderIndex = (await Promise.all(started.map((m) => isLeader(m.endpoint)))).indexOf(true);
   const frozen = started[(leaderIndex + 1) % 3]!;
   const writeTo = started[leaderIndex]!;
 
@@ -157,8 +145,3 @@ test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 
   assert.equal(watch.exitCode, null, "etcdctl watch is still running");
 });
 
-function isLeader(endpoint: string): boolean {
-  const out = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
-  const leader = /"leader":(\d+)/.exec(out)?.[1];
-  return leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1];
-}

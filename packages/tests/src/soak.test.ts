@@ -28,19 +28,8 @@ import {
   type WatchResponse,
 } from "@etcd-ts/api";
 import { credentials as grpcCredentials, makeGenericClientConstructor, Metadata, status as grpcStatus, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
-import {
-  Workload,
-  callWithDeadline,
-  checkHistory,
-  etcdctl,
-  invalidToken,
-  sameHashKV,
-  sameRevision,
-  sleep,
-  startCluster,
-  waitFor,
-  type ClientCredentials,
-} from "./cluster-harness.js";
+import { etcdctlAsync, httpHealthy, sameHashKV, sameRevision, sleep, waitFor } from "@etcd-ts/test-support";
+import { Workload, callWithDeadline, checkHistory, invalidToken, startCluster, type ClientCredentials } from "./cluster-harness.js";
 import { makeClient, type UnaryClient } from "./grpc-client.js";
 import { clusterSpecs, startClusterMember } from "./processes.js";
 
@@ -278,15 +267,6 @@ function median(values: readonly number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
-async function httpHealthy(endpoint: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${endpoint}/health`, { signal: AbortSignal.timeout(2000) });
-    return ((await r.json()) as { health?: string }).health === "true";
-  } catch {
-    return false;
-  }
-}
-
 async function setUpAuth(endpoint: string): Promise<void> {
   const steps: string[][] = [
     ["user", "add", ROOT.user, `--new-user-password=${ROOT.password}`],
@@ -298,7 +278,7 @@ async function setUpAuth(endpoint: string): Promise<void> {
     ["auth", "enable"],
   ];
   for (const step of steps) {
-    const r = await etcdctl(endpoint, step);
+    const r = await etcdctlAsync(endpoint, step);
     assert.equal(r.code, 0, `etcdctl ${step.join(" ")}: ${r.stderr}`);
   }
 }
@@ -527,7 +507,7 @@ test(`soak: 3 members, mixed load with auth, kill -9 and pauses for ${SOAK_SECON
         const restarted = await startClusterMember(specs, "n3", { waitHealthy: false, engine: engineOf("n3"), extraArgs: MEMBER_ARGS });
         members.set("n3", restarted);
         await waitFor(() => httpHealthy(restarted.endpoint), 60_000, "n3 healthy after its restart").catch(async (error: Error) => {
-          const statuses = await Promise.all(endpoints.map((e) => etcdctl(e, ["endpoint", "status", "-w", "json", "--command-timeout=2s"])));
+          const statuses = await Promise.all(endpoints.map((e) => etcdctlAsync(e, ["endpoint", "status", "-w", "json", "--command-timeout=2s"])));
           throw new Error(`${error.message}\nstatus: ${statuses.map((r) => r.stdout.trim() || r.stderr.trim()).join("\n")}\nn3's log:\n${restarted.log().slice(-4000)}`);
         });
         faultWindows.push({ from, to: performance.now(), what: "kill -9 n3" });

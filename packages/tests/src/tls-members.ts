@@ -1,18 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { freePort, SERVER_MAIN, tempDir } from "./processes.js";
+import { etcdctl, etcdctlTlsArgs, freePort, tempDir, type CommandResult, type EtcdctlTls } from "@etcd-ts/test-support";
+import { SERVER_MAIN } from "./processes.js";
 
 /**
  * etcd-ts members with TLS flags, for the TLS end-to-end tests: like `processes.ts`, but they are
  * probed over https with the test certificates (`etcdctl endpoint health` with --cacert/--cert/--key).
  */
-
-export interface TlsClientFlags {
-  readonly cacert?: string;
-  readonly cert?: string;
-  readonly key?: string;
-  readonly insecureSkipVerify?: boolean;
-}
 
 export interface TlsMemberSpec {
   readonly name: string;
@@ -85,28 +79,12 @@ export function launchTlsMember(specs: readonly TlsMemberSpec[], name: string, e
   };
 }
 
-export function tlsClientArgs(flags: TlsClientFlags): string[] {
-  return [
-    ...(flags.cacert !== undefined ? ["--cacert", flags.cacert] : []),
-    ...(flags.cert !== undefined ? ["--cert", flags.cert] : []),
-    ...(flags.key !== undefined ? ["--key", flags.key] : []),
-    // etcdctl 3.4 dials without TLS when given no certificate files unless --insecure-transport=false.
-    ...(flags.insecureSkipVerify === true ? ["--insecure-skip-tls-verify", "--insecure-transport=false"] : []),
-  ];
-}
-
 /** The real etcdctl 3.4 against `endpoint` (a full URL), with TLS flags. */
-export function etcdctlTls(endpoint: string, flags: TlsClientFlags, args: readonly string[]): { stdout: string; stderr: string; code: number } {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsClientArgs(flags), ...args], {
-    encoding: "utf8",
-    env: { ...process.env, ETCDCTL_API: "3" },
-    timeout: 30_000,
-  });
-  return { stdout: r.stdout ?? "", stderr: r.stderr ?? "", code: r.status ?? -1 };
+export function etcdctlTls(endpoint: string, flags: EtcdctlTls, args: readonly string[]): CommandResult {
+  return etcdctl(endpoint, [...etcdctlTlsArgs(flags), ...args]);
 }
-
 /** Waits until `etcdctl endpoint health` passes over TLS (20 s at most). */
-export async function waitTlsHealthy(member: TlsMember, flags: TlsClientFlags): Promise<void> {
+export async function waitTlsHealthy(member: TlsMember, flags: EtcdctlTls): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (member.child.exitCode !== null) throw new Error(`${member.spec.name} exited (${member.child.exitCode}):\n${member.log().slice(-3000)}`);
@@ -117,7 +95,7 @@ export async function waitTlsHealthy(member: TlsMember, flags: TlsClientFlags): 
 }
 
 /** curl over https (the JSON gateway and the HTTP routes); returns the body and the status code. */
-export function curlTls(url: string, flags: TlsClientFlags, extra: readonly string[] = []): { body: string; status: number; code: number } {
+export function curlTls(url: string, flags: EtcdctlTls, extra: readonly string[] = []): { body: string; status: number; code: number } {
   const r = spawnSync(
     "curl",
     [

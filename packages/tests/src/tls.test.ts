@@ -4,7 +4,8 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { makeTestCertificates, type TestCertificates } from "./certificates.js";
-import { curlTls, etcdctlTls, launchTlsMember, tlsClientArgs, tlsMemberSpecs, waitTlsHealthy, type TlsClientFlags, type TlsMember } from "./tls-members.js";
+import { etcdctlTlsArgs, type EtcdctlTls } from "@etcd-ts/test-support";
+import { curlTls, etcdctlTls, launchTlsMember, tlsMemberSpecs, waitTlsHealthy, type TlsMember } from "./tls-members.js";
 
 /**
  * TLS end to end with certificates made at test time: etcdctl 3.4 and curl over https against the
@@ -20,9 +21,9 @@ before(() => {
 });
 
 /** Watches `key` with etcdctl until `count` events arrived (or 15 s passed); resolves with its output. */
-function watchEvents(endpoint: string, flags: TlsClientFlags, key: string, ready: () => void): Promise<string> {
+function watchEvents(endpoint: string, flags: EtcdctlTls, key: string, ready: () => void): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn("etcdctl", ["--endpoints", endpoint, ...tlsClientArgs(flags), "watch", key], { env: { ...process.env, ETCDCTL_API: "3" } });
+    const child = spawn("etcdctl", ["--endpoints", endpoint, ...etcdctlTlsArgs(flags), "watch", key], { env: { ...process.env, ETCDCTL_API: "3" } });
     let out = "";
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (c: string) => {
@@ -41,7 +42,7 @@ function watchEvents(endpoint: string, flags: TlsClientFlags, key: string, ready
 
 describe("client TLS with --client-cert-auth", () => {
   let member: TlsMember;
-  let flags: TlsClientFlags;
+  let flags: EtcdctlTls;
   before(async () => {
     const specs = await tlsMemberSpecs(1, { client: "https", peer: "http" });
     flags = { cacert: certs.ca, cert: certs.clientCert, key: certs.clientKey };
@@ -99,7 +100,7 @@ describe("--auto-tls", () => {
     const specs = await tlsMemberSpecs(1, { client: "https", peer: "http" });
     const member = launchTlsMember(specs, "t1", ["--auto-tls"]);
     t.after(() => member.stop());
-    const flags: TlsClientFlags = { insecureSkipVerify: true };
+    const flags: EtcdctlTls = { insecureSkipVerify: true };
     await waitTlsHealthy(member, flags);
     assert.ok(existsSync(join(specs[0]!.dataDir, "fixtures", "client", "cert.pem")));
     assert.ok(existsSync(join(specs[0]!.dataDir, "fixtures", "client", "key.pem")));
@@ -147,7 +148,7 @@ describe("start errors", () => {
 
 describe("a 3-member cluster on https peer URLs", () => {
   const members: TlsMember[] = [];
-  let flags: TlsClientFlags;
+  let flags: EtcdctlTls;
   let specs: Awaited<ReturnType<typeof tlsMemberSpecs>>;
   let tlsArgs: string[];
   before(async () => {

@@ -13,7 +13,8 @@ import {
 } from "@etcd-ts/api";
 import { Metadata, credentials, makeGenericClientConstructor, type ClientDuplexStream } from "@grpc/grpc-js";
 import { call, makeClient } from "./grpc-client.js";
-import { etcdctl, removeDir, startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
+import { etcdctl, removeDir } from "@etcd-ts/test-support";
+import { startEtcdTs, startRealEtcd, type ServerProcess } from "./processes.js";
 
 /**
  * A watch create refused for auth reasons is answered created+canceled with the gRPC status error's Go
