@@ -193,6 +193,16 @@ export default defineConfig(
       "@typescript-eslint/no-non-null-assertion": "off",
       // `(x) => resolve(x)` style callbacks returning void are fine; a void value used as a value is not.
       "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true }],
+      // A leading underscore marks a parameter a signature requires but this implementation does not use.
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", ignoreRestSiblings: true },
+      ],
+      // Rejecting with what a catch caught (unknown) passes the failure on unchanged, as `throw e` does.
+      "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingUnknown: true }],
+      // Errors are recognised by name and code so that another installed copy's count too: a guard then treats a
+      // value as an instance of a class whose constructor (in this copy) did not make it — on purpose.
+      "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
     },
   },
 );

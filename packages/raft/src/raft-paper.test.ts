@@ -126,7 +126,7 @@ describe("§5.2 leader election", () => {
       for (const [id, granted] of c.votes) {
         r.step(newMessage({ type: MessageType.VoteResp, from: id, to: n1, term: r.term, reject: !granted }));
       }
-      assert.equal(r.state, c.state, `size ${c.size} votes ${[...c.votes]}`);
+      assert.equal(r.state, c.state, `size ${c.size} votes ${[...c.votes].join(",")}`);
       if (c.state !== StateType.Follower) assert.equal(r.term, 1);
     }
   });
@@ -255,7 +255,7 @@ describe("§5.3 log replication", () => {
       r.step(prop(n1));
       readMessages(r);
       for (const id of acks) r.step(newMessage({ type: MessageType.AppResp, from: id, to: n1, term: 1, index: 2 }));
-      assert.equal(r.raftLog.committed > 1, wcommit, `size ${size} acks ${acks}`);
+      assert.equal(r.raftLog.committed > 1, wcommit, `size ${size} acks ${acks.join(",")}`);
     }
   });
 
@@ -352,15 +352,15 @@ describe("§5.3 log replication", () => {
       assert.deepEqual(
         follower.raftLog.allEntries().map((e) => [e.index, e.term]),
         lead.raftLog.allEntries().map((e) => [e.index, e.term]),
-        `follower log ${ft}`,
+        `follower log ${ft.join(",")}`,
       );
     }
   });
 
   test("after a rejection the leader backs off a whole term per round trip (fast back-off via the reject hint)", () => {
     // Leader has 1..10 at term 1 and 11..20 at term 3; the follower has 1..10 at term 1 and 11..100 at term 2.
-    const leaderTerms = [...Array(10).fill(1), ...Array(10).fill(3)] as number[];
-    const followerTerms = [...Array(10).fill(1), ...Array(90).fill(2)] as number[];
+    const leaderTerms = [...Array<number>(10).fill(1), ...Array<number>(10).fill(3)];
+    const followerTerms = [...Array<number>(10).fill(1), ...Array<number>(90).fill(2)];
     const lead = newTestRaft(n1, ids(1, 2), 10, 1, { storage: storageWithTerms(ids(1, 2), leaderTerms) });
     lead.term = 3;
     electLeader(lead);

@@ -328,7 +328,7 @@ export class Raft {
       return false;
     }
     let li = this.raftLog.lastIndex();
-    const ents: Entry[] = new Array(es.length);
+    const ents = new Array<Entry>(es.length);
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;
       ents[i] = { term: this.term, index: ++li, type: e.type, data: e.data };

@@ -125,7 +125,7 @@ describe("RawNode", () => {
     );
     const rd = node.ready();
     assert.equal(rd.snapshot?.metadata.index, 10);
-    storage.applySnapshot(rd.snapshot!);
+    storage.applySnapshot(rd.snapshot);
     node.advance();
     assert.equal(node.status().applied, 10);
     assert.equal(node.hasReady(), false);

@@ -172,7 +172,7 @@ export class RawNode {
   /** Proposes several entries in one message: they are appended and replicated together. */
   proposeBatch(data: readonly Uint8Array[]): void {
     if (data.length === 0) return;
-    const entries: Entry[] = new Array(data.length);
+    const entries = new Array<Entry>(data.length);
     for (let i = 0; i < data.length; i++) entries[i] = { term: 0, index: 0, type: EntryType.Normal, data: data[i]! };
     this.raft.step(newMessage({ type: MessageType.Prop, from: this.raft.id, entries }));
   }

@@ -1,6 +1,6 @@
 import { RaftError } from "./errors.js";
 import type { ConfState, Entry, HardState, Snapshot } from "./types.js";
-import { EMPTY_BYTES, emptyHardState, entrySize } from "./types.js";
+import { EMPTY_BYTES, EntryType, emptyHardState, entrySize } from "./types.js";
 
 /**
  * The log and state raft has already persisted, seen read-only from raft's side. The application writes to
@@ -52,7 +52,7 @@ export class MemoryStorage implements Storage {
       data: EMPTY_BYTES,
       metadata: { index: 0, term: 0, confState: { voters: [...cs.voters], learners: [...cs.learners] } },
     };
-    this.ents = [{ term: 0, index: 0, type: 0, data: EMPTY_BYTES }];
+    this.ents = [{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }];
   }
 
   initialState(): { hardState: HardState; confState: ConfState } {
@@ -107,7 +107,7 @@ export class MemoryStorage implements Storage {
   applySnapshot(snap: Snapshot): void {
     if (this.snap.metadata.index >= snap.metadata.index) throw new RaftError("SnapshotOutOfDate");
     this.snap = snap;
-    this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: 0, data: EMPTY_BYTES }];
+    this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: EntryType.Normal, data: EMPTY_BYTES }];
   }
 
   /**
@@ -140,7 +140,7 @@ export class MemoryStorage implements Storage {
     if (compactIndex <= offset) throw new RaftError("Compacted");
     if (compactIndex > this.lastIndex()) throw new RaftError("Unavailable");
     const i = compactIndex - offset;
-    const dummy = { term: this.ents[i]!.term, index: compactIndex, type: 0, data: EMPTY_BYTES };
+    const dummy = { term: this.ents[i]!.term, index: compactIndex, type: EntryType.Normal, data: EMPTY_BYTES };
     this.ents = [dummy, ...this.ents.slice(i + 1)];
   }
 

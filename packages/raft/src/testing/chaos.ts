@@ -118,7 +118,7 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
     const lp = c.leader()?.raw?.raft.trk;
     const prs = lp ? [...lp.progress].map(([id, pr]) => `${id}:${pr.toString()} active=${pr.recentActive} probeSent=${pr.probeSent}`).join("; ") : "";
     const state = prs + "\n" + [...c.nodes.values()]
-      .map((n) => `${n.id}: ${n.raw ? `${StateType[n.raw.raft.state]} term ${n.raw.raft.term} lead ${n.raw.raft.lead} commit ${n.raw.raft.raftLog.committed} last ${n.raw.raft.raftLog.lastIndex()}` : "down"} applied ${n.appliedIndex} conf [${n.confState.voters}] [${n.confState.learners}]`)
+      .map((n) => `${n.id}: ${n.raw ? `${StateType[n.raw.raft.state]} term ${n.raw.raft.term} lead ${n.raw.raft.lead} commit ${n.raw.raft.raftLog.committed} last ${n.raw.raft.raftLog.lastIndex()}` : "down"} applied ${n.appliedIndex} conf [${n.confState.voters.join(",")}] [${n.confState.learners.join(",")}]`)
       .join("\n");
     c.fail(`liveness: no leader committed a new proposal on every member within 400 rounds after healing (target ${JSON.stringify(target)})\n${state}`);
   }
