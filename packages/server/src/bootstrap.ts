@@ -94,22 +94,28 @@ export async function bootstrapMember(options: BootstrapOptions): Promise<Bootst
   }
   const stateDeps = { backend, lessor, auth, alarms, membership, logger };
   let state = new MemberState(stateDeps, store);
-  const raftSnapshotIndex = storage.snapshot().metadata.index;
-  if (raftSnapshotIndex > state.store.consistentIndex()) {
-    // A snapshot from the leader was persisted in the raft log but the process stopped before the
-    // received database became the backend: install it now, or the log would apply on stale state.
-    const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
-    if (!existsSync(file)) {
-      throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
+  try {
+    const raftSnapshotIndex = storage.snapshot().metadata.index;
+    if (raftSnapshotIndex > state.store.consistentIndex()) {
+      // A snapshot from the leader was persisted in the raft log but the process stopped before the
+      // received database became the backend: install it now, or the log would apply on stale state.
+      const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
+      if (!existsSync(file)) {
+        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
+      }
+      state.close();
+      ({ state } = await MemberState.installDatabase(file, stateDeps));
+      await rm(file, { force: true });
+      logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
     }
-    state.close();
-    ({ state } = await MemberState.installDatabase(file, stateDeps));
-    await rm(file, { force: true });
-    logger.info("installed a database snapshot received before a restart", { index: raftSnapshotIndex });
+    // Whatever else is left there raft never took (it declined an old index, or the process stopped
+    // mid-transfer): each file may be as large as the whole database, and none can be installed now.
+    await rm(receivedSnapshotDir(config.dataDir), { recursive: true, force: true });
+  } catch (error) {
+    // The process may go on (a test, an embedding program): leave the raft log unlocked.
+    await storage.close();
+    throw error;
   }
-  // Whatever else is left there raft never took (it declined an old index, or the process stopped
-  // mid-transfer): each file may be as large as the whole database, and none can be installed now.
-  await rm(receivedSnapshotDir(config.dataDir), { recursive: true, force: true });
   return { membership, lessor, auth, alarms, state, storage, restarted };
 }
 
