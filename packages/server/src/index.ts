@@ -6,6 +6,18 @@ export { startMember } from "./member.js";
 export type { GaugeSource, RunningMember, StartMemberOptions } from "./member.js";
 export { EtcdServer } from "./etcd-server.js";
 export type { EtcdServerOptions, ServerObserver } from "./etcd-server.js";
+export type { ApplyCommitted, LogEntry, LogStatus, PeerProgress, ReplicatedLog } from "./consensus/replicated-log.js";
+export type { ConfChangeApplier, DurableRaftStorage, RaftLogOptions } from "./consensus/raft-log.js";
+export type {
+  PeerNetwork,
+  PeerNetworkFactory,
+  PeerNetworkHost,
+  PeerNetworkOptions,
+  PeerRequestHandler,
+  PeerRequestKind,
+  PeerRequests,
+  SnapshotBody,
+} from "./peer/peer-network.js";
 export {
   defaultConfig,
   parseInitialCluster,

@@ -1,6 +1,7 @@
 /**
  * What a member keeps of databases sent to its peer port: files raft never took are removed at start,
- * and an upload whose raft message claims more than a raft message can be is cut off, not buffered.
+ * an upload whose raft message claims more than a raft message can be is cut off, not buffered, and one
+ * whose message is no snapshot is refused.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MessageType, encodeMessage } from "@etcd-ts/raft";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import { EtcdServer } from "../etcd-server.js";
@@ -84,4 +86,33 @@ test("a snapshot upload whose raft message claims more than 16 MiB is cut off be
   const partials = (): string[] => (existsSync(receivedSnapshotDir(dataDir)) ? readdirSync(receivedSnapshotDir(dataDir)) : []);
   for (let i = 0; i < 50 && partials().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(partials(), []);
+});
+
+test("an upload whose raft message carries no snapshot is answered 400 and leaves no file", { timeout: 60_000 }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-snap-upload-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const { config, peerPort } = await memberConfig(dataDir);
+  const server = await EtcdServer.start({ config, backend: openMemoryBackend() });
+  t.after(() => server.stop());
+  await server.ready();
+
+  const head = encodeMessage({ type: MessageType.App, from: 2n, to: server.memberId, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, snapshot: undefined, reject: false, rejectHint: 0, context: new Uint8Array(0) });
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(head.byteLength, 0);
+  const body = Buffer.concat([prefix, head, Buffer.alloc(256 * 1024, 7)]);
+  const answer = await new Promise<{ status: number | undefined; text: string }>((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port: peerPort, method: "POST", path: RAFT_SNAPSHOT_PATH, headers: { "content-type": "application/octet-stream", "content-length": String(body.length), [CLUSTER_ID_HEADER]: server.clusterId.toString(16) } });
+    req.on("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+  assert.equal(answer.status, 400);
+  assert.match(answer.text, /no raft snapshot message/);
+  const left = existsSync(receivedSnapshotDir(dataDir)) ? readdirSync(receivedSnapshotDir(dataDir)) : [];
+  assert.deepEqual(left, []);
 });

@@ -176,7 +176,10 @@ async function receiveUpload(handlers: SnapshotUploadHandlers, req: IncomingMess
   try {
     await handlers.receive(message, chunks());
   } catch (error) {
-    req.destroy();
+    // The rest of the upload is read and dropped, so the sender gets the 400 rather than a reset.
+    void (async () => {
+      while ((await body.next().catch(() => ({ done: true }))).done !== true);
+    })();
     throw error;
   }
 }
