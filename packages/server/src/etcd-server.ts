@@ -109,6 +109,10 @@ const HEALTH_KEY = new TextEncoder().encode("health");
  * every member, and answered once applied and durable. Linearizable reads wait for raft's ReadIndex to
  * be applied; serializable reads are answered from local state at once. A member alone is a cluster of
  * one: the same path.
+ *
+ * It builds none of its stores: `start` opens them first (`bootstrap.ts`: membership, leases, auth,
+ * alarms, the member's state, the raft log) and hands them over. What a snapshot from the leader
+ * replaces is one `MemberState`; databases travel between members through `SnapshotShipping`.
  */
 export class EtcdServer {
   readonly config: ServerConfig;
