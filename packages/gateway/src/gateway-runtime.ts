@@ -14,9 +14,10 @@ import {
   type ServiceError,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { GoJsonError, JsonValueStream, isJsonValueTooLargeError, quoteGoString } from "./go-json.js";
+import { GatewayError, isGatewayError, isJsonDecodeError } from "./errors.js";
+import { JsonValueStream, quoteGoString } from "./go-json.js";
 import { canonicalHeaderKey, headerValue, STATUS_TEXT } from "./go-http.js";
-import { JsonPbError, decodeMessageSliced, encodeMessage } from "./jsonpb.js";
+import { decodeMessageSliced, encodeMessage } from "./jsonpb.js";
 import { OFFLOAD_FROM_BYTES, type DecodePool } from "./decode-pool.js";
 
 /**
@@ -68,17 +69,6 @@ export interface CallStatus {
   readonly trailers?: Metadata;
 }
 
-/** An error raised before or instead of a gRPC call; `code` is the gRPC code grpc-gateway would report. */
-export class GatewayError extends Error {
-  override readonly name = "GatewayError";
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * grpc-gateway's AnnotateContext: `Authorization` as `authorization` metadata (and, for etcd-ts's server,
  * as `token`, the key etcd's own clients use — etcd reads either), permanent HTTP headers as
@@ -91,7 +81,7 @@ export function annotateCall(request: IncomingMessage): { metadata: Metadata; ca
   const timeout = headerValue(request, "grpc-timeout");
   if (timeout !== undefined && timeout !== "") {
     const ms = decodeGrpcTimeout(timeout);
-    if (ms === undefined) throw new GatewayError(GrpcStatus.INVALID_ARGUMENT, `invalid grpc-timeout: ${timeout}`);
+    if (ms === undefined) throw new GatewayError("Refused", `invalid grpc-timeout: ${timeout}`, { grpcCode: GrpcStatus.INVALID_ARGUMENT });
     // grpc-go's client clamps a timeout to what the header can carry (8 digits of hours); grpc-js instead
     // fails a call whose deadline is further out in a promise nobody awaits, which ends the process.
     if (ms !== 0) callOptions.deadline = new Date(Date.now() + Math.min(ms, MAX_TIMEOUT_MS));
@@ -101,7 +91,7 @@ export function annotateCall(request: IncomingMessage): { metadata: Metadata; ca
       if (key.endsWith("-bin")) metadata.add(key, decodeBinaryHeader(key, value));
       else metadata.add(key, value);
     } catch (error) {
-      if (error instanceof GatewayError) throw error;
+      if (isGatewayError(error, "Refused")) throw error;
       // grpc-js refuses keys or values gRPC cannot carry; grpc-go would drop them on the wire.
     }
   };
@@ -129,7 +119,7 @@ export function annotateCall(request: IncomingMessage): { metadata: Metadata; ca
 
 
 export function decodeErrorMessage(error: unknown): string {
-  if (error instanceof JsonPbError || error instanceof GoJsonError) return error.message;
+  if (isJsonDecodeError(error)) return error.message;
   throw error;
 }
 
@@ -167,8 +157,8 @@ export function readFirstRequest(
   // Set once the first value is taken (or refused): later input is dropped.
   let settled = false;
   const failed = (error: unknown): FirstRequest => {
-    if (isJsonValueTooLargeError(error)) return { tooLarge: true };
-    if (error instanceof JsonPbError || error instanceof GoJsonError) return { error: error.message };
+    if (isGatewayError(error, "JsonTooLarge")) return { tooLarge: true };
+    if (isJsonDecodeError(error)) return { error: error.message };
     return { internal: error };
   };
   const attempt = (): void => {
@@ -431,7 +421,9 @@ function decodeGrpcTimeout(value: string): number | undefined {
 function decodeBinaryHeader(key: string, value: string): Buffer {
   const padded = value.length % 4 === 0;
   const valid = padded ? /^[A-Za-z0-9+/]*={0,2}$/.test(value) : /^[A-Za-z0-9+/]*$/.test(value);
-  if (!valid) throw new GatewayError(GrpcStatus.INVALID_ARGUMENT, `invalid binary header ${canonicalHeaderKey(key)}: illegal base64 data`);
+  if (!valid) throw new GatewayError("Refused", `invalid binary header ${canonicalHeaderKey(key)}: illegal base64 data`, {
+      grpcCode: GrpcStatus.INVALID_ARGUMENT,
+    });
   return Buffer.from(value, "base64");
 }
 

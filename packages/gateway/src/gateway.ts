@@ -26,7 +26,6 @@ import {
 } from "@grpc/grpc-js";
 import { AccessController, hostRejectedMessage } from "./access-control.js";
 import {
-  GatewayError,
   annotateCall,
   decodeErrorMessage,
   forwardStream,
@@ -39,7 +38,8 @@ import {
   writeHttpError,
   type FirstRequest,
 } from "./gateway-runtime.js";
-import { JsonValueStream, isJsonValueTooLargeError } from "./go-json.js";
+import { isGatewayError } from "./errors.js";
+import { JsonValueStream } from "./go-json.js";
 import { RawHttpResponse, STATUS_TEXT, cleanPath, headerValue, hostnameOf, plainError, redirect } from "./go-http.js";
 import { DecodePool } from "./decode-pool.js";
 import { decodeMessageSliced, encodeMessage } from "./jsonpb.js";
@@ -288,7 +288,7 @@ class JsonGateway implements Gateway {
     try {
       ({ metadata, callOptions } = annotateCall(request));
     } catch (error) {
-      if (error instanceof GatewayError) writeHttpError(response, { code: error.code, message: error.message });
+      if (isGatewayError(error, "Refused")) writeHttpError(response, { code: error.grpcCode, message: error.message });
       else throw error;
       return;
     }
@@ -503,7 +503,7 @@ class JsonGateway implements Gateway {
     call.once("status", stopSending);
     const refused = (error: unknown): void => {
       stopSending();
-      if (isJsonValueTooLargeError(error)) {
+      if (isGatewayError(error, "JsonTooLarge")) {
         // The member would refuse the message and fail the stream: the same answer, and no more reading.
         if (!response.headersSent) {
           response.setHeader("Connection", "close");

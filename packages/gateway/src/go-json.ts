@@ -6,11 +6,7 @@
  *
  * Everything works on bytes: a JSON text is a `Uint8Array`, offsets are byte offsets.
  */
-
-/** A JSON syntax or type error with the exact text Go would print. */
-export class GoJsonError extends Error {
-  override readonly name = "GoJsonError";
-}
+import { GatewayError } from "./errors.js";
 
 /** Go's `io.ErrUnexpectedEOF` text, returned by `json.Decoder` for a value cut short by the end of input. */
 export const UNEXPECTED_EOF = "unexpected EOF";
@@ -356,9 +352,9 @@ export function checkValid(data: Uint8Array): void {
       i = skipPlainStringBytes(data, i, data.length);
       if (i === data.length) break;
     }
-    if (scanner.step(scanner, data[i]!) === SCAN_ERROR) throw new GoJsonError(scanner.error);
+    if (scanner.step(scanner, data[i]!) === SCAN_ERROR) throw new GatewayError("JsonSyntax", scanner.error ?? "");
   }
-  if (scanner.eof() === SCAN_ERROR) throw new GoJsonError(scanner.error);
+  if (scanner.eof() === SCAN_ERROR) throw new GatewayError("JsonSyntax", scanner.error ?? "");
 }
 
 /**
@@ -390,12 +386,12 @@ export class JsonValueStream {
   private scanned = 0; // bytes after `start` already fed to the scanner for the value in progress
   private readonly scanner = new Scanner();
   private ended = false;
-  private error: GoJsonError | JsonValueTooLargeError | undefined;
+  private error: GatewayError | undefined;
 
   /**
-   * `maxValueBytes` bounds one value, its leading whitespace included: `next()` throws
-   * JsonValueTooLargeError once the value in progress is longer, and from then on `push` drops its input,
-   * so a caller that calls `next()` after each `push` never holds more than the limit plus one chunk.
+   * `maxValueBytes` bounds one value, its leading whitespace included: `next()` throws GatewayError
+   * `JsonTooLarge` once the value in progress is longer, and from then on `push` drops its input, so a
+   * caller that calls `next()` after each `push` never holds more than the limit plus one chunk.
    * Unbounded by default.
    */
   constructor(private readonly maxValueBytes = Number.POSITIVE_INFINITY) {}
@@ -428,8 +424,8 @@ export class JsonValueStream {
 
   /**
    * The next complete value (its bytes, whitespace trimmed at the front), `{ done: true }` at a clean end of
-   * input, `undefined` if more input is needed; throws GoJsonError on a syntax error or a truncated value,
-   * JsonValueTooLargeError for a value over the limit.
+   * input, `undefined` if more input is needed; throws GatewayError `JsonSyntax` on a syntax error or a
+   * truncated value, `JsonTooLarge` for a value over the limit.
    */
   next(): Uint8Array | { done: true } | undefined {
     if (this.error !== undefined) throw this.error;
@@ -448,12 +444,12 @@ export class JsonValueStream {
       if (op === SCAN_END) return this.take(this.scanned);
       if (op === SCAN_END_COMPOSITE && s.parseState.length === 0) return this.take(this.scanned + 1);
       if (op === SCAN_ERROR) {
-        this.error = new GoJsonError(s.error);
+        this.error = new GatewayError("JsonSyntax", s.error ?? "");
         throw this.error;
       }
     }
     if (length > this.maxValueBytes) {
-      this.error = new JsonValueTooLargeError(this.maxValueBytes);
+      this.error = new GatewayError("JsonTooLarge", `JSON value larger than ${this.maxValueBytes} bytes`);
       this.data = new Uint8Array(0);
       this.start = this.end = 0;
       throw this.error;
@@ -461,7 +457,7 @@ export class JsonValueStream {
     if (!this.ended) return undefined;
     if (s.step(s, 0x20) === SCAN_END) return this.take(this.scanned);
     if (this.data.subarray(this.start, this.end).some((c) => !isSpace(c))) {
-      this.error = new GoJsonError(UNEXPECTED_EOF);
+      this.error = new GatewayError("JsonSyntax", UNEXPECTED_EOF);
       throw this.error;
     }
     return { done: true };
@@ -476,18 +472,6 @@ export class JsonValueStream {
     this.scanned = 0;
     return value;
   }
-}
-
-/** A JSON value (with its leading whitespace) longer than a JsonValueStream's limit. */
-export class JsonValueTooLargeError extends Error {
-  override readonly name = "JsonValueTooLargeError";
-  constructor(readonly limit: number) {
-    super(`JSON value larger than ${limit} bytes`);
-  }
-}
-
-export function isJsonValueTooLargeError(error: unknown): error is JsonValueTooLargeError {
-  return error instanceof Error && error.name === "JsonValueTooLargeError";
 }
 
 /** A parsed (already validated) JSON value; leaves keep their source text for Go's literal rules. */
@@ -873,7 +857,7 @@ export function decodeBase64Go(src: Uint8Array): Uint8Array {
   const plain = decodeCanonicalBase64(src);
   if (plain !== undefined) return plain;
   const out: number[] = [];
-  const corrupt = (at: number): GoJsonError => new GoJsonError(`illegal base64 data at input byte ${at}`);
+  const corrupt = (at: number): GatewayError => new GatewayError("JsonSyntax", `illegal base64 data at input byte ${at}`);
   let si = 0;
   while (si < src.length) {
     const dbuf = [0, 0, 0, 0];

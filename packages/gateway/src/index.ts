@@ -6,4 +6,6 @@ export { createGateway } from "./gateway.js";
 export type { Gateway, GatewayOptions } from "./gateway.js";
 export { ROUTES, matchRoute } from "./routes.js";
 export type { Route } from "./routes.js";
-export { JsonPbError, isJsonPbError, decodeMessage, encodeMessage } from "./jsonpb.js";
+export { GatewayError, isGatewayError } from "./errors.js";
+export type { GatewayErrorCode } from "./errors.js";
+export { decodeMessage, encodeMessage } from "./jsonpb.js";

@@ -21,7 +21,8 @@ import {
   type LeaseGrantRequest,
 } from "@etcd-ts/api";
 import { Permission_Type } from "@etcd-ts/api";
-import { decodeFirstMessage, encodeMessage, goEnumTypeName, isJsonPbError } from "./jsonpb.js";
+import { isGatewayError } from "./errors.js";
+import { decodeFirstMessage, encodeMessage, goEnumTypeName } from "./jsonpb.js";
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -108,7 +109,7 @@ test("request bodies are accepted or refused with etcd's exact error text", () =
     try {
       decodeFirstMessage(RangeRequestSchema, utf8(body));
     } catch (error) {
-      assert.ok(isJsonPbError(error), `${body}: ${String(error)}`);
+      assert.ok(isGatewayError(error, "JsonPb"), `${body}: ${String(error)}`);
       actual = error.message;
     }
     assert.equal(actual, expected, body);
@@ -221,7 +222,7 @@ test("deep nesting: an unknown field nested 6000 deep is ignored, a txn nested 3
   try {
     decodeFirstMessage(RangeRequestSchema, utf8(`{"key":"YQ==","zz":${"[".repeat(10000)}${"]".repeat(10000)}}`));
   } catch (error) {
-    assert.ok(isJsonPbError(error));
+    assert.ok(isGatewayError(error, "JsonPb"));
     message = error.message;
   }
   assert.equal(message, "invalid character '[' exceeded max depth");
@@ -230,7 +231,7 @@ test("deep nesting: an unknown field nested 6000 deep is ignored, a txn nested 3
     decodeFirstMessage(TxnRequestSchema, utf8('{"success":[{"request_txn":{"success":[{"request_put":{"lease":1.5}}]}}],"compare":[{"result":"NOPE"}]}'));
     assert.fail("accepted");
   } catch (error) {
-    assert.ok(isJsonPbError(error));
+    assert.ok(isGatewayError(error, "JsonPb"));
     assert.equal(error.message, 'unknown value "NOPE" for enum etcdserverpb.Compare_CompareResult');
   }
 });

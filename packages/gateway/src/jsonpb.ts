@@ -15,8 +15,8 @@
  * or `unknown value "NOPE" for enum etcdserverpb.RangeRequest_SortOrder`.
  */
 import { create, ScalarType, type DescEnum, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { GatewayError, isGatewayError } from "./errors.js";
 import {
-  GoJsonError,
   JsonValueStream,
   checkValid,
   decodeBase64Go,
@@ -31,20 +31,11 @@ import {
   type JsonNode,
 } from "./go-json.js";
 
-/** A request body that golang/protobuf's jsonpb would refuse; `message` is its exact error text. */
-export class JsonPbError extends Error {
-  override readonly name = "JsonPbError";
-}
-
-export function isJsonPbError(error: unknown): error is JsonPbError {
-  return error instanceof JsonPbError;
-}
-
 type Fields = Record<string, unknown>;
 
 /**
  * Decodes one JSON value (the bytes `json.Decoder` split off the request body) into a message of `schema`.
- * Throws JsonPbError.
+ * Throws GatewayError `JsonPb`.
  */
 export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint8Array): Message {
   return runToEnd(decodeMessageSteps(schema, json, false));
@@ -79,7 +70,7 @@ const SLICE_MS = 4;
 /**
  * Decodes a value a JsonValueStream took, in slices of a few milliseconds with the event loop let go in
  * between, so a large body (a long array, thousands of txn ops) does not stall every other request while
- * it is decoded. Small values are decoded at once. Rejects with JsonPbError.
+ * it is decoded. Small values are decoded at once. Rejects with GatewayError `JsonPb`.
  */
 export async function decodeMessageSliced(schema: DescMessage, json: Uint8Array): Promise<Message> {
   const steps = decodeMessageSteps(schema, json, true);
@@ -97,7 +88,7 @@ export async function decodeMessageSliced(schema: DescMessage, json: Uint8Array)
 
 /**
  * A unary request body as grpc-gateway reads it: `json.Decoder.Decode` of the first value (anything after
- * it is ignored), an empty or all-space body being an empty request. Throws JsonPbError.
+ * it is ignored), an empty or all-space body being an empty request. Throws GatewayError `JsonPb`.
  */
 export function decodeFirstMessage(schema: DescMessage, body: Uint8Array): Message {
   const decoder = new JsonValueStream();
@@ -113,17 +104,18 @@ export function decodeFirstMessage(schema: DescMessage, body: Uint8Array): Messa
   return decodeMessage(schema, value);
 }
 
-function toJsonPbError(error: unknown): JsonPbError {
-  if (error instanceof JsonPbError) return error;
-  if (error instanceof GoJsonError) return new JsonPbError(error.message);
+/** A body golang/protobuf's jsonpb would refuse: GatewayError `JsonPb`, its message jsonpb's exact text. */
+function toJsonPbError(error: unknown): GatewayError {
+  if (isGatewayError(error, "JsonPb")) return error;
+  if (isGatewayError(error, "JsonSyntax")) return new GatewayError("JsonPb", error.message);
   throw error;
 }
 
 const MAP_TYPE = "map[string]json.RawMessage";
 const LIST_TYPE = "[]json.RawMessage";
 
-function typeError(what: string, goType: string): JsonPbError {
-  return new JsonPbError(`json: cannot unmarshal ${what} into Go value of type ${goType}`);
+function typeError(what: string, goType: string): GatewayError {
+  return new GatewayError("JsonPb", `json: cannot unmarshal ${what} into Go value of type ${goType}`);
 }
 
 /** Go's name of a JSON value's kind in an UnmarshalTypeError (numbers named without their text). */
@@ -269,7 +261,7 @@ function* decodeField(field: DescField, message: Fields, node: JsonNode): Messag
     }
     case "map":
       // etcd's API has no map fields.
-      throw new JsonPbError(`map field ${field.name} is not supported`);
+      throw new GatewayError("JsonPb", `map field ${field.name} is not supported`);
   }
 }
 
@@ -289,7 +281,7 @@ function decodeEnum(desc: DescEnum, node: JsonNode): number | undefined {
     const inner = node.raw.subarray(1, node.raw.length - 1);
     const name = new TextDecoder().decode(inner);
     const value = desc.values.find((v) => v.name === name);
-    if (value === undefined) throw new JsonPbError(`unknown value ${goQuote(inner)} for enum ${goEnumTypeName(desc)}`);
+    if (value === undefined) throw new GatewayError("JsonPb", `unknown value ${goQuote(inner)} for enum ${goEnumTypeName(desc)}`);
     return value.number;
   }
   return decodeInteger(node, goEnumTypeName(desc), -(2n ** 31n), 2n ** 31n - 1n) as number | undefined;
@@ -370,7 +362,7 @@ function decodeScalar(scalar: ScalarType, node: JsonNode): unknown {
       return decodeBytes(node);
     default:
       // etcd's API has no float or double fields.
-      throw new JsonPbError(`scalar type ${scalar} is not supported`);
+      throw new GatewayError("JsonPb", `scalar type ${scalar} is not supported`);
   }
 }
 

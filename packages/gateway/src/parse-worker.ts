@@ -6,8 +6,9 @@
 import { parentPort } from "node:worker_threads";
 import { toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { TxnRequestSchema, type TxnRequest } from "@etcd-ts/api";
-import { GoJsonError, runToEnd } from "./go-json.js";
-import { JsonPbError, decodeMessageSteps } from "./jsonpb.js";
+import { isJsonDecodeError } from "./errors.js";
+import { runToEnd } from "./go-json.js";
+import { decodeMessageSteps } from "./jsonpb.js";
 import { ROUTES } from "./routes.js";
 import { nestsTooDeep } from "./txn-nesting.js";
 import type { DecodeJob, DecodeReply } from "./decode-pool.js";
@@ -21,7 +22,7 @@ function decode(job: DecodeJob): DecodeReply {
   try {
     message = runToEnd(decodeMessageSteps(schema, job.json, true));
   } catch (error) {
-    if (error instanceof JsonPbError || error instanceof GoJsonError) return { id: job.id, error: error.message };
+    if (isJsonDecodeError(error)) return { id: job.id, error: error.message };
     return { id: job.id, internal: String(error) };
   }
   if (schema === TxnRequestSchema && nestsTooDeep(message as TxnRequest)) return { id: job.id, tooManyOps: true };

@@ -7,7 +7,8 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PassThrough, type Duplex } from "node:stream";
 import { STATUS_TEXT, headerValue, plainError } from "./go-http.js";
-import { CLOSE_MESSAGE_TOO_BIG, Opcode, WebSocketFrameParser, WebSocketProtocolError, acceptKey, encodeFrame } from "./websocket.js";
+import { isGatewayError } from "./errors.js";
+import { CLOSE_MESSAGE_TOO_BIG, Opcode, WebSocketFrameParser, acceptKey, encodeFrame } from "./websocket.js";
 
 /**
  * tmc/grpc-websocket-proxy as etcd mounts it on `/v3/`: gorilla's handshake checks, then an internal
@@ -100,7 +101,7 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
     try {
       messages = parser.push(chunk);
     } catch (error) {
-      if (error instanceof WebSocketProtocolError && error.closeCode === CLOSE_MESSAGE_TOO_BIG) {
+      if (isGatewayError(error, "WebSocketProtocol") && error.closeCode === CLOSE_MESSAGE_TOO_BIG) {
         const payload = Buffer.alloc(2);
         payload.writeUInt16BE(CLOSE_MESSAGE_TOO_BIG);
         socket.write(encodeFrame(Opcode.close, payload));

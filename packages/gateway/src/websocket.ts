@@ -5,6 +5,7 @@
  * server sends.
  */
 import { createHash } from "node:crypto";
+import { GatewayError } from "./errors.js";
 
 const HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -19,18 +20,6 @@ export function acceptKey(key: string): string {
 export interface WebSocketMessage {
   readonly opcode: number;
   readonly payload: Buffer;
-}
-
-/** Thrown for frames a server must reject (unmasked, fragmented control frame, bad continuation). */
-export class WebSocketProtocolError extends Error {
-  override readonly name = "WebSocketProtocolError";
-  /** The close code to answer with: 1002 (protocol error) unless the message was too big (1009). */
-  constructor(
-    message: string,
-    readonly closeCode = 1002,
-  ) {
-    super(message);
-  }
 }
 
 /** Close code for a message over the read limit (RFC 6455 7.4.1), as gorilla sends for its ErrReadLimit. */
@@ -52,7 +41,10 @@ export class WebSocketFrameParser {
 
   constructor(private readonly maxMessageBytes = Number.MAX_SAFE_INTEGER) {}
 
-  /** Feeds bytes; returns the messages completed by them. Throws WebSocketProtocolError. */
+  /**
+   * Feeds bytes; returns the messages completed by them. Throws GatewayError `WebSocketProtocol` for frames
+   * a server must reject (unmasked, fragmented control frame, bad continuation, too big).
+   */
   push(chunk: Buffer): WebSocketMessage[] {
     this.chunks.push(chunk);
     this.length += chunk.length;
@@ -71,14 +63,14 @@ export class WebSocketFrameParser {
       this.needed = 2;
       const { fin, opcode, payload } = frame;
       if (opcode >= 8) {
-        if (!fin || payload.length > 125) throw new WebSocketProtocolError("bad control frame");
+        if (!fin || payload.length > 125) throw new GatewayError("WebSocketProtocol", "bad control frame");
         messages.push({ opcode, payload });
         continue;
       }
       if (opcode === Opcode.continuation) {
-        if (this.fragments.length === 0) throw new WebSocketProtocolError("continuation without a start");
+        if (this.fragments.length === 0) throw new GatewayError("WebSocketProtocol", "continuation without a start");
       } else {
-        if (this.fragments.length > 0) throw new WebSocketProtocolError("new message inside a fragmented one");
+        if (this.fragments.length > 0) throw new GatewayError("WebSocketProtocol", "new message inside a fragmented one");
         this.fragmentOpcode = opcode;
       }
       this.fragments.push(payload);
@@ -98,7 +90,7 @@ export class WebSocketFrameParser {
     const fin = (b[0]! & 0x80) !== 0;
     const opcode = b[0]! & 0x0f;
     const masked = (b[1]! & 0x80) !== 0;
-    if (!masked) throw new WebSocketProtocolError("client frames must be masked");
+    if (!masked) throw new GatewayError("WebSocketProtocol", "client frames must be masked");
     let length = b[1]! & 0x7f;
     let offset = 2;
     if (length === 126) {
@@ -108,12 +100,14 @@ export class WebSocketFrameParser {
     } else if (length === 127) {
       if (b.length < 10) return 10;
       const big = b.readBigUInt64BE(2);
-      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new WebSocketProtocolError("frame too large", CLOSE_MESSAGE_TOO_BIG);
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new GatewayError("WebSocketProtocol", "frame too large", { closeCode: CLOSE_MESSAGE_TOO_BIG });
+      }
       length = Number(big);
       offset = 10;
     }
     if (opcode < 8 && this.fragmentsLength + length > this.maxMessageBytes) {
-      throw new WebSocketProtocolError("message too big", CLOSE_MESSAGE_TOO_BIG);
+      throw new GatewayError("WebSocketProtocol", "message too big", { closeCode: CLOSE_MESSAGE_TOO_BIG });
     }
     const size = offset + 4 + length;
     if (b.length < size) return size;

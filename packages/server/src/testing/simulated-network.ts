@@ -3,7 +3,7 @@
 // delays — in the spirit of raft's own testing/network.ts. Messages go through raft's codec, as on the
 // wire; each link delivers in order. Drops and delays come from a seeded generator.
 
-import { RpcError } from "@etcd-ts/api";
+import { isRpcError } from "@etcd-ts/api";
 import { MessageType, decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
 import {
   failureSeenByAsker,
@@ -323,7 +323,7 @@ class SimulatedPeerNetwork implements PeerNetwork {
       } catch (error) {
         lastError = error;
         // As over HTTP, a refused promotion is the answer, not a reason to ask another URL.
-        if (kind === "promote" && error instanceof RpcError && error.kind !== "leaderChanged" && error.kind !== "timeout") throw error;
+        if (kind === "promote" && isRpcError(error) && error.kind !== "leaderChanged" && error.kind !== "timeout") throw error;
       } finally {
         clearTimeout(timer);
       }
