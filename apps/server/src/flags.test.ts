@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FlagError, parseCommandLine } from "./flags.js";
+import { isFlagError, parseCommandLine } from "./flags.js";
 
 test("etcd's defaults", () => {
   const { config, storageEngine } = parseCommandLine([], {});
@@ -44,7 +44,7 @@ test("ETCD_* variables, shadowed by flags", () => {
 });
 
 test("bad command lines fail as Go's flag package reports them", () => {
-  assert.throws(() => parseCommandLine(["--nope"], {}), (e) => e instanceof FlagError && e.message === "flag provided but not defined: -nope");
+  assert.throws(() => parseCommandLine(["--nope"], {}), (e) => isFlagError(e) && e.message === "flag provided but not defined: -nope");
   assert.throws(() => parseCommandLine(["--name"], {}), /flag needs an argument: -name/);
   assert.throws(() => parseCommandLine(["stray"], {}), /'stray' is not a valid flag/);
   assert.throws(() => parseCommandLine(["--max-txn-ops", "x"], {}), /invalid value "x" for flag -max-txn-ops/);

@@ -57,6 +57,10 @@ export class FlagError extends Error {
   override readonly name = "FlagError";
 }
 
+export function isFlagError(error: unknown): error is FlagError {
+  return error instanceof Error && error.name === "FlagError";
+}
+
 export interface ParsedCommandLine {
   readonly config: ServerConfig;
   readonly storageEngine: StorageEngineName;

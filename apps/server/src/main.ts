@@ -7,7 +7,7 @@ import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
 import { createGateway } from "@etcd-ts/gateway";
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
 import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, GRPC_OVERHEAD_BYTES, type RunningMember } from "@etcd-ts/server";
-import { FlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
+import { isFlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 import { gatewayGauges } from "./gateway-gauges.js";
 
 /** The etcd-ts release; the etcd API it implements is ETCD_API_VERSION. */
@@ -23,7 +23,7 @@ async function main(): Promise<number> {
   try {
     parsed = parseCommandLine(process.argv.slice(2), process.env);
   } catch (error) {
-    if (error instanceof FlagError) {
+    if (isFlagError(error)) {
       process.stderr.write(`etcd-ts: ${error.message}\n${usage()}`);
       return 2;
     }

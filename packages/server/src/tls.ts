@@ -30,8 +30,9 @@ export class TlsConfigError extends Error {
   override readonly name = "TlsConfigError";
 }
 
+/** By name, not prototype, so an error from another installed copy of the package counts too. */
 export function isTlsConfigError(error: unknown): error is TlsConfigError {
-  return error instanceof TlsConfigError;
+  return error instanceof Error && error.name === "TlsConfigError";
 }
 
 /** Flag names per role, for error messages that say what to fix. */
