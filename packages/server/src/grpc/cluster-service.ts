@@ -139,7 +139,7 @@ export class ClusterService {
     try {
       await this.promoteHere(request.ID);
     } catch (error) {
-      if (!(isRpcError(error) && error.kind === "notLeader")) throw error;
+      if (!isRpcError(error, "notLeader")) throw error;
       await this.forwardPromote(request.ID);
     }
     return create(MemberPromoteResponseSchema, { header: this.header(), members: this.members() });

@@ -46,7 +46,7 @@ interface HttpAnswer {
 
 const json = (status: number, value: unknown): HttpAnswer => ({ status, contentType: "application/json", body: JSON.stringify(value) });
 const text = (status: number, error: unknown): HttpAnswer => ({ status, contentType: "text/plain", body: error instanceof Error ? error.message : String(error) });
-const isNotLeader = (error: unknown): boolean => isRpcError(error) && error.kind === "notLeader";
+const isNotLeader = (error: unknown): boolean => isRpcError(error, "notLeader");
 
 /** How one kind of peer request travels over HTTP. */
 interface HttpPeerRoute<K extends PeerRequestKind> {

@@ -54,7 +54,7 @@ export type PeerRequestHandler<K extends PeerRequestKind> = (request: PeerReques
 
 /** What the asker sees when the member it asked failed, whatever carried the request. */
 export function failureSeenByAsker(kind: PeerRequestKind, error: unknown): Error {
-  if (isRpcError(error) && error.kind === "notLeader") return RpcError.of("leaderChanged");
+  if (isRpcError(error, "notLeader")) return RpcError.of("leaderChanged");
   if (kind === "promote" && isRpcError(error)) return error;
   return new Error(error instanceof Error ? error.message : String(error));
 }
