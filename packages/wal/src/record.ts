@@ -123,7 +123,9 @@ export function checkFrame(buf: Buffer, off: number, chain: number): FrameCheck 
     return { ok: false, reason: "incomplete frame header", regionEnd: off + FRAME_HEADER_SIZE };
   }
   const head = buf.subarray(off, off + 8);
-  const type = buf[off + 4]!;
+  // A frame's type byte: checked against RecordType's range below, after the header checksum.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
+  const type: RecordType = buf[off + 4]!;
   if (
     buf.readUInt32LE(off + 8) !== crc32(head) ||
     buf[off + 5] !== FRAME_MAGIC[0] ||
@@ -206,6 +208,8 @@ export function decodeEntry(payload: Buffer): Entry | undefined {
   if (term === undefined || index === undefined) return undefined;
   const data = new Uint8Array(payload.length - ENTRY_FIXED_SIZE);
   data.set(payload.subarray(ENTRY_FIXED_SIZE));
+  // The type byte as encodeEntry wrote it from the entry's EntryType.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
   return { term, index, type: payload[16]!, data };
 }
 

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import fsPromises from "node:fs/promises";
 import { syncBuiltinESMExports } from "node:module";
-import { join } from "node:path";
 import { after, it } from "node:test";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
 import { makeEntries, tempDir } from "./testing/fixtures.js";

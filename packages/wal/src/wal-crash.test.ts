@@ -38,7 +38,7 @@ function isCorrupt(file: string, check?: (offset: number) => boolean) {
     assert.ok(e.file?.endsWith(file), `error names ${e.file}, expected ${file}`);
     assert.ok(e.offset !== undefined, "error names an offset");
     assert.match(e.message, /offset \d+/);
-    if (check) assert.ok(check(e.offset!), `offset ${e.offset}`);
+    if (check) assert.ok(check(e.offset), `offset ${e.offset}`);
     return true;
   };
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { Entry } from "@etcd-ts/raft";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
-import { WalError, isWalError } from "./errors.js";
+import { isWalError } from "./errors.js";
 import { FaultyFileOps } from "./testing/faulty-file-ops.js";
 import { mountSmallFileSystem } from "./testing/small-fs.js";
 import { entryData, makeEntries, tempDir } from "./testing/fixtures.js";

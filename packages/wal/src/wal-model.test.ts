@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import type { Entry, HardState } from "@etcd-ts/raft";
+import { EntryType, type Entry, type HardState } from "@etcd-ts/raft";
 import { entryData, tempDir } from "./testing/fixtures.js";
 import { Wal, type SnapshotMarker } from "./wal.js";
 
@@ -87,7 +87,7 @@ describe("Wal against a model", () => {
           const start = overwrite ? low + rand(model.last - low + 1) : model.last + 1;
           const count = 1 + rand(6);
           const ents: Entry[] = [];
-          for (let i = 0; i < count; i++) ents.push({ term, index: start + i, type: 0, data: entryData(start + i, 1 + rand(120)) });
+          for (let i = 0; i < count; i++) ents.push({ term, index: start + i, type: EntryType.Normal, data: entryData(start + i, 1 + rand(120)) });
           const last = start + count - 1;
           const hs = rand(2) === 0 ? { term, vote: 1n, commit: Math.min(last, model.hardState.commit + rand(count + 2)) } : undefined;
           wal.save(hs, ents);

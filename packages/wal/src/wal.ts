@@ -255,7 +255,7 @@ export class Wal {
         // Truncation also drops the segment's preallocated zeros; it is appended to until the next roll.
         await fh.truncate(tail.validEnd);
         await fh.datasync();
-        repaired = { file: tail.file, offset: tail.validEnd, droppedBytes: tail.size - tail.validEnd, reason: tail.reason ?? "" };
+        repaired = { file: tail.file, offset: tail.validEnd, droppedBytes: tail.size - tail.validEnd, reason: tail.reason };
       }
       if (contents.temps.length > 0) {
         for (const name of contents.temps) await unlink(join(dir, name)).catch(() => undefined);
@@ -388,6 +388,8 @@ export class Wal {
     if (this.failure) throw this.failure;
     const target = this.savedCount;
     while (this.durableCount < target) {
+      // A flush that failed while this loop awaited sets it (the narrowing from the check above is stale).
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/only-throw-error
       if (this.failure) throw this.failure;
       if (!this.flushing) {
         this.flushing = this.serialized(() => this.flush()).finally(() => {

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Entry } from "@etcd-ts/raft";
+import { EntryType, type Entry } from "@etcd-ts/raft";
 
 /** Deterministic, never-zero data for entry `index` (zero runs would look like unwritten sectors). */
 export function entryData(index: number, size = 256): Uint8Array {
@@ -18,7 +18,7 @@ export function entryData(index: number, size = 256): Uint8Array {
 
 export function makeEntries(first: number, count: number, term = 1, size = 256): Entry[] {
   const out: Entry[] = [];
-  for (let i = 0; i < count; i++) out.push({ term, index: first + i, type: 0, data: entryData(first + i, size) });
+  for (let i = 0; i < count; i++) out.push({ term, index: first + i, type: EntryType.Normal, data: entryData(first + i, size) });
   return out;
 }
 
