@@ -1,6 +1,6 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { etcdctl, etcdctlTlsArgs, freePort, tempDir, type CommandResult, type EtcdctlTls } from "@etcd-ts/test-support";
+import { etcdctl, etcdctlTlsArgs, freePort, spawnMember, tempDir, waitHealthy, type CommandResult, type EtcdctlTls, type MemberProcess } from "@etcd-ts/test-support";
 import { SERVER_MAIN } from "./processes.js";
 
 /**
@@ -17,14 +17,10 @@ export interface TlsMemberSpec {
   readonly peerScheme: "http" | "https";
 }
 
-export interface TlsMember {
+export interface TlsMember extends MemberProcess {
   readonly spec: TlsMemberSpec;
-  readonly clientUrl: string;
-  readonly child: ChildProcess;
-  log(): string;
   /** Resolves with the exit code once the process exits. */
   readonly exited: Promise<number | null>;
-  stop(): Promise<void>;
 }
 
 export async function tlsMemberSpecs(n: number, schemes: { client: "http" | "https"; peer: "http" | "https" }): Promise<TlsMemberSpec[]> {
@@ -55,43 +51,19 @@ export function launchTlsMember(specs: readonly TlsMemberSpec[], name: string, e
     "--log-level", "warn",
     ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderr += chunk;
-    if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return {
-    spec,
-    clientUrl,
-    child,
-    log: () => stderr,
-    exited,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  const member = spawnMember(process.execPath, args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir, clientScheme: spec.clientScheme });
+  const exited = new Promise<number | null>((resolve) => member.child.once("exit", (code) => resolve(code)));
+  return { ...member, spec, exited };
 }
 
 /** The real etcdctl 3.4 against `endpoint` (a full URL), with TLS flags. */
 export function etcdctlTls(endpoint: string, flags: EtcdctlTls, args: readonly string[]): CommandResult {
   return etcdctl(endpoint, [...etcdctlTlsArgs(flags), ...args]);
 }
+
 /** Waits until `etcdctl endpoint health` passes over TLS (20 s at most). */
-export async function waitTlsHealthy(member: TlsMember, flags: EtcdctlTls): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (member.child.exitCode !== null) throw new Error(`${member.spec.name} exited (${member.child.exitCode}):\n${member.log().slice(-3000)}`);
-    if (etcdctlTls(member.clientUrl, flags, ["endpoint", "health", "--command-timeout=1s"]).code === 0) return;
-    if (Date.now() > deadline) throw new Error(`${member.spec.name} did not become healthy in 20 s:\n${member.log().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
+export function waitTlsHealthy(member: TlsMember, flags: EtcdctlTls): Promise<void> {
+  return waitHealthy(member, member.spec.name, { tls: flags });
 }
 
 /** curl over https (the JSON gateway and the HTTP routes); returns the body and the status code. */
