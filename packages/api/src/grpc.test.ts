@@ -45,7 +45,7 @@ test("handler types require every RPC of the service, with the descriptor's mess
   const wrongRequest: GrpcServiceHandlers<typeof KV> = {
     ...kvHandlers,
     // @ts-expect-error Range is called with a RangeRequest, not a PutRequest
-    Range: (call: ServerUnaryCall<PutRequest, RangeResponse>) => void call.request.prevKv,
+    Range: (call: ServerUnaryCall<PutRequest, RangeResponse>) => assert.ok(call.request.prevKv),
   };
   const wrongResponse: GrpcServiceHandlers<typeof KV> = {
     ...kvHandlers,

@@ -1,4 +1,4 @@
-import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type DescService, type Message, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type {
   handleBidiStreamingCall,
@@ -148,9 +148,10 @@ export function decorateGrpcHandlers<S extends DescService>(
   return decorated as GrpcServiceHandlers<S>;
 }
 
-function serializer<Desc extends DescMessage>(schema: Desc): (value: unknown) => Buffer {
+function serializer(schema: DescMessage): (value: unknown) => Buffer {
   return (value) => {
-    const bytes = toBinary(schema, value as MessageShape<Desc>);
+    // grpc-js hands over what a handler answered (or a client sent), typed by the handler types.
+    const bytes = toBinary(schema, value as Message);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }

@@ -23,8 +23,8 @@ function recordingRegistrar(): { services: GrpcServiceRegistrar; registered: Map
   const registered = new Map<string, unknown>();
   const services: GrpcServiceRegistrar = {
     addService(definition, handlers) {
-      const [first] = Object.values(definition);
-      registered.set(String((first as { path: string }).path.split("/")[1]), handlers);
+      const [first] = Object.values(definition as Record<string, { path: string }>);
+      registered.set(String(first?.path.split("/")[1]), handlers);
     },
   };
   return { services, registered };

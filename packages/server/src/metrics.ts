@@ -63,7 +63,7 @@ export class ServerMetrics {
     const version = r.gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.");
     version.set(1, { server_version: ETCD_API_VERSION });
     r.gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.", () => {
-      const quota = server()?.alarms?.quotaBytes;
+      const quota = server()?.alarms.quotaBytes;
       return quota === undefined || quota === Infinity ? 0 : quota;
     });
     r.gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
@@ -169,7 +169,7 @@ export class ServerMetrics {
         return (call, callback) => {
           started.inc(labels);
           handler(call, (error, value, trailer, flags) => {
-            handled.inc({ ...labels, grpc_code: error === null || error === undefined ? "OK" : codeName(error.code) });
+            handled.inc({ ...labels, grpc_code: error ? codeName(error.code) : "OK" });
             callback(error, value, trailer, flags);
           });
         };

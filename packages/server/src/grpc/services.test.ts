@@ -47,7 +47,7 @@ function recordingRegistrar(): { services: GrpcServiceRegistrar; registered: Map
       const service = methods[0]![1].path.split("/")[1]!;
       registered.set(service, {
         paths: methods.map(([, method]) => method.path),
-        handlers: handlers as Record<string, unknown>,
+        handlers,
         streams: Object.fromEntries(methods.map(([name, method]) => [name, method.responseStream])),
       });
     },
