@@ -186,7 +186,7 @@ class LmdbReader implements ReadTxn {
     try {
       const names: string[] = [];
       for (const key of this.ctx.db().getKeys({ start: BUCKETS_START, end: BUCKETS_END, transaction: this.ctx.transaction })) {
-        names.push(bucketNameOf(key as Uint8Array));
+        names.push(bucketNameOf(key));
       }
       return names.sort();
     } catch (e) {
@@ -220,7 +220,7 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
       const db = this.ctx.db();
       const range = { start: dataKey(id, new Uint8Array()), end: dataKeyAfterBucket(id), limit: DELETE_BATCH };
       for (;;) {
-        const keys = [...db.getKeys(range)].map((k) => Buffer.from(k as Uint8Array));
+        const keys = [...db.getKeys(range)].map((k) => Buffer.from(k));
         for (const key of keys) db.removeSync(key);
         if (keys.length < DELETE_BATCH) break;
       }
@@ -300,6 +300,8 @@ export class LmdbBackend implements Backend {
           fnThrew = false;
         });
       } catch (e) {
+        // fnThrew is set inside the transaction callback, which flow analysis does not follow.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         throw fnThrew ? e : translateWrite(e, this.dir);
       }
     },
