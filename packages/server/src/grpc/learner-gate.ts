@@ -1,4 +1,12 @@
-import { RpcError, decorateGrpcHandlers, type GrpcHandlerDecorator, type GrpcServiceRegistrar } from "@etcd-ts/api";
+import { isMessage } from "@bufbuild/protobuf";
+import {
+  RangeRequestSchema,
+  RpcError,
+  StatusRequestSchema,
+  decorateGrpcHandlers,
+  type GrpcHandlerDecorator,
+  type GrpcServiceRegistrar,
+} from "@etcd-ts/api";
 import type { Logger } from "../log.js";
 import { toServiceError } from "../errors.js";
 
@@ -8,15 +16,8 @@ import { toServiceError } from "../errors.js";
  * go to a voting member).
  */
 export function isRpcSupportedForLearner(request: unknown): boolean {
-  const message = request as { $typeName?: string; serializable?: boolean } | undefined;
-  switch (message?.$typeName) {
-    case "etcdserverpb.StatusRequest":
-      return true;
-    case "etcdserverpb.RangeRequest":
-      return message.serializable === true;
-    default:
-      return false;
-  }
+  if (isMessage(request, StatusRequestSchema)) return true;
+  return isMessage(request, RangeRequestSchema) && request.serializable;
 }
 
 /** Where `addEtcdServices` registers: every service added through it is learner-gated. */
