@@ -44,7 +44,8 @@ function commandLine(endpoint: string | undefined, args: readonly string[]): str
 
 /** Runs etcdctl against `endpoint` (host:port or a URL; `undefined` for commands on local files). */
 export function etcdctl(endpoint: string | undefined, args: readonly string[], input?: string | Uint8Array): CommandResult {
-  const r = spawnSync("etcdctl", commandLine(endpoint, args), {
+  // stdout and stderr are null when etcdctl could not be started at all.
+  const r: { stdout: string | null; stderr: string | null; status: number | null } = spawnSync("etcdctl", commandLine(endpoint, args), {
     input,
     encoding: "utf8",
     env: env(),

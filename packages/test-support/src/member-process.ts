@@ -37,8 +37,8 @@ export interface SpawnedMember {
 export function spawnMember(command: string, args: readonly string[], meta: SpawnedMember): MemberProcess {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => {
     stderr += chunk;
     if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
   });

@@ -17,7 +17,7 @@ test("freePort: distinct ports, each bindable on 127.0.0.1", async () => {
 
 test("waitFor: resolves once the predicate holds, names what it waited for on timeout", async () => {
   let calls = 0;
-  await waitFor(async () => ++calls === 3, 5000, "the third call", 1);
+  await waitFor(() => Promise.resolve(++calls === 3), 5000, "the third call", 1);
   assert.equal(calls, 3);
   await assert.rejects(waitFor(() => false, 30, "never", 5), /timed out waiting for: never/);
 });
