@@ -87,9 +87,7 @@ test("the leader ships its backend view with the index, term and configuration i
   assert.equal(f.shipped.length, 1);
   const { message, urls } = f.shipped[0]!;
   assert.deepEqual(urls, ["http://127.0.0.1:1"]);
-  assert.equal(message.snapshot?.metadata.index, 42);
-  assert.equal(message.snapshot?.metadata.term, 7);
-  assert.deepEqual(message.snapshot?.metadata.confState, { voters: [0xan], learners: [0xbn] });
+  assert.deepEqual(message.snapshot?.metadata, { index: 42, term: 7, confState: { voters: [0xan], learners: [0xbn] } });
 
   // One transfer per follower at a time: raft asking again meanwhile sends nothing more.
   f.shipping.send(msgSnap(0xbn));
