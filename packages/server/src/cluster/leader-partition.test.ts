@@ -9,7 +9,7 @@ import { InProcessCluster, eventually, get, put } from "../testing/in-process-cl
 
 let cluster: InProcessCluster;
 before(async () => {
-  cluster = await InProcessCluster.start({ size: 3, requestTimeoutMs: 1500 });
+  cluster = await InProcessCluster.start({ size: 3, requestTimeoutMs: 3000 });
 });
 after(() => cluster.stop());
 

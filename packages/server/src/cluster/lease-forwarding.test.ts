@@ -32,7 +32,8 @@ test("keep-alive and TimeToLive on a follower are answered by the leader's lesso
   const later = await follower.server.leaseTimeToLive(id, false);
   const atLeader = await leader.server.leaseTimeToLive(id, false);
   assert.ok(later.ttl <= 2, `ttl after 1.5 s: ${later.ttl}`);
-  assert.equal(later.ttl, atLeader.ttl);
+  // Asked one after the other: a second may have ended in between.
+  assert.ok(later.ttl - atLeader.ttl >= 0 && later.ttl - atLeader.ttl <= 1, `follower ${later.ttl}, leader ${atLeader.ttl}`);
 
   assert.equal(await follower.server.leaseRenew(id), 3, "a keep-alive through the follower renews to the granted TTL");
   const renewed = await leader.server.leaseTimeToLive(id, false);

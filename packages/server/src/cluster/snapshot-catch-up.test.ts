@@ -31,7 +31,7 @@ test("a member cut off while the others compacted past it catches up from a ship
 
   cluster.network.heal();
   const revision = leader.server.status().header!.revision;
-  await eventually(() => behind.server.status().header!.revision === revision, "the member reaches the cluster's revision", 10_000);
+  await eventually(() => behind.server.status().header!.revision === revision, "the member reaches the cluster's revision", 20_000);
   assert.ok(cluster.network.stats.snapshots >= 1, "the leader shipped a database");
   for (let i = 0; i < 100; i += 9) assert.equal(await get(behind, `k${i}`, { serializable: true }), `v${i}`);
   assert.equal(await get(behind, "early", { serializable: true }), undefined, "the delete came with the database");

@@ -26,7 +26,7 @@ export interface InProcessClusterOptions {
   readonly snapshotCount?: number;
   /** Entries the log keeps behind a snapshot (etcd's SnapshotCatchUpEntries). */
   readonly snapshotCatchUpEntries?: number;
-  /** How long a proposal may take (2 s by default, so a test that loses quorum fails fast). */
+  /** How long a proposal may take (5 s by default). */
   readonly requestTimeoutMs?: number;
   readonly network?: SimulatedNetworkOptions;
   readonly logger?: Logger;
@@ -87,7 +87,7 @@ export class InProcessCluster {
    * Waits until every member of `among` (the running ones by default) names the same leader, itself one
    * of them, and returns it.
    */
-  async waitForLeader(among: readonly InProcessMember[] = this.running(), timeoutMs = 5000): Promise<InProcessMember> {
+  async waitForLeader(among: readonly InProcessMember[] = this.running(), timeoutMs = 10_000): Promise<InProcessMember> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const ids = new Set(among.map((m) => m.server.leaderId()));
@@ -151,12 +151,12 @@ export class InProcessCluster {
         logger: this.options.logger ?? silentLogger,
         tickMs: this.options.tickMs ?? 10,
         electionTicks: this.options.electionTicks ?? 10,
-        requestTimeoutMs: this.options.requestTimeoutMs ?? 2000,
+        requestTimeoutMs: this.options.requestTimeoutMs ?? 5000,
         snapshotCatchUpEntries: this.options.snapshotCatchUpEntries,
         peerNetwork: this.network,
       });
       const logger = this.options.logger ?? silentLogger;
-      return { name, peerUrl: peerUrlOf(name), server, cluster: new ClusterService(server, logger, this.options.requestTimeoutMs ?? 2000), dataDir, stopped: false };
+      return { name, peerUrl: peerUrlOf(name), server, cluster: new ClusterService(server, logger, this.options.requestTimeoutMs ?? 5000), dataDir, stopped: false };
     } catch (error) {
       rmSync(dataDir, { recursive: true, force: true });
       throw error;
@@ -181,7 +181,7 @@ export async function get(member: InProcessMember, key: string, options: { seria
 }
 
 /** Polls `predicate` every 10 ms until it holds; throws naming `what` after `timeoutMs`. */
-export async function eventually(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+export async function eventually(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
