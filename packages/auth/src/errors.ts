@@ -36,7 +36,7 @@ export type AuthConfigCode = "InvalidTokenOptions" | "InvalidSignMethod" | "Miss
 export type AuthErrorCode = AuthRefusalCode | AuthConfigCode;
 
 /** etcd's message for each refusal, as a client sees it. */
-const etcdMessages: Record<AuthRefusalCode, string> = {
+const etcdMessages: Partial<Record<AuthErrorCode, string>> = {
   RootUserNotExist: rpcErrors.rootUserNotExist[1],
   RootRoleNotExist: rpcErrors.rootRoleNotExist[1],
   UserAlreadyExist: rpcErrors.userAlreadyExist[1],
@@ -54,7 +54,7 @@ const etcdMessages: Record<AuthRefusalCode, string> = {
   InvalidAuthMgmt: rpcErrors.invalidAuthMgmt[1],
   AuthOldRevision: rpcErrors.authOldRevision[1],
   TooManyRequests: rpcErrors.tooManyRequests[1],
-};
+} satisfies Record<AuthRefusalCode, string>;
 
 /**
  * The one error class of @etcd-ts/auth. `isAuthError(e, code)` compares the `name`, not the prototype,
@@ -71,7 +71,7 @@ export class AuthError extends Error {
     message?: string,
     options?: { cause?: unknown },
   ) {
-    super(message ?? (etcdMessages[code as AuthRefusalCode] ?? code), options);
+    super(message ?? etcdMessages[code] ?? code, options);
   }
 }
 

@@ -64,11 +64,17 @@ export function toRpcError(e: unknown): RpcError | undefined {
  */
 export function toServiceError(error: unknown, logger: Logger): Partial<ServiceError> {
   const rpc = toRpcError(error);
-  if (rpc !== undefined) return { code: rpc.code, details: rpc.message, metadata: new Metadata() };
+  if (rpc !== undefined) return status(rpc.code, rpc.message);
   if (isStorageError(error)) {
     logger.error("storage failure while serving a request", { error: error.message, code: error.code });
-    return { code: GrpcCode.INTERNAL, details: `etcdserver: storage: ${error.message}`, metadata: new Metadata() };
+    return status(GrpcCode.INTERNAL, `etcdserver: storage: ${error.message}`);
   }
   logger.error("unexpected error while serving a request", { error: error instanceof Error ? error.stack : String(error) });
-  return { code: GrpcCode.UNKNOWN, details: error instanceof Error ? error.message : String(error), metadata: new Metadata() };
+  return status(GrpcCode.UNKNOWN, error instanceof Error ? error.message : String(error));
+}
+
+function status(code: GrpcCode, details: string): Partial<ServiceError> {
+  // grpc-js types the code as its `status` enum, whose numbers are GrpcCode's (the gRPC protocol fixes them).
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
+  return { code, details, metadata: new Metadata() };
 }
