@@ -51,15 +51,15 @@ test("InternalRaftRequest carries one request in its oneof at etcd's field numbe
 
 test("grpc service definitions have etcd's paths and stream flags", () => {
   const kv = grpcServiceDefinition(KV);
-  assert.equal(kv.Range!.path, "/etcdserverpb.KV/Range");
-  assert.equal(kv.Range!.requestStream, false);
+  assert.equal(kv.Range.path, "/etcdserverpb.KV/Range");
+  assert.equal(kv.Range.requestStream, false);
   const watch = grpcServiceDefinition(Watch);
-  assert.equal(watch.Watch!.path, "/etcdserverpb.Watch/Watch");
-  assert.equal(watch.Watch!.requestStream, true);
-  assert.equal(watch.Watch!.responseStream, true);
-  const buf = kv.Put!.requestSerialize(create(PutRequestSchema, { key: new Uint8Array([1]) }));
+  assert.equal(watch.Watch.path, "/etcdserverpb.Watch/Watch");
+  assert.equal(watch.Watch.requestStream, true);
+  assert.equal(watch.Watch.responseStream, true);
+  const buf = kv.Put.requestSerialize(create(PutRequestSchema, { key: new Uint8Array([1]) }));
   assert.ok(Buffer.isBuffer(buf));
-  const decoded = kv.Put!.requestDeserialize(buf) as { key: Uint8Array };
+  const decoded = kv.Put.requestDeserialize(buf) as { key: Uint8Array };
   assert.deepEqual([...decoded.key], [1]);
 });
 
