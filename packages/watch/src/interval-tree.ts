@@ -143,6 +143,8 @@ export class IntervalTree<V> {
       return node;
     };
     this.root = remove(this.root);
+    // remove() sets it, which flow analysis does not follow into the closure.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (removed) this.count--;
     return removed;
   }

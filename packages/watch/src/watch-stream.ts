@@ -121,7 +121,9 @@ export class WatchStream {
     this.maxWatchers = options.maxWatchers ?? DEFAULT_MAX_WATCHERS_PER_STREAM;
     this.scheduler = options.scheduler ?? timerScheduler;
     this.immediateProgress = options.immediateProgressRequests === true;
-    // The store sees only this narrow object, never the stream's public surface.
+    // The store sees only this narrow object, never the stream's public surface. Its getter's `this` is the
+    // object itself, hence the stream under a name.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const stream = this;
     this.consumer = {
       offer: (response) => stream.offer(response),

@@ -4,7 +4,7 @@ import { normalizeRange } from "./key-range.js";
 import type { Scheduler } from "./scheduler.js";
 import { timerScheduler } from "./scheduler.js";
 import { Watcher } from "./watcher.js";
-import type { StoreWatchResponse, WatchConsumer, WatcherFilters, WatcherState } from "./watcher.js";
+import type { WatchConsumer, WatcherFilters, WatcherState } from "./watcher.js";
 import { WatcherGroup } from "./watcher-group.js";
 import type { WatchableKV } from "./watchable-kv.js";
 
@@ -150,7 +150,7 @@ export class WatchableStore {
     } else {
       watcher.state = "unsynced";
       this.unsynced.add(watcher);
-      this.adjustBehind(watcher.consumer, +1);
+      this.adjustBehind(watcher.consumer, 1);
       this.scheduleSync(this.syncIntervalMs);
     }
     return watcher;
@@ -228,7 +228,7 @@ export class WatchableStore {
         // The consumer is full: this revision was not delivered; the watcher resumes from it later.
         w.minRev = revision;
         this.synced.delete(w);
-        this.adjustBehind(w.consumer, +1);
+        this.adjustBehind(w.consumer, 1);
         this.addVictim(w);
       }
     }

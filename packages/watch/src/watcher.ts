@@ -1,4 +1,4 @@
-import type { Event } from "@etcd-ts/api";
+import { Event_EventType, type Event } from "@etcd-ts/api";
 import type { KeyRange } from "./key-range.js";
 import { keyString } from "./key-range.js";
 
@@ -81,7 +81,6 @@ export class Watcher {
 
   /** Whether the watcher's filters drop `event`. */
   filtered(event: Event): boolean {
-    // mvccpb.Event.EventType: PUT = 0, DELETE = 1.
-    return event.type === 0 ? this.filters.noPut === true : this.filters.noDelete === true;
+    return event.type === Event_EventType.PUT ? this.filters.noPut === true : this.filters.noDelete === true;
   }
 }

@@ -1,4 +1,4 @@
-import type { Event, WatchResponse } from "@etcd-ts/api";
+import { Event_EventType, type Event, type WatchResponse } from "@etcd-ts/api";
 import type { StoreWatchResponse, WatchConsumer } from "../watcher.js";
 
 const dec = new TextDecoder();
@@ -8,7 +8,7 @@ export function describeEvent(e: Event): string {
   const kv = e.kv!;
   const key = dec.decode(kv.key);
   const prev = e.prevKv === undefined ? "" : ` prev=${dec.decode(e.prevKv.value)}`;
-  return e.type === 0
+  return e.type === Event_EventType.PUT
     ? `PUT ${key}=${dec.decode(kv.value)}@${kv.modRevision}${prev}`
     : `DELETE ${key}@${kv.modRevision}${prev}`;
 }
