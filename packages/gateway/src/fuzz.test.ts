@@ -184,7 +184,7 @@ function send(method: string, target: string, headers: Record<string, string>, p
       res.on("data", (c: Buffer) => chunks.push(c));
       const done = (): void => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks).toString() });
+        resolve({ status: res.statusCode ?? 0, contentType: res.headers["content-type"] ?? "", body: Buffer.concat(chunks).toString() });
       };
       res.on("end", done);
       // A connection the gateway closes mid-answer (an oversized body) still answered: its status came.

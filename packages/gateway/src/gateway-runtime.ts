@@ -255,7 +255,7 @@ export function forwardedHeaders(metadata: Metadata | undefined, prefix = "Grpc-
   if (metadata === undefined) return headers;
   for (const [key, values] of Object.entries(metadata.getMap())) {
     if (key.startsWith("grpc-") || key === "date" || key.startsWith(":")) continue;
-    const value = Buffer.isBuffer(values) ? values.toString("base64") : String(values);
+    const value = Buffer.isBuffer(values) ? values.toString("base64") : values;
     headers[`${prefix}${canonicalHeaderKey(key)}`] = value;
   }
   return headers;
@@ -280,7 +280,7 @@ export function writeHttpError(response: ServerResponse, status: CallStatus, hea
   else head["Content-Length"] = Buffer.byteLength(body);
   response.writeHead(httpStatusOf(status.code), head);
   response.write(body);
-  if (trailerNames.length > 0) response.addTrailers(trailers as Record<string, string>);
+  if (trailerNames.length > 0) response.addTrailers(trailers);
   response.end();
 }
 

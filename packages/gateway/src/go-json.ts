@@ -89,7 +89,10 @@ class Scanner {
     if (this.error !== undefined) return SCAN_ERROR;
     if (this.endTop) return SCAN_END;
     this.step(this, 0x20);
+    // step() may have set both.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (this.endTop) return SCAN_END;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (this.error === undefined) this.error = "unexpected end of JSON input";
     return SCAN_ERROR;
   }
@@ -781,6 +784,7 @@ export function unquoteString(literal: Uint8Array): string {
 }
 
 /** A character `quoteGoString` writes other than as itself (one native scan decides most strings). */
+// eslint-disable-next-line no-control-regex -- control characters are among those escaped
 const NEEDS_GO_ESCAPE = /[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/;
 
 /**

@@ -196,6 +196,7 @@ test("responses: a set oneof member is written even when empty; enums by name, u
     perm: [
       { permType: Permission_Type.READ, key: utf8("k") },
       { permType: Permission_Type.READWRITE, key: utf8("k"), rangeEnd: utf8("l") },
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- a value outside the enum, on purpose
       { permType: 7 as Permission_Type, key: utf8("k") },
     ],
   });

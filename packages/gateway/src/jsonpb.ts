@@ -37,7 +37,7 @@ type Fields = Record<string, unknown>;
  * Decodes one JSON value (the bytes `json.Decoder` split off the request body) into a message of `schema`.
  * Throws GatewayError `JsonPb`.
  */
-export function decodeMessage<Desc extends DescMessage>(schema: Desc, json: Uint8Array): Message {
+export function decodeMessage(schema: DescMessage, json: Uint8Array): Message {
   return runToEnd(decodeMessageSteps(schema, json, false));
 }
 

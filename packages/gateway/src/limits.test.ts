@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
-import { create, type Message } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { WatchResponseSchema, type PutRequest } from "@etcd-ts/api";
 import { waitFor } from "@etcd-ts/test-support";
 import { createGateway, type Gateway } from "./gateway.js";
@@ -257,7 +257,7 @@ describe("a watcher that does not read", () => {
     WatchResponseSchema,
     create(WatchResponseSchema, {
       events: [{ kv: { key: new TextEncoder().encode("a"), value: new Uint8Array(valueBytes), modRevision: 10n ** 12n, createRevision: 2n, version: 10n ** 12n } }],
-    }) as Message,
+    }),
   )}}\n`;
   const cap = 16 * 1024 + line.length + 64;
 

@@ -25,7 +25,7 @@ const RESPONSE_RECURSION_LIMIT = 2 * MAX_FORWARDED_TXN_NESTING + 8;
 
 /** A gRPC response deserializer whose recursion limit fits the answer to any txn the gateway forwards. */
 export function responseDeserializer(schema: DescMessage): (bytes: Buffer) => Message {
-  return (bytes) => fromBinary(schema, bytes, { recursionLimit: RESPONSE_RECURSION_LIMIT }) as Message;
+  return (bytes) => fromBinary(schema, bytes, { recursionLimit: RESPONSE_RECURSION_LIMIT });
 }
 
 /**

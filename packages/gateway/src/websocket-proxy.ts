@@ -40,10 +40,19 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
     response.setHeader("Sec-Websocket-Version", "13");
     plainError(response, status, STATUS_TEXT[status]!);
   };
-  if (request.method !== "GET") return handshakeError(405);
-  if (!tokenIn("sec-websocket-version", "13")) return handshakeError(400);
+  if (request.method !== "GET") {
+    handshakeError(405);
+    return;
+  }
+  if (!tokenIn("sec-websocket-version", "13")) {
+    handshakeError(400);
+    return;
+  }
   const key = headerValue(request, "sec-websocket-key") ?? "";
-  if (key.trim() === "") return handshakeError(400);
+  if (key.trim() === "") {
+    handshakeError(400);
+    return;
+  }
   const protocol = headerValue(request, "sec-websocket-protocol") ?? "";
   const lines = [
     "HTTP/1.1 101 Switching Protocols",
@@ -111,10 +120,13 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
     }
     for (const message of messages) {
       // Writing a message may end the answer at once (a bad request), which shuts the session down.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       if (!open) return;
       if (message.opcode === Opcode.text || message.opcode === Opcode.binary) {
         body.write(message.payload);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!open) return;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!body.write("\n") && open && !socket.isPaused()) {
           socket.pause();
           body.once("drain", () => socket.resume());
