@@ -43,7 +43,9 @@ function unary(session: ClientHttp2Session, path: string, message: Uint8Array, a
   const chunks: Buffer[] = [];
   let trailers: Record<string, unknown> = {};
   stream.on("data", (c: Buffer) => chunks.push(c));
-  stream.on("trailers", (t) => (trailers = t));
+  stream.on("trailers", (t: Record<string, unknown>) => {
+    trailers = t;
+  });
   stream.end(frame(message));
   return new Promise((resolve) => {
     let error: string | undefined;

@@ -54,6 +54,8 @@ export function callWithDeadline<Res>(client: UnaryClient, method: string, reque
  * otherwise stays ambiguous; keeping the ambiguous ones few keeps a failing check's search small.
  */
 export function neverSent(error: ServiceError): boolean {
+  // Not every error that reaches here came from grpc-js with its details filled in.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
   return error.code === grpcStatus.UNAVAILABLE && /ECONNREFUSED|No connection established/.test(error.details ?? "");
 }
 

@@ -23,7 +23,7 @@ test("a 3-member cluster survives kill -9 of its leader with every acknowledged 
   // writes through any member are seen by all (linearizable reads)
   for (const [i, e] of endpoints.entries()) assert.equal(etcdctl(e, ["put", `via/${i}`, `v${i}`]).code, 0);
   for (const e of endpoints) assert.equal(etcdctl(e, ["get", "via/", "--prefix", "--print-value-only"]).stdout, "v0\nv1\nv2\n");
-  const list = etcdctl(endpoints[0]!, ["member", "list"]).stdout.trim().split("\n");
+  const list = etcdctl(endpoints[0], ["member", "list"]).stdout.trim().split("\n");
   assert.equal(list.length, 3);
   for (const s of specs) assert.ok(list.some((l) => l.includes(`, ${s.name}, `) && l.includes(`:${s.port}`)), `member list shows ${s.name} with its client URL`);
 

@@ -89,7 +89,7 @@ test("a follower killed -9 under load comes back across the leader's snapshots",
       };
       await waitFor(() => httpHealthy(restarted.endpoint), 60_000, `n3 healthy after restart ${round + 1}`).catch(diagnose);
       const target = revision;
-      await waitFor(async () => currentRevision(restarted.endpoint) >= target, 60_000, `n3 at revision ${target}`).catch(diagnose);
+      await waitFor(() => currentRevision(restarted.endpoint) >= target, 60_000, `n3 at revision ${target}`).catch(diagnose);
       const installed = /installed a database snapshot/.test(restarted.log());
       if (installed) installs++;
       console.log(

@@ -112,8 +112,8 @@ test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 
   const watch = spawn("etcdctl", ["--endpoints", frozen.endpoint, "watch", "watched"], { stdio: ["ignore", "pipe", "pipe"] });
   watchers.push(watch);
   let seen = "";
-  watch.stdout!.setEncoding("utf8");
-  watch.stdout!.on("data", (c: string) => (seen += c));
+  watch.stdout.setEncoding("utf8");
+  watch.stdout.on("data", (c: string) => (seen += c));
   assert.equal(etcdctl(writeTo.endpoint, ["put", "watched", "before"]).code, 0);
   await waitFor(() => seen.includes("before"), 10_000, "the watch works");
 

@@ -17,6 +17,7 @@ import {
   PutRequestSchema,
   RangeRequestSchema,
   WatchCreateRequestSchema,
+  Event_EventType,
   WatchRequestSchema,
   grpcServiceDefinition,
   type AuthenticateResponse,
@@ -75,6 +76,8 @@ const FAULT_SLACK_MS = 2000;
 
 const bytes = (s: string) => Buffer.from(s);
 
+// The caller names the client type it gets: grpc-js' generic client is untyped.
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
 function makeStreamClient<T>(service: typeof Watch | typeof Lease, endpoint: string): T & { close(): void } {
   const Ctor = makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
   return new Ctor(endpoint, grpcCredentials.createInsecure()) as unknown as T & { close(): void };
@@ -215,7 +218,7 @@ class WatchFollower {
       if (revision > this.lastRevision) this.lastRevision = revision;
       this.events++;
       const key = Buffer.from(event.kv!.key).toString();
-      if (event.type === 0 && key.startsWith("soak/kv/")) {
+      if (event.type === Event_EventType.PUT && key.startsWith("soak/kv/")) {
         const list = this.puts.get(revision) ?? [];
         list.push(`${key}=${Buffer.from(event.kv!.value).toString()}`);
         this.puts.set(revision, list);
@@ -506,9 +509,9 @@ test(`soak: 3 members, mixed load with auth, kill -9 and pauses for ${SOAK_SECON
         await sleep(2000);
         const restarted = await startClusterMember(specs, "n3", { waitHealthy: false, engine: engineOf("n3"), extraArgs: MEMBER_ARGS });
         members.set("n3", restarted);
-        await waitFor(() => httpHealthy(restarted.endpoint), 60_000, "n3 healthy after its restart").catch(async (error: Error) => {
+        await waitFor(() => httpHealthy(restarted.endpoint), 60_000, "n3 healthy after its restart").catch(async (error: unknown) => {
           const statuses = await Promise.all(endpoints.map((e) => etcdctlAsync(e, ["endpoint", "status", "-w", "json", "--command-timeout=2s"])));
-          throw new Error(`${error.message}\nstatus: ${statuses.map((r) => r.stdout.trim() || r.stderr.trim()).join("\n")}\nn3's log:\n${restarted.log().slice(-4000)}`);
+          throw new Error(`${(error as Error).message}\nstatus: ${statuses.map((r) => r.stdout.trim() || r.stderr.trim()).join("\n")}\nn3's log:\n${restarted.log().slice(-4000)}`);
         });
         faultWindows.push({ from, to: performance.now(), what: "kill -9 n3" });
       } else {
@@ -574,7 +577,7 @@ test(`soak: 3 members, mixed load with auth, kill -9 and pauses for ${SOAK_SECON
   console.log(`  faults: ${counters.kills} kill -9 + restart, ${counters.pauses} pauses: ${faultWindows.map((w) => `${w.what}@${((w.from - start) / 1000).toFixed(0)}s(${((w.to - w.from) / 1000).toFixed(1)}s)`).join(", ")}`);
   console.log(`  watchers: ${followers.map((f) => `${f.name} ${f.events} events, ${f.reconnects} reconnects`).join("; ")}`);
   for (const r of rssReport) console.log(`  RSS ${r.member}: start ${fmt(r.startMiB)} MiB, end ${fmt(r.endMiB)} MiB, max ${fmt(r.maxMiB)} MiB; first third ${fmt(r.firstThirdMiB)} MiB, last third ${fmt(r.lastThirdMiB)} MiB${r.comparable ? "" : " (restarted in between)"}`);
-  console.log(`  put latency per ${INTERVAL_MS / 1000} s (ms, p50/p99/n${", * = fault"}): ${intervals.map((i) => `${fmt(i.p50)}/${fmt(i.p99)}/${i.n}${i.quiet ? "" : "*"}`).join(" ")}`);
+  console.log(`  put latency per ${INTERVAL_MS / 1000} s (ms, p50/p99/n, * = fault): ${intervals.map((i) => `${fmt(i.p50)}/${fmt(i.p99)}/${i.n}${i.quiet ? "" : "*"}`).join(" ")}`);
 
   // The checks.
   checkHistory(workload, "soak KV history");

@@ -82,7 +82,7 @@ describe("client TLS with --client-cert-auth", () => {
     r = curlTls(`${member.clientUrl}/v3alpha/kv/range`, flags, ["-X", "POST", "-d", JSON.stringify({ key: base64("foo") })]);
     assert.equal(r.status, 200, r.body);
     r = curlTls(`${member.clientUrl}/health`, flags);
-    assert.deepEqual({ status: r.status, body: JSON.parse(r.body) }, { status: 200, body: { health: "true" } });
+    assert.deepEqual({ status: r.status, body: JSON.parse(r.body) as unknown }, { status: 200, body: { health: "true" } });
     r = curlTls(`${member.clientUrl}/metrics`, flags, ["--http2"]);
     assert.match(r.body, /^etcd_server_has_leader 1$/m);
     r = curlTls(`${member.clientUrl}/version`, flags);
@@ -165,7 +165,7 @@ describe("a 3-member cluster on https peer URLs", () => {
   });
   after(() => Promise.all(members.map((m) => m.stop())));
 
-  test("forms, lists its https peer URLs and replicates writes", async () => {
+  test("forms, lists its https peer URLs and replicates writes", () => {
     const list = etcdctlTls(members[0]!.clientUrl, flags, ["member", "list"]);
     assert.equal(list.code, 0, list.stderr);
     const lines = list.stdout.trim().split("\n");

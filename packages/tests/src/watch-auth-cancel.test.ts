@@ -96,13 +96,13 @@ describe("watch creates refused by auth: cancel reasons as etcd 3.4 gives them",
       what: "an invalid token",
       key: "a/1",
       // An index already applied: etcd waits for a simple token's index to be applied before it looks it up.
-      token: async () => "not-a-token.1",
+      token: () => Promise.resolve("not-a-token.1"),
       expected: "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
     },
     {
       what: "no token",
       key: "a/1",
-      token: async () => undefined,
+      token: () => Promise.resolve(undefined),
       expected: "rpc error: code = InvalidArgument desc = etcdserver: user name is empty",
     },
     {
@@ -123,7 +123,7 @@ describe("watch creates refused by auth: cancel reasons as etcd 3.4 gives them",
     test(`${c.what}: ${c.expected || "created"}`, async () => {
       const seen: Record<string, string> = {};
       for (const { name, server } of servers) {
-        seen[name] = await outcome(server, c.key, await c.token(server)).catch((e: Error) => `${e.message}`);
+        seen[name] = await outcome(server, c.key, await c.token(server)).catch((e: unknown) => (e as Error).message);
       }
       const want = JSON.stringify({ created: true, canceled: c.expected !== "", cancelReason: c.expected });
       assert.deepEqual(seen, { "etcd-ts": want, etcd: want });

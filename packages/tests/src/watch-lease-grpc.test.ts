@@ -58,7 +58,10 @@ describe("Watch and Lease over grpc-js", () => {
     const next = () =>
       new Promise<WatchResponse>((resolve, reject) => {
         const r = queue.shift();
-        if (r) return resolve(r);
+        if (r) {
+          resolve(r);
+          return;
+        }
         const timer = setTimeout(() => reject(new Error("no watch response within 5 s")), 5000);
         waiters.push((x) => {
           clearTimeout(timer);
