@@ -35,7 +35,7 @@ export class CorruptionChecker {
   start(intervalMs: number): void {
     if (intervalMs <= 0) return;
     this.timer = setInterval(() => void this.check().catch((error: unknown) => this.logger.warn("corruption check failed", { error: String(error) })), intervalMs);
-    this.timer.unref?.();
+    this.timer.unref();
   }
 
   stop(): void {

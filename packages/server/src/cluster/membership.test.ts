@@ -42,7 +42,7 @@ test("add a learner, let it catch up, promote it, remove a voter", { timeout: 60
   for (const m of cluster.running()) {
     await eventually(() => learnerFlags(m).get("m4") === false, `${m.name} sees m4 as a voter`);
   }
-  await eventually(() => learner.server.status().isLearner === false, "m4 knows it votes");
+  await eventually(() => !learner.server.status().isLearner, "m4 knows it votes");
 
   // Remove a voter that is not the leader; it applies its own removal and stops serving.
   leader = await cluster.waitForLeader();

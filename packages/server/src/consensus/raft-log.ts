@@ -124,7 +124,7 @@ export class RaftLog implements ReplicatedLog {
       this.node.tick();
       this.schedule();
     }, tickMs);
-    this.ticker.unref?.();
+    this.ticker.unref();
     // A lone voter need not wait an election timeout to lead.
     const voters = this.node.status().confState.voters;
     if (voters.length === 1 && voters[0] === this.options.id) this.node.campaign();
@@ -188,7 +188,7 @@ export class RaftLog implements ReplicatedLog {
   readIndex(): Promise<number> {
     if (this.stopped) return Promise.reject(RpcError.of("stopped"));
     if (this.leader === 0n) {
-      return new Promise<number>((resolve, reject) => this.waitingForLeader.push(() => this.readIndex().then(resolve, reject)));
+      return new Promise<number>((resolve, reject) => this.waitingForLeader.push(() => void this.readIndex().then(resolve, reject)));
     }
     const ctx = randomBytes(8);
     const key = ctx.toString("hex");

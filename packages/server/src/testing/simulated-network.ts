@@ -80,12 +80,12 @@ export class SimulatedNetwork implements PeerNetworkFactory {
     return end;
   }
 
-  async fetchCluster(peerUrls: readonly string[]): Promise<{ clusterId: bigint; members: PeerMemberJson[] }> {
+  fetchCluster(peerUrls: readonly string[]): Promise<{ clusterId: bigint; members: PeerMemberJson[] }> {
     for (const url of peerUrls) {
       const end = this.byUrl.get(url);
-      if (end !== undefined) return { clusterId: end.host.clusterId(), members: end.host.members().map(memberJson) };
+      if (end !== undefined) return Promise.resolve({ clusterId: end.host.clusterId(), members: end.host.members().map(memberJson) });
     }
-    throw new Error(`could not retrieve cluster information from the given URLs (${peerUrls.join(", ")}: nobody listens there)`);
+    return Promise.reject(new Error(`could not retrieve cluster information from the given URLs (${peerUrls.join(", ")}: nobody listens there)`));
   }
 
   /** Cuts every link of member `id`, both ways. */
@@ -182,7 +182,7 @@ export class SimulatedNetwork implements PeerNetworkFactory {
     const due = Math.max(Date.now() + wait, this.lastDue.get(key) ?? 0);
     this.lastDue.set(key, due);
     const timer = setTimeout(deliver, Math.max(0, due - Date.now()));
-    timer.unref?.();
+    timer.unref();
   }
 }
 
@@ -202,9 +202,10 @@ class SimulatedPeerNetwork implements PeerNetwork {
     this.localId = options.localId;
   }
 
-  async listen(urls: readonly string[]): Promise<void> {
+  listen(urls: readonly string[]): Promise<void> {
     for (const url of urls) this.network.register(url, this);
     this.listening = true;
+    return Promise.resolve();
   }
 
   send(messages: readonly Message[]): void {
@@ -280,9 +281,7 @@ class SimulatedPeerNetwork implements PeerNetwork {
     const arrived = decodeMessage(encodeMessage(message));
     await new Promise<void>((resolve) => this.network.schedule(this.localId, target.localId, resolve));
     if (target.stopped) throw new Error("the member stopped");
-    await target.host.receiveSnapshot(arrived, (async function* () {
-      yield* chunks;
-    })());
+    await target.host.receiveSnapshot(arrived, asyncChunks(chunks));
   }
 
   handle<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void {
@@ -331,9 +330,10 @@ class SimulatedPeerNetwork implements PeerNetwork {
     throw lastError;
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
     this.network.unregister(this);
+    return Promise.resolve();
   }
 
   /** The listening end at `urls` this member reaches now; throws as a refused connection would. */
@@ -345,4 +345,16 @@ class SimulatedPeerNetwork implements PeerNetwork {
     }
     return target;
   }
+}
+
+/** The chunks of a shipped database as the receiving member reads them. */
+function asyncChunks(chunks: readonly Uint8Array[]): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      let next = 0;
+      return {
+        next: () => Promise.resolve(next < chunks.length ? { done: false as const, value: chunks[next++]! } : { done: true as const, value: undefined }),
+      };
+    },
+  };
 }
