@@ -7,7 +7,7 @@ import type { Socket } from "node:net";
  * Node's HTTP/2, resets the stream with PROTOCOL_ERROR, so every `etcdctl --endpoints=http://…` and every
  * `--cluster` command (which dials the members' advertised client URLs) would fail.
  *
- * `AuthorityNormalizer` sits between the client socket and Node's HTTP/2 session: it re-encodes every
+ * `AuthorityRewriter` sits between the client socket and Node's HTTP/2 session: it re-encodes every
  * header block the client sends (HPACK, RFC 7541) with a scheme prefix stripped from `:authority`.
  * Every field is re-encoded as a literal without indexing, so Node's decoder table stays empty and never
  * disagrees with the client's encoder, whose table this class mirrors to decode. All other frames pass
