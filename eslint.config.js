@@ -201,8 +201,9 @@ export default defineConfig(
         "error",
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", ignoreRestSiblings: true },
       ],
-      // Rejecting with what a catch caught (unknown) passes the failure on unchanged, as `throw e` does.
-      "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingUnknown: true }],
+      // Rejecting with what a catch caught (unknown) or an abort signal's reason (any) passes the failure on
+      // unchanged, as `throw e` does (only-throw-error allows both too).
+      "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingUnknown: true, allowThrowingAny: true }],
       // Errors are recognised by name and code so that another installed copy's count too: a guard then treats a
       // value as an instance of a class whose constructor (in this copy) did not make it — on purpose.
       "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
