@@ -269,6 +269,8 @@ export class TreeIndex {
     key: Uint8Array,
     end: Uint8Array | undefined,
     atRev: number,
+    // A visitor that returns nothing goes on.
+    // eslint-disable-next-line @typescript-eslint/no-invalid-void-type
     visit: (ki: KeyIndex, state: KeyAtRevision) => boolean | void,
   ): void {
     this.ordered.scan(latin1String(key), end === undefined ? undefined : latin1String(end), (_k, ki) => {

@@ -205,6 +205,8 @@ export class KeyTree<V> {
    * Calls `visit` for each entry with `start <= key < end` in ascending key order (`end` undefined: to the
    * last key) until `visit` returns false.
    */
+  // A visitor that returns nothing goes on.
+  // eslint-disable-next-line @typescript-eslint/no-invalid-void-type
   scan(start: string, end: string | undefined, visit: (key: string, value: V) => boolean | void): void {
     let leaf: Leaf<V> | null = this.findLeaf(start);
     let i = lowerBound(leaf.keys, start);

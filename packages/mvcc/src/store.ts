@@ -576,6 +576,8 @@ export class MvccStore {
             return reject(e);
           }
           written.catch((e: unknown) => this.fail(e));
+          // Set inside the update's callback, which flow analysis does not follow.
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
           if (done) written.then(resolve, reject);
           else if (this.compactionPauseMs > 0) setTimeout(step, this.compactionPauseMs);
           else setImmediate(step);
