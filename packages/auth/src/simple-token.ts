@@ -85,7 +85,7 @@ export class SimpleTokenProvider implements TokenProvider {
 
   genTokenPrefix(): string {
     let prefix = "";
-    for (let i = 0; i < SIMPLE_TOKEN_PREFIX_LENGTH; i++) prefix += LETTERS[this.randomInt(LETTERS.length)];
+    for (let i = 0; i < SIMPLE_TOKEN_PREFIX_LENGTH; i++) prefix += LETTERS.charAt(this.randomInt(LETTERS.length));
     return prefix;
   }
 
