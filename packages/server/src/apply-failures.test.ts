@@ -149,7 +149,7 @@ test("an entry whose apply throws after writing is skipped on every member: its 
   assert.equal(a1.status, "fulfilled");
   assert.equal(a2.status, "fulfilled");
   assert.equal(txn.status, "rejected");
-  const error = (txn as PromiseRejectedResult).reason as RpcError;
+  const error = txn.reason as RpcError;
   assert.equal(error.code, GrpcCode.INTERNAL);
   assert.match(error.message, /^etcdserver: the request failed to apply and was skipped: injected failure writing key$/);
   await watchEnded; // the state was reloaded from the backend

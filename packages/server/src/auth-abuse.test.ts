@@ -94,7 +94,7 @@ describe("auth under abuse (one member, simple tokens)", () => {
     const expectInvalid = (answers: PromiseSettledResult<unknown>[]) => {
       for (const answer of answers) {
         assert.equal(answer.status, "rejected");
-        const error = (answer as PromiseRejectedResult).reason as ServiceError;
+        const error = answer.reason as ServiceError;
         assert.equal(error.code, 16, error.message);
         assert.equal(error.details, "etcdserver: invalid auth token");
       }

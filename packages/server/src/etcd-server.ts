@@ -294,7 +294,7 @@ export class EtcdServer {
       // looked up or another Authenticate is applied.
       this.auth.tokenProvider.sweep?.();
     }, LEASE_EXPIRY_INTERVAL_MS);
-    this.leaseTimer.unref?.();
+    this.leaseTimer.unref();
     this.corruptionChecker.start(this.config.corruptCheckTimeMs ?? 0);
     this.published = this.publishAttributes();
   }
@@ -555,7 +555,7 @@ export class EtcdServer {
   async proposeConfChange(change: ConfChange, requestId: bigint): Promise<void> {
     this.checkRunning();
     // The context (the member, as JSON) plus the type and ID must fit one WAL record.
-    if ((change.context?.byteLength ?? 0) > MAX_ENTRY_DATA_BYTES - 64) throw RpcError.of("requestTooLarge");
+    if (change.context.byteLength > MAX_ENTRY_DATA_BYTES - 64) throw RpcError.of("requestTooLarge");
     const done = this.confChangeWaits.register(requestId);
     this.log.proposeConfChange(change);
     await this.withTimeout(done, () => this.confChangeWaits.fail(requestId, RpcError.of("timeout")));
@@ -771,7 +771,7 @@ export class EtcdServer {
       "member-id": this.membership.localId.toString(16),
     });
     this.markRemoved();
-    setTimeout(() => void this.stop(), 200).unref?.();
+    setTimeout(() => void this.stop(), 200).unref();
   }
 
   /**
@@ -909,6 +909,8 @@ export class EtcdServer {
         });
         return;
       } catch (error) {
+        // The member may have stopped while the proposal waited.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (this.stopped) return;
         this.logger.debug("publishing member attributes failed; retrying", { error: String(error) });
         await new Promise((r) => setTimeout(r, 200));

@@ -14,7 +14,7 @@ export function createLogger(level: string, write: (line: string) => void = (l) 
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if ((ORDER[lvl] ?? 0) < min) return;
     const entry = { level: lvl, ts: new Date().toISOString(), msg, ...fields };
-    write(JSON.stringify(entry, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v)) + "\n");
+    write(JSON.stringify(entry, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v)) + "\n");
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -25,7 +25,7 @@ test("a self-signed certificate is generated once under <data-dir>/fixtures/<rol
   const info = resolveAutoTls({ autoTls: true }, "client", dataDir, ["127.0.0.1", "localhost"]);
   assert.equal(info?.certFile, join(dataDir, "fixtures", "client", "cert.pem"));
   assert.equal(info?.keyFile, join(dataDir, "fixtures", "client", "key.pem"));
-  const first = readFileSync(info!.certFile!, "utf8");
+  const first = readFileSync(info.certFile, "utf8");
   assert.match(first, /BEGIN CERTIFICATE/);
   assert.equal(statSync(join(dataDir, "fixtures", "client")).mode & 0o777, 0o700);
   const again = resolveAutoTls({ autoTls: true }, "client", dataDir, ["127.0.0.1"]);

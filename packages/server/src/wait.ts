@@ -89,6 +89,8 @@ export class AppliedIndexWaiters {
           this.waiters.delete(waiter);
           signal?.removeEventListener("abort", onAbort);
           if (error === undefined) resolve();
+          // The reason the waiter was settled with (an abort signal's), passed on as it is.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           else reject(error);
         },
       };

@@ -63,7 +63,8 @@ export class AlarmStore {
 
   /** What Status lists in `errors`: etcd prints each alarm in protobuf compact text. */
   statusErrors(): string[] {
-    // Go's proto.EnumName prints an unknown enum value as its number.
+    // Go's proto.EnumName prints an unknown enum value as its number (the reverse mapping has no name for it).
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     return this.get(AlarmType.NONE).map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm] ?? a.alarm} `);
   }
 
@@ -116,7 +117,7 @@ export class AlarmStore {
 
   private add(alarm: AlarmMember): AlarmMember {
     let byMember = this.alarms.get(alarm.alarm);
-    if (byMember === undefined) this.alarms.set(alarm.alarm, (byMember = new Map()));
+    if (byMember === undefined) this.alarms.set(alarm.alarm, (byMember = new Map<bigint, AlarmMember>()));
     const existing = byMember.get(alarm.memberID);
     if (existing !== undefined) return existing;
     byMember.set(alarm.memberID, alarm);

@@ -160,7 +160,7 @@ describe("KV applier: txn", () => {
     assert.equal(t.succeeded, true);
     const [p1, r1, r2, d1, r3, p2] = t.responses.map((r) => r.response);
     assert.equal(p1!.case, "responsePut");
-    assert.equal(p1!.value!.header!.revision, 8n);
+    assert.equal(p1!.value.header!.revision, 8n);
     assert.deepEqual((r1!.value as RangeResponse).kvs.map(kvTuple), [["a", 6, 6, 1, "1"]]);
     assert.equal(r1!.value!.header!.revision, 8n);
     assert.deepEqual((r2!.value as RangeResponse).kvs.map(kvTuple), [["c", 8, 8, 1, "3"]]);
@@ -234,7 +234,7 @@ describe("KV applier: txn", () => {
     assert.equal(t.header!.revision, 3n);
     const inner = t.responses[1]!.response;
     assert.equal(inner.case, "responseTxn");
-    const innerTxn = inner.value as TxnResponse;
+    const innerTxn = inner.value;
     assert.equal(innerTxn.succeeded, true);
     assert.equal(innerTxn.header!.revision, 0n);
     assert.equal((innerTxn.responses[1]!.response.value as RangeResponse).count, 0n); // sees the delete

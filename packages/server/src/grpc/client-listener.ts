@@ -129,7 +129,7 @@ export class ClientListener {
  */
 function injectorHttp2Server(grpcServer: GrpcServer): Http2Server {
   const servers = (grpcServer as unknown as { http2Servers?: unknown }).http2Servers;
-  const newest = servers instanceof Map ? [...servers.keys()].at(-1) : undefined;
+  const newest: unknown = servers instanceof Map ? [...(servers as Map<unknown, unknown>).keys()].at(-1) : undefined;
   if (newest === undefined || typeof (newest as Http2Server).on !== "function") {
     throw new Error("client listener: grpc-js no longer exposes the HTTP/2 server of a connection injector");
   }

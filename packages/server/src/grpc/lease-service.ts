@@ -85,6 +85,8 @@ export class LeaseService {
         try {
           if (closed) return;
           const ttl = await this.etcd.leaseRenew(request.ID);
+          // The stream may have closed while the renewal waited.
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
           if (closed) return;
           if (!call.write(create(LeaseKeepAliveResponseSchema, { header: this.etcd.header(), ID: request.ID, TTL: BigInt(ttl) }))) await drainedOrClosed(call);
         } catch (error) {

@@ -97,16 +97,20 @@ export class MaintenanceService {
     });
     void (async () => {
       try {
+        // `cancelled` is set by the call's 'cancelled' event, while this loop awaits.
         for await (const chunk of maintenanceSnapshotResponses(view)) {
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
           if (cancelled) return;
           const message = create(SnapshotResponseSchema, { remainingBytes: BigInt(chunk.remainingBytes), blob: chunk.blob });
           if (!call.write(message)) await new Promise<void>((resolve) => call.once("drain", () => resolve()));
         }
         close();
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!cancelled) call.end();
       } catch (error) {
         close();
         // grpc-js turns an 'error' event into the call's status (destroy would skip sending it).
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!cancelled) call.emit("error", toServiceError(error, this.logger));
       }
     })();

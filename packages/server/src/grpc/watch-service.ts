@@ -38,6 +38,8 @@ export function serveWatch(
     store: watchable,
     authorize: (key, rangeEnd) => {
       try {
+        // Whatever resolving the caller rejected with, rethrown as it is.
+        // eslint-disable-next-line @typescript-eslint/only-throw-error
         if (callerError !== undefined) throw callerError;
         etcd.checkAuth(() => etcd.auth.checkWatch(caller, key, rangeEnd));
         return true;
