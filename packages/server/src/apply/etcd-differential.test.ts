@@ -17,7 +17,17 @@ import {
   grpcServiceDefinition,
   isRpcError,
 } from "@etcd-ts/api";
-import type { Compare, InternalRaftRequest, RequestOp, TxnRequest } from "@etcd-ts/api";
+import type {
+  CompactionResponse,
+  Compare,
+  DeleteRangeResponse,
+  InternalRaftRequest,
+  PutResponse,
+  RangeResponse,
+  RequestOp,
+  TxnRequest,
+  TxnResponse,
+} from "@etcd-ts/api";
 import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 import type { Client, ServiceError } from "@grpc/grpc-js";
 import { haveEtcd, startEtcd, type EtcdProcess } from "@etcd-ts/test-support";
@@ -79,9 +89,17 @@ describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd() ? false : "
     await etcd?.stop();
   });
 
-  function call(method: "Range" | "Put" | "DeleteRange" | "Txn" | "Compact", request: unknown): Promise<any> {
+  interface Answers {
+    Range: RangeResponse;
+    Put: PutResponse;
+    DeleteRange: DeleteRangeResponse;
+    Txn: TxnResponse;
+    Compact: CompactionResponse;
+  }
+
+  function call<M extends keyof Answers>(method: M, request: unknown): Promise<Answers[M]> {
     return new Promise((resolve, reject) => {
-      client[method](request, (e, r) => (e ? reject(e) : resolve(r)));
+      client[method](request, (e, r) => (e ? reject(e) : resolve(r as Answers[M])));
     });
   }
 

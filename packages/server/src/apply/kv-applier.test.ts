@@ -1,3 +1,5 @@
+// The harness's ok() and put() answer untyped responses (whichever one the request gets), read as such here.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -9,7 +11,7 @@ import {
   RangeRequest_SortTarget,
   isRpcError,
 } from "@etcd-ts/api";
-import type { InternalRaftRequest, RangeResponse, TxnResponse } from "@etcd-ts/api";
+import type { RangeResponse, TxnResponse } from "@etcd-ts/api";
 import { KEY_BUCKET, LEASE_BUCKET } from "@etcd-ts/schema";
 import { Harness, b, cmp, compaction, del, kvTuple, opDel, opPut, opRange, opTxn, put, range, s, txn } from "../testing/kv-applier-harness.js";
 
@@ -300,7 +302,7 @@ describe("KV applier: batches, consistent index, restart", () => {
     // Replaying entries 3..5 after a restart: 3 and 4 are skipped, 5 applies.
     const entry = (index: number, key: string) => ({
       index,
-      request: create(InternalRaftRequestSchema, { request: { case: "put", value: put({ key: b(key), value: b("r") }) } }) as InternalRaftRequest,
+      request: create(InternalRaftRequestSchema, { request: { case: "put", value: put({ key: b(key), value: b("r") }) } }),
     });
     const replay = h.applier.applyBatch([entry(3, "x"), entry(4, "y"), entry(5, "z")]);
     await replay.durable;

@@ -206,7 +206,7 @@ const identity = (b: Buffer): Buffer => b;
 const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 interface Outcome {
-  readonly code: number;
+  readonly code: grpcStatus;
   readonly details: string;
   readonly responses: readonly Buffer[];
 }
@@ -242,7 +242,7 @@ function rawCall(client: Client, call: Call): Promise<Outcome> {
       if (!settled) finish(error);
       settled = true;
     });
-    stream.on("status", (s: { code: number; details: string }) => {
+    stream.on("status", (s: { code: grpcStatus; details: string }) => {
       if (!settled) finish({ code: s.code, details: s.details });
       settled = true;
     });
