@@ -117,7 +117,8 @@ test("Status lists an alarm of a type etcd does not name by its number, as Go pr
   const backend = openMemoryBackend();
   await backend.update((txn) => {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- an alarm type outside the enum, on purpose
-    alarms.apply(txn, create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: 7 as AlarmType }), silentLogger);
+    const unknownAlarm = 7 as AlarmType;
+    alarms.apply(txn, create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: unknownAlarm }), silentLogger);
   });
   assert.deepEqual(alarms.statusErrors(), ["memberID:9 alarm:7 "]);
 });
