@@ -36,7 +36,10 @@ type KvClient = Client & { Put: Unary; Range: Unary };
 
 function kvClient(endpoint: string, tag: number): KvClient {
   const Ctor = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
-  return new Ctor(endpoint, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "bench.conn": tag }) as unknown as KvClient;
+  return new Ctor(endpoint, credentials.createInsecure(), {
+    "grpc.use_local_subchannel_pool": 1,
+    "bench.conn": tag,
+  }) as unknown as KvClient;
 }
 
 /** Operations per second of `clients` concurrent clients over SECONDS, after 1 s of warm-up. */
@@ -46,7 +49,9 @@ function load(endpoints: readonly string[], workload: Workload, clients: number)
 
 function leaderIndex(cluster: BenchCluster): number {
   for (const [i, m] of cluster.members.entries()) {
-    const out = spawnSync("etcdctl", ["--endpoints", m.endpoint, "endpoint", "status", "-w", "json", "--command-timeout=1s"], { encoding: "utf8" }).stdout ?? "";
+    const out =
+      spawnSync("etcdctl", ["--endpoints", m.endpoint, "endpoint", "status", "-w", "json", "--command-timeout=1s"], { encoding: "utf8" })
+        .stdout ?? "";
     const leader = /"leader":(\d+)/.exec(out)?.[1];
     if (leader !== undefined && leader === /"member_id":(\d+)/.exec(out)?.[1]) return i;
   }
@@ -122,7 +127,9 @@ async function main(): Promise<void> {
   const results = await measure(ours).finally(() => ours.stop());
 
   const lines: string[] = [];
-  lines.push(`Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}: three members on 127.0.0.1 per cluster, one cluster at a time, etcd's default heartbeat (100 ms) and election timeout (1 s) for both, etcd-ts on ${ENGINE}. Throughput: ${SECONDS} s per cell after 1 s warm-up, 256-byte values over ${KEYSPACE} keys, ${CONNECTIONS} gRPC connections spread over the three members, the same grpc-js load generator for both. Failover: kill -9 of the leader, then puts through another member back to back (300 ms deadline each) until one succeeds; median of ${TRIALS} trials, the killed member restarted in between.`);
+  lines.push(
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}: three members on 127.0.0.1 per cluster, one cluster at a time, etcd's default heartbeat (100 ms) and election timeout (1 s) for both, etcd-ts on ${ENGINE}. Throughput: ${SECONDS} s per cell after 1 s warm-up, 256-byte values over ${KEYSPACE} keys, ${CONNECTIONS} gRPC connections spread over the three members, the same grpc-js load generator for both. Failover: kill -9 of the leader, then puts through another member back to back (300 ms deadline each) until one succeeds; median of ${TRIALS} trials, the killed member restarted in between.`,
+  );
   lines.push("");
   lines.push(`| workload | clients | etcd 3.4 ×3 ops/s | etcd-ts ×3 ops/s | ratio |`);
   lines.push(`| --- | ---: | ---: | ---: | ---: |`);
@@ -131,7 +138,9 @@ async function main(): Promise<void> {
       const key = `${workload}@${clients}`;
       const base = reference.throughput.get(key) ?? 0;
       const value = results.throughput.get(key) ?? 0;
-      lines.push(`| ${workload} | ${clients} | ${base.toFixed(0)} | ${value.toFixed(0)} | ${base > 0 ? (value / base).toFixed(2) : "-"}× |`);
+      lines.push(
+        `| ${workload} | ${clients} | ${base.toFixed(0)} | ${value.toFixed(0)} | ${base > 0 ? (value / base).toFixed(2) : "-"}× |`,
+      );
     }
   }
   const refFailover = median(reference.failovers);
@@ -140,10 +149,14 @@ async function main(): Promise<void> {
   lines.push("");
   lines.push(`| leader failover after kill -9 | etcd 3.4 ×3 | etcd-ts ×3 | ratio (etcd's time / ours) |`);
   lines.push(`| --- | ---: | ---: | ---: |`);
-  lines.push(`| median ms until a put succeeds | ${refFailover.toFixed(0)} | ${ourFailover.toFixed(0)} | ${(refFailover / ourFailover).toFixed(2)}× |`);
+  lines.push(
+    `| median ms until a put succeeds | ${refFailover.toFixed(0)} | ${ourFailover.toFixed(0)} | ${(refFailover / ourFailover).toFixed(2)}× |`,
+  );
   lines.push(`| trials (ms) | ${trials(reference.failovers)} | ${trials(results.failovers)} | |`);
   lines.push("");
-  lines.push("Reproduce: `npm run build && npx tsx --conditions=source bench/cluster.ts` (options: `--seconds N --clients 1,100,1000 --trials N --engine sqlite|lmdb`).");
+  lines.push(
+    "Reproduce: `npm run build && npx tsx --conditions=source bench/cluster.ts` (options: `--seconds N --clients 1,100,1000 --trials N --engine sqlite|lmdb`).",
+  );
   const table = lines.join("\n");
   console.log("\n" + table);
   writePerformanceSection("cluster-bench", "A 3-member cluster against etcd 3.4", table);

@@ -22,9 +22,16 @@ const CONNECTIONS = 8;
 type Workload = "put" | "range-serializable" | "range-linearizable";
 const WORKLOADS: Workload[] = ["put", "range-serializable", "range-linearizable"];
 
-
 function load(endpoint: string, workload: Workload, clients: number): Promise<number> {
-  return runKvLoad({ endpoints: [endpoint], workload, clients, seconds: SECONDS, keyspace: KEYSPACE, value: VALUE, connections: CONNECTIONS });
+  return runKvLoad({
+    endpoints: [endpoint],
+    workload,
+    clients,
+    seconds: SECONDS,
+    keyspace: KEYSPACE,
+    value: VALUE,
+    connections: CONNECTIONS,
+  });
 }
 
 async function measure(server: BenchServer): Promise<Map<string, number>> {
@@ -51,7 +58,9 @@ async function main(): Promise<void> {
   }
 
   const lines: string[] = [];
-  lines.push(`Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}, ${SECONDS} s per cell after 1 s warm-up, 256-byte values over ${KEYSPACE} keys, ${CONNECTIONS} gRPC connections shared by the clients, one server at a time, the same grpc-js load generator for both.`);
+  lines.push(
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), Node ${process.version}, ${SECONDS} s per cell after 1 s warm-up, 256-byte values over ${KEYSPACE} keys, ${CONNECTIONS} gRPC connections shared by the clients, one server at a time, the same grpc-js load generator for both.`,
+  );
   lines.push("");
   lines.push(`| workload | clients | etcd 3.4 ops/s | ${ENGINES.map((e) => `etcd-ts ${e} ops/s | ratio`).join(" | ")} |`);
   lines.push(`| --- | ---: | ---: | ${ENGINES.map(() => "---: | ---:").join(" | ")} |`);
@@ -67,7 +76,9 @@ async function main(): Promise<void> {
     }
   }
   lines.push("");
-  lines.push("Reproduce: `npm run build && npx tsx --conditions=source bench/kv.ts` (options: `--seconds N --clients 1,100,1000 --engines sqlite,lmdb`).");
+  lines.push(
+    "Reproduce: `npm run build && npx tsx --conditions=source bench/kv.ts` (options: `--seconds N --clients 1,100,1000 --engines sqlite,lmdb`).",
+  );
   const table = lines.join("\n");
   console.log("\n" + table);
 

@@ -27,7 +27,11 @@ export async function runKvLoad(o: KvLoadOptions): Promise<number> {
   const Ctor = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
   const conns = Array.from(
     { length: o.connections },
-    (_, i) => new Ctor(o.endpoints[i % o.endpoints.length]!, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "bench.conn": i }) as unknown as KvClient,
+    (_, i) =>
+      new Ctor(o.endpoints[i % o.endpoints.length]!, credentials.createInsecure(), {
+        "grpc.use_local_subchannel_pool": 1,
+        "bench.conn": i,
+      }) as unknown as KvClient,
   );
   const puts = Array.from({ length: o.keyspace }, (_, i) => create(PutRequestSchema, { key: Buffer.from(`bench/${i}`), value: o.value }));
   const ranges = Array.from({ length: o.keyspace }, (_, i) =>

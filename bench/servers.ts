@@ -34,16 +34,33 @@ async function start(label: string, command: string, extra: string[]): Promise<B
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-bench-"));
   const c = `http://127.0.0.1:${port}`;
   const p = `http://127.0.0.1:${peer}`;
-  const child: ChildProcess = spawn(command, [
-    ...extra,
-    "--name", "bench", "--data-dir", join(dataDir, "d"),
-    "--listen-client-urls", c, "--advertise-client-urls", c,
-    "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
-    "--initial-cluster", `bench=${p}`, "--log-level", "error",
-  ], { stdio: "ignore" });
+  const child: ChildProcess = spawn(
+    command,
+    [
+      ...extra,
+      "--name",
+      "bench",
+      "--data-dir",
+      join(dataDir, "d"),
+      "--listen-client-urls",
+      c,
+      "--advertise-client-urls",
+      c,
+      "--listen-peer-urls",
+      p,
+      "--initial-advertise-peer-urls",
+      p,
+      "--initial-cluster",
+      `bench=${p}`,
+      "--log-level",
+      "error",
+    ],
+    { stdio: "ignore" },
+  );
   const endpoint = `127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
-    if (spawnSync("etcdctl", ["--endpoints", endpoint, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0) break;
+    if (spawnSync("etcdctl", ["--endpoints", endpoint, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0)
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -106,20 +123,44 @@ async function startCluster(label: string, command: string, extra: string[], siz
   const dataRoot = mkdtempSync(join(tmpdir(), "etcd-bench-cluster-"));
   const specs: { name: string; client: string; peer: string; dataDir: string }[] = [];
   for (let i = 1; i <= size; i++) {
-    specs.push({ name: `m${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}`, dataDir: join(dataRoot, `m${i}`) });
+    specs.push({
+      name: `m${i}`,
+      client: `http://127.0.0.1:${await freePort()}`,
+      peer: `http://127.0.0.1:${await freePort()}`,
+      dataDir: join(dataRoot, `m${i}`),
+    });
   }
   const initialCluster = specs.map((s) => `${s.name}=${s.peer}`).join(",");
   const members = specs.map((spec) => {
     let child: ChildProcess | undefined;
     const spawnMember = () => {
-      child = spawn(command, [
-        ...extra,
-        "--name", spec.name, "--data-dir", spec.dataDir,
-        "--listen-client-urls", spec.client, "--advertise-client-urls", spec.client,
-        "--listen-peer-urls", spec.peer, "--initial-advertise-peer-urls", spec.peer,
-        "--initial-cluster", initialCluster, "--initial-cluster-token", "bench-cluster",
-        "--initial-cluster-state", "new", "--log-level", "error",
-      ], { stdio: "ignore" });
+      child = spawn(
+        command,
+        [
+          ...extra,
+          "--name",
+          spec.name,
+          "--data-dir",
+          spec.dataDir,
+          "--listen-client-urls",
+          spec.client,
+          "--advertise-client-urls",
+          spec.client,
+          "--listen-peer-urls",
+          spec.peer,
+          "--initial-advertise-peer-urls",
+          spec.peer,
+          "--initial-cluster",
+          initialCluster,
+          "--initial-cluster-token",
+          "bench-cluster",
+          "--initial-cluster-state",
+          "new",
+          "--log-level",
+          "error",
+        ],
+        { stdio: "ignore" },
+      );
     };
     const exit = async (signal: NodeJS.Signals) => {
       const c = child;
@@ -129,7 +170,13 @@ async function startCluster(label: string, command: string, extra: string[], siz
       await exited;
     };
     spawnMember();
-    return { name: spec.name, endpoint: spec.client.replace("http://", ""), kill: () => exit("SIGKILL"), restart: spawnMember, stop: () => exit("SIGTERM") };
+    return {
+      name: spec.name,
+      endpoint: spec.client.replace("http://", ""),
+      kill: () => exit("SIGKILL"),
+      restart: spawnMember,
+      stop: () => exit("SIGTERM"),
+    };
   });
   await waitClusterHealthy(members.map((m) => m.endpoint));
   return {
@@ -146,7 +193,9 @@ async function startCluster(label: string, command: string, extra: string[], siz
 export async function waitClusterHealthy(endpoints: readonly string[]): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const healthy = endpoints.every((e) => spawnSync("etcdctl", ["--endpoints", e, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0);
+    const healthy = endpoints.every(
+      (e) => spawnSync("etcdctl", ["--endpoints", e, "endpoint", "health", "--command-timeout=1s"], { stdio: "ignore" }).status === 0,
+    );
     if (healthy) return;
     if (Date.now() > deadline) throw new Error(`cluster not healthy in 30 s: ${endpoints.join(", ")}`);
     await new Promise((r) => setTimeout(r, 200));

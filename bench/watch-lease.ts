@@ -45,7 +45,11 @@ async function watchLatency(endpoint: string): Promise<{ p50: number; p99: numbe
   stream.on("data", (r: WatchResponse) => {
     if (r.events.length > 0) onEvent?.();
   });
-  stream.write(create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: create(WatchCreateRequestSchema, { key: Buffer.from("lat") }) } }));
+  stream.write(
+    create(WatchRequestSchema, {
+      requestUnion: { case: "createRequest", value: create(WatchCreateRequestSchema, { key: Buffer.from("lat") }) },
+    }),
+  );
   await new Promise((r) => setTimeout(r, 300));
   const samples: number[] = [];
   const end = Date.now() + SECONDS * 1000;
@@ -70,7 +74,10 @@ async function leaseGrants(endpoint: string): Promise<number> {
   const worker = async (i: number) => {
     const c = conns[i % conns.length]!;
     while (running) {
-      await unary(c.LeaseGrant.bind(c), create(LeaseGrantRequestSchema, { TTL: 60n })).then(() => done++, () => undefined);
+      await unary(c.LeaseGrant.bind(c), create(LeaseGrantRequestSchema, { TTL: 60n })).then(
+        () => done++,
+        () => undefined,
+      );
     }
   };
   const workers = Array.from({ length: CLIENTS }, (_, i) => worker(i));
@@ -128,7 +135,9 @@ async function measure(server: BenchServer): Promise<Results> {
   const grants = await leaseGrants(server.endpoint);
   const keepAliveRate = await keepAlives(server.endpoint);
   const r = { p50: latency.p50, p99: latency.p99, grants, keepAlives: keepAliveRate };
-  console.log(`${server.label.padEnd(18)} watch p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, grants ${r.grants.toFixed(0)}/s, keep-alives ${r.keepAlives.toFixed(0)}/s`);
+  console.log(
+    `${server.label.padEnd(18)} watch p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, grants ${r.grants.toFixed(0)}/s, keep-alives ${r.keepAlives.toFixed(0)}/s`,
+  );
   return r;
 }
 

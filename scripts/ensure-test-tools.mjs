@@ -13,7 +13,9 @@ const sudo = process.getuid && process.getuid() !== 0 ? "sudo " : "";
 const script = `${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq etcd-server etcd-client jq curl`;
 const r = spawnSync("sh", ["-c", script], { stdio: "inherit" });
 if (r.status !== 0) {
-  console.error("could not install etcd-server/etcd-client; install them by hand (Debian: apt-get install etcd-server etcd-client jq curl)");
+  console.error(
+    "could not install etcd-server/etcd-client; install them by hand (Debian: apt-get install etcd-server etcd-client jq curl)",
+  );
   process.exit(1);
 }
 // Debian's etcd-server package may start a system etcd on 2379; tests choose their own ports, but stop it anyway.

@@ -44,7 +44,10 @@ test("ETCD_* variables, shadowed by flags", () => {
 });
 
 test("bad command lines fail as Go's flag package reports them", () => {
-  assert.throws(() => parseCommandLine(["--nope"], {}), (e) => isFlagError(e) && e.message === "flag provided but not defined: -nope");
+  assert.throws(
+    () => parseCommandLine(["--nope"], {}),
+    (e) => isFlagError(e) && e.message === "flag provided but not defined: -nope",
+  );
   assert.throws(() => parseCommandLine(["--name"], {}), /flag needs an argument: -name/);
   assert.throws(() => parseCommandLine(["stray"], {}), /'stray' is not a valid flag/);
   assert.throws(() => parseCommandLine(["--max-txn-ops", "x"], {}), /invalid value "x" for flag -max-txn-ops/);
@@ -57,8 +60,20 @@ test("TLS flags map to the client and peer TlsInfo, and are absent when not give
     ["--cert-file", "/c.pem", "--key-file=/k.pem", "--trusted-ca-file", "/ca.pem", "--client-cert-auth", "--peer-auto-tls"],
     { ETCD_PEER_CLIENT_CERT_AUTH: "true" },
   );
-  assert.deepEqual(parsed.config.clientTls, { certFile: "/c.pem", keyFile: "/k.pem", trustedCaFile: "/ca.pem", clientCertAuth: true, autoTls: false });
-  assert.deepEqual(parsed.config.peerTls, { certFile: undefined, keyFile: undefined, trustedCaFile: undefined, clientCertAuth: true, autoTls: true });
+  assert.deepEqual(parsed.config.clientTls, {
+    certFile: "/c.pem",
+    keyFile: "/k.pem",
+    trustedCaFile: "/ca.pem",
+    clientCertAuth: true,
+    autoTls: false,
+  });
+  assert.deepEqual(parsed.config.peerTls, {
+    certFile: undefined,
+    keyFile: undefined,
+    trustedCaFile: undefined,
+    clientCertAuth: true,
+    autoTls: true,
+  });
   const plain = parseCommandLine([], {});
   assert.equal(plain.config.clientTls, undefined);
   assert.equal(plain.config.peerTls, undefined);

@@ -1,4 +1,12 @@
-import { defaultConfig, parseInitialCluster, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type ServerConfig, type TlsInfo } from "@etcd-ts/server";
+import {
+  defaultConfig,
+  parseInitialCluster,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TXN_OPS,
+  type ServerConfig,
+  type TlsInfo,
+} from "@etcd-ts/server";
 
 /**
  * etcd's command line: the same flag names, `-flag`/`--flag`, `=value` or a separate value, and every flag
@@ -28,13 +36,19 @@ const FLAGS: Record<string, FlagSpec> = {
   "initial-cluster-state": { kind: "string", usage: "Initial cluster state ('new' or 'existing')." },
   "max-request-bytes": { kind: "int", usage: "Maximum client request size in bytes the server will accept." },
   "max-txn-ops": { kind: "int", usage: "Maximum number of operations permitted in a transaction." },
-  "max-concurrent-streams": { kind: "int", usage: `Maximum concurrent streams that each client can open at a time (default ${DEFAULT_MAX_CONCURRENT_STREAMS}; etcd's is unlimited).` },
+  "max-concurrent-streams": {
+    kind: "int",
+    usage: `Maximum concurrent streams that each client can open at a time (default ${DEFAULT_MAX_CONCURRENT_STREAMS}; etcd's is unlimited).`,
+  },
   "quota-backend-bytes": { kind: "int", usage: "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota)." },
   "snapshot-count": { kind: "int", usage: "Number of committed transactions to trigger a snapshot to disk." },
   "experimental-corrupt-check-time": { kind: "string", usage: "Duration of time between cluster corruption check passes." },
   "log-level": { kind: "string", usage: "Configures log level. Only supports debug, info, warn, error, panic, or fatal." },
   "storage-engine": { kind: "string", usage: "Storage engine of the backend: sqlite (default) or lmdb." },
-  "initial-snapshot": { kind: "string", usage: "Start a new member from this etcd snapshot file (etcdctl snapshot save), e.g. one taken from etcd." },
+  "initial-snapshot": {
+    kind: "string",
+    usage: "Start a new member from this etcd snapshot file (etcdctl snapshot save), e.g. one taken from etcd.",
+  },
   "auth-token": { kind: "string", usage: "Specify auth token type and its options ('simple' or 'jwt')." },
   "bcrypt-cost": { kind: "int", usage: "Specify bcrypt algorithm cost factor for auth password hashing." },
   "auth-token-ttl": { kind: "int", usage: "The lifetime in seconds of the auth token." },
@@ -48,7 +62,10 @@ const FLAGS: Record<string, FlagSpec> = {
   "peer-trusted-ca-file": { kind: "string", usage: "Path to the peer server TLS trusted CA file." },
   "peer-client-cert-auth": { kind: "bool", usage: "Enable peer client cert authentication." },
   "peer-auto-tls": { kind: "bool", usage: "Peer TLS using generated certificates." },
-  cors: { kind: "string", usage: "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)." },
+  cors: {
+    kind: "string",
+    usage: "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).",
+  },
   version: { kind: "bool", usage: "Print the version and exit." },
   help: { kind: "bool", usage: "Show this help." },
 };
@@ -143,7 +160,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const list = (name: string, fallback: readonly string[]): string[] => {
     const raw = given.get(name);
     if (raw === undefined) return [...fallback];
-    return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    return raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
   };
 
   const name = str("name") ?? "default";
@@ -161,7 +181,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const engine = str("storage-engine") ?? "sqlite";
   if (!(STORAGE_ENGINES as readonly string[]).includes(engine)) {
-    throw new FlagError(`invalid value "${engine}" for flag -storage-engine: valid values are ${STORAGE_ENGINES.map((e) => `"${e}"`).join(", ")}`);
+    throw new FlagError(
+      `invalid value "${engine}" for flag -storage-engine: valid values are ${STORAGE_ENGINES.map((e) => `"${e}"`).join(", ")}`,
+    );
   }
   const maxRequestBytes = int("max-request-bytes", DEFAULT_MAX_REQUEST_BYTES);
   const maxTxnOps = int("max-txn-ops", DEFAULT_MAX_TXN_OPS);
@@ -227,7 +249,8 @@ function tlsInfo(
     clientCertAuth: bool(`${prefix}client-cert-auth`),
     autoTls: bool(`${prefix}auto-tls`),
   };
-  const given = info.certFile !== undefined || info.keyFile !== undefined || info.trustedCaFile !== undefined || info.clientCertAuth || info.autoTls;
+  const given =
+    info.certFile !== undefined || info.keyFile !== undefined || info.trustedCaFile !== undefined || info.clientCertAuth || info.autoTls;
   if (!given) return {};
   return role === "peer" ? { peerTls: info } : { clientTls: info };
 }
@@ -237,6 +260,7 @@ export function parseGoDuration(flag: string, text: string): number {
   const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   if (text === "0") return 0;
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new FlagError(`invalid value "${text}" for flag -${flag}: time: invalid duration "${text}"`);
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text)
+    throw new FlagError(`invalid value "${text}" for flag -${flag}: time: invalid duration "${text}"`);
   return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
 }

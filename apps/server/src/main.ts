@@ -6,7 +6,14 @@ import { openLmdbBackend } from "@etcd-ts/storage-lmdb";
 import { openSqliteBackend } from "@etcd-ts/storage-sqlite";
 import { createGateway } from "@etcd-ts/gateway";
 import { restoreBoltSnapshot } from "@etcd-ts/snapshot";
-import { createLogger, gatewayDialCredentials, startMember, ETCD_API_VERSION, GRPC_OVERHEAD_BYTES, type RunningMember } from "@etcd-ts/server";
+import {
+  createLogger,
+  gatewayDialCredentials,
+  startMember,
+  ETCD_API_VERSION,
+  GRPC_OVERHEAD_BYTES,
+  type RunningMember,
+} from "@etcd-ts/server";
 import { isFlagError, parseCommandLine, usage, type StorageEngineName } from "./flags.js";
 import { gatewayGauges } from "./gateway-gauges.js";
 
@@ -34,7 +41,9 @@ async function main(): Promise<number> {
     return 0;
   }
   if (parsed.showVersion) {
-    process.stdout.write(`etcd-ts Version: ${VERSION}\netcd API Version: ${ETCD_API_VERSION}\nNode Version: ${process.version}\nGo OS/Arch: ${process.platform}/${process.arch}\n`);
+    process.stdout.write(
+      `etcd-ts Version: ${VERSION}\netcd API Version: ${ETCD_API_VERSION}\nNode Version: ${process.version}\nGo OS/Arch: ${process.platform}/${process.arch}\n`,
+    );
     return 0;
   }
   const { config, storageEngine } = parsed;
@@ -79,7 +88,13 @@ async function main(): Promise<number> {
     return 1;
   }
   try {
-    member = await startMember({ config, backend, logger, http1Handler: (req, res) => gateway.handle(req, res), gauges: gatewayGauges(gateway) });
+    member = await startMember({
+      config,
+      backend,
+      logger,
+      http1Handler: (req, res) => gateway.handle(req, res),
+      gauges: gatewayGauges(gateway),
+    });
   } catch (error) {
     logger.error("cannot start the member", { error: describe(error) });
     process.stderr.write(`etcd-ts: ${describe(error)}\n`);

@@ -40,7 +40,8 @@ test("handler types require every RPC of the service, with the descriptor's mess
   const missing: GrpcServiceHandlers<typeof KV> = { Range: unanswered, Put: unanswered, DeleteRange: unanswered, Txn: unanswered };
   const withRequestTypes: GrpcServiceHandlers<typeof KV> = {
     ...kvHandlers,
-    Range: (call: ServerUnaryCall<RangeRequest, RangeResponse>, callback: sendUnaryData<RangeResponse>) => callback(null, create(RangeResponseSchema, { count: call.request.limit })),
+    Range: (call: ServerUnaryCall<RangeRequest, RangeResponse>, callback: sendUnaryData<RangeResponse>) =>
+      callback(null, create(RangeResponseSchema, { count: call.request.limit })),
   };
   const wrongRequest: GrpcServiceHandlers<typeof KV> = {
     ...kvHandlers,
@@ -53,10 +54,13 @@ test("handler types require every RPC of the service, with the descriptor's mess
     Range: (_call, callback) => callback(null, create(PutResponseSchema)),
   };
   const watchHandlers: GrpcServiceHandlers<typeof Watch> = {
-    Watch: (call: ServerDuplexStream<WatchRequest, WatchResponse>) => void call.on("data", (request: WatchRequest) => request.requestUnion.case),
+    Watch: (call: ServerDuplexStream<WatchRequest, WatchResponse>) =>
+      void call.on("data", (request: WatchRequest) => request.requestUnion.case),
   };
-  // @ts-expect-error Watch is a bidirectional stream: its handler gets the stream, not a request and callback
-  const unaryWatch: GrpcServiceHandlers<typeof Watch> = { Watch: (_call: ServerUnaryCall<WatchRequest, WatchResponse>, _callback: sendUnaryData<WatchResponse>) => undefined };
+  const unaryWatch: GrpcServiceHandlers<typeof Watch> = {
+    // @ts-expect-error Watch is a bidirectional stream: its handler gets the stream, not a request and callback
+    Watch: (_call: ServerUnaryCall<WatchRequest, WatchResponse>, _callback: sendUnaryData<WatchResponse>) => undefined,
+  };
   const registrar: GrpcServiceRegistrar = { addService: () => undefined };
   registrar.addService(grpcServiceDefinition(KV), kvHandlers);
   // @ts-expect-error the handlers must be those of the definition's service
@@ -70,7 +74,10 @@ test("definitions key every RPC by its .proto name, as grpc-js looks handlers up
   assert.deepEqual(file_etcd_api_etcdserverpb_rpc.services.map((s) => s.typeName).sort(), services.map((s) => s.typeName).sort());
   for (const service of services) {
     const definition = grpcServiceDefinition(service);
-    assert.deepEqual(Object.keys(definition), service.methods.map((m) => m.name));
+    assert.deepEqual(
+      Object.keys(definition),
+      service.methods.map((m) => m.name),
+    );
     for (const method of service.methods) {
       assert.equal(method.name, method.localName.charAt(0).toUpperCase() + method.localName.slice(1));
       assert.equal(definition[method.name]!.path, `/${service.typeName}/${method.name}`);

@@ -82,14 +82,20 @@ describe("AuthStore: initial state", () => {
 describe("AuthStore: AuthEnable / AuthDisable", () => {
   it("refuses to enable without a root user: RootUserNotExist", async () => {
     const f = await openStoreFixture();
-    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("RootUserNotExist"));
+    await assert.rejects(
+      f.mutate((t) => f.store.authEnable(t)),
+      authErrorOf("RootUserNotExist"),
+    );
     assert.equal(f.store.enabled, false);
   });
 
   it("refuses to enable when root lacks the root role: RootRoleNotExist (etcdctl then adds it and retries)", async () => {
     const f = await openStoreFixture();
     await f.addUser("root", "pw");
-    await assert.rejects(f.mutate((t) => f.store.authEnable(t)), authErrorOf("RootRoleNotExist"));
+    await assert.rejects(
+      f.mutate((t) => f.store.authEnable(t)),
+      authErrorOf("RootRoleNotExist"),
+    );
     // etcdctl's recovery: RoleAdd root, UserGrantRole root root, AuthEnable again.
     await f.mutate((t) => f.store.roleAdd(t, "root"));
     await f.mutate((t) => f.store.userGrantRole(t, { user: "root", role: "root" }));
@@ -103,7 +109,10 @@ describe("AuthStore: AuthEnable / AuthDisable", () => {
     const before = f.store.revision;
     await f.mutate((t) => f.store.authEnable(t));
     assert.deepEqual(f.store.authStatus(), { enabled: true, revision: before });
-    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)), new Uint8Array([1]));
+    assert.deepEqual(
+      f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)),
+      new Uint8Array([1]),
+    );
     await f.mutate((t) => f.store.authEnable(t));
     assert.equal(f.store.revision, before);
   });
@@ -114,7 +123,10 @@ describe("AuthStore: AuthEnable / AuthDisable", () => {
     const before = f.store.revision;
     await f.mutate((t) => f.store.authDisable(t));
     assert.deepEqual(f.store.authStatus(), { enabled: false, revision: before + 1 });
-    assert.deepEqual(f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)), new Uint8Array([0]));
+    assert.deepEqual(
+      f.backend.view((t) => t.get(AUTH_BUCKET, AUTH_ENABLED_KEY)),
+      new Uint8Array([0]),
+    );
     await f.mutate((t) => f.store.authDisable(t));
     assert.equal(f.store.revision, before + 1);
   });
@@ -154,10 +166,16 @@ describe("AuthStore: users", () => {
   it("UserAdd errors: UserEmpty, UserAlreadyExist; refused requests change nothing", async () => {
     const f = await openStoreFixture();
     const hashedPassword = await f.store.preparePassword("x");
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "", hashedPassword })), authErrorOf("UserEmpty"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userAdd(t, { name: "", hashedPassword })),
+      authErrorOf("UserEmpty"),
+    );
     await f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword }));
     const rev = f.store.revision;
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword })), authErrorOf("UserAlreadyExist"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword })),
+      authErrorOf("UserAlreadyExist"),
+    );
     assert.equal(f.store.revision, rev);
   });
 
@@ -167,7 +185,10 @@ describe("AuthStore: users", () => {
       f.mutate((t) => f.store.userAdd(t, { name: "bob", hashedPassword: "hunter2" })),
       authErrorOf("InvalidAuthMgmt"),
     );
-    await assert.rejects(f.mutate((t) => f.store.userAdd(t, { name: "bob" })), authErrorOf("InvalidAuthMgmt"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userAdd(t, { name: "bob" })),
+      authErrorOf("InvalidAuthMgmt"),
+    );
     assert.deepEqual(f.store.userList(), []);
   });
 
@@ -190,10 +211,19 @@ describe("AuthStore: users", () => {
     await f.addUser("alice", "p");
     await f.mutate((t) => f.store.userDelete(t, "alice"));
     assert.deepEqual(f.store.userList(), []);
-    assert.equal(f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("alice"))), undefined);
-    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "alice")), authErrorOf("UserNotFound"));
+    assert.equal(
+      f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("alice"))),
+      undefined,
+    );
+    await assert.rejects(
+      f.mutate((t) => f.store.userDelete(t, "alice")),
+      authErrorOf("UserNotFound"),
+    );
     await enableWithRoot(f);
-    await assert.rejects(f.mutate((t) => f.store.userDelete(t, "root")), authErrorOf("InvalidAuthMgmt"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userDelete(t, "root")),
+      authErrorOf("InvalidAuthMgmt"),
+    );
     await f.mutate((t) => f.store.authDisable(t));
     await f.mutate((t) => f.store.userDelete(t, "root"));
     assert.deepEqual(f.store.userList(), []);
@@ -223,8 +253,14 @@ describe("AuthStore: users", () => {
     const f = await openStoreFixture();
     await f.addUser("alice", "p");
     await f.mutate((t) => f.store.roleAdd(t, "r"));
-    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "x", role: "r" })), authErrorOf("UserNotFound"));
-    await assert.rejects(f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "nope" })), authErrorOf("RoleNotFound"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userGrantRole(t, { user: "x", role: "r" })),
+      authErrorOf("UserNotFound"),
+    );
+    await assert.rejects(
+      f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "nope" })),
+      authErrorOf("RoleNotFound"),
+    );
     await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
     const rev = f.store.revision;
     await f.mutate((t) => f.store.userGrantRole(t, { user: "alice", role: "r" }));
@@ -238,10 +274,16 @@ describe("AuthStore: users", () => {
     const f = await openStoreFixture();
     await f.mutate((t) => f.store.roleAdd(t, "r"));
     await f.addUser("alice", "p", ["r"]);
-    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "x", role: "r" })), authErrorOf("UserNotFound"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userRevokeRole(t, { name: "x", role: "r" })),
+      authErrorOf("UserNotFound"),
+    );
     await f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" }));
     assert.deepEqual(f.store.userGet("alice"), []);
-    await assert.rejects(f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" })), authErrorOf("RoleNotGranted"));
+    await assert.rejects(
+      f.mutate((t) => f.store.userRevokeRole(t, { name: "alice", role: "r" })),
+      authErrorOf("RoleNotGranted"),
+    );
     await enableWithRoot(f);
     await assert.rejects(
       f.mutate((t) => f.store.userRevokeRole(t, { name: "root", role: "root" })),
@@ -256,10 +298,16 @@ describe("AuthStore: users", () => {
 describe("AuthStore: roles", () => {
   it("RoleAdd: RoleEmpty, RoleAlreadyExist; RoleList sorted; RoleGet RoleNotFound", async () => {
     const f = await openStoreFixture();
-    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "")), authErrorOf("RoleEmpty"));
+    await assert.rejects(
+      f.mutate((t) => f.store.roleAdd(t, "")),
+      authErrorOf("RoleEmpty"),
+    );
     await f.mutate((t) => f.store.roleAdd(t, "b"));
     await f.mutate((t) => f.store.roleAdd(t, "a"));
-    await assert.rejects(f.mutate((t) => f.store.roleAdd(t, "a")), authErrorOf("RoleAlreadyExist"));
+    await assert.rejects(
+      f.mutate((t) => f.store.roleAdd(t, "a")),
+      authErrorOf("RoleAlreadyExist"),
+    );
     assert.deepEqual(f.store.roleList(), ["a", "b"]);
     assert.deepEqual(f.store.roleGet("a"), []);
     assert.throws(() => f.store.roleGet("zz"), authErrorOf("RoleNotFound"));
@@ -277,11 +325,23 @@ describe("AuthStore: roles", () => {
     assert.deepEqual(f.store.roleList(), ["keep"]);
     assert.deepEqual(f.store.userGet("u1"), ["keep"]);
     assert.deepEqual(f.store.userGet("u2"), []);
-    assert.deepEqual(fromBinary(UserSchema, f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("u2")))!).roles, []);
-    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "r")), authErrorOf("RoleNotFound"));
+    assert.deepEqual(
+      fromBinary(
+        UserSchema,
+        f.backend.view((t) => t.get(AUTH_USERS_BUCKET, bytes("u2")))!,
+      ).roles,
+      [],
+    );
+    await assert.rejects(
+      f.mutate((t) => f.store.roleDelete(t, "r")),
+      authErrorOf("RoleNotFound"),
+    );
     await f.mutate((t) => f.store.roleAdd(t, "root"));
     await enableWithRoot(f);
-    await assert.rejects(f.mutate((t) => f.store.roleDelete(t, "root")), authErrorOf("InvalidAuthMgmt"));
+    await assert.rejects(
+      f.mutate((t) => f.store.roleDelete(t, "root")),
+      authErrorOf("InvalidAuthMgmt"),
+    );
   });
 
   it("RoleGrantPermission keeps permissions sorted by key and updates the type of an equal (key, range end)", async () => {
@@ -304,7 +364,10 @@ describe("AuthStore: roles", () => {
       authErrorOf("RoleNotFound"),
     );
     // The persisted role matches what RoleGet reports.
-    const stored = fromBinary(RoleSchema, f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("r")))!);
+    const stored = fromBinary(
+      RoleSchema,
+      f.backend.view((t) => t.get(AUTH_ROLES_BUCKET, bytes("r")))!,
+    );
     assert.equal(stored.keyPermission.length, 4);
   });
 
@@ -437,9 +500,12 @@ describe("AuthStore: etcd's on-disk encoding", () => {
     const pass = bytes(goHash);
     // Hand-marshaled authpb.User{name:"root", password:<hash>, roles:["root"], options:{}}.
     const raw = Buffer.concat([
-      Buffer.from([0x0a, name.length]), name,
-      Buffer.from([0x12, pass.length]), pass,
-      Buffer.from([0x1a, 4]), bytes("root"),
+      Buffer.from([0x0a, name.length]),
+      name,
+      Buffer.from([0x12, pass.length]),
+      pass,
+      Buffer.from([0x1a, 4]),
+      bytes("root"),
       Buffer.from([0x22, 0]),
     ]);
     await f.mutate((t) => t.put(AUTH_USERS_BUCKET, name, raw));

@@ -1,11 +1,5 @@
 export { AuthStore, ADMIN_RPCS, ROOT_ROLE, ROOT_USER, requiresAdmin } from "./auth-store.js";
-export type {
-  AuthStoreOptions,
-  KeyPermission,
-  LeaseKeysLookup,
-  PreparedPasswordChange,
-  PreparedUserAdd,
-} from "./auth-store.js";
+export type { AuthStoreOptions, KeyPermission, LeaseKeysLookup, PreparedPasswordChange, PreparedUserAdd } from "./auth-store.js";
 export { AuthError, isAuthError } from "./errors.js";
 export type { AuthErrorCode, AuthRefusalCode } from "./errors.js";
 export type { AuthInfo, TokenAssignParams, TokenProvider } from "./token-provider.js";

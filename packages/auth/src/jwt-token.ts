@@ -5,10 +5,18 @@ import { AuthError } from "./errors.js";
 import type { AuthInfo, TokenProvider } from "./token-provider.js";
 
 export const JWT_SIGN_METHODS = [
-  "RS256", "RS384", "RS512",
-  "PS256", "PS384", "PS512",
-  "ES256", "ES384", "ES512",
-  "HS256", "HS384", "HS512",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "HS256",
+  "HS384",
+  "HS512",
 ] as const;
 export type JwtSignMethod = (typeof JWT_SIGN_METHODS)[number];
 
@@ -130,7 +138,10 @@ export class JwtTokenProvider implements TokenProvider {
     if (family === "ES") {
       const curve = keyForChecks.asymmetricKeyDetails?.namedCurve;
       if (keyType !== "ec" || curve !== EC_CURVE[bits]) {
-        throw new AuthError("InvalidSignMethod", `auth: ${this.signMethod} needs an EC ${EC_CURVE[bits]} key, got ${keyType} ${curve ?? ""}`);
+        throw new AuthError(
+          "InvalidSignMethod",
+          `auth: ${this.signMethod} needs an EC ${EC_CURVE[bits]} key, got ${keyType} ${curve ?? ""}`,
+        );
       }
     } else if (keyType !== "rsa" && keyType !== "rsa-pss") {
       throw new AuthError("InvalidSignMethod", `auth: ${this.signMethod} needs an RSA key, got ${keyType}`);

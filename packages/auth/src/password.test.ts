@@ -41,7 +41,9 @@ describe("passwords", () => {
     const hashedPassword = await f.store.preparePassword("Changed-Clear-Text-2");
     await f.mutate((t) => f.store.userChangePassword(t, { name: "root", hashedPassword }));
     const everything = f.backend.view((t) =>
-      [AUTH_BUCKET, AUTH_USERS_BUCKET, AUTH_ROLES_BUCKET].flatMap((b) => [...t.range(b)].map((e) => Buffer.from(e.value).toString("latin1"))),
+      [AUTH_BUCKET, AUTH_USERS_BUCKET, AUTH_ROLES_BUCKET].flatMap((b) =>
+        [...t.range(b)].map((e) => Buffer.from(e.value).toString("latin1")),
+      ),
     );
     for (const clear of ["Root-Clear-Text-1", "Changed-Clear-Text-2"]) {
       assert.ok(!everything.some((v) => v.includes(clear)), clear);

@@ -148,7 +148,10 @@ describe("permissions: requests", () => {
     assert.throws(() => f.store.checkPut(alice(), { key: bytes("w"), prevKv: true, lease: 0n }), authErrorOf("PermissionDenied"));
     f.store.checkPut(alice(), { key: bytes("rw"), prevKv: true, lease: 0n });
     const leaseKeys = (id: bigint) => (id === 7n ? [bytes("w"), bytes("secret")] : id === 8n ? [bytes("w")] : undefined);
-    assert.throws(() => f.store.checkPut(alice(), { key: bytes("w"), prevKv: false, lease: 7n }, leaseKeys), authErrorOf("PermissionDenied"));
+    assert.throws(
+      () => f.store.checkPut(alice(), { key: bytes("w"), prevKv: false, lease: 7n }, leaseKeys),
+      authErrorOf("PermissionDenied"),
+    );
     f.store.checkPut(alice(), { key: bytes("w"), prevKv: false, lease: 8n }, leaseKeys);
     f.store.checkPut(alice(), { key: bytes("w"), prevKv: false, lease: 9n }, leaseKeys);
   });
@@ -231,7 +234,29 @@ describe("etcd 3.4 bypasses that must not exist", () => {
     for (const rpc of ["Compact", "MemberList"]) {
       assert.equal(requiresAdmin(rpc), true, rpc);
     }
-    for (const rpc of ["MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote", "Alarm", "Defragment", "Snapshot", "MoveLeader", "AuthEnable", "AuthDisable", "UserAdd", "UserDelete", "UserChangePassword", "UserGrantRole", "UserRevokeRole", "UserList", "RoleAdd", "RoleDelete", "RoleGrantPermission", "RoleRevokePermission", "RoleList"]) {
+    for (const rpc of [
+      "MemberAdd",
+      "MemberRemove",
+      "MemberUpdate",
+      "MemberPromote",
+      "Alarm",
+      "Defragment",
+      "Snapshot",
+      "MoveLeader",
+      "AuthEnable",
+      "AuthDisable",
+      "UserAdd",
+      "UserDelete",
+      "UserChangePassword",
+      "UserGrantRole",
+      "UserRevokeRole",
+      "UserList",
+      "RoleAdd",
+      "RoleDelete",
+      "RoleGrantPermission",
+      "RoleRevokePermission",
+      "RoleList",
+    ]) {
       assert.ok(ADMIN_RPCS.has(rpc), rpc);
     }
     for (const rpc of ["Range", "Put", "DeleteRange", "Txn", "Watch", "LeaseGrant", "Status", "Authenticate", "UserGet", "RoleGet"]) {

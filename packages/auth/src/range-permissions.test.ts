@@ -4,7 +4,9 @@ import { bytes } from "./testing/store-fixture.js";
 import { FROM_KEY_RANGE_END, KeyIntervalSet, keyInterval } from "./range-permissions.js";
 
 const set = (...perms: [string, string?][]) =>
-  new KeyIntervalSet(perms.map(([k, e]) => keyInterval(bytes(k), e === undefined ? undefined : e === "\0" ? FROM_KEY_RANGE_END : bytes(e))));
+  new KeyIntervalSet(
+    perms.map(([k, e]) => keyInterval(bytes(k), e === undefined ? undefined : e === "\0" ? FROM_KEY_RANGE_END : bytes(e))),
+  );
 const has = (s: KeyIntervalSet, key: string, end?: string) =>
   s.containsRange(bytes(key), end === undefined ? undefined : end === "\0" ? FROM_KEY_RANGE_END : bytes(end));
 

@@ -29,7 +29,7 @@ export function parseAuthTokenFlag(flag: string): { type: string; options: Map<s
 const DURATION_UNITS_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  "µs": 1e-3,
+  µs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,

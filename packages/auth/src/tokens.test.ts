@@ -117,8 +117,7 @@ describe("simple tokens", () => {
     await enableWithRoot(f);
     await f.addUser("alice", "pw");
     await f.addUser("bob", "pw");
-    const issue = (name: string, index: number) =>
-      f.store.authenticate(name, { simpleTokenPrefix: f.store.genTokenPrefix(), index });
+    const issue = (name: string, index: number) => f.store.authenticate(name, { simpleTokenPrefix: f.store.genTokenPrefix(), index });
     const alice1 = issue("alice", 10);
     const bob = issue("bob", 11);
     const hashedPassword = await f.store.preparePassword("new");
@@ -197,21 +196,37 @@ function jwtKeys(method: JwtSignMethod): { privateKey: string; publicKey: string
   const family = method.slice(0, 2);
   if (family === "ES") {
     const namedCurve = { ES256: "P-256", ES384: "P-384", ES512: "P-521" }[method as "ES256"];
-    return generateKeyPairSync("ec", { namedCurve, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
+    return generateKeyPairSync("ec", {
+      namedCurve,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
   }
-  return generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
+  return generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
 }
 
 const rsa = jwtKeys("RS256");
 const ec = jwtKeys("ES256");
 
 describe("JWT tokens", () => {
-  for (const [method, keys] of [["RS256", rsa], ["PS256", rsa], ["ES256", ec], ["RS512", rsa]] as const) {
+  for (const [method, keys] of [
+    ["RS256", rsa],
+    ["PS256", rsa],
+    ["ES256", ec],
+    ["RS512", rsa],
+  ] as const) {
     it(`${method}: claims username, revision, exp; verified with the key`, () => {
       const clock = new ManualClock(1_700_000_000_000);
       const p = new JwtTokenProvider({ signMethod: method, privateKey: keys.privateKey, clock });
       const token = p.assign("alice", 7);
-      const [header, payload] = token.split(".").slice(0, 2).map((part) => JSON.parse(Buffer.from(part, "base64url").toString()) as Record<string, unknown>);
+      const [header, payload] = token
+        .split(".")
+        .slice(0, 2)
+        .map((part) => JSON.parse(Buffer.from(part, "base64url").toString()) as Record<string, unknown>);
       assert.deepEqual(header, { alg: method, typ: "JWT" });
       assert.deepEqual(payload, { exp: 1_700_000_000 + 300, revision: 7, username: "alice" });
       assert.deepEqual(p.info(token), { username: "alice", revision: 7 });
@@ -219,7 +234,10 @@ describe("JWT tokens", () => {
       const verifier = new JwtTokenProvider({ signMethod: method, publicKey: keys.publicKey, clock });
       assert.equal(verifier.verifyOnly, true);
       assert.deepEqual(verifier.info(token), { username: "alice", revision: 7 });
-      assert.throws(() => verifier.assign("alice", 7), (e) => isAuthError(e, "VerifyOnly"));
+      assert.throws(
+        () => verifier.assign("alice", 7),
+        (e) => isAuthError(e, "VerifyOnly"),
+      );
     });
   }
 
@@ -262,7 +280,11 @@ describe("JWT tokens", () => {
 
   it("refuse a segment that is not canonical unpadded base64url (padding, foreign characters, stray bits)", () => {
     const clock = new ManualClock();
-    for (const [method, key] of [["RS256", rsa.privateKey], ["ES256", ec.privateKey], ["HS256", "s3cret"]] as const) {
+    for (const [method, key] of [
+      ["RS256", rsa.privateKey],
+      ["ES256", ec.privateKey],
+      ["HS256", "s3cret"],
+    ] as const) {
       const p = new JwtTokenProvider({ signMethod: method, privateKey: key, clock });
       const token = p.assign("alice", 1);
       assert.ok(p.info(token));
@@ -301,16 +323,34 @@ describe("JWT tokens", () => {
   });
 
   it("refuse bad configurations: wrong key type or curve, mismatched pair, no key", () => {
-    assert.throws(() => new JwtTokenProvider({ signMethod: "ES256", privateKey: rsa.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "ES384", privateKey: ec.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256", privateKey: ec.privateKey }), (e) => isAuthError(e, "InvalidSignMethod"));
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "ES256", privateKey: rsa.privateKey }),
+      (e) => isAuthError(e, "InvalidSignMethod"),
+    );
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "ES384", privateKey: ec.privateKey }),
+      (e) => isAuthError(e, "InvalidSignMethod"),
+    );
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "RS256", privateKey: ec.privateKey }),
+      (e) => isAuthError(e, "InvalidSignMethod"),
+    );
     assert.throws(
       () => new JwtTokenProvider({ signMethod: "RS256", privateKey: rsa.privateKey, publicKey: jwtKeys("RS256").publicKey }),
       (e) => isAuthError(e, "KeyMismatch"),
     );
-    assert.throws(() => new JwtTokenProvider({ signMethod: "RS256" }), (e) => isAuthError(e, "MissingKey"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "HS256" }), (e) => isAuthError(e, "MissingKey"));
-    assert.throws(() => new JwtTokenProvider({ signMethod: "XX256" as JwtSignMethod, privateKey: "k" }), (e) => isAuthError(e, "InvalidSignMethod"));
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "RS256" }),
+      (e) => isAuthError(e, "MissingKey"),
+    );
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "HS256" }),
+      (e) => isAuthError(e, "MissingKey"),
+    );
+    assert.throws(
+      () => new JwtTokenProvider({ signMethod: "XX256" as JwtSignMethod, privateKey: "k" }),
+      (e) => isAuthError(e, "InvalidSignMethod"),
+    );
   });
 });
 
@@ -319,8 +359,14 @@ describe("--auth-token flag", () => {
     const { type, options } = parseAuthTokenFlag("jwt,pub-key=a.pub,priv-key=a.key,sign-method=RS256,ttl=10m");
     assert.equal(type, "jwt");
     assert.deepEqual(Object.fromEntries(options), { "pub-key": "a.pub", "priv-key": "a.key", "sign-method": "RS256", ttl: "10m" });
-    assert.throws(() => parseAuthTokenFlag("jwt,ttl"), (e) => isAuthError(e, "InvalidTokenOptions"));
-    assert.throws(() => parseAuthTokenFlag("jwt,ttl=1m,ttl=2m"), (e) => isAuthError(e, "InvalidTokenOptions"));
+    assert.throws(
+      () => parseAuthTokenFlag("jwt,ttl"),
+      (e) => isAuthError(e, "InvalidTokenOptions"),
+    );
+    assert.throws(
+      () => parseAuthTokenFlag("jwt,ttl=1m,ttl=2m"),
+      (e) => isAuthError(e, "InvalidTokenOptions"),
+    );
   });
 
   it("parses Go durations", () => {
@@ -328,7 +374,10 @@ describe("--auth-token flag", () => {
     assert.equal(parseGoDuration("1h30m"), 90 * MINUTE);
     assert.equal(parseGoDuration("1.5s"), 1500);
     assert.equal(parseGoDuration("300ms"), 300);
-    assert.throws(() => parseGoDuration("5 minutes"), (e) => isAuthError(e, "InvalidTokenOptions"));
+    assert.throws(
+      () => parseGoDuration("5 minutes"),
+      (e) => isAuthError(e, "InvalidTokenOptions"),
+    );
   });
 
   it("builds the simple provider (default TTL or --auth-token-ttl) and the jwt provider from key files", () => {
@@ -341,8 +390,17 @@ describe("--auth-token flag", () => {
     assert.equal(jwt.type, "jwt");
     assert.equal((jwt as JwtTokenProvider).ttlMs, 2 * MINUTE);
     assert.ok(jwt.info(jwt.assign("a", 1, { simpleTokenPrefix: "", index: 1 }), 1));
-    assert.throws(() => newTokenProvider("jwt,priv-key=/k/priv.pem", { readFile }), (e) => isAuthError(e, "InvalidSignMethod"));
-    assert.throws(() => newTokenProvider("opaque"), (e) => isAuthError(e, "InvalidTokenOptions"));
-    assert.throws(() => newTokenProvider("jwt,sign-method=HS256,priv-key=/k/priv.pem,colour=red", { readFile }), (e) => isAuthError(e, "InvalidTokenOptions"));
+    assert.throws(
+      () => newTokenProvider("jwt,priv-key=/k/priv.pem", { readFile }),
+      (e) => isAuthError(e, "InvalidSignMethod"),
+    );
+    assert.throws(
+      () => newTokenProvider("opaque"),
+      (e) => isAuthError(e, "InvalidTokenOptions"),
+    );
+    assert.throws(
+      () => newTokenProvider("jwt,sign-method=HS256,priv-key=/k/priv.pem,colour=red", { readFile }),
+      (e) => isAuthError(e, "InvalidTokenOptions"),
+    );
   });
 });

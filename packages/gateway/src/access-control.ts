@@ -52,4 +52,3 @@ To fix this, choose one of the following options:
 This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
 `;
 }
-

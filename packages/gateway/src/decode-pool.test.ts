@@ -38,16 +38,70 @@ const nestedTxn = (levels: number, padding: string): string =>
   `${`{"success":[{"requestTxn":`.repeat(levels - 1)}{"success":[${padding}]}${"}]}".repeat(levels - 1)}`;
 
 /** Bodies over the threshold: each is decoded by a thread in one gateway, on the event loop in the other. */
-const CASES: ReadonlyArray<{ readonly name: string; readonly status: number; readonly path: string; readonly schema: DescMessage; readonly body: string }> = [
-  { name: "put with a byte-array value", status: 200, path: "/v3/kv/put", schema: PutRequestSchema, body: `{"key":"Zm9v","value":${byteArray(40_000)}}` },
-  { name: "txn of many ops", status: 200, path: "/v3/kv/txn", schema: TxnRequestSchema, body: `{"success":${ops(5_000)},"failure":${ops(10)}}` },
-  { name: "server stream (observe)", status: 200, path: "/v3/election/observe", schema: Election.method.observe!.input, body: `{"name":"${"QUJD".repeat(30_000)}"}` },
-  { name: "byte out of range", status: 400, path: "/v3/kv/put", schema: PutRequestSchema, body: `{"key":"Zm9v","value":${byteArray(40_000, ",300")}}` },
+const CASES: ReadonlyArray<{
+  readonly name: string;
+  readonly status: number;
+  readonly path: string;
+  readonly schema: DescMessage;
+  readonly body: string;
+}> = [
+  {
+    name: "put with a byte-array value",
+    status: 200,
+    path: "/v3/kv/put",
+    schema: PutRequestSchema,
+    body: `{"key":"Zm9v","value":${byteArray(40_000)}}`,
+  },
+  {
+    name: "txn of many ops",
+    status: 200,
+    path: "/v3/kv/txn",
+    schema: TxnRequestSchema,
+    body: `{"success":${ops(5_000)},"failure":${ops(10)}}`,
+  },
+  {
+    name: "server stream (observe)",
+    status: 200,
+    path: "/v3/election/observe",
+    schema: Election.method.observe!.input,
+    body: `{"name":"${"QUJD".repeat(30_000)}"}`,
+  },
+  {
+    name: "byte out of range",
+    status: 400,
+    path: "/v3/kv/put",
+    schema: PutRequestSchema,
+    body: `{"key":"Zm9v","value":${byteArray(40_000, ",300")}}`,
+  },
   { name: "bad base64", status: 400, path: "/v3/kv/put", schema: PutRequestSchema, body: `{"key":"${"QUJD".repeat(30_000)}!"}` },
-  { name: "bad enum after many ops", status: 400, path: "/v3/kv/txn", schema: TxnRequestSchema, body: `{"success":${ops(5_000, `,{"requestRange":{"key":"YQ==","sort_order":"NOPE"}}`)}}` },
-  { name: "wrong type", status: 400, path: "/v3/kv/txn", schema: TxnRequestSchema, body: `{"success":${ops(5_000, `,{"requestRange":{"key":"YQ==","limit":1.5}}`)}}` },
-  { name: "txn nested too deep", status: 400, path: "/v3/kv/txn", schema: TxnRequestSchema, body: nestedTxn(600, " ".repeat(OFFLOAD_FROM_BYTES)) },
-  { name: "txn nested deep but forwarded", status: 200, path: "/v3/kv/txn", schema: TxnRequestSchema, body: nestedTxn(40, " ".repeat(OFFLOAD_FROM_BYTES)) },
+  {
+    name: "bad enum after many ops",
+    status: 400,
+    path: "/v3/kv/txn",
+    schema: TxnRequestSchema,
+    body: `{"success":${ops(5_000, `,{"requestRange":{"key":"YQ==","sort_order":"NOPE"}}`)}}`,
+  },
+  {
+    name: "wrong type",
+    status: 400,
+    path: "/v3/kv/txn",
+    schema: TxnRequestSchema,
+    body: `{"success":${ops(5_000, `,{"requestRange":{"key":"YQ==","limit":1.5}}`)}}`,
+  },
+  {
+    name: "txn nested too deep",
+    status: 400,
+    path: "/v3/kv/txn",
+    schema: TxnRequestSchema,
+    body: nestedTxn(600, " ".repeat(OFFLOAD_FROM_BYTES)),
+  },
+  {
+    name: "txn nested deep but forwarded",
+    status: 200,
+    path: "/v3/kv/txn",
+    schema: TxnRequestSchema,
+    body: nestedTxn(40, " ".repeat(OFFLOAD_FROM_BYTES)),
+  },
 ];
 
 describe("large values decoded by a decode thread", () => {
@@ -103,7 +157,10 @@ describe("DecodePool", () => {
     const pool = new DecodePool({ threads: 1, queueLimit: 1 });
     t.after(() => pool.close());
     const outcomes = await Promise.all([1, 2, 3].map(() => pool.decode(PutRequestSchema, json)));
-    assert.deepEqual(outcomes.map((o) => ("encoded" in o ? "encoded" : "busy" in o ? "busy" : "other")), ["encoded", "encoded", "busy"]);
+    assert.deepEqual(
+      outcomes.map((o) => ("encoded" in o ? "encoded" : "busy" in o ? "busy" : "other")),
+      ["encoded", "encoded", "busy"],
+    );
     assert.equal(pool.decoded, 2);
   });
 

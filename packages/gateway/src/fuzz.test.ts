@@ -88,12 +88,49 @@ function fieldNames(): string[] {
   return [...names];
 }
 
-const enumNames = ["NONE", "ASCEND", "DESCEND", "KEY", "VERSION", "CREATE", "MOD", "VALUE", "EQUAL", "GREATER", "LESS", "NOT_EQUAL", "NOPUT", "NODELETE", "READ", "WRITE", "READWRITE", "NOSPACE", "GET", "ACTIVATE", "DEACTIVATE", "LEASE"];
+const enumNames = [
+  "NONE",
+  "ASCEND",
+  "DESCEND",
+  "KEY",
+  "VERSION",
+  "CREATE",
+  "MOD",
+  "VALUE",
+  "EQUAL",
+  "GREATER",
+  "LESS",
+  "NOT_EQUAL",
+  "NOPUT",
+  "NODELETE",
+  "READ",
+  "WRITE",
+  "READWRITE",
+  "NOSPACE",
+  "GET",
+  "ACTIVATE",
+  "DEACTIVATE",
+  "LEASE",
+];
 
 const hugeNumber = fc.oneof(
   fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }).map(String),
   fc.stringMatching(/^-?(0|[1-9][0-9]{0,300})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,6})?$/),
-  fc.constantFrom("1e999999", "-0", "0.0", "1E-400", "9223372036854775807", "9223372036854775808", "-9223372036854775809", "18446744073709551616", "4294967296", "2147483648", "255", "256", "-1"),
+  fc.constantFrom(
+    "1e999999",
+    "-0",
+    "0.0",
+    "1E-400",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "4294967296",
+    "2147483648",
+    "255",
+    "256",
+    "-1",
+  ),
 );
 
 const base64Like = fc.oneof(
@@ -105,11 +142,22 @@ const base64Like = fc.oneof(
 const stringLiteral = fc.oneof(
   base64Like.map((s) => `"${s}"`),
   fc.string({ maxLength: 30 }).map((s) => JSON.stringify(s)),
-  fc.constantFrom('"\\ud800"', '"\\udc00\\ud800"', '"\\u00e9"', '"\\uD83D\\uDE00"', '"\u00ff\u0000"', '""', ...enumNames.map((n) => `"${n}"`)),
+  fc.constantFrom(
+    '"\\ud800"',
+    '"\\udc00\\ud800"',
+    '"\\u00e9"',
+    '"\\uD83D\\uDE00"',
+    '"\u00ff\u0000"',
+    '""',
+    ...enumNames.map((n) => `"${n}"`),
+  ),
   hugeNumber.map((n) => `"${n}"`),
 );
 
-const fieldName = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...fieldNames()) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
+const fieldName = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...fieldNames()) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+);
 
 const leaf = fc.oneof(hugeNumber, stringLiteral, fc.constantFrom("true", "false", "null"));
 
@@ -123,7 +171,11 @@ const { value: jsonValue } = fc.letrec<{ value: string; array: string; object: s
 
 /** Nesting from shallow to past Go's limit of 10000, closed or cut short. */
 const deepNesting = fc
-  .record({ depth: fc.integer({ min: 1, max: 12_000 }), kind: fc.constantFrom("[", '{"a":', '{"success":[{"request_txn":', "mixed"), closed: fc.boolean() })
+  .record({
+    depth: fc.integer({ min: 1, max: 12_000 }),
+    kind: fc.constantFrom("[", '{"a":', '{"success":[{"request_txn":', "mixed"),
+    closed: fc.boolean(),
+  })
   .map(({ depth, kind, closed }) => {
     const opens: string[] = [];
     const closes: string[] = [];
@@ -140,7 +192,10 @@ const textBody = fc.oneof(
   { weight: 2, arbitrary: deepNesting },
   { weight: 2, arbitrary: fc.array(jsonValue, { minLength: 2, maxLength: 4 }).map((values) => values.join("\n")) },
   { weight: 2, arbitrary: fc.tuple(jsonValue, fc.nat()).map(([v, cut]) => v.slice(0, cut % (v.length + 1))) },
-  { weight: 1, arbitrary: fc.constantFrom("", " ", "null", "{}", "[]", "{\"key\":\"YQ==\"}", '{"create_request":{"key":"YQ=="}}', '{"ID":"1"}') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom("", " ", "null", "{}", "[]", '{"key":"YQ=="}', '{"create_request":{"key":"YQ=="}}', '{"ID":"1"}'),
+  },
   // Over the 48 KiB limit: a long string or long leading whitespace.
   { weight: 1, arbitrary: fc.integer({ min: 60_000, max: 120_000 }).map((n) => `{"key":"${"QUFB".repeat(n / 4)}"}`) },
   { weight: 1, arbitrary: fc.integer({ min: 60_000, max: 100_000 }).map((n) => `${" ".repeat(n)}{}`) },
@@ -149,18 +204,41 @@ const textBody = fc.oneof(
 const body = fc.oneof(
   { weight: 8, arbitrary: textBody.map((t) => Buffer.from(t)) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 2048 }).map((b) => Buffer.from(b)) },
-  { weight: 1, arbitrary: fc.tuple(textBody, fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([t, junk]) => Buffer.concat([Buffer.from(t), junk])) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(textBody, fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([t, junk]) => Buffer.concat([Buffer.from(t), junk])),
+  },
 );
 
 const path = fc.oneof(
   { weight: 10, arbitrary: fc.constantFrom(...ROUTES.map((r) => r.path)) },
   { weight: 2, arbitrary: fc.constantFrom(...ROUTES.map((r) => r.path.replace("/v3/", "/v3beta/"))) },
-  { weight: 1, arbitrary: fc.constantFrom("/v3", "/v3/", "/v3/kv/range:verb", "/v3/kv/../kv/range", "/v3//kv/range", "/v3/kv/range?x=1", "/v3alpha/kv/range", "/health", "/%zz", "/v3/nope") },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "/v3",
+      "/v3/",
+      "/v3/kv/range:verb",
+      "/v3/kv/../kv/range",
+      "/v3//kv/range",
+      "/v3/kv/range?x=1",
+      "/v3alpha/kv/range",
+      "/health",
+      "/%zz",
+      "/v3/nope",
+    ),
+  },
 );
 
 const headerSets = fc.oneof(
   { weight: 6, arbitrary: fc.constant<Record<string, string>>({}) },
-  { weight: 1, arbitrary: fc.constantFrom<Record<string, string>>({ "content-type": "application/x-www-form-urlencoded", "x-http-method-override": "GET" }, { "content-type": "application/x-www-form-urlencoded", "x-http-method-override": "POST" }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Record<string, string>>(
+      { "content-type": "application/x-www-form-urlencoded", "x-http-method-override": "GET" },
+      { "content-type": "application/x-www-form-urlencoded", "x-http-method-override": "POST" },
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 8 }).map((t) => ({ "grpc-timeout": t.replace(/[^\x21-\x7e]/g, "") })) },
   { weight: 1, arbitrary: fc.constantFrom("1S", "100m", "2H", "5u", "-1S", "99999999999H", "0n").map((t) => ({ "grpc-timeout": t })) },
   { weight: 1, arbitrary: base64Like.map((v) => ({ "grpc-metadata-x-bin": v.replace(/[^\x21-\x7e]/g, ""), authorization: "Bearer x" })) },
@@ -222,7 +300,10 @@ test("every request on every route gets an HTTP answer, never an internal failur
   await fc.assert(
     fc.asyncProperty(
       path,
-      fc.oneof({ weight: 12, arbitrary: fc.constant("POST") }, { weight: 1, arbitrary: fc.constantFrom("GET", "PUT", "OPTIONS", "DELETE") }),
+      fc.oneof(
+        { weight: 12, arbitrary: fc.constant("POST") },
+        { weight: 1, arbitrary: fc.constantFrom("GET", "PUT", "OPTIONS", "DELETE") },
+      ),
       headerSets,
       body,
       fc.array(fc.nat(), { maxLength: 4 }),
@@ -251,8 +332,18 @@ test("every request on every route gets an HTTP answer, never an internal failur
 
 /** A masked client frame (RFC 6455), optionally with a wrong length, unmasked or unfinished. */
 const frame = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(textBody, fc.integer({ min: 0, max: 0xffffffff })).map(([text, mask]) => clientFrame(Opcode.text, Buffer.from(text), mask)) },
-  { weight: 1, arbitrary: fc.tuple(fc.uint8Array({ maxLength: 512 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 0xffffffff })).map(([p, op, mask]) => clientFrame(op, Buffer.from(p), mask)) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(textBody, fc.integer({ min: 0, max: 0xffffffff }))
+      .map(([text, mask]) => clientFrame(Opcode.text, Buffer.from(text), mask)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.uint8Array({ maxLength: 512 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 0xffffffff }))
+      .map(([p, op, mask]) => clientFrame(op, Buffer.from(p), mask)),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((b) => Buffer.from(b)) },
   { weight: 1, arbitrary: fc.constant(Buffer.from([0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }).map((mask) => clientFrame(Opcode.close, Buffer.from([3, 0xe8]), mask)) },
@@ -285,7 +376,8 @@ test("websocket sessions with arbitrary frames on every route leave the gateway 
         `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${protocol}\r\n`,
       );
       const deadline = Date.now() + ANSWER_TIMEOUT_MS;
-      while (!received.includes("\r\n\r\n") && !socket.destroyed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+      while (!received.includes("\r\n\r\n") && !socket.destroyed && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 2));
       assert.match(received, /^HTTP\/1\.1 \d{3} /, `no answer to the handshake on ${target}`);
       for (const f of frames) {
         if (socket.destroyed) break;

@@ -23,9 +23,7 @@ import { OFFLOAD_FROM_BYTES, type DecodePool } from "./decode-pool.js";
 /**
  * grpc-gateway 1.6.4's HTTPStatusFromCode (FailedPrecondition is still 412 there; later versions use 400).
  */
-const HTTP_STATUS_OF_GRPC_CODE: readonly number[] = [
-  200, 408, 500, 400, 504, 404, 409, 403, 429, 412, 409, 400, 501, 500, 503, 500, 401,
-];
+const HTTP_STATUS_OF_GRPC_CODE: readonly number[] = [200, 408, 500, 400, 504, 404, 409, 403, 429, 412, 409, 400, 501, 500, 503, 500, 401];
 
 function httpStatusOf(code: number): number {
   return HTTP_STATUS_OF_GRPC_CODE[code] ?? 500;
@@ -116,7 +114,6 @@ export function annotateCall(request: IncomingMessage): { metadata: Metadata; ca
   }
   return { metadata, callOptions };
 }
-
 
 export function decodeErrorMessage(error: unknown): string {
   if (isJsonDecodeError(error)) return error.message;
@@ -421,9 +418,9 @@ function decodeGrpcTimeout(value: string): number | undefined {
 function decodeBinaryHeader(key: string, value: string): Buffer {
   const padded = value.length % 4 === 0;
   const valid = padded ? /^[A-Za-z0-9+/]*={0,2}$/.test(value) : /^[A-Za-z0-9+/]*$/.test(value);
-  if (!valid) throw new GatewayError("Refused", `invalid binary header ${canonicalHeaderKey(key)}: illegal base64 data`, {
+  if (!valid)
+    throw new GatewayError("Refused", `invalid binary header ${canonicalHeaderKey(key)}: illegal base64 data`, {
       grpcCode: GrpcStatus.INVALID_ARGUMENT,
     });
   return Buffer.from(value, "base64");
 }
-

@@ -19,7 +19,8 @@ import { send, websocketSession, type HttpAnswer } from "./testing/http-client.j
 const skip = haveEtcd() ? false : "etcd 3.4 is not installed";
 
 /** Every etcd here is a single member named `conf`, as the conformance harness starts them. */
-const conf = (options: EtcdOptions = {}): Promise<EtcdProcess> => startEtcd({ name: "conf", initialClusterToken: "conf", logLevel: "error", ...options });
+const conf = (options: EtcdOptions = {}): Promise<EtcdProcess> =>
+  startEtcd({ name: "conf", initialClusterToken: "conf", logLevel: "error", ...options });
 
 interface Side {
   readonly name: "reference" | "target";
@@ -128,9 +129,7 @@ async function same(pair: Pair, build: Step | ((side: Side) => Step)): Promise<T
 
 /** Runs `steps` on each side in turn order-preserving but without comparing (setup). */
 async function onBoth(pair: Pair, build: (side: Side) => Step): Promise<void> {
-  await Promise.all(
-    [pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...build(side) })),
-  );
+  await Promise.all([pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...build(side) })));
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");
@@ -143,9 +142,7 @@ function capture(side: Side, answer: string, name: string, pattern: RegExp): voi
 /** Same as `same`, then remembers a value of each side's raw answer (e.g. a lease ID) as `name`. */
 async function sameAndCapture(pair: Pair, step: Step | ((side: Side) => Step), name: string, pattern: RegExp): Promise<void> {
   const stepOf = (side: Side): Step => (typeof step === "function" ? step(side) : step);
-  const answers = await Promise.all(
-    [pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...stepOf(side) })),
-  );
+  const answers = await Promise.all([pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...stepOf(side) })));
   capture(pair.reference, answers[0]!.body, name, pattern);
   capture(pair.target, answers[1]!.body, name, pattern);
   assert.deepEqual(transcript(pair.target, answers[1]!), transcript(pair.reference, answers[0]!));
@@ -224,7 +221,10 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     // Past the budget etcd answers 400 tooManyOps; the deeper ones are past what protobuf-es can encode.
     for (const levels of [130, 600, 1000, 2000, 3000]) {
       const answer = await same(pair, { path: "/v3/kv/txn", body: nested(levels) });
-      assert.equal(answer.body, `{"error":"etcdserver: too many operations in txn request","message":"etcdserver: too many operations in txn request","code":3}`);
+      assert.equal(
+        answer.body,
+        `{"error":"etcdserver: too many operations in txn request","message":"etcdserver: too many operations in txn request","code":3}`,
+      );
     }
   });
 
@@ -363,7 +363,9 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     // is etcd's own race, so these two lines are compared as a set.
     const lines = async (): Promise<string[][]> => {
       const body = `{"create_request":{"key":"${b64("w/a")}","start_revision":${start},"watch_id":7}}\n{"create_request":{"key":"${b64("w/a")}","watch_id":7}}`;
-      const answers = await Promise.all([pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", path: "/v3/watch", body, cutAfterMs: cut })));
+      const answers = await Promise.all(
+        [pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", path: "/v3/watch", body, cutAfterMs: cut })),
+      );
       return [pair.reference, pair.target].map((side, i) => transcript(side, answers[i]!).body.split("\n").sort());
     };
     const [referenceLines, targetLines] = await lines();
@@ -372,7 +374,11 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     await same(pair, { path: "/v3/watch", body: `{bad`, cutAfterMs: 800 });
     await same(pair, { path: "/v3/watch", body: `{"create_request":{"key":"${b64("w/a")}","filters":["NOPE"]}}`, cutAfterMs: 800 });
     await same(pair, { path: "/v3/watch", body: "", cutAfterMs: 800 });
-    await same(pair, { path: "/v3beta/watch", body: `{"create_request":{"key":"${b64("w/a")}","start_revision":${start}}} {bad`, cutAfterMs: cut });
+    await same(pair, {
+      path: "/v3beta/watch",
+      body: `{"create_request":{"key":"${b64("w/a")}","start_revision":${start}}} {bad`,
+      cutAfterMs: cut,
+    });
   });
 
   test("watch stream: progress and cancel requests", async () => {
@@ -441,7 +447,9 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     // Lock and leader keys are `<name>/<lease ID in hex>`: compared with the lease ID normalised.
     const keyOf = (s: Side, name: string) => b64(`${name}/${BigInt(lease(s)).toString(16)}`);
     const sameKeys = async (build: (side: Side) => Step): Promise<void> => {
-      const answers = await Promise.all([pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...build(side) })));
+      const answers = await Promise.all(
+        [pair.reference, pair.target].map((side) => send({ url: side.url, method: "POST", ...build(side) })),
+      );
       const view = (side: Side, a: HttpAnswer) => {
         const t = transcript(side, a);
         return { ...t, body: t.body.replaceAll(keyOf(side, "lk"), "<LOCK_KEY>").replaceAll(keyOf(side, "el"), "<LEADER_KEY>") };
@@ -450,7 +458,10 @@ describe("gateway against etcd 3.4's own gateway", { skip }, () => {
     };
     await sameKeys((s) => ({ path: "/v3/lock/lock", body: `{"name":"${b64("lk")}","lease":"${lease(s)}"}` }));
     await sameKeys((s) => ({ path: "/v3/lock/unlock", body: `{"key":"${keyOf(s, "lk")}"}` }));
-    await sameKeys((s) => ({ path: "/v3/election/campaign", body: `{"name":"${b64("el")}","lease":"${lease(s)}","value":"${b64("v1")}"}` }));
+    await sameKeys((s) => ({
+      path: "/v3/election/campaign",
+      body: `{"name":"${b64("el")}","lease":"${lease(s)}","value":"${b64("v1")}"}`,
+    }));
     await sameKeys(() => ({ path: "/v3/election/leader", body: `{"name":"${b64("el")}"}` }));
     const leader = (s: Side) => `{"name":"${b64("el")}","key":"${keyOf(s, "el")}","lease":"${lease(s)}","rev":"0"}`;
     await sameKeys((s) => ({ path: "/v3/election/proclaim", body: `{"leader":${leader(s)},"value":"${b64("v2")}"}` }));
@@ -662,7 +673,11 @@ describe("gateway CORS option", { skip }, () => {
       const call = { method: "POST", path: "/v3/kv/range", body: `{"key":"YQ=="}`, headers: { host } };
       const reference = await send({ url: etcd.clientUrl, ...call });
       const target = await send({ url, ...call });
-      assert.deepEqual([target.status, target.headers["content-type"], target.body], [reference.status, reference.headers["content-type"], reference.body], host);
+      assert.deepEqual(
+        [target.status, target.headers["content-type"], target.body],
+        [reference.status, reference.headers["content-type"], reference.body],
+        host,
+      );
     }
   });
 });
@@ -684,7 +699,14 @@ describe("gateway cluster membership and alarms against etcd 3.4's own gateway",
     );
     const sortMembers = (t: Transcript): Transcript => ({
       ...t,
-      body: t.body.replace(/"members":\[(.*)\]/, (_m, list: string) => `"members":[${list.split(/,(?=\{"ID")/).sort().join(",")}]`),
+      body: t.body.replace(
+        /"members":\[(.*)\]/,
+        (_m, list: string) =>
+          `"members":[${list
+            .split(/,(?=\{"ID")/)
+            .sort()
+            .join(",")}]`,
+      ),
     });
     assert.deepEqual(sortMembers(transcript(pair.target, answers[1]!)), sortMembers(transcript(pair.reference, answers[0]!)));
   };
@@ -693,17 +715,28 @@ describe("gateway cluster membership and alarms against etcd 3.4's own gateway",
     // A learner at an address nothing listens on (never promoted, so quorum stays with the one member).
     const added = await Promise.all(
       [pair.reference, pair.target].map((side) =>
-        send({ url: side.url, method: "POST", path: "/v3/cluster/member/add", body: `{"peerURLs":["http://127.0.0.2:7"],"isLearner":true}` }),
+        send({
+          url: side.url,
+          method: "POST",
+          path: "/v3/cluster/member/add",
+          body: `{"peerURLs":["http://127.0.0.2:7"],"isLearner":true}`,
+        }),
       ),
     );
     const MEMBER = /"member":\{"ID":"(\d+)"/;
     capture(pair.reference, added[0]!.body, "learner", MEMBER);
     capture(pair.target, added[1]!.body, "learner", MEMBER);
-    const withoutMembers = (side: Side, a: HttpAnswer) => ({ ...transcript(side, a), body: transcript(side, a).body.replace(/"members":\[.*\]/, "") });
+    const withoutMembers = (side: Side, a: HttpAnswer) => ({
+      ...transcript(side, a),
+      body: transcript(side, a).body.replace(/"members":\[.*\]/, ""),
+    });
     assert.deepEqual(withoutMembers(pair.target, added[1]!), withoutMembers(pair.reference, added[0]!));
     await sameMembers({ path: "/v3/cluster/member/list", body: "{}" });
     await same(pair, (s) => ({ path: "/v3/cluster/member/promote", body: `{"ID":"${s.vars.get("learner")}"}` }));
-    await sameMembers((s) => ({ path: "/v3/cluster/member/update", body: `{"ID":"${s.vars.get("learner")}","peerURLs":["http://127.0.0.2:1"]}` }));
+    await sameMembers((s) => ({
+      path: "/v3/cluster/member/update",
+      body: `{"ID":"${s.vars.get("learner")}","peerURLs":["http://127.0.0.2:1"]}`,
+    }));
     await same(pair, { path: "/v3/cluster/member/add", body: `{"peerURLs":["not a url"]}` });
     await sameMembers((s) => ({ path: "/v3/cluster/member/remove", body: `{"ID":"${s.vars.get("learner")}"}` }));
     await sameMembers((s) => ({ path: "/v3/cluster/member/remove", body: `{"ID":"${s.vars.get("learner")}"}` }));
@@ -727,7 +760,15 @@ describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gatewa
   before(async () => {
     certs = makeCertificates();
     etcd = await conf({
-      extraArgs: ["--cert-file", certs.server.certFile, "--key-file", certs.server.keyFile, "--trusted-ca-file", certs.caFile, "--client-cert-auth"],
+      extraArgs: [
+        "--cert-file",
+        certs.server.certFile,
+        "--key-file",
+        certs.server.keyFile,
+        "--trusted-ca-file",
+        certs.caFile,
+        "--client-cert-auth",
+      ],
       tls: { cacert: certs.caFile, cert: certs.server.certFile, key: certs.server.keyFile },
     });
     // As etcd dials itself: its own certificate, the server name not checked.
@@ -760,7 +801,11 @@ describe("gateway over TLS with --client-cert-auth against etcd 3.4's own gatewa
     const both = async (path: string, body: string, tls: typeof anonymous, note: string): Promise<void> => {
       const reference = await send({ url: etcd.clientUrl, method: "POST", path, body, tls });
       const target = await send({ url, method: "POST", path, body, tls });
-      const view = (a: HttpAnswer) => ({ status: a.status, type: a.headers["content-type"], body: a.body.replace(/"(cluster_id|member_id)":"\d+"/g, "") });
+      const view = (a: HttpAnswer) => ({
+        status: a.status,
+        type: a.headers["content-type"],
+        body: a.body.replace(/"(cluster_id|member_id)":"\d+"/g, ""),
+      });
       assert.deepEqual(view(target), view(reference), note);
     };
     // One etcd behind both gateways: writes go once, through etcd's own gateway; reads are compared.

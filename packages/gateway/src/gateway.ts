@@ -324,7 +324,11 @@ class JsonGateway implements Gateway {
     return definition;
   }
 
-  private track<T extends { cancel(): void; once(event: "status", listener: () => void): unknown }>(call: T, response: ServerResponse, streaming = false): T {
+  private track<T extends { cancel(): void; once(event: "status", listener: () => void): unknown }>(
+    call: T,
+    response: ServerResponse,
+    streaming = false,
+  ): T {
     // The HTTP client going away cancels the gRPC call, as the request context does in Go — also when it
     // went away while the body was still being read, before the call began.
     if (response.closed) {
@@ -396,53 +400,64 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
-      if (this.answeredBadFirstRequest(request, response, outcome)) return;
-      const message = "message" in outcome ? outcome.message : outcome.encoded;
-      if ("message" in outcome && route.method.input === TxnRequestSchema && nestsTooDeep(outcome.message as TxnRequest)) {
-        // Too deep to encode, and too deep for any member: answered as the member answers too many ops.
-        const [code, text] = rpcErrors.tooManyOps;
-        writeHttpError(response, { code, message: text });
-        return;
-      }
-      if (this.closed) {
-        writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
-        return;
-      }
-      let headers: Metadata | undefined;
-      const call: ClientUnaryCall = this.client.makeUnaryRequest(
-        definition.path,
-        definition.requestSerialize,
-        definition.responseDeserialize,
-        message,
-        metadata,
-        callOptions,
-        guarded(response, (error: ServiceError | null, reply?: unknown) => {
-          if (error !== null) {
-            writeHttpError(response, statusOf(error), headers);
-            return;
-          }
-          let body: string;
-          try {
-            body = encodeMessage(route.method.output, reply as Message);
-          } catch (failure) {
-            // ForwardResponseMessage: a reply the marshaler cannot write is an HTTPError of that error (Unknown).
-            writeHttpError(response, { code: GrpcStatus.UNKNOWN, message: failure instanceof Error ? failure.message : String(failure) }, headers);
-            return;
-          }
-          response.writeHead(200, {
-            ...forwardedHeaders(headers),
-            "Content-Type": "application/json",
-            "Content-Length": Buffer.byteLength(body),
-          });
-          response.end(body);
-        }),
-      );
-      call.on("metadata", (received: Metadata) => {
-        headers = received;
-      });
-      this.track(call, response);
-    }), this.decodePool);
+    readFirstRequest(
+      request,
+      route.method.input,
+      bodyConsumed,
+      this.jsonLimit,
+      guarded(response, (outcome) => {
+        if (this.answeredBadFirstRequest(request, response, outcome)) return;
+        const message = "message" in outcome ? outcome.message : outcome.encoded;
+        if ("message" in outcome && route.method.input === TxnRequestSchema && nestsTooDeep(outcome.message as TxnRequest)) {
+          // Too deep to encode, and too deep for any member: answered as the member answers too many ops.
+          const [code, text] = rpcErrors.tooManyOps;
+          writeHttpError(response, { code, message: text });
+          return;
+        }
+        if (this.closed) {
+          writeHttpError(response, { code: GrpcStatus.UNAVAILABLE, message: "grpc: the client connection is closing" });
+          return;
+        }
+        let headers: Metadata | undefined;
+        const call: ClientUnaryCall = this.client.makeUnaryRequest(
+          definition.path,
+          definition.requestSerialize,
+          definition.responseDeserialize,
+          message,
+          metadata,
+          callOptions,
+          guarded(response, (error: ServiceError | null, reply?: unknown) => {
+            if (error !== null) {
+              writeHttpError(response, statusOf(error), headers);
+              return;
+            }
+            let body: string;
+            try {
+              body = encodeMessage(route.method.output, reply as Message);
+            } catch (failure) {
+              // ForwardResponseMessage: a reply the marshaler cannot write is an HTTPError of that error (Unknown).
+              writeHttpError(
+                response,
+                { code: GrpcStatus.UNKNOWN, message: failure instanceof Error ? failure.message : String(failure) },
+                headers,
+              );
+              return;
+            }
+            response.writeHead(200, {
+              ...forwardedHeaders(headers),
+              "Content-Type": "application/json",
+              "Content-Length": Buffer.byteLength(body),
+            });
+            response.end(body);
+          }),
+        );
+        call.on("metadata", (received: Metadata) => {
+          headers = received;
+        });
+        this.track(call, response);
+      }),
+      this.decodePool,
+    );
   }
 
   private serverStream(
@@ -454,20 +469,27 @@ class JsonGateway implements Gateway {
     callOptions: CallOptions,
     bodyConsumed: boolean,
   ): void {
-    readFirstRequest(request, route.method.input, bodyConsumed, this.jsonLimit, guarded(response, (outcome) => {
-      if (this.answeredBadFirstRequest(request, response, outcome)) return;
-      const message = "message" in outcome ? outcome.message : outcome.encoded;
-      const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
-        definition.path,
-        definition.requestSerialize,
-        definition.responseDeserialize,
-        message,
-        metadata,
-        callOptions,
-      );
-      this.track(call, response, true);
-      forwardStream(call, response, route.method.output);
-    }), this.decodePool);
+    readFirstRequest(
+      request,
+      route.method.input,
+      bodyConsumed,
+      this.jsonLimit,
+      guarded(response, (outcome) => {
+        if (this.answeredBadFirstRequest(request, response, outcome)) return;
+        const message = "message" in outcome ? outcome.message : outcome.encoded;
+        const call: ClientReadableStream<unknown> = this.client.makeServerStreamRequest(
+          definition.path,
+          definition.requestSerialize,
+          definition.responseDeserialize,
+          message,
+          metadata,
+          callOptions,
+        );
+        this.track(call, response, true);
+        forwardStream(call, response, route.method.output);
+      }),
+      this.decodePool,
+    );
   }
 
   private bidiStream(
@@ -590,7 +612,6 @@ class JsonGateway implements Gateway {
     request.on("error", endOfBody);
   }
 }
-
 
 /**
  * Ends one request after an unexpected error: 500 if nothing was answered yet, else the connection is cut

@@ -88,7 +88,6 @@ export function hostnameOf(host: string): string {
   return colon < 0 ? host : host.slice(0, colon);
 }
 
-
 /** How long a raw answer's connection waits for the client to close it. */
 const RAW_ANSWER_LINGER_MS = 5000;
 
@@ -151,4 +150,3 @@ export class RawHttpResponse extends EventEmitter {
     return this;
   }
 }
-

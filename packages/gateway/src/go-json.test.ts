@@ -55,14 +55,23 @@ test("the value stream reports a syntax error as soon as the byte arrives, and a
   const bad = new JsonValueStream();
   bad.push(utf8('{"a":1} x'));
   assert.equal(text(bad.next() as Uint8Array), '{"a":1}');
-  assert.equal(errorOf(() => bad.next()), "invalid character 'x' looking for beginning of value");
-  assert.equal(errorOf(() => bad.next()), "invalid character 'x' looking for beginning of value");
+  assert.equal(
+    errorOf(() => bad.next()),
+    "invalid character 'x' looking for beginning of value",
+  );
+  assert.equal(
+    errorOf(() => bad.next()),
+    "invalid character 'x' looking for beginning of value",
+  );
 
   const cut = new JsonValueStream();
   cut.push(utf8('{"a":'));
   assert.equal(cut.next(), undefined);
   cut.finish();
-  assert.equal(errorOf(() => cut.next()), "unexpected EOF");
+  assert.equal(
+    errorOf(() => cut.next()),
+    "unexpected EOF",
+  );
 
   const empty = new JsonValueStream();
   empty.push(utf8(" \n\t"));
@@ -86,7 +95,12 @@ test("checkValid speaks the Go scanner's messages", () => {
     ["'a'", "invalid character '\\'' looking for beginning of value"],
     ["-x", "invalid character 'x' in numeric literal"],
   ];
-  for (const [input, expected] of cases) assert.equal(errorOf(() => checkValid(utf8(input))), expected, input);
+  for (const [input, expected] of cases)
+    assert.equal(
+      errorOf(() => checkValid(utf8(input))),
+      expected,
+      input,
+    );
 });
 
 test("offending bytes are named as strconv.Quote names the code point U+00XX", () => {
@@ -132,7 +146,11 @@ test("base64 decodes as base64.StdEncoding with Go's error offsets", () => {
     ["Y Q==", 1],
   ];
   for (const [input, at] of cases) {
-    assert.equal(errorOf(() => decodeBase64Go(utf8(input))), `illegal base64 data at input byte ${at}`, input);
+    assert.equal(
+      errorOf(() => decodeBase64Go(utf8(input))),
+      `illegal base64 data at input byte ${at}`,
+      input,
+    );
   }
 });
 
@@ -163,7 +181,10 @@ test("nesting as deep as Go's scanner allows parses without recursion; one level
     inner = inner.items[0];
   }
   assert.equal(depth, 9999);
-  assert.equal(errorOf(() => parseJson(deep(10000))), "invalid character '[' exceeded max depth");
+  assert.equal(
+    errorOf(() => parseJson(deep(10000))),
+    "invalid character '[' exceeded max depth",
+  );
   const objects = utf8(`${'{"a":'.repeat(9999)}1${"}".repeat(9999)}`);
   assert.equal(parseJson(objects).kind, "object");
 });
@@ -208,11 +229,17 @@ test("the value stream refuses a value longer than its limit while it is read, a
   assert.equal(stream.bufferedBytes, 0);
   stream.push(new Uint8Array(1 << 20));
   assert.equal(stream.bufferedBytes, 0);
-  assert.throws(() => stream.next(), (error: unknown) => isGatewayError(error, "JsonTooLarge"));
+  assert.throws(
+    () => stream.next(),
+    (error: unknown) => isGatewayError(error, "JsonTooLarge"),
+  );
   // Leading whitespace counts: a body of nothing but spaces is bounded too.
   const spaces = new JsonValueStream(1000);
   spaces.push(new Uint8Array(1001).fill(0x20));
-  assert.throws(() => spaces.next(), (error: unknown) => isGatewayError(error, "JsonTooLarge"));
+  assert.throws(
+    () => spaces.next(),
+    (error: unknown) => isGatewayError(error, "JsonTooLarge"),
+  );
 });
 
 test("the canonical base64 fast path decodes exactly as the byte-by-byte path", () => {

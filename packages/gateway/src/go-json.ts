@@ -506,8 +506,14 @@ class Node {
   }
 }
 
-const node = (kind: JsonNode["kind"], p: Parser, start: number, value?: boolean, entries?: Map<string, JsonNode>, items?: JsonNode[]): JsonNode =>
-  new Node(kind, p.data, start, p.pos, value, entries, items) as JsonNode;
+const node = (
+  kind: JsonNode["kind"],
+  p: Parser,
+  start: number,
+  value?: boolean,
+  entries?: Map<string, JsonNode>,
+  items?: JsonNode[],
+): JsonNode => new Node(kind, p.data, start, p.pos, value, entries, items) as JsonNode;
 
 /**
  * Parses one JSON value (validating it first with Go's messages). Object keys are unquoted as Go does and a
@@ -619,7 +625,10 @@ function parseSome(p: Parser, open: OpenContainer[], budget: number): JsonNode |
         break;
       }
       open.pop();
-      value = top.kind === "object" ? node("object", p, top.start, undefined, top.entries) : node("array", p, top.start, undefined, undefined, top.items);
+      value =
+        top.kind === "object"
+          ? node("object", p, top.start, undefined, top.entries)
+          : node("array", p, top.start, undefined, undefined, top.items);
     }
   }
   return undefined;

@@ -32,67 +32,70 @@ const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
  * decoder and golang/protobuf 1.3.5's jsonpb.
  */
 const RANGE_BODIES: ReadonlyArray<readonly [string, string | undefined]> = [
-  ["{\"key\":\"YQ==\",\"limit\":01}", "invalid character '1' after object key:value pair"],
-  ["{\"key\":\"YQ==\",\"limit\":-}", "invalid character '}' in numeric literal"],
-  ["{\"key\":\"YQ==\",\"limit\":1.}", "invalid character '}' after decimal point in numeric literal"],
-  ["{\"key\":\"YQ==\",\"limit\":1e}", "invalid character '}' in exponent of numeric literal"],
-  ["{\"key\":\"YQ==\",\"limit\":1e+}", "invalid character '}' in exponent of numeric literal"],
-  ["{\"key\":\"YQ==\",\"limit\":1e3}", "json: cannot unmarshal number 1e3 into Go value of type int64"],
-  ["{\"key\":\"YQ==\",\"limit\":-0}", undefined],
-  ["{\"key\":\"YQ==\",\"limit\":9223372036854775807}", undefined],
-  ["{\"key\":\"YQ==\",\"limit\":9223372036854775808}", "json: cannot unmarshal number 9223372036854775808 into Go value of type int64"],
-  ["{\"key\":\"YQ==\",\"limit\":{}}", "json: cannot unmarshal object into Go value of type int64"],
-  ["{\"key\":\"YQ==\",\"limit\":[]}", "json: cannot unmarshal array into Go value of type int64"],
-  ["{\"key\":\"YQ==\",\"limit\":\"1 2\"}", "invalid character '2' after top-level value"],
-  ["{\"key\":\"YQ==\",\"limit\":\"\\u0031\"}", "invalid character '\\\\' looking for beginning of value"],
-  ["{\"key\":\"YQ==\",\"limit\":\" 3 \"}", undefined],
-  ["{\"key\":\"YQ==\",\"limit\":\"null\"}", undefined],
-  ["{\"key\":\"YQ==\",\"limit\":\"true\"}", "json: cannot unmarshal bool into Go value of type int64"],
-  ["{\"key\":\"YQ==\" \"limit\":1}", "invalid character '\"' after object key:value pair"],
-  ["{\"key\":\"YQ==\",]", "invalid character ']' looking for beginning of object key string"],
-  ["{\"key\" 1}", "invalid character '1' after object key"],
-  ["{\"key\":\"YQ==\\x\"}", "invalid character 'x' in string escape code"],
-  ["{\"key\":\"a\tb\"}", "invalid character '\\t' in string literal"],
-  ["{\"key\":\"YQ==\"}]", undefined],
+  ['{"key":"YQ==","limit":01}', "invalid character '1' after object key:value pair"],
+  ['{"key":"YQ==","limit":-}', "invalid character '}' in numeric literal"],
+  ['{"key":"YQ==","limit":1.}', "invalid character '}' after decimal point in numeric literal"],
+  ['{"key":"YQ==","limit":1e}', "invalid character '}' in exponent of numeric literal"],
+  ['{"key":"YQ==","limit":1e+}', "invalid character '}' in exponent of numeric literal"],
+  ['{"key":"YQ==","limit":1e3}', "json: cannot unmarshal number 1e3 into Go value of type int64"],
+  ['{"key":"YQ==","limit":-0}', undefined],
+  ['{"key":"YQ==","limit":9223372036854775807}', undefined],
+  ['{"key":"YQ==","limit":9223372036854775808}', "json: cannot unmarshal number 9223372036854775808 into Go value of type int64"],
+  ['{"key":"YQ==","limit":{}}', "json: cannot unmarshal object into Go value of type int64"],
+  ['{"key":"YQ==","limit":[]}', "json: cannot unmarshal array into Go value of type int64"],
+  ['{"key":"YQ==","limit":"1 2"}', "invalid character '2' after top-level value"],
+  ['{"key":"YQ==","limit":"\\u0031"}', "invalid character '\\\\' looking for beginning of value"],
+  ['{"key":"YQ==","limit":" 3 "}', undefined],
+  ['{"key":"YQ==","limit":"null"}', undefined],
+  ['{"key":"YQ==","limit":"true"}', "json: cannot unmarshal bool into Go value of type int64"],
+  ['{"key":"YQ==" "limit":1}', "invalid character '\"' after object key:value pair"],
+  ['{"key":"YQ==",]', "invalid character ']' looking for beginning of object key string"],
+  ['{"key" 1}', "invalid character '1' after object key"],
+  ['{"key":"YQ==\\x"}', "invalid character 'x' in string escape code"],
+  ['{"key":"a\tb"}', "invalid character '\\t' in string literal"],
+  ['{"key":"YQ=="}]', undefined],
   ["[1,2", "unexpected EOF"],
-  ["{\"key\":nul}", "invalid character '}' in literal null (expecting 'l')"],
-  ["{\"key\":fals}", "invalid character '}' in literal false (expecting 'e')"],
-  ["{\"key\":true}", "json: cannot unmarshal bool into Go value of type []uint8"],
-  ["{\"key\":{}}", "json: cannot unmarshal object into Go value of type []uint8"],
-  ["{\"key\":\"Y Q==\"}", "illegal base64 data at input byte 1"],
-  ["{\"key\":\"YQ==YQ==\"}", "illegal base64 data at input byte 4"],
-  ["{\"key\":\"YWJj\\nZA==\"}", undefined],
-  ["{\"key\":\"YWJjZA=\"}", "illegal base64 data at input byte 7"],
-  ["{\"key\":\"YWJjZA\"}", "illegal base64 data at input byte 4"],
-  ["{\"key\":\"YWJjZ===\"}", "illegal base64 data at input byte 5"],
-  ["{\"key\":\"=YWJj\"}", "illegal base64 data at input byte 0"],
-  ["{\"key\":\"Y===\" }", "illegal base64 data at input byte 1"],
-  ["{\"key\":[1,\"a\"]}", "json: cannot unmarshal string into Go value of type uint8"],
-  ["{\"key\":[1.5]}", "json: cannot unmarshal number 1.5 into Go value of type uint8"],
-  ["{\"key\":[-1]}", "json: cannot unmarshal number -1 into Go value of type uint8"],
-  ["{\"key\":[null,97]}", undefined],
-  ["{\"key\":\"YQ==\",\"sort_order\":\"descend\"}", "unknown value \"descend\" for enum etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":\"DESC\\u0045ND\"}", "unknown value \"DESC\\\\u0045ND\" for enum etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":\"a\\\"b\"}", "unknown value \"a\\\\\\\"b\" for enum etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":\"\u00e9\"}", "unknown value \"\u00e9\" for enum etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":2147483648}", "json: cannot unmarshal number 2147483648 into Go value of type etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":-5}", undefined],
-  ["{\"key\":\"YQ==\",\"sort_order\":true}", "json: cannot unmarshal bool into Go value of type etcdserverpb.RangeRequest_SortOrder"],
-  ["{\"key\":\"YQ==\",\"sort_order\":null}", undefined],
-  ["{\"key\":\"YQ==\",\"serializable\":1}", "json: cannot unmarshal number into Go value of type bool"],
-  ["{\"key\":\"YQ==\",\"serializable\":{}}", "json: cannot unmarshal object into Go value of type bool"],
-  ["{\"key\":\"YQ==\",\"serializable\":[]}", "json: cannot unmarshal array into Go value of type bool"],
-  ["{\"key\":\"YQ==\",\"serializable\":false}", undefined],
-  ["{\"key\":\"YQ==\",\"limit\":-1}", undefined],
-  ["{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"0x10\"}", "invalid character 'x' after top-level value"],
+  ['{"key":nul}', "invalid character '}' in literal null (expecting 'l')"],
+  ['{"key":fals}', "invalid character '}' in literal false (expecting 'e')"],
+  ['{"key":true}', "json: cannot unmarshal bool into Go value of type []uint8"],
+  ['{"key":{}}', "json: cannot unmarshal object into Go value of type []uint8"],
+  ['{"key":"Y Q=="}', "illegal base64 data at input byte 1"],
+  ['{"key":"YQ==YQ=="}', "illegal base64 data at input byte 4"],
+  ['{"key":"YWJj\\nZA=="}', undefined],
+  ['{"key":"YWJjZA="}', "illegal base64 data at input byte 7"],
+  ['{"key":"YWJjZA"}', "illegal base64 data at input byte 4"],
+  ['{"key":"YWJjZ==="}', "illegal base64 data at input byte 5"],
+  ['{"key":"=YWJj"}', "illegal base64 data at input byte 0"],
+  ['{"key":"Y===" }', "illegal base64 data at input byte 1"],
+  ['{"key":[1,"a"]}', "json: cannot unmarshal string into Go value of type uint8"],
+  ['{"key":[1.5]}', "json: cannot unmarshal number 1.5 into Go value of type uint8"],
+  ['{"key":[-1]}', "json: cannot unmarshal number -1 into Go value of type uint8"],
+  ['{"key":[null,97]}', undefined],
+  ['{"key":"YQ==","sort_order":"descend"}', 'unknown value "descend" for enum etcdserverpb.RangeRequest_SortOrder'],
+  ['{"key":"YQ==","sort_order":"DESC\\u0045ND"}', 'unknown value "DESC\\\\u0045ND" for enum etcdserverpb.RangeRequest_SortOrder'],
+  ['{"key":"YQ==","sort_order":"a\\"b"}', 'unknown value "a\\\\\\"b" for enum etcdserverpb.RangeRequest_SortOrder'],
+  ['{"key":"YQ==","sort_order":"\u00e9"}', 'unknown value "\u00e9" for enum etcdserverpb.RangeRequest_SortOrder'],
+  [
+    '{"key":"YQ==","sort_order":2147483648}',
+    "json: cannot unmarshal number 2147483648 into Go value of type etcdserverpb.RangeRequest_SortOrder",
+  ],
+  ['{"key":"YQ==","sort_order":-5}', undefined],
+  ['{"key":"YQ==","sort_order":true}', "json: cannot unmarshal bool into Go value of type etcdserverpb.RangeRequest_SortOrder"],
+  ['{"key":"YQ==","sort_order":null}', undefined],
+  ['{"key":"YQ==","serializable":1}', "json: cannot unmarshal number into Go value of type bool"],
+  ['{"key":"YQ==","serializable":{}}', "json: cannot unmarshal object into Go value of type bool"],
+  ['{"key":"YQ==","serializable":[]}', "json: cannot unmarshal array into Go value of type bool"],
+  ['{"key":"YQ==","serializable":false}', undefined],
+  ['{"key":"YQ==","limit":-1}', undefined],
+  ['{"key":"YQ==","range_end":"AA==","limit":"0x10"}', "invalid character 'x' after top-level value"],
   ["1", "json: cannot unmarshal number into Go value of type map[string]json.RawMessage"],
   ["true", "json: cannot unmarshal bool into Go value of type map[string]json.RawMessage"],
-  ["\"str\"", "json: cannot unmarshal string into Go value of type map[string]json.RawMessage"],
-  ["{\"key\":\"YQ==\"}{\"key\":\"Yg==\"}", undefined],
-  ["{\"key\":\"YQ==\",   \"keys_only\"  :  true  }", undefined],
-  ["{\"ke\\u0079\":\"YQ==\"}", undefined],
-  ["{\"key\":\"YQ==\",\"key\":\"Yg==\"}", undefined],
-  ["{\"key\":\"Yg==\",\"key\":null}", undefined],
+  ['"str"', "json: cannot unmarshal string into Go value of type map[string]json.RawMessage"],
+  ['{"key":"YQ=="}{"key":"Yg=="}', undefined],
+  ['{"key":"YQ==",   "keys_only"  :  true  }', undefined],
+  ['{"ke\\u0079":"YQ=="}', undefined],
+  ['{"key":"YQ==","key":"Yg=="}', undefined],
+  ['{"key":"Yg==","key":null}', undefined],
   ["{not json", "invalid character 'n' looking for beginning of object key string"],
   ['{"key":"!!notbase64"}', "illegal base64 data at input byte 0"],
   ['{"key":"YQ==","limit":1.5}', "json: cannot unmarshal number 1.5 into Go value of type int64"],
@@ -119,7 +122,9 @@ test("request bodies are accepted or refused with etcd's exact error text", () =
 test("both field names are accepted, the lowerCamel one wins, and the last duplicate key wins", () => {
   const request = decodeFirstMessage(
     RangeRequestSchema,
-    utf8('{"key":"YQ==","key":"Yg==","rangeEnd":"Yw==","range_end":"ZA==","sort_order":"DESCEND","sortTarget":4,"limit":"7","revision":-3}'),
+    utf8(
+      '{"key":"YQ==","key":"Yg==","rangeEnd":"Yw==","range_end":"ZA==","sort_order":"DESCEND","sortTarget":4,"limit":"7","revision":-3}',
+    ),
   ) as unknown as RangeRequest;
   assert.deepEqual([...request.key], [0x62]);
   assert.deepEqual([...request.rangeEnd], [0x63]);
@@ -153,13 +158,19 @@ test("oneofs: txn ops and compare targets, a null message member selects nothing
 });
 
 test("repeated enums by name or number", () => {
-  const watch = decodeFirstMessage(WatchRequestSchema, utf8('{"create_request":{"key":"YQ==","filters":["NODELETE",0]}}')) as unknown as WatchRequest;
+  const watch = decodeFirstMessage(
+    WatchRequestSchema,
+    utf8('{"create_request":{"key":"YQ==","filters":["NODELETE",0]}}'),
+  ) as unknown as WatchRequest;
   assert.equal(watch.requestUnion.case, "createRequest");
   assert.deepEqual(watch.requestUnion.value?.filters, [WatchCreateRequest_FilterType.NODELETE, WatchCreateRequest_FilterType.NOPUT]);
 });
 
 test("Go type names of etcd's enums, as gogo generates them", () => {
-  assert.equal(goEnumTypeName(RangeRequestSchema.fields.find((f) => f.name === "sort_order")!.enum!), "etcdserverpb.RangeRequest_SortOrder");
+  assert.equal(
+    goEnumTypeName(RangeRequestSchema.fields.find((f) => f.name === "sort_order")!.enum!),
+    "etcdserverpb.RangeRequest_SortOrder",
+  );
   const permType = AuthRoleGetResponseSchema.fields.find((f) => f.name === "perm")!.message!.fields.find((f) => f.name === "permType")!;
   assert.equal(goEnumTypeName(permType.enum!), "authpb.Permission_Type");
 });
@@ -179,7 +190,7 @@ test("responses: proto names in declaration order, zero values left out, int64 q
 });
 
 test("responses: camelCase proto names kept, strings escaped as Go's json.Marshal does", () => {
-  const status = create(StatusResponseSchema, { version: "<3.4&\u2028>\u0001\"\\\n", dbSize: 24576n, raftIndex: 5n, errors: ["a", "b"] });
+  const status = create(StatusResponseSchema, { version: '<3.4&\u2028>\u0001"\\\n', dbSize: 24576n, raftIndex: 5n, errors: ["a", "b"] });
   assert.equal(
     encodeMessage(StatusResponseSchema, status),
     '{"version":"\\u003c3.4\\u0026\\u2028\\u003e\\u0001\\"\\\\\\n","dbSize":"24576","raftIndex":"5","errors":["a","b"]}',
@@ -191,7 +202,10 @@ test("responses: a set oneof member is written even when empty; enums by name, u
     succeeded: true,
     responses: [{ response: { case: "responseRange", value: {} } }, { response: { case: "responsePut", value: { header: {} } } }],
   });
-  assert.equal(encodeMessage(TxnResponseSchema, txn), '{"succeeded":true,"responses":[{"response_range":{}},{"response_put":{"header":{}}}]}');
+  assert.equal(
+    encodeMessage(TxnResponseSchema, txn),
+    '{"succeeded":true,"responses":[{"response_range":{}},{"response_put":{"header":{}}}]}',
+  );
   const role = create(AuthRoleGetResponseSchema, {
     perm: [
       { permType: Permission_Type.READ, key: utf8("k") },
@@ -229,7 +243,10 @@ test("deep nesting: an unknown field nested 6000 deep is ignored, a txn nested 3
   assert.equal(message, "invalid character '[' exceeded max depth");
   // The first error in depth-first order is reported, as jsonpb's recursion finds it.
   try {
-    decodeFirstMessage(TxnRequestSchema, utf8('{"success":[{"request_txn":{"success":[{"request_put":{"lease":1.5}}]}}],"compare":[{"result":"NOPE"}]}'));
+    decodeFirstMessage(
+      TxnRequestSchema,
+      utf8('{"success":[{"request_txn":{"success":[{"request_put":{"lease":1.5}}]}}],"compare":[{"result":"NOPE"}]}'),
+    );
     assert.fail("accepted");
   } catch (error) {
     assert.ok(isGatewayError(error, "JsonPb"));

@@ -255,7 +255,8 @@ function* decodeField(field: DescField, message: Fields, node: JsonNode): Messag
       return;
     }
     case "scalar": {
-      const value = field.scalar === ScalarType.BYTES && node.kind === "array" ? yield* decodeByteArray(node.items) : decodeScalar(field.scalar, node);
+      const value =
+        field.scalar === ScalarType.BYTES && node.kind === "array" ? yield* decodeByteArray(node.items) : decodeScalar(field.scalar, node);
       if (value !== undefined) message[field.localName] = value;
       return;
     }

@@ -27,7 +27,9 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startHarness(options: { maxRequestBytes?: number; floodWatch?: { valueBytes: number; totalBytes: number } } = {}): Promise<Harness> {
+async function startHarness(
+  options: { maxRequestBytes?: number; floodWatch?: { valueBytes: number; totalBytes: number } } = {},
+): Promise<Harness> {
   const member = await startFakeMember({ floodWatch: options.floodWatch });
   const gateway = createGateway({ target: member.target, maxRequestBytes: options.maxRequestBytes });
   const server = createServer(gateway.handle);
@@ -47,7 +49,11 @@ async function startHarness(options: { maxRequestBytes?: number; floodWatch?: { 
   };
 }
 
-async function post(port: number, path: string, body: string | Uint8Array): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+async function post(
+  port: number,
+  path: string,
+  body: string | Uint8Array,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", body, signal: AbortSignal.timeout(30_000) });
   return { status: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
 }
@@ -256,7 +262,17 @@ describe("a watcher that does not read", () => {
   const line = `{"result":${encodeMessage(
     WatchResponseSchema,
     create(WatchResponseSchema, {
-      events: [{ kv: { key: new TextEncoder().encode("a"), value: new Uint8Array(valueBytes), modRevision: 10n ** 12n, createRevision: 2n, version: 10n ** 12n } }],
+      events: [
+        {
+          kv: {
+            key: new TextEncoder().encode("a"),
+            value: new Uint8Array(valueBytes),
+            modRevision: 10n ** 12n,
+            createRevision: 2n,
+            version: 10n ** 12n,
+          },
+        },
+      ],
     }),
   )}}\n`;
   const cap = 16 * 1024 + line.length + 64;
@@ -279,7 +295,9 @@ describe("a watcher that does not read", () => {
       still = watch.floodedBytes === last ? still + 1 : 0;
       last = watch.floodedBytes;
     }
-    t.diagnostic(`member wrote ${watch.floodedBytes} value bytes before flow control held it; gateway buffered at most ${peak} bytes (cap ${cap})`);
+    t.diagnostic(
+      `member wrote ${watch.floodedBytes} value bytes before flow control held it; gateway buffered at most ${peak} bytes (cap ${cap})`,
+    );
     assert.ok(watch.floodedBytes < 64 * 1024 * 1024, `the member wrote ${watch.floodedBytes} bytes to a client that reads nothing`);
     assert.ok(peak <= cap, `the gateway buffered ${peak} bytes (cap ${cap})`);
     assert.equal(h.gateway.stats().streams, 1);

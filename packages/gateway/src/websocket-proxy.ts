@@ -20,18 +20,16 @@ import { CLOSE_MESSAGE_TOO_BIG, Opcode, WebSocketFrameParser, acceptKey, encodeF
  * pauses while the client does not read.
  */
 export function proxyWebsocket(
-request: IncomingMessage,
-socket: Duplex,
-head: Buffer,
-path: string,
-response: ServerResponse,
-serve: (request: IncomingMessage, response: ServerResponse) => void,
-maxMessageBytes = Number.MAX_SAFE_INTEGER,
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  path: string,
+  response: ServerResponse,
+  serve: (request: IncomingMessage, response: ServerResponse) => void,
+  maxMessageBytes = Number.MAX_SAFE_INTEGER,
 ): void {
   const tokenIn = (name: string, value: string): boolean =>
-    (headerValue(request, name) ?? "")
-      .split(",")
-      .some((token) => token.trim().toLowerCase() === value);
+    (headerValue(request, name) ?? "").split(",").some((token) => token.trim().toLowerCase() === value);
   if (!tokenIn("connection", "upgrade") || !tokenIn("upgrade", "websocket")) {
     plainError(response, 400, STATUS_TEXT[400]!);
     return;
@@ -149,7 +147,6 @@ maxMessageBytes = Number.MAX_SAFE_INTEGER,
   if (head.length > 0) onData(head);
   serve(inner, answer as unknown as ServerResponse);
 }
-
 
 /**
  * The websocket proxy's in-memory response writer: status and headers are dropped, the body is cut into

@@ -13,7 +13,9 @@ export const Opcode = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, 
 
 /** Sec-WebSocket-Accept for a client's Sec-WebSocket-Key. */
 export function acceptKey(key: string): string {
-  return createHash("sha1").update(key + HANDSHAKE_GUID).digest("base64");
+  return createHash("sha1")
+    .update(key + HANDSHAKE_GUID)
+    .digest("base64");
 }
 
 /** One complete message (data frames joined) or control frame. */

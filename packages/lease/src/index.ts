@@ -8,14 +8,7 @@ export {
   MAX_LEASE_TTL,
   minLeaseTTLFor,
 } from "./lessor.js";
-export type {
-  AttachedKeyDeleter,
-  LeaseBucketTxn,
-  LeaseCheckpoint,
-  LeaseInfo,
-  LessorOptions,
-  TimeToLive,
-} from "./lessor.js";
+export type { AttachedKeyDeleter, LeaseBucketTxn, LeaseCheckpoint, LeaseInfo, LessorOptions, TimeToLive } from "./lessor.js";
 export { LeaseError, isLeaseError } from "./errors.js";
 export type { LeaseErrorCode } from "./errors.js";
 export { ManualClock, systemClock } from "./clock.js";

@@ -33,7 +33,11 @@ describe("lease record (etcd's leasepb.Lease)", () => {
 
   it("rejects damaged records with LeaseError Corrupt", () => {
     for (const bad of ["08", "08ff", "0a0101", "22056162", "0f", "00", "08ffffffffffffffffffff01"]) {
-      assert.throws(() => decodeLeaseRecord(fromHex(bad)), (e: unknown) => isLeaseError(e, "Corrupt"), bad);
+      assert.throws(
+        () => decodeLeaseRecord(fromHex(bad)),
+        (e: unknown) => isLeaseError(e, "Corrupt"),
+        bad,
+      );
     }
   });
 
@@ -42,6 +46,9 @@ describe("lease record (etcd's leasepb.Lease)", () => {
     assert.equal(hex(leaseIdKey(1n)), "0000000000000001");
     assert.equal(hex(leaseIdKey(-2n)), "fffffffffffffffe");
     for (const id of [1n, -2n, (1n << 63n) - 1n, -(1n << 63n)]) assert.equal(leaseIdFromKey(leaseIdKey(id)), id);
-    assert.throws(() => leaseIdFromKey(new Uint8Array(7)), (e: unknown) => isLeaseError(e, "Corrupt"));
+    assert.throws(
+      () => leaseIdFromKey(new Uint8Array(7)),
+      (e: unknown) => isLeaseError(e, "Corrupt"),
+    );
   });
 });

@@ -30,9 +30,7 @@ async function write<T>(backend: Backend, fn: (txn: WriteTxn) => T): Promise<T> 
 }
 
 function storedRecord(backend: Backend, id: bigint) {
-  const bytes = backend.view((txn) =>
-    txn.buckets().includes(LEASE_BUCKET) ? txn.get(LEASE_BUCKET, leaseIdKey(id)) : undefined,
-  );
+  const bytes = backend.view((txn) => (txn.buckets().includes(LEASE_BUCKET) ? txn.get(LEASE_BUCKET, leaseIdKey(id)) : undefined));
   return bytes === undefined ? undefined : decodeLeaseRecord(bytes);
 }
 
@@ -82,9 +80,7 @@ class FakeKeyStore {
   }
 
   keys(backend: Backend): string[] {
-    return backend.view((txn) =>
-      txn.buckets().includes("kv") ? [...txn.range("kv")].map((e) => dec(e.key)) : [],
-    );
+    return backend.view((txn) => (txn.buckets().includes("kv") ? [...txn.range("kv")].map((e) => dec(e.key)) : []));
   }
 }
 
@@ -120,8 +116,14 @@ describe("Lessor.grant", () => {
 
   it("refuses a TTL above MAX_LEASE_TTL with LeaseTTLTooLarge and writes nothing", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL + 1)), leaseError("LeaseTTLTooLarge"));
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, 1n << 62n)), leaseError("LeaseTTLTooLarge"));
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL + 1)),
+      leaseError("LeaseTTLTooLarge"),
+    );
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 1n, 1n << 62n)),
+      leaseError("LeaseTTLTooLarge"),
+    );
     assert.equal(lessor.has(1n), false);
     assert.equal(storedRecord(backend, 1n), undefined);
     assert.equal((await write(backend, (txn) => lessor.grant(txn, 1n, MAX_LEASE_TTL))).ttl, MAX_LEASE_TTL);
@@ -130,16 +132,28 @@ describe("Lessor.grant", () => {
   it("refuses an existing ID with LeaseExist, leaving the lease as it was", async () => {
     const { backend, lessor } = setup();
     await write(backend, (txn) => lessor.grant(txn, 7n, 10));
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 7n, 99)), leaseError("LeaseExist"));
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 7n, 99)),
+      leaseError("LeaseExist"),
+    );
     assert.equal(lessor.lookup(7n)?.ttl, 10);
     assert.equal(storedRecord(backend, 7n)?.ttl, 10n);
   });
 
   it("refuses ID 0 (no lease) as etcd's Grant does, with LeaseNotFound", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 0n, 10)), leaseError("LeaseNotFound"));
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n << 64n, 10)), RangeError);
-    await assert.rejects(write(backend, (txn) => lessor.grant(txn, 1n, 1.5)), RangeError);
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 0n, 10)),
+      leaseError("LeaseNotFound"),
+    );
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 1n << 64n, 10)),
+      RangeError,
+    );
+    await assert.rejects(
+      write(backend, (txn) => lessor.grant(txn, 1n, 1.5)),
+      RangeError,
+    );
   });
 
   it("accepts negative IDs (any int64 but 0, as etcd)", async () => {
@@ -197,7 +211,10 @@ describe("Lessor.revoke", () => {
 
   it("answers LeaseNotFound for an unknown lease", async () => {
     const { backend, lessor } = setup();
-    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 9n)), leaseError("LeaseNotFound"));
+    await assert.rejects(
+      write(backend, (txn) => lessor.revoke(txn, 9n)),
+      leaseError("LeaseNotFound"),
+    );
   });
 
   it("keeps the lease and its keys (memory and disk) when deleting its keys fails halfway", async () => {
@@ -209,7 +226,10 @@ describe("Lessor.revoke", () => {
       store.put(txn, "bar", 1n);
     });
     store.failNext = true;
-    await assert.rejects(write(backend, (txn) => lessor.revoke(txn, 1n, store.in(txn))), /disk full/);
+    await assert.rejects(
+      write(backend, (txn) => lessor.revoke(txn, 1n, store.in(txn))),
+      /disk full/,
+    );
     assert.ok(lessor.has(1n));
     assert.ok(storedRecord(backend, 1n));
     assert.equal(lessor.leaseOf(enc("foo")), 1n);
@@ -264,7 +284,12 @@ describe("Lessor.attach / detach", () => {
     const big = new Uint8Array(100_000).fill(0xe9);
     lessor.attach(1n, [big]);
     assert.equal(lessor.leaseOf(big), 1n);
-    assert.ok(lessor.lookup(1n)?.keys().some((key) => Buffer.from(key).equals(big)));
+    assert.ok(
+      lessor
+        .lookup(1n)
+        ?.keys()
+        .some((key) => Buffer.from(key).equals(big)),
+    );
   });
 });
 
@@ -576,7 +601,10 @@ describe("Lessor persistence and recovery", () => {
       txn.createBucket(LEASE_BUCKET);
       txn.put(LEASE_BUCKET, leaseIdKey(1n), Uint8Array.of(0x08));
     });
-    assert.throws(() => setup({}, backend), (e: unknown) => isLeaseError(e, "Corrupt"));
+    assert.throws(
+      () => setup({}, backend),
+      (e: unknown) => isLeaseError(e, "Corrupt"),
+    );
     await backend.update((txn) => txn.put(LEASE_BUCKET, leaseIdKey(1n), Uint8Array.of(0x08, 0x02, 0x10, 0x05)));
     assert.throws(() => setup({}, backend), /holds the record of lease 2/);
   });

@@ -394,11 +394,7 @@ export class Lessor {
     lease.checkpointedTTL = Number(toSeconds("remaining TTL", remainingTTL));
     if (this.persistCheckpoints) {
       txn.createBucket(LEASE_BUCKET);
-      txn.put(
-        LEASE_BUCKET,
-        leaseIdKey(id),
-        encodeLeaseRecord({ id, ttl: BigInt(lease.ttl), remainingTTL: BigInt(lease.checkpointedTTL) }),
-      );
+      txn.put(LEASE_BUCKET, leaseIdKey(id), encodeLeaseRecord({ id, ttl: BigInt(lease.ttl), remainingTTL: BigInt(lease.checkpointedTTL) }));
     }
     if (this.primary) this.scheduleCheckpoint(lease, this.clock.now());
   }
@@ -503,8 +499,7 @@ export class Lessor {
   timeToLive(id: bigint, options: { keys?: boolean } = {}): TimeToLive {
     const lease = this.leaseMap.get(id);
     if (lease === undefined) throw new LeaseError("LeaseNotFound", `lease ${id} not found`);
-    const ttl =
-      lease.expiry === Infinity ? lease.refreshTTL : Math.trunc((lease.expiry - this.clock.now()) / 1000) + 0;
+    const ttl = lease.expiry === Infinity ? lease.refreshTTL : Math.trunc((lease.expiry - this.clock.now()) / 1000) + 0;
     const result = { id, grantedTTL: lease.ttl, ttl };
     return options.keys === true ? { ...result, keys: lease.keys() } : result;
   }

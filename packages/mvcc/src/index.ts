@@ -20,12 +20,6 @@ export type {
 export { MvccError, isMvccError } from "./errors.js";
 export type { MvccErrorCode } from "./errors.js";
 export { decodeKeyValue, encodeKeyValue } from "./key-value-codec.js";
-export {
-  MARKED_REVISION_BYTES,
-  REVISION_BYTES,
-  TOMBSTONE_MARK,
-  decodeRevisionKey,
-  encodeRevisionKey,
-} from "./revision.js";
+export { MARKED_REVISION_BYTES, REVISION_BYTES, TOMBSTONE_MARK, decodeRevisionKey, encodeRevisionKey } from "./revision.js";
 export type { DecodedRevisionKey } from "./revision.js";
 export { Crc32c } from "./crc32c.js";

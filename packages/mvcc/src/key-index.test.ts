@@ -65,7 +65,10 @@ describe("KeyIndex.get (etcd's TestKeyIndexGet)", () => {
   it("refuses a tombstone on a deleted key", () => {
     const ki = testKeyIndex();
     assert.ok(!ki.isLive());
-    assert.throws(() => ki.tombstone(17, 0), (e) => isMvccError(e, "Corrupt"));
+    assert.throws(
+      () => ki.tombstone(17, 0),
+      (e) => isMvccError(e, "Corrupt"),
+    );
   });
 
   it("restores from a stored value: created and version come from it", () => {

@@ -40,10 +40,16 @@ describe("KeyTree (B+tree)", () => {
       if (step % 5000 === 0 || step === 39999) {
         const sorted = [...model.keys()].sort();
         assert.equal(tree.size, model.size);
-        assert.deepEqual([...tree.entries()].map(([k]) => k), sorted);
+        assert.deepEqual(
+          [...tree.entries()].map(([k]) => k),
+          sorted,
+        );
         const lo = key(1000);
         const hi = key(2000);
-        assert.deepEqual(scan(tree, lo, hi), sorted.filter((k) => k >= lo && k < hi));
+        assert.deepEqual(
+          scan(tree, lo, hi),
+          sorted.filter((k) => k >= lo && k < hi),
+        );
         for (const probe of [0, 17, 999, 4999]) {
           assert.equal(tree.get(key(probe)), model.get(key(probe)));
         }

@@ -11,7 +11,14 @@ describe("KeyValue codec", () => {
   const cases = [
     { key: bytes(3, 1), createRevision: 2, modRevision: 2, version: 1, value: bytes(5, 2), lease: 0n },
     { key: bytes(1, 3), createRevision: 0, modRevision: 9, version: 0, value: new Uint8Array(0), lease: 0n },
-    { key: bytes(300, 4), createRevision: 2 ** 40, modRevision: 2 ** 53 - 1, version: 127, value: bytes(70000, 5), lease: 0x7fff_ffff_ffff_ffffn },
+    {
+      key: bytes(300, 4),
+      createRevision: 2 ** 40,
+      modRevision: 2 ** 53 - 1,
+      version: 127,
+      value: bytes(70000, 5),
+      lease: 0x7fff_ffff_ffff_ffffn,
+    },
     { key: bytes(2, 6), createRevision: 128, modRevision: 16384, version: 2 ** 31, value: bytes(1, 7), lease: -1n },
     { key: bytes(2, 6), createRevision: 1, modRevision: 1, version: 1, value: bytes(1, 7), lease: 0x694d_8a1b_2c3d_4e5fn },
   ];
@@ -38,7 +45,9 @@ describe("KeyValue codec", () => {
   it("decodes what protobuf writes, skipping unknown fields", () => {
     const known = encodeKeyValue(bytes(3, 1), 5, 6, 2, bytes(4, 2), 9n);
     // field 7 varint, field 8 fixed64, field 9 bytes, field 10 fixed32, field 100 varint (two-byte tag)
-    const unknown = Uint8Array.from([0x38, 0x96, 0x01, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4a, 2, 0xaa, 0xbb, 0x55, 1, 2, 3, 4, 0xa0, 0x06, 0x01]);
+    const unknown = Uint8Array.from([
+      0x38, 0x96, 0x01, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4a, 2, 0xaa, 0xbb, 0x55, 1, 2, 3, 4, 0xa0, 0x06, 0x01,
+    ]);
     const kv = decodeKeyValue(Uint8Array.from([...unknown, ...known]));
     assert.deepEqual(kv, fromBinary(KeyValueSchema, known));
   });
@@ -46,7 +55,10 @@ describe("KeyValue codec", () => {
   it("rejects truncated input", () => {
     const good = encodeKeyValue(bytes(3, 1), 5, 6, 2, bytes(4, 2), 9n);
     for (const cut of [1, 4, good.length - 1]) {
-      assert.throws(() => decodeKeyValue(good.subarray(0, cut)), (e) => isMvccError(e, "Corrupt"));
+      assert.throws(
+        () => decodeKeyValue(good.subarray(0, cut)),
+        (e) => isMvccError(e, "Corrupt"),
+      );
     }
   });
 });

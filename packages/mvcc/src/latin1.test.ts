@@ -5,7 +5,9 @@ import { latin1Bytes, latin1String } from "./latin1.js";
 
 describe("latin1 keys", () => {
   it("order like the bytes and round-trip", () => {
-    const samples = [[], [0], [0, 0], [1], [0x7f], [0x80], [0xe9, 0x41], [0xff], [0xff, 0], [0x41, 0x80, 0xff]].map((a) => Uint8Array.from(a));
+    const samples = [[], [0], [0, 0], [1], [0x7f], [0x80], [0xe9, 0x41], [0xff], [0xff, 0], [0x41, 0x80, 0xff]].map((a) =>
+      Uint8Array.from(a),
+    );
     for (const x of samples) {
       assert.deepEqual(latin1Bytes(latin1String(x)), x);
       for (const y of samples) {

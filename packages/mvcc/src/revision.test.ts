@@ -22,7 +22,12 @@ describe("revision keys (etcd's key bucket layout)", () => {
   });
 
   it("round-trips, up to 2^53", () => {
-    for (const [main, sub] of [[0, 0], [1, 2], [2 ** 32 - 1, 2 ** 32], [2 ** 53 - 1, 12345]] as const) {
+    for (const [main, sub] of [
+      [0, 0],
+      [1, 2],
+      [2 ** 32 - 1, 2 ** 32],
+      [2 ** 53 - 1, 12345],
+    ] as const) {
       for (const tombstone of [false, true]) {
         const key = encodeRevisionKey(main, sub, tombstone);
         assert.deepEqual(decodeRevisionKey(key), { main, sub, tombstone });
@@ -43,14 +48,20 @@ describe("revision keys (etcd's key bucket layout)", () => {
     ];
     keys.sort(compareBytes);
     assert.deepEqual(
-      keys.map((k) => { const r = decodeRevisionKey(k); return `${r.main}.${r.sub}${r.tombstone ? "t" : ""}`; }),
+      keys.map((k) => {
+        const r = decodeRevisionKey(k);
+        return `${r.main}.${r.sub}${r.tombstone ? "t" : ""}`;
+      }),
       ["1.0", "1.1", "1.1t", "1.2", "2.0", "256.0"],
     );
   });
 
   it("rejects keys that are not revisions", () => {
     for (const bad of [new Uint8Array(16), new Uint8Array(17), Uint8Array.from([...encodeRevisionKey(1, 1), 0x78])]) {
-      assert.throws(() => decodeRevisionKey(bad), (e) => isMvccError(e, "Corrupt"));
+      assert.throws(
+        () => decodeRevisionKey(bad),
+        (e) => isMvccError(e, "Corrupt"),
+      );
     }
   });
 

@@ -34,8 +34,7 @@ function writeUint64(out: Uint8Array, offset: number, n: number): void {
 
 function readUint64(bytes: Uint8Array, offset: number): number {
   const hi = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
-  const lo =
-    ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
+  const lo = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
   return hi * TWO_POW_32 + lo;
 }
 

@@ -129,7 +129,10 @@ describe("MvccStore: range", () => {
   it("limits, counts all, and counts only", () => {
     const store = abc();
     const limited = store.range(b("a"), FROM_KEY, { limit: 2 });
-    assert.deepEqual(limited.kvs.map((kv) => str(kv.key)), ["a", "b"]);
+    assert.deepEqual(
+      limited.kvs.map((kv) => str(kv.key)),
+      ["a", "b"],
+    );
     assert.equal(limited.count, 5);
     assert.equal(limited.rev, 6);
     const counted = store.range(b("b"), b("d"), { countOnly: true });
@@ -148,7 +151,10 @@ describe("MvccStore: range", () => {
     assert.equal(str(store.range(b("b"), undefined, { rev: 6 }).kvs[0]!.value), "b");
     const old = store.range(b("a"), FROM_KEY, { rev: 4 });
     assert.equal(old.rev, 8); // the header revision is the current one
-    assert.throws(() => store.range(b("a"), undefined, { rev: 9 }), (e) => isMvccError(e, "FutureRev"));
+    assert.throws(
+      () => store.range(b("a"), undefined, { rev: 9 }),
+      (e) => isMvccError(e, "FutureRev"),
+    );
   });
 
   it("reads through a transaction see its earlier writes", () => {
@@ -158,9 +164,15 @@ describe("MvccStore: range", () => {
         assert.equal(txn.rev, 6);
         txn.put(b("e"), b("e"));
         assert.equal(txn.rev, 7);
-        assert.deepEqual(txn.range(b("d"), FROM_KEY).kvs.map(tuple), [["d", 6, 6, 1, "d"], ["e", 7, 7, 1, "e"]]);
+        assert.deepEqual(txn.range(b("d"), FROM_KEY).kvs.map(tuple), [
+          ["d", 6, 6, 1, "d"],
+          ["e", 7, 7, 1, "e"],
+        ]);
         txn.deleteRange(b("a"), b("c"));
-        assert.deepEqual(txn.range(b("a"), FROM_KEY).kvs.map((kv) => str(kv.key)), ["c", "ca", "d", "e"]);
+        assert.deepEqual(
+          txn.range(b("a"), FROM_KEY).kvs.map((kv) => str(kv.key)),
+          ["c", "ca", "d", "e"],
+        );
         // Outside readers see nothing until the batch returns (there are none: the store is single-threaded).
       }),
     );
@@ -203,12 +215,18 @@ describe("MvccStore: restore", () => {
     const reopened = openMvccStore(backend);
     assert.equal(reopened.currentRevision(), 8);
     assert.equal(reopened.consistentIndex(), 9);
-    assert.deepEqual(reopened.range(b("a"), FROM_KEY).kvs.map(tuple), [["a", 2, 3, 2, "2"], ["b", 6, 6, 1, "2"]]);
+    assert.deepEqual(reopened.range(b("a"), FROM_KEY).kvs.map(tuple), [
+      ["a", 2, 3, 2, "2"],
+      ["b", 6, 6, 1, "2"],
+    ]);
     assert.deepEqual(keys(reopened, "a", FROM_KEY, 4), ["a", "b"]);
     assert.deepEqual(keys(reopened, "a", FROM_KEY, 7), ["a", "b", "c"]);
     put(reopened, "a", "3");
     assert.deepEqual(tuple(reopened.range(b("a"), undefined).kvs[0]!), ["a", 2, 9, 3, "3"]);
-    assert.throws(() => store.range(b("a"), undefined), (e) => isMvccError(e, "Closed"));
+    assert.throws(
+      () => store.range(b("a"), undefined),
+      (e) => isMvccError(e, "Closed"),
+    );
   });
 
   it("keeps the revision when compaction removed every row up to it", async () => {
@@ -243,7 +261,10 @@ describe("MvccStore: compaction", () => {
     const store = openMvccStore(backend);
     await store.update((batch) => batch.compact(0)).result;
     assert.equal(store.compactRevision(), 0);
-    assert.throws(() => store.update((batch) => batch.compact(0)), (e) => isMvccError(e, "Compacted"));
+    assert.throws(
+      () => store.update((batch) => batch.compact(0)),
+      (e) => isMvccError(e, "Compacted"),
+    );
     assert.equal(openMvccStore(backend).compactRevision(), 0);
     assert.equal(store.hashByRev(0).compactRevision, 0);
     assert.equal(openMvccStore(openMemoryBackend()).hashByRev(0).compactRevision, -1);
@@ -253,10 +274,19 @@ describe("MvccStore: compaction", () => {
     const store = openMvccStore(openMemoryBackend());
     put(store, "a", "1");
     put(store, "a", "2"); // 3
-    assert.throws(() => store.update((batch) => batch.compact(4)), (e) => isMvccError(e, "FutureRev"));
+    assert.throws(
+      () => store.update((batch) => batch.compact(4)),
+      (e) => isMvccError(e, "FutureRev"),
+    );
     void store.update((batch) => batch.compact(2)).result;
-    assert.throws(() => store.update((batch) => batch.compact(2)), (e) => isMvccError(e, "Compacted"));
-    assert.throws(() => store.update((batch) => batch.compact(1)), (e) => isMvccError(e, "Compacted"));
+    assert.throws(
+      () => store.update((batch) => batch.compact(2)),
+      (e) => isMvccError(e, "Compacted"),
+    );
+    assert.throws(
+      () => store.update((batch) => batch.compact(1)),
+      (e) => isMvccError(e, "Compacted"),
+    );
     assert.equal(store.compactRevision(), 2);
     // The store is still usable: those failures changed nothing.
     assert.equal(put(store, "a", "3"), 4);
@@ -270,7 +300,10 @@ describe("MvccStore: compaction", () => {
     del(store, "gone"); // 13
     put(store, "live", "x"); // 14
     const physical = store.update((batch) => batch.compact(12)).result;
-    assert.throws(() => store.range(b("k"), undefined, { rev: 11 }), (e) => isMvccError(e, "Compacted"));
+    assert.throws(
+      () => store.range(b("k"), undefined, { rev: 11 }),
+      (e) => isMvccError(e, "Compacted"),
+    );
     assert.equal(str(store.range(b("k"), undefined, { rev: 12 }).kvs[0]!.value), "9");
     // Writes go on while the rows are being deleted.
     put(store, "k", "10"); // 15
@@ -297,17 +330,21 @@ describe("MvccStore: compaction", () => {
     await assert.rejects(physical, (e) => isMvccError(e, "Closed"));
     const partial = rows(backend);
     assert.ok(partial.length < 20 && partial.length > 6, `rows ${partial.length}`);
-    assert.equal(backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY)), undefined);
+    assert.equal(
+      backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY)),
+      undefined,
+    );
 
     const reopened = openMvccStore(backend, options);
     assert.equal(reopened.compactRevision(), 18);
     await reopened.compactionsDone();
     assert.deepEqual(rows(backend), ["16.0", "17.0", "18.0", "19.0", "20.0", "21.0"]);
     assert.ok(backend.view((tx) => tx.get(META_BUCKET, FINISHED_COMPACT_KEY)) !== undefined);
-    assert.deepEqual(
-      reopened.range(b("k"), b("l"), { rev: 18 }).kvs.map(tuple),
-      [["k0", 2, 17, 6, "15"], ["k1", 3, 18, 6, "16"], ["k2", 4, 16, 5, "14"]],
-    );
+    assert.deepEqual(reopened.range(b("k"), b("l"), { rev: 18 }).kvs.map(tuple), [
+      ["k0", 2, 17, 6, "15"],
+      ["k1", 3, 18, 6, "16"],
+      ["k2", 4, 16, 5, "14"],
+    ]);
   });
 });
 
@@ -328,7 +365,10 @@ describe("MvccStore: observers", () => {
       });
       assert.equal(seen.length, 0);
     });
-    assert.deepEqual(seen.map((s) => s.revision), [3, 4]);
+    assert.deepEqual(
+      seen.map((s) => s.revision),
+      [3, 4],
+    );
     assert.ok(seen.every((s) => s.visible));
     const [first, second] = seen;
     assert.equal(first!.events.length, 1);
@@ -353,9 +393,13 @@ describe("MvccStore: failures", () => {
   it("rolls back a batch that throws before changing anything, and stays usable", () => {
     const backend = openMemoryBackend();
     const store = openMvccStore(backend);
-    assert.throws(() => store.update(() => {
-      throw new Error("boom");
-    }), /boom/);
+    assert.throws(
+      () =>
+        store.update(() => {
+          throw new Error("boom");
+        }),
+      /boom/,
+    );
     assert.equal(put(store, "a", "1"), 2);
   });
 
@@ -369,7 +413,10 @@ describe("MvccStore: failures", () => {
         }),
       /boom/,
     );
-    assert.throws(() => store.range(b("a"), undefined), (e) => isMvccError(e, "Failed"));
+    assert.throws(
+      () => store.range(b("a"), undefined),
+      (e) => isMvccError(e, "Failed"),
+    );
   });
 });
 
@@ -425,12 +472,15 @@ describe("MvccStore: history", () => {
     assert.equal(all.through, 5);
     assert.deepEqual(all.events, observed.flat());
     const noPrev = store.history(3, 4);
-    assert.deepEqual(noPrev.events.map((e) => [e.type, tuple(e.kv!), e.prevKv]), [
-      [Event_EventType.PUT, ["b", 3, 3, 1, "1"], undefined],
-      [Event_EventType.PUT, ["a", 2, 3, 2, "2"], undefined],
-      [Event_EventType.DELETE, ["a", 0, 4, 0, ""], undefined],
-      [Event_EventType.DELETE, ["b", 0, 4, 0, ""], undefined],
-    ]);
+    assert.deepEqual(
+      noPrev.events.map((e) => [e.type, tuple(e.kv!), e.prevKv]),
+      [
+        [Event_EventType.PUT, ["b", 3, 3, 1, "1"], undefined],
+        [Event_EventType.PUT, ["a", 2, 3, 2, "2"], undefined],
+        [Event_EventType.DELETE, ["a", 0, 4, 0, ""], undefined],
+        [Event_EventType.DELETE, ["b", 0, 4, 0, ""], undefined],
+      ],
+    );
     // limit: whole revisions, stopping at the first boundary at or after the limit.
     const limited = store.history(2, 5, { limit: 2 });
     assert.equal(limited.through, 3);
@@ -440,7 +490,10 @@ describe("MvccStore: history", () => {
     assert.equal(one.events.length, 2);
     assert.deepEqual(store.history(5, 4), { events: [], through: 4 });
     await store.update((batch) => batch.compact(3)).result;
-    assert.throws(() => store.history(2, 5), (e) => isMvccError(e, "Compacted"));
+    assert.throws(
+      () => store.history(2, 5),
+      (e) => isMvccError(e, "Compacted"),
+    );
     // At the compact revision itself only the rows compaction kept remain (as in etcd): here all of them.
     assert.equal(store.history(3, 5).events.length, 5);
   });
@@ -530,8 +583,14 @@ describe("MvccStore: hashByRev", () => {
     await store.update((batch) => batch.compact(5)).result;
     assert.deepEqual(store.hashByRev(0), { hash: 903437365, currentRevision: 7, compactRevision: 5 });
     assert.equal(store.hashByRev(6).hash, 4290977921);
-    assert.throws(() => store.hashByRev(5), (e) => isMvccError(e, "Compacted"));
-    assert.throws(() => store.hashByRev(8), (e) => isMvccError(e, "FutureRev"));
+    assert.throws(
+      () => store.hashByRev(5),
+      (e) => isMvccError(e, "Compacted"),
+    );
+    assert.throws(
+      () => store.hashByRev(8),
+      (e) => isMvccError(e, "FutureRev"),
+    );
   });
 });
 

@@ -17,14 +17,7 @@ import { decodeIndexFields, decodeKeyValue, encodeKeyValue, makeKeyValue } from 
 import type { IndexFields } from "./key-value-codec.js";
 import { KeyIndex, TreeIndex } from "./key-index.js";
 import type { KeyAtRevision } from "./key-index.js";
-import {
-  RevisionSet,
-  decodeRevisionKey,
-  encodeRevisionKey,
-  encodeUint64,
-  mainOfRevisionKey,
-  subOfRevisionKey,
-} from "./revision.js";
+import { RevisionSet, decodeRevisionKey, encodeRevisionKey, encodeUint64, mainOfRevisionKey, subOfRevisionKey } from "./revision.js";
 
 /**
  * The multi-version key-value store (etcd's mvcc.store) over a `Backend`.

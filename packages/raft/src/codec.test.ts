@@ -56,7 +56,10 @@ describe("codec", () => {
   });
 
   test("a ConfChangeV2 with a single change decodes; joint changes are refused", () => {
-    const one = toBinary(pb.ConfChangeV2Schema, create(pb.ConfChangeV2Schema, { changes: [{ type: pb.ConfChangeType.CONF_CHANGE_REMOVE_NODE, nodeId: 4n }] }));
+    const one = toBinary(
+      pb.ConfChangeV2Schema,
+      create(pb.ConfChangeV2Schema, { changes: [{ type: pb.ConfChangeType.CONF_CHANGE_REMOVE_NODE, nodeId: 4n }] }),
+    );
     assert.deepEqual(decodeConfChangeV2(one), { type: ConfChangeType.RemoveNode, nodeId: 4n, context: new Uint8Array() });
     const two = toBinary(pb.ConfChangeV2Schema, create(pb.ConfChangeV2Schema, { changes: [{ nodeId: 4n }, { nodeId: 5n }] }));
     assert.throws(() => decodeConfChangeV2(two), /joint consensus/);

@@ -3,14 +3,7 @@
 // $typeName tag, and building them costs more than plain objects on the hot path (see README).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as pb from "./gen/raft/raftpb_pb.js";
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  HardState,
-  Message,
-  Snapshot,
-} from "./types.js";
+import type { ConfChange, ConfState, Entry, HardState, Message, Snapshot } from "./types.js";
 import { ConfChangeType, EntryType, MessageType } from "./types.js";
 
 // The core's enums mirror raftpb's value for value (types.ts), so converting one to the other is a cast
@@ -136,10 +129,7 @@ export function decodeConfChangeV2(bytes: Uint8Array): ConfChange {
 }
 
 export function encodeHardState(hs: HardState): Uint8Array {
-  return toBinary(
-    pb.HardStateSchema,
-    create(pb.HardStateSchema, { term: BigInt(hs.term), vote: hs.vote, commit: BigInt(hs.commit) }),
-  );
+  return toBinary(pb.HardStateSchema, create(pb.HardStateSchema, { term: BigInt(hs.term), vote: hs.vote, commit: BigInt(hs.commit) }));
 }
 
 export function decodeHardState(bytes: Uint8Array): HardState {

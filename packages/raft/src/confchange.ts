@@ -93,19 +93,25 @@ export function restoreConfState(cs: ConfState, maxInflight: number, lastIndex: 
   };
   let result: ChangeResult = { config: ctx.config, progress: new Map() };
   for (const id of cs.voters) {
-    result = applySimpleChange({ ...ctx, config: result.config, progress: result.progress }, {
-      type: ConfChangeType.AddNode,
-      nodeId: id,
-      context: new Uint8Array(0),
-    });
+    result = applySimpleChange(
+      { ...ctx, config: result.config, progress: result.progress },
+      {
+        type: ConfChangeType.AddNode,
+        nodeId: id,
+        context: new Uint8Array(0),
+      },
+    );
   }
   for (const id of cs.learners) {
     if (result.config.voters.has(id)) throw new RaftError("InvalidConfChange", `${id} is both a voter and a learner`);
-    result = applySimpleChange({ ...ctx, config: result.config, progress: result.progress }, {
-      type: ConfChangeType.AddLearnerNode,
-      nodeId: id,
-      context: new Uint8Array(0),
-    });
+    result = applySimpleChange(
+      { ...ctx, config: result.config, progress: result.progress },
+      {
+        type: ConfChangeType.AddLearnerNode,
+        nodeId: id,
+        context: new Uint8Array(0),
+      },
+    );
   }
   return result;
 }

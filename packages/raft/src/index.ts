@@ -4,16 +4,7 @@ export type { Ready, Status, ProgressStatus } from "./rawnode.js";
 export type { Config } from "./raft.js";
 export { MemoryStorage } from "./storage.js";
 export type { Storage, MemoryStorageOptions } from "./storage.js";
-export {
-  None,
-  EntryType,
-  MessageType,
-  ConfChangeType,
-  StateType,
-  isEmptyHardState,
-  isEmptySnapshot,
-  isLocalMessage,
-} from "./types.js";
+export { None, EntryType, MessageType, ConfChangeType, StateType, isEmptyHardState, isEmptySnapshot, isLocalMessage } from "./types.js";
 export type {
   NodeId,
   Entry,

@@ -42,9 +42,15 @@ describe("RaftLog", () => {
   test("unstable entries, stableTo and nextEntries", () => {
     const log = logWith([1]);
     log.append([entry(2, 1), entry(3, 1)]);
-    assert.deepEqual(log.unstableEntries().map((e) => e.index), [2, 3]);
+    assert.deepEqual(
+      log.unstableEntries().map((e) => e.index),
+      [2, 3],
+    );
     log.commitTo(3);
-    assert.deepEqual(log.nextEntries().map((e) => e.index), [1, 2, 3]);
+    assert.deepEqual(
+      log.nextEntries().map((e) => e.index),
+      [1, 2, 3],
+    );
     log.stableTo(3, 1);
     assert.equal(log.unstableEntries().length, 0);
     log.appliedTo(3);
@@ -80,8 +86,14 @@ describe("RaftLog", () => {
     s.createSnapshot(2, undefined, new Uint8Array());
     s.compact(2);
     const log = new RaftLog(s, silentLogger);
-    assert.throws(() => log.slice(1, 3, Infinity), (e: unknown) => isRaftError(e, "Compacted"));
-    assert.deepEqual(log.slice(3, 4, Infinity).map((e) => e.index), [3]);
+    assert.throws(
+      () => log.slice(1, 3, Infinity),
+      (e: unknown) => isRaftError(e, "Compacted"),
+    );
+    assert.deepEqual(
+      log.slice(3, 4, Infinity).map((e) => e.index),
+      [3],
+    );
   });
 
   test("restore moves the log to a snapshot", () => {

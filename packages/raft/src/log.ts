@@ -71,7 +71,9 @@ export class RaftLog {
     for (const e of ents) {
       if (!this.matchTerm(e.index, e.term)) {
         if (e.index <= this.lastIndex()) {
-          this.logger.info(`found conflict at index ${e.index} [existing term: ${this.zeroTermOnError(e.index)}, conflicting term: ${e.term}]`);
+          this.logger.info(
+            `found conflict at index ${e.index} [existing term: ${this.zeroTermOnError(e.index)}, conflicting term: ${e.term}]`,
+          );
         }
         return e.index;
       }

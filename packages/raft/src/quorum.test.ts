@@ -14,14 +14,36 @@ describe("quorum", () => {
     assert.equal(majorityCommittedIndex(new Set([1n, 2n, 3n, 4n]), acked({ 1: 9, 2: 8, 3: 7, 4: 1 })), 7, "4 voters: 3 must hold it");
     assert.equal(majorityCommittedIndex(new Set(), acked({})), Infinity);
     const many = new Set(Array.from({ length: 9 }, (_, i) => BigInt(i + 1)));
-    assert.equal(majorityCommittedIndex(many, (id) => Number(id)), 5);
+    assert.equal(
+      majorityCommittedIndex(many, (id) => Number(id)),
+      5,
+    );
   });
 
   test("vote results: won with a majority of grants, lost once a majority is impossible, pending otherwise", () => {
     const voters = new Set([1n, 2n, 3n]);
-    assert.equal(majorityVoteResult(voters, new Map([[1n, true], [2n, true]])), VoteResult.Won);
+    assert.equal(
+      majorityVoteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [2n, true],
+        ]),
+      ),
+      VoteResult.Won,
+    );
     assert.equal(majorityVoteResult(voters, new Map([[1n, true]])), VoteResult.Pending);
-    assert.equal(majorityVoteResult(voters, new Map([[1n, true], [2n, false], [3n, false]])), VoteResult.Lost);
+    assert.equal(
+      majorityVoteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [2n, false],
+          [3n, false],
+        ]),
+      ),
+      VoteResult.Lost,
+    );
     assert.equal(majorityVoteResult(new Set(), new Map()), VoteResult.Won);
   });
 });

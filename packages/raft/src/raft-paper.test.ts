@@ -6,16 +6,7 @@ import { encodeConfChange } from "./codec.js";
 import { isRaftError } from "./errors.js";
 import { Raft } from "./raft.js";
 import { SeededRand } from "./rand.js";
-import {
-  Network,
-  entry,
-  hup,
-  ids,
-  newTestRaft,
-  prop,
-  readMessages,
-  storageWithTerms,
-} from "./testing/network.js";
+import { Network, entry, hup, ids, newTestRaft, prop, readMessages, storageWithTerms } from "./testing/network.js";
 import type { Message, NodeId } from "./types.js";
 import { ConfChangeType, EntryType, MessageType, None, StateType, newMessage } from "./types.js";
 
@@ -111,14 +102,60 @@ describe("§5.2 leader election", () => {
   test("a candidate wins an election if it receives votes from a majority of the servers", () => {
     const cases: { size: number; votes: Map<NodeId, boolean>; state: StateType }[] = [
       { size: 1, votes: new Map(), state: StateType.Leader },
-      { size: 3, votes: new Map([[n2, true], [n3, true]]), state: StateType.Leader },
+      {
+        size: 3,
+        votes: new Map([
+          [n2, true],
+          [n3, true],
+        ]),
+        state: StateType.Leader,
+      },
       { size: 3, votes: new Map([[n2, true]]), state: StateType.Leader },
-      { size: 5, votes: new Map([[n2, true], [n3, true], [n4, true], [n5, true]]), state: StateType.Leader },
-      { size: 5, votes: new Map([[n2, true], [n3, true]]), state: StateType.Leader },
-      { size: 3, votes: new Map([[n2, false], [n3, false]]), state: StateType.Follower },
-      { size: 5, votes: new Map([[n2, false], [n3, false], [n4, false]]), state: StateType.Follower },
+      {
+        size: 5,
+        votes: new Map([
+          [n2, true],
+          [n3, true],
+          [n4, true],
+          [n5, true],
+        ]),
+        state: StateType.Leader,
+      },
+      {
+        size: 5,
+        votes: new Map([
+          [n2, true],
+          [n3, true],
+        ]),
+        state: StateType.Leader,
+      },
+      {
+        size: 3,
+        votes: new Map([
+          [n2, false],
+          [n3, false],
+        ]),
+        state: StateType.Follower,
+      },
+      {
+        size: 5,
+        votes: new Map([
+          [n2, false],
+          [n3, false],
+          [n4, false],
+        ]),
+        state: StateType.Follower,
+      },
       { size: 5, votes: new Map([[n2, true]]), state: StateType.Candidate },
-      { size: 5, votes: new Map([[n2, true], [n3, false], [n4, false]]), state: StateType.Candidate },
+      {
+        size: 5,
+        votes: new Map([
+          [n2, true],
+          [n3, false],
+          [n4, false],
+        ]),
+        state: StateType.Candidate,
+      },
     ];
     for (const c of cases) {
       const r = newTestRaft(n1, ids(...Array.from({ length: c.size }, (_, i) => i + 1)));
@@ -231,7 +268,10 @@ describe("§5.3 log replication", () => {
     assert.equal(r.raftLog.committed, 1);
     r.step(newMessage({ type: MessageType.AppResp, from: msgs[0]!.to, to: n1, term: 1, index: 2 }));
     assert.equal(r.raftLog.committed, 2);
-    assert.deepEqual(r.raftLog.nextEntries().map((e) => e.index), [1, 2]);
+    assert.deepEqual(
+      r.raftLog.nextEntries().map((e) => e.index),
+      [1, 2],
+    );
     // The new commit index is sent to the followers.
     const after = readMessages(r);
     assert.ok(after.every((m) => m.type === MessageType.App && m.commit === 2));
@@ -283,7 +323,10 @@ describe("§5.3 log replication", () => {
     const ents = [entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")];
     r.step(newMessage({ type: MessageType.App, from: n2, to: n1, term: 1, logTerm: 0, index: 0, entries: ents, commit: 2 }));
     assert.equal(r.raftLog.committed, 2);
-    assert.deepEqual(r.raftLog.nextEntries().map((e) => e.index), [1, 2]);
+    assert.deepEqual(
+      r.raftLog.nextEntries().map((e) => e.index),
+      [1, 2],
+    );
   });
 
   test("a follower refuses AppendEntries if it does not find an entry with the same index and term (log matching)", () => {
@@ -308,17 +351,44 @@ describe("§5.3 log replication", () => {
 
   test("a follower deletes a conflicting entry and all that follow it, and appends the leader's new entries", () => {
     const cases: [number, number, [number, number][], [number, number][]][] = [
-      [2, 2, [[3, 3]], [[1, 1], [2, 2], [3, 3]]],
-      [1, 1, [[2, 3], [3, 4]], [[1, 1], [2, 3], [3, 4]]],
-      [0, 0, [[1, 1]], [[1, 1], [2, 2]]],
+      [
+        2,
+        2,
+        [[3, 3]],
+        [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+        ],
+      ],
+      [
+        1,
+        1,
+        [
+          [2, 3],
+          [3, 4],
+        ],
+        [
+          [1, 1],
+          [2, 3],
+          [3, 4],
+        ],
+      ],
+      [
+        0,
+        0,
+        [[1, 1]],
+        [
+          [1, 1],
+          [2, 2],
+        ],
+      ],
       [0, 0, [[1, 3]], [[1, 3]]],
     ];
     for (const [index, logTerm, ents, want] of cases) {
       const r = newTestRaft(n1, ids(1, 2, 3), 10, 1, { storage: storageWithTerms(ids(1, 2, 3), [1, 2]) });
       r.becomeFollower(2, n2);
-      r.step(
-        newMessage({ type: MessageType.App, from: n2, to: n1, term: 2, logTerm, index, entries: ents.map(([i, t]) => entry(i, t)) }),
-      );
+      r.step(newMessage({ type: MessageType.App, from: n2, to: n1, term: 2, logTerm, index, entries: ents.map(([i, t]) => entry(i, t)) }));
       assert.deepEqual(
         r.raftLog.allEntries().map((e) => [e.index, e.term]),
         want,
@@ -432,7 +502,10 @@ describe("§5.4 safety", () => {
     assert.ok(leader.raftLog.lastIndex() >= committed);
     assert.deepEqual(
       leader.raftLog.slice(1, committed + 1, Infinity).map((e) => [e.index, e.term]),
-      nt.node(1).raftLog.slice(1, committed + 1, Infinity).map((e) => [e.index, e.term]),
+      nt
+        .node(1)
+        .raftLog.slice(1, committed + 1, Infinity)
+        .map((e) => [e.index, e.term]),
     );
   });
 
@@ -485,7 +558,10 @@ describe("§6 cluster membership changes", () => {
     electLeader(r);
     r.step(prop(n1));
     const msgs = readMessages(r);
-    assert.ok(msgs.some((m) => m.type === MessageType.App && m.to === n3), "learner receives MsgApp");
+    assert.ok(
+      msgs.some((m) => m.type === MessageType.App && m.to === n3),
+      "learner receives MsgApp",
+    );
     r.step(newMessage({ type: MessageType.AppResp, from: n3, to: n1, term: r.term, index: 2 }));
     assert.equal(r.raftLog.committed, 0, "a learner's ack does not commit");
     // A learner never campaigns and is not asked for votes.
@@ -515,7 +591,10 @@ describe("§6 cluster membership changes", () => {
     r.step(ccEntry(ConfChangeType.AddNode, n3));
     r.step(ccEntry(ConfChangeType.AddNode, n4));
     const ents = r.raftLog.allEntries();
-    assert.deepEqual(ents.map((e) => e.type), [EntryType.Normal, EntryType.ConfChange, EntryType.Normal]);
+    assert.deepEqual(
+      ents.map((e) => e.type),
+      [EntryType.Normal, EntryType.ConfChange, EntryType.Normal],
+    );
   });
 
   test("a new leader may not propose a configuration change until it has applied its log", () => {
@@ -536,7 +615,14 @@ describe("§6 cluster membership changes", () => {
         from: n2,
         to: n1,
         term: 1,
-        entries: [{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: n3, context: new Uint8Array() }) }],
+        entries: [
+          {
+            term: 1,
+            index: 1,
+            type: EntryType.ConfChange,
+            data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: n3, context: new Uint8Array() }),
+          },
+        ],
         commit: 1,
       }),
     );
@@ -549,7 +635,10 @@ describe("§6 cluster membership changes", () => {
     electLeader(r);
     r.applyConfChange({ type: ConfChangeType.RemoveNode, nodeId: n1, context: new Uint8Array() });
     assert.equal(r.state, StateType.Follower);
-    assert.throws(() => r.step(prop(n1)), (e: unknown) => isRaftError(e, "ProposalDropped"));
+    assert.throws(
+      () => r.step(prop(n1)),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+    );
     for (let i = 0; i < 100; i++) r.tick();
     assert.equal(r.state, StateType.Follower, "a removed node never campaigns");
   });
@@ -579,9 +668,15 @@ describe("§8 client interaction", () => {
 
   test("a proposal to a server that knows no leader is dropped with ProposalDropped", () => {
     const r = newTestRaft(n1, ids(1, 2, 3));
-    assert.throws(() => r.step(prop(n1)), (e: unknown) => isRaftError(e, "ProposalDropped"));
+    assert.throws(
+      () => r.step(prop(n1)),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+    );
     r.step(hup(n1));
-    assert.throws(() => r.step(prop(n1)), (e: unknown) => isRaftError(e, "ProposalDropped"));
+    assert.throws(
+      () => r.step(prop(n1)),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+    );
   });
 
   test("read-only requests are answered after the leader confirms its leadership with a heartbeat quorum, without writing the log", () => {
@@ -623,4 +718,3 @@ describe("§8 client interaction", () => {
     assert.equal(f.readStates[0]!.index, nt.node(1).raftLog.committed);
   });
 });
-

@@ -101,7 +101,10 @@ describe("check-quorum and the leader lease", () => {
     r.becomeFollower(5, n2);
     r.step(newMessage({ type: MessageType.Heartbeat, from: n3, to: n1, term: 3 }));
     const m = readMessages(r);
-    assert.deepEqual(m.map((x) => [x.type, x.term]), [[MessageType.AppResp, 5]]);
+    assert.deepEqual(
+      m.map((x) => [x.type, x.term]),
+      [[MessageType.AppResp, 5]],
+    );
   });
 });
 
@@ -173,7 +176,10 @@ describe("uncommitted size limit", () => {
     const data = "x".repeat(40);
     r.step(prop(n1, data));
     r.step(prop(n1, data));
-    assert.throws(() => r.step(prop(n1, data)), (e: unknown) => isRaftError(e, "ProposalDropped"));
+    assert.throws(
+      () => r.step(prop(n1, data)),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+    );
     // Once the application has taken the committed entries, there is room again.
     const li = r.raftLog.lastIndex();
     r.step(newMessage({ type: MessageType.AppResp, from: n2, to: n1, term: r.term, index: li }));
@@ -240,7 +246,10 @@ describe("snapshots", () => {
     assert.equal(r.raftLog.lastIndex(), 11);
     assert.deepEqual(r.trk.voterIds(), ids(1, 2, 3));
     assert.ok(r.raftLog.hasPendingSnapshot());
-    assert.deepEqual(readMessages(r).map((m) => [m.type, m.index]), [[MessageType.AppResp, 11]]);
+    assert.deepEqual(
+      readMessages(r).map((m) => [m.type, m.index]),
+      [[MessageType.AppResp, 11]],
+    );
   });
 
   test("a follower ignores a snapshot that is not newer than its commit index", () => {
@@ -251,7 +260,10 @@ describe("snapshots", () => {
     const snap = { data: new Uint8Array(), metadata: { index: 2, term: 1, confState: { voters: ids(1, 2), learners: [] } } };
     r.step(newMessage({ type: MessageType.Snap, from: n1, to: n2, term: 1, snapshot: snap }));
     assert.equal(r.raftLog.hasPendingSnapshot(), false);
-    assert.deepEqual(readMessages(r).map((m) => [m.type, m.index]), [[MessageType.AppResp, 2]]);
+    assert.deepEqual(
+      readMessages(r).map((m) => [m.type, m.index]),
+      [[MessageType.AppResp, 2]],
+    );
   });
 
   test("a node does not campaign while a snapshot is pending installation", () => {
@@ -281,7 +293,8 @@ describe("leader transfer", () => {
     nt.recover();
     let timeoutNowBeforeCatchUp = false;
     nt.msgHook = (m) => {
-      if (m.type === MessageType.TimeoutNow && nt.node(3).raftLog.lastIndex() < nt.node(1).raftLog.lastIndex()) timeoutNowBeforeCatchUp = true;
+      if (m.type === MessageType.TimeoutNow && nt.node(3).raftLog.lastIndex() < nt.node(1).raftLog.lastIndex())
+        timeoutNowBeforeCatchUp = true;
       return true;
     };
     nt.send(newMessage({ type: MessageType.TransferLeader, from: n3, to: n1 }));
@@ -302,7 +315,11 @@ describe("leader transfer", () => {
     electLeader(r);
     r.step(newMessage({ type: MessageType.TransferLeader, from: n2, to: n1 }));
     assert.equal(r.leadTransferee, n2);
-    assert.throws(() => r.step(prop(n1)), (e: unknown) => isRaftError(e, "ProposalDropped"), "proposals are refused during a transfer");
+    assert.throws(
+      () => r.step(prop(n1)),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+      "proposals are refused during a transfer",
+    );
     for (let i = 0; i < r.electionTimeout; i++) r.tick();
     assert.equal(r.leadTransferee, 0n);
     r.step(prop(n1));

@@ -11,27 +11,8 @@ import type { Storage } from "./storage.js";
 import { ProgressState } from "./tracker/progress.js";
 import { ProgressTracker, type TrackerConfig } from "./tracker/tracker.js";
 import type { Progress } from "./tracker/progress.js";
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  HardState,
-  Message,
-  NodeId,
-  ReadState,
-  Snapshot,
-  SoftState,
-} from "./types.js";
-import {
-  EMPTY_BYTES,
-  EntryType,
-  MessageType,
-  None,
-  StateType,
-  isEmptyHardState,
-  newMessage,
-  voteResponseType,
-} from "./types.js";
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ReadState, Snapshot, SoftState } from "./types.js";
+import { EMPTY_BYTES, EntryType, MessageType, None, StateType, isEmptyHardState, newMessage, voteResponseType } from "./types.js";
 
 /** Settings of one raft node. */
 export interface Config {
@@ -517,7 +498,9 @@ export class Raft {
         if (!force && inLease) {
           // Leader lease: we heard from a leader within the minimum election timeout, so do not let a
           // (possibly partitioned, disruptive) node depose it.
-          this.logger.info(`${this.id} [term: ${this.term}] ignored ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${m.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`);
+          this.logger.info(
+            `${this.id} [term: ${this.term}] ignored ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${m.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`,
+          );
           return;
         }
       }
@@ -526,7 +509,9 @@ export class Raft {
       } else if (m.type === MessageType.PreVoteResp && !m.reject) {
         // A granted pre-vote carries the future term; we move to it once we win the pre-vote.
       } else {
-        this.logger.info(`${this.id} [term: ${this.term}] received a ${MessageType[m.type]} message with higher term from ${m.from} [term: ${m.term}]`);
+        this.logger.info(
+          `${this.id} [term: ${this.term}] received a ${MessageType[m.type]} message with higher term from ${m.from} [term: ${m.term}]`,
+        );
         const fromLeader = m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
         this.becomeFollower(m.term, fromLeader ? m.from : None);
       }
@@ -539,7 +524,9 @@ export class Raft {
         // Let a pre-candidate with a stale term know it lost, so it does not wait forever.
         this.send(newMessage({ type: MessageType.PreVoteResp, to: m.from, term: this.term, reject: true }));
       } else {
-        this.logger.debug(`${this.id} [term: ${this.term}] ignored a ${MessageType[m.type]} message with lower term from ${m.from} [term: ${m.term}]`);
+        this.logger.debug(
+          `${this.id} [term: ${this.term}] ignored a ${MessageType[m.type]} message with lower term from ${m.from} [term: ${m.term}]`,
+        );
       }
       return;
     }
@@ -553,11 +540,11 @@ export class Raft {
         // We can vote if we already voted for this candidate (a duplicate), or have not voted and do not
         // know a leader in this term, or it is a pre-vote for a future term.
         const canVote =
-          this.vote === m.from ||
-          (this.vote === None && this.lead === None) ||
-          (m.type === MessageType.PreVote && m.term > this.term);
+          this.vote === m.from || (this.vote === None && this.lead === None) || (m.type === MessageType.PreVote && m.term > this.term);
         if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
-          this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] cast ${MessageType[m.type]} for ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
+          this.logger.info(
+            `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] cast ${MessageType[m.type]} for ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
+          );
           // Reply with the term of the request: for a pre-vote it is a term we have not reached.
           this.send(newMessage({ type: voteResponseType(m.type), to: m.from, term: m.term }));
           if (m.type === MessageType.Vote) {
@@ -565,7 +552,9 @@ export class Raft {
             this.vote = m.from;
           }
         } else {
-          this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] rejected ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
+          this.logger.info(
+            `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] rejected ${MessageType[m.type]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
+          );
           this.send(newMessage({ type: voteResponseType(m.type), to: m.from, term: this.term, reject: true }));
         }
         return;
@@ -621,7 +610,9 @@ export class Raft {
             if (this.pendingConfIndex > this.raftLog.applied) {
               // One membership change at a time: replace it by an empty entry (it still gets an index,
               // which keeps indexes predictable for the proposer, who sees it never applied).
-              this.logger.info(`${this.id} propose conf change ignored since pending unapplied configuration [index ${this.pendingConfIndex}, applied ${this.raftLog.applied}]`);
+              this.logger.info(
+                `${this.id} propose conf change ignored since pending unapplied configuration [index ${this.pendingConfIndex}, applied ${this.raftLog.applied}]`,
+              );
               if (entries === m.entries) entries = entries.slice();
               entries[i] = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES };
             } else {
@@ -866,7 +857,9 @@ export class Raft {
     let hintIndex = Math.min(m.index, this.raftLog.lastIndex());
     hintIndex = this.raftLog.findConflictByTerm(hintIndex, m.logTerm);
     const hintTerm = this.raftLog.zeroTermOnError(hintIndex);
-    this.logger.debug(`${this.id} [logterm: ${this.raftLog.zeroTermOnError(m.index)}, index: ${m.index}] rejected MsgApp [logterm: ${m.logTerm}, index: ${m.index}] from ${m.from}`);
+    this.logger.debug(
+      `${this.id} [logterm: ${this.raftLog.zeroTermOnError(m.index)}, index: ${m.index}] rejected MsgApp [logterm: ${m.logTerm}, index: ${m.index}] from ${m.from}`,
+    );
     this.send(
       newMessage({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm }),
     );
@@ -881,10 +874,14 @@ export class Raft {
     const s = m.snapshot;
     if (!s) return;
     if (this.restore(s)) {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      this.logger.info(
+        `${this.id} [commit: ${this.raftLog.committed}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
+      );
       this.send(newMessage({ type: MessageType.AppResp, to: m.from, index: this.raftLog.lastIndex() }));
     } else {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      this.logger.info(
+        `${this.id} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
+      );
       this.send(newMessage({ type: MessageType.AppResp, to: m.from, index: this.raftLog.committed }));
     }
   }
@@ -905,7 +902,9 @@ export class Raft {
     }
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the entry the snapshot ends at: fast-forward the commit index instead.
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      this.logger.info(
+        `${this.id} [commit: ${this.raftLog.committed}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`,
+      );
       this.raftLog.commitTo(s.metadata.index);
       return false;
     }
@@ -963,7 +962,9 @@ export class Raft {
 
   private loadState(hs: HardState): void {
     if (hs.commit < this.raftLog.committed || hs.commit > this.raftLog.lastIndex()) {
-      throw new Error(`raft: ${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`);
+      throw new Error(
+        `raft: ${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`,
+      );
     }
     this.raftLog.committed = hs.commit;
     this.term = hs.term;

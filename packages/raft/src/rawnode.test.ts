@@ -77,13 +77,22 @@ describe("RawNode", () => {
   test("step refuses local messages and responses from unknown peers", () => {
     const storage = new MemoryStorage({ confState: { voters: [1n, 2n], learners: [] } });
     const node = singleNode(storage);
-    assert.throws(() => node.step(newMessage({ type: MessageType.Hup })), (e: unknown) => isRaftError(e, "StepLocalMessage"));
-    assert.throws(() => node.step(newMessage({ type: MessageType.AppResp, from: 9n, to: 1n, term: 1 })), (e: unknown) => isRaftError(e, "StepPeerNotFound"));
+    assert.throws(
+      () => node.step(newMessage({ type: MessageType.Hup })),
+      (e: unknown) => isRaftError(e, "StepLocalMessage"),
+    );
+    assert.throws(
+      () => node.step(newMessage({ type: MessageType.AppResp, from: 9n, to: 1n, term: 1 })),
+      (e: unknown) => isRaftError(e, "StepPeerNotFound"),
+    );
   });
 
   test("propose without a leader throws ProposalDropped", () => {
     const node = singleNode(new MemoryStorage({ confState: { voters: [1n, 2n], learners: [] } }));
-    assert.throws(() => node.propose(new Uint8Array([1])), (e: unknown) => isRaftError(e, "ProposalDropped"));
+    assert.throws(
+      () => node.propose(new Uint8Array([1])),
+      (e: unknown) => isRaftError(e, "ProposalDropped"),
+    );
   });
 
   test("proposeConfChange and applyConfChange change the membership", () => {

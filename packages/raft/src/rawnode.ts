@@ -2,17 +2,7 @@ import { encodeConfChange } from "./codec.js";
 import { RaftError } from "./errors.js";
 import { Raft, type Config } from "./raft.js";
 import { ProgressState } from "./tracker/progress.js";
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  HardState,
-  Message,
-  NodeId,
-  ReadState,
-  Snapshot,
-  SoftState,
-} from "./types.js";
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ReadState, Snapshot, SoftState } from "./types.js";
 import {
   ConfChangeType,
   EntryType,
@@ -333,4 +323,3 @@ export class RawNode {
     };
   }
 }
-

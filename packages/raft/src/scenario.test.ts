@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
 import { runScenario } from "./testing/scenario.js";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "testdata");
-const files = readdirSync(dir).filter((f) => f.endsWith(".txt")).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith(".txt"))
+  .sort();
 
 test("scenario files exist", () => {
   assert.ok(files.length >= 5);

@@ -13,7 +13,8 @@ import { SafetyViolation } from "./testing/sim.js";
 const DEFAULT_SEEDS = 1000;
 
 const only = process.env.RAFT_SEED;
-const seeds = only !== undefined ? [Number(only)] : Array.from({ length: Number(process.env.RAFT_SEEDS ?? DEFAULT_SEEDS) }, (_, i) => i + 1);
+const seeds =
+  only !== undefined ? [Number(only)] : Array.from({ length: Number(process.env.RAFT_SEEDS ?? DEFAULT_SEEDS) }, (_, i) => i + 1);
 
 test(`randomized faults keep Raft's safety properties (${seeds.length} seeds x ${STEPS_PER_SEED} steps)`, () => {
   let applied = 0;

@@ -16,19 +16,40 @@ function storage(): MemoryStorage {
 describe("MemoryStorage", () => {
   test("term(i): the snapshot index has its term; earlier is Compacted, later is Unavailable", () => {
     const s = storage();
-    assert.throws(() => s.term(2), (e: unknown) => isRaftError(e, "Compacted"));
+    assert.throws(
+      () => s.term(2),
+      (e: unknown) => isRaftError(e, "Compacted"),
+    );
     assert.equal(s.term(3), 3);
     assert.equal(s.term(5), 5);
-    assert.throws(() => s.term(6), (e: unknown) => isRaftError(e, "Unavailable"));
+    assert.throws(
+      () => s.term(6),
+      (e: unknown) => isRaftError(e, "Unavailable"),
+    );
   });
 
   test("entries(lo, hi, maxSize): Compacted below the first index, Unavailable past the end, size-limited but never empty", () => {
     const s = storage();
-    assert.throws(() => s.entries(3, 5, Infinity), (e: unknown) => isRaftError(e, "Compacted"));
-    assert.throws(() => s.entries(4, 7, Infinity), (e: unknown) => isRaftError(e, "Unavailable"));
-    assert.deepEqual(s.entries(4, 6, Infinity).map((e) => e.index), [4, 5]);
-    assert.deepEqual(s.entries(4, 6, 0).map((e) => e.index), [4]);
-    assert.deepEqual(s.entries(4, 6, 32).map((e) => e.index), [4, 5]);
+    assert.throws(
+      () => s.entries(3, 5, Infinity),
+      (e: unknown) => isRaftError(e, "Compacted"),
+    );
+    assert.throws(
+      () => s.entries(4, 7, Infinity),
+      (e: unknown) => isRaftError(e, "Unavailable"),
+    );
+    assert.deepEqual(
+      s.entries(4, 6, Infinity).map((e) => e.index),
+      [4, 5],
+    );
+    assert.deepEqual(
+      s.entries(4, 6, 0).map((e) => e.index),
+      [4],
+    );
+    assert.deepEqual(
+      s.entries(4, 6, 32).map((e) => e.index),
+      [4, 5],
+    );
   });
 
   test("firstIndex and lastIndex follow compaction", () => {
@@ -37,14 +58,23 @@ describe("MemoryStorage", () => {
     assert.equal(s.lastIndex(), 5);
     s.compact(4);
     assert.equal(s.firstIndex(), 5);
-    assert.throws(() => s.compact(4), (e: unknown) => isRaftError(e, "Compacted"));
-    assert.throws(() => s.compact(9), (e: unknown) => isRaftError(e, "Unavailable"));
+    assert.throws(
+      () => s.compact(4),
+      (e: unknown) => isRaftError(e, "Compacted"),
+    );
+    assert.throws(
+      () => s.compact(9),
+      (e: unknown) => isRaftError(e, "Unavailable"),
+    );
   });
 
   test("append replaces a conflicting suffix and ignores what the snapshot covers", () => {
     const s = storage();
     s.append([entry(2, 2), entry(3, 3), entry(4, 6), entry(5, 6), entry(6, 6)]);
-    assert.deepEqual(s.entries(4, 7, Infinity).map((e) => e.term), [6, 6, 6]);
+    assert.deepEqual(
+      s.entries(4, 7, Infinity).map((e) => e.term),
+      [6, 6, 6],
+    );
     s.append([entry(5, 7)]);
     assert.equal(s.lastIndex(), 5);
     assert.equal(s.term(5), 7);
@@ -59,7 +89,10 @@ describe("MemoryStorage", () => {
     assert.equal(s.lastIndex(), 10);
     assert.equal(s.term(10), 8);
     assert.deepEqual(s.initialState().confState.voters, [1n, 2n]);
-    assert.throws(() => s.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: 9 } }), (e: unknown) => isRaftError(e, "SnapshotOutOfDate"));
+    assert.throws(
+      () => s.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: 9 } }),
+      (e: unknown) => isRaftError(e, "SnapshotOutOfDate"),
+    );
   });
 
   test("createSnapshot records the data and ConfState at an index; older requests are SnapshotOutOfDate", () => {
@@ -67,7 +100,10 @@ describe("MemoryStorage", () => {
     const snap = s.createSnapshot(5, { voters: [1n, 2n], learners: [3n] }, new Uint8Array([5]));
     assert.equal(snap.metadata.term, 5);
     assert.deepEqual(s.snapshot().metadata.confState.learners, [3n]);
-    assert.throws(() => s.createSnapshot(4, undefined, new Uint8Array()), (e: unknown) => isRaftError(e, "SnapshotOutOfDate"));
+    assert.throws(
+      () => s.createSnapshot(4, undefined, new Uint8Array()),
+      (e: unknown) => isRaftError(e, "SnapshotOutOfDate"),
+    );
   });
 
   test("setHardState is returned by initialState", () => {

@@ -35,12 +35,21 @@ describe("consistent index", () => {
   it("reads 0 from a `meta` without one and the written index after a write", async () => {
     const backend = openMemoryBackend();
     await backend.update((txn) => txn.createBucket(META_BUCKET));
-    assert.equal(backend.view((txn) => readConsistentIndex(txn)), 0);
+    assert.equal(
+      backend.view((txn) => readConsistentIndex(txn)),
+      0,
+    );
     await backend.update((txn) => writeConsistentIndex(txn, 1234));
-    assert.equal(backend.view((txn) => readConsistentIndex(txn)), 1234);
+    assert.equal(
+      backend.view((txn) => readConsistentIndex(txn)),
+      1234,
+    );
     assert.equal(hex(backend.view((txn) => txn.get(META_BUCKET, CONSISTENT_INDEX_KEY))!), "00000000000004d2");
     await backend.update((txn) => txn.put(META_BUCKET, CONSISTENT_INDEX_KEY, new Uint8Array(3)));
-    assert.equal(backend.view((txn) => readConsistentIndex(txn)), 0);
+    assert.equal(
+      backend.view((txn) => readConsistentIndex(txn)),
+      0,
+    );
     await backend.close();
   });
 

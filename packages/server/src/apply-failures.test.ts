@@ -30,7 +30,14 @@ async function memberConfig(t: TestContext, overrides: Partial<ServerConfig> = {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-apply-failures-"));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const peer = `http://127.0.0.1:${await freePort()}`;
-  return { ...defaultConfig("n1"), dataDir, listenPeerUrls: [peer], initialAdvertisePeerUrls: [peer], initialCluster: new Map([["n1", [peer]]]), ...overrides };
+  return {
+    ...defaultConfig("n1"),
+    dataDir,
+    listenPeerUrls: [peer],
+    initialAdvertisePeerUrls: [peer],
+    initialCluster: new Map([["n1", [peer]]]),
+    ...overrides,
+  };
 }
 
 /**
@@ -69,7 +76,10 @@ function proposeUnchecked(server: EtcdServer, id: bigint, request: InternalRaftR
 }
 
 const put = (key: string, value = "v") => create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) });
-const userAdd = (name: string): InternalRaftRequest["request"] => ({ case: "authUserAdd", value: create(AuthUserAddRequestSchema, { name, options: { noPassword: true } }) });
+const userAdd = (name: string): InternalRaftRequest["request"] => ({
+  case: "authUserAdd",
+  value: create(AuthUserAddRequestSchema, { name, options: { noPassword: true } }),
+});
 
 async function keys(server: EtcdServer): Promise<string[]> {
   const all = await server.range(create(RangeRequestSchema, { key: Buffer.from([0]), rangeEnd: Buffer.from([0]) }));
@@ -109,64 +119,69 @@ test("user and role names longer than every engine stores are refused before the
   assert.deepEqual(await users(server), ["u".repeat(MAX_KEY_BYTES)]);
 });
 
-test("a user name too long for LMDB that is already in the log is refused at apply alike; the member restarts and serves", { timeout: 60_000 }, async (t) => {
-  const config = await memberConfig(t);
-  const backend = limitedBackend(openMemoryBackend(), "\u0000never\u0000");
-  const first = await EtcdServer.start({ config, backend });
-  t.after(() => first.stop());
-  await first.ready();
-  const result = await proposeUnchecked(first, 7001n, userAdd("x".repeat(2000)));
-  assert.equal(result.ok, false);
-  assert.match(result.ok ? "" : result.error.message, /user name is too long \(2000 bytes/);
-  await first.put(put("after"));
-  await first.stop();
+test(
+  "a user name too long for LMDB that is already in the log is refused at apply alike; the member restarts and serves",
+  { timeout: 60_000 },
+  async (t) => {
+    const config = await memberConfig(t);
+    const backend = limitedBackend(openMemoryBackend(), "\u0000never\u0000");
+    const first = await EtcdServer.start({ config, backend });
+    t.after(() => first.stop());
+    await first.ready();
+    const result = await proposeUnchecked(first, 7001n, userAdd("x".repeat(2000)));
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? "" : result.error.message, /user name is too long \(2000 bytes/);
+    await first.put(put("after"));
+    await first.stop();
 
-  const second = await EtcdServer.start({ config, backend });
-  t.after(() => second.stop());
-  await second.ready();
-  await second.put(put("restarted"));
-  assert.deepEqual(await keys(second), ["after", "restarted"]);
-  assert.deepEqual(await users(second), []);
-});
+    const second = await EtcdServer.start({ config, backend });
+    t.after(() => second.stop());
+    await second.ready();
+    await second.put(put("restarted"));
+    assert.deepEqual(await keys(second), ["after", "restarted"]);
+    assert.deepEqual(await users(second), []);
+  },
+);
 
-test("an entry whose apply throws after writing is skipped on every member: its proposer gets the error, the rest of its batch applies, and the member restarts and serves", { timeout: 60_000 }, async (t) => {
-  const config = await memberConfig(t);
-  const backend = limitedBackend(openMemoryBackend(), "poison");
-  const first = await EtcdServer.start({ config, backend });
-  t.after(() => first.stop());
-  await first.ready();
-  await first.put(put("a0"));
-  const watchEnded = new Promise<void>((resolve) => first.onStateReplaced(resolve));
-  // The txn writes `partial` and then fails writing `poison`, with puts proposed around it (likely the
-  // same apply batch).
-  const poisonTxn = create(TxnRequestSchema, {
-    success: [
-      { request: { case: "requestPut", value: put("partial") } },
-      { request: { case: "requestPut", value: put("poison") } },
-    ],
-  });
-  const [a1, txn, a2] = await Promise.allSettled([first.put(put("a1")), first.txn(poisonTxn), first.put(put("a2"))]);
-  assert.equal(a1.status, "fulfilled");
-  assert.equal(a2.status, "fulfilled");
-  assert.equal(txn.status, "rejected");
-  const error = txn.reason as RpcError;
-  assert.equal(error.code, GrpcCode.INTERNAL);
-  assert.match(error.message, /^etcdserver: the request failed to apply and was skipped: injected failure writing key$/);
-  await watchEnded; // the state was reloaded from the backend
-  assert.deepEqual(await keys(first), ["a0", "a1", "a2"]);
-  const revision = first.state.store.currentRevision();
-  assert.equal(revision, 4, "the skipped txn took no revision");
-  await first.put(put("a3"));
-  await first.stop();
+test(
+  "an entry whose apply throws after writing is skipped on every member: its proposer gets the error, the rest of its batch applies, and the member restarts and serves",
+  { timeout: 60_000 },
+  async (t) => {
+    const config = await memberConfig(t);
+    const backend = limitedBackend(openMemoryBackend(), "poison");
+    const first = await EtcdServer.start({ config, backend });
+    t.after(() => first.stop());
+    await first.ready();
+    await first.put(put("a0"));
+    const watchEnded = new Promise<void>((resolve) => first.onStateReplaced(resolve));
+    // The txn writes `partial` and then fails writing `poison`, with puts proposed around it (likely the
+    // same apply batch).
+    const poisonTxn = create(TxnRequestSchema, {
+      success: [{ request: { case: "requestPut", value: put("partial") } }, { request: { case: "requestPut", value: put("poison") } }],
+    });
+    const [a1, txn, a2] = await Promise.allSettled([first.put(put("a1")), first.txn(poisonTxn), first.put(put("a2"))]);
+    assert.equal(a1.status, "fulfilled");
+    assert.equal(a2.status, "fulfilled");
+    assert.equal(txn.status, "rejected");
+    const error = txn.reason as RpcError;
+    assert.equal(error.code, GrpcCode.INTERNAL);
+    assert.match(error.message, /^etcdserver: the request failed to apply and was skipped: injected failure writing key$/);
+    await watchEnded; // the state was reloaded from the backend
+    assert.deepEqual(await keys(first), ["a0", "a1", "a2"]);
+    const revision = first.state.store.currentRevision();
+    assert.equal(revision, 4, "the skipped txn took no revision");
+    await first.put(put("a3"));
+    await first.stop();
 
-  // The same backend (which would fail the txn again): the entry is behind the consistent index.
-  const second = await EtcdServer.start({ config, backend });
-  t.after(() => second.stop());
-  await second.ready();
-  assert.deepEqual(await keys(second), ["a0", "a1", "a2", "a3"]);
-  await second.put(put("a4"));
-  assert.equal(second.state.store.currentRevision(), 6);
-});
+    // The same backend (which would fail the txn again): the entry is behind the consistent index.
+    const second = await EtcdServer.start({ config, backend });
+    t.after(() => second.stop());
+    await second.ready();
+    assert.deepEqual(await keys(second), ["a0", "a1", "a2", "a3"]);
+    await second.put(put("a4"));
+    assert.equal(second.state.store.currentRevision(), 6);
+  },
+);
 
 test("three members skip the same failing entry and stay identical", { timeout: 120_000 }, async (t) => {
   const names = ["a", "b", "c"];
@@ -176,7 +191,13 @@ test("three members skip the same failing entry and stay identical", { timeout: 
     names.map(async (name, i) => {
       const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-apply-failures-${name}-`));
       t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-      const config: ServerConfig = { ...defaultConfig(name), dataDir, listenPeerUrls: [peers[i]!], initialAdvertisePeerUrls: [peers[i]!], initialCluster };
+      const config: ServerConfig = {
+        ...defaultConfig(name),
+        dataDir,
+        listenPeerUrls: [peers[i]!],
+        initialAdvertisePeerUrls: [peers[i]!],
+        initialCluster,
+      };
       const server = await EtcdServer.start({ config, backend: limitedBackend(openMemoryBackend(), "poison") });
       t.after(() => server.stop());
       return server;
@@ -185,20 +206,27 @@ test("three members skip the same failing entry and stay identical", { timeout: 
   await Promise.all(servers.map((s) => s.ready()));
   const leader = servers.find((s) => s.isLeader()) ?? servers[0]!;
   const poisonTxn = create(TxnRequestSchema, {
-    success: [
-      { request: { case: "requestPut", value: put("partial") } },
-      { request: { case: "requestPut", value: put("poison") } },
-    ],
+    success: [{ request: { case: "requestPut", value: put("partial") } }, { request: { case: "requestPut", value: put("poison") } }],
   });
-  const outcomes = await Promise.allSettled([leader.put(put("x1")), servers[1]!.txn(poisonTxn), servers[2]!.put(put("x2")), leader.txn(poisonTxn)]);
-  assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled", "rejected"]);
+  const outcomes = await Promise.allSettled([
+    leader.put(put("x1")),
+    servers[1]!.txn(poisonTxn),
+    servers[2]!.put(put("x2")),
+    leader.txn(poisonTxn),
+  ]);
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ["fulfilled", "rejected", "fulfilled", "rejected"],
+  );
   // Every member applies the same entries (a linearizable read waits for them) and ends identical.
   for (const s of servers) assert.deepEqual(await keys(s), ["x1", "x2"]);
   for (const s of servers) await s.put(put(`after-${s.config.name}`));
-  const hashes = await Promise.all(servers.map(async (s) => {
-    assert.equal((await keys(s)).length, 5);
-    return (await s.hashKV(0)).hash;
-  }));
+  const hashes = await Promise.all(
+    servers.map(async (s) => {
+      assert.equal((await keys(s)).length, 5);
+      return (await s.hashKV(0)).hash;
+    }),
+  );
   assert.equal(new Set(hashes).size, 1, `equal HashKV on every member: ${hashes.join(", ")}`);
 });
 

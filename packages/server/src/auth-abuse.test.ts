@@ -24,7 +24,8 @@ import { defaultConfig } from "./config.js";
 import { startMember, type RunningMember } from "./member.js";
 import { freePort } from "@etcd-ts/test-support";
 
-type UnaryClient = Client & Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
+type UnaryClient = Client &
+  Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
 
 function call<Res>(client: UnaryClient, method: string, request: unknown, token?: string): Promise<Res> {
   const metadata = new Metadata();
@@ -71,7 +72,10 @@ describe("auth under abuse (one member, simple tokens)", () => {
       backend: openMemoryBackend(),
     });
     const client = (service: typeof KV | typeof Auth) =>
-      new (makeGenericClientConstructor(grpcServiceDefinition(service), service.name))(`127.0.0.1:${clientPort}`, credentials.createInsecure()) as unknown as UnaryClient;
+      new (makeGenericClientConstructor(grpcServiceDefinition(service), service.name))(
+        `127.0.0.1:${clientPort}`,
+        credentials.createInsecure(),
+      ) as unknown as UnaryClient;
     kv = client(KV);
     auth = client(Auth);
     await call(auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "root", password: "rootpw" }));
@@ -139,7 +143,10 @@ describe("auth under abuse (one member, simple tokens)", () => {
       ["UserAdd", create(AuthUserAddRequestSchema, { name: "eve", password: "x".repeat(70) })],
       ["UserChangePassword", create(AuthUserChangePasswordRequestSchema, { name: "root", password: "x" })],
     ] as const) {
-      const error = (await call(auth, method, request).then(() => undefined, (e: unknown) => e)) as ServiceError | undefined;
+      const error = (await call(auth, method, request).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as ServiceError | undefined;
       // etcd 3.4's answer without a token (etcdctl without --user).
       assert.equal(error?.code, 3, method);
       assert.equal(error?.details, "etcdserver: user name is empty", method);
@@ -158,9 +165,7 @@ describe("auth under abuse (one member, simple tokens)", () => {
       const failures: string[] = [];
       // 200 wrong-password Authenticate calls, 50 at a time.
       for (let round = 0; round < 4 && !stop; round++) {
-        const answers = await Promise.allSettled(
-          Array.from({ length: 50 }, () => call(auth, "Authenticate", login("root", "guess"))),
-        );
+        const answers = await Promise.allSettled(Array.from({ length: 50 }, () => call(auth, "Authenticate", login("root", "guess"))));
         for (const a of answers) {
           const error = a.status === "rejected" ? (a.reason as ServiceError) : undefined;
           failures.push(error === undefined ? "accepted" : `${error.code} ${error.details}`);
@@ -186,56 +191,66 @@ describe("auth under abuse (one member, simple tokens)", () => {
 });
 
 describe("simple tokens across members", () => {
-  it("a token issued through one member is accepted at once by the others (waiting for its entry when their log holds it)", { timeout: 120_000 }, async (t) => {
-    const names = ["a", "b", "c"];
-    const ports = await Promise.all(names.flatMap(() => [freePort(), freePort()]));
-    const peerUrl = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
-    const clientUrl = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
-    const initialCluster = new Map(names.map((n, i) => [n, [peerUrl(i)]]));
-    const dirs = await Promise.all(names.map((n) => mkdtemp(join(tmpdir(), `etcd-ts-auth-${n}-`))));
-    const members = await Promise.all(
-      names.map((name, i) =>
-        startMember({
-          config: {
-            ...defaultConfig(name),
-            dataDir: dirs[i]!,
-            listenClientUrls: [clientUrl(i)],
-            advertiseClientUrls: [clientUrl(i)],
-            listenPeerUrls: [peerUrl(i)],
-            initialAdvertisePeerUrls: [peerUrl(i)],
-            initialCluster,
-            logLevel: "error",
-            bcryptCost: 4,
-          },
-          backend: openMemoryBackend(),
-        }),
-      ),
-    );
-    const clients = names.map((_, i) => ({
-      kv: new (makeGenericClientConstructor(grpcServiceDefinition(KV), KV.name))(clientUrl(i).slice(7), credentials.createInsecure()) as unknown as UnaryClient,
-      auth: new (makeGenericClientConstructor(grpcServiceDefinition(Auth), Auth.name))(clientUrl(i).slice(7), credentials.createInsecure()) as unknown as UnaryClient,
-    }));
-    t.after(async () => {
-      for (const c of clients) {
-        c.kv.close();
-        c.auth.close();
-      }
-      await Promise.all(members.map((m) => m.stop()));
-      await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-    });
-    const leader = members.findIndex((m) => m.server.isLeader());
-    const at = leader >= 0 ? leader : 0;
-    await call(clients[at]!.auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "root", password: "rootpw" }));
-    await call(clients[at]!.auth, "UserGrantRole", create(AuthUserGrantRoleRequestSchema, { user: "root", role: "root" }));
-    await call(clients[at]!.auth, "AuthEnable", create(AuthEnableRequestSchema));
-    for (let round = 0; round < 15; round++) {
-      const via = round % 3;
-      const { token } = await call<{ token: string }>(clients[via]!.auth, "Authenticate", login("root", "rootpw"));
-      // Straight away on every other member: it may not have applied the entry yet.
-      await Promise.all(
-        clients.map((c, i) => (i === via ? Promise.resolve(undefined) : call(c.kv, "Put", put(`from-${via}-on-${i}`), token))),
+  it(
+    "a token issued through one member is accepted at once by the others (waiting for its entry when their log holds it)",
+    { timeout: 120_000 },
+    async (t) => {
+      const names = ["a", "b", "c"];
+      const ports = await Promise.all(names.flatMap(() => [freePort(), freePort()]));
+      const peerUrl = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
+      const clientUrl = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
+      const initialCluster = new Map(names.map((n, i) => [n, [peerUrl(i)]]));
+      const dirs = await Promise.all(names.map((n) => mkdtemp(join(tmpdir(), `etcd-ts-auth-${n}-`))));
+      const members = await Promise.all(
+        names.map((name, i) =>
+          startMember({
+            config: {
+              ...defaultConfig(name),
+              dataDir: dirs[i]!,
+              listenClientUrls: [clientUrl(i)],
+              advertiseClientUrls: [clientUrl(i)],
+              listenPeerUrls: [peerUrl(i)],
+              initialAdvertisePeerUrls: [peerUrl(i)],
+              initialCluster,
+              logLevel: "error",
+              bcryptCost: 4,
+            },
+            backend: openMemoryBackend(),
+          }),
+        ),
       );
-    }
-    for (const m of members) assert.equal(m.server.pendingWaiters().appliedIndex, 0);
-  });
+      const clients = names.map((_, i) => ({
+        kv: new (makeGenericClientConstructor(grpcServiceDefinition(KV), KV.name))(
+          clientUrl(i).slice(7),
+          credentials.createInsecure(),
+        ) as unknown as UnaryClient,
+        auth: new (makeGenericClientConstructor(grpcServiceDefinition(Auth), Auth.name))(
+          clientUrl(i).slice(7),
+          credentials.createInsecure(),
+        ) as unknown as UnaryClient,
+      }));
+      t.after(async () => {
+        for (const c of clients) {
+          c.kv.close();
+          c.auth.close();
+        }
+        await Promise.all(members.map((m) => m.stop()));
+        await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+      });
+      const leader = members.findIndex((m) => m.server.isLeader());
+      const at = leader >= 0 ? leader : 0;
+      await call(clients[at]!.auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "root", password: "rootpw" }));
+      await call(clients[at]!.auth, "UserGrantRole", create(AuthUserGrantRoleRequestSchema, { user: "root", role: "root" }));
+      await call(clients[at]!.auth, "AuthEnable", create(AuthEnableRequestSchema));
+      for (let round = 0; round < 15; round++) {
+        const via = round % 3;
+        const { token } = await call<{ token: string }>(clients[via]!.auth, "Authenticate", login("root", "rootpw"));
+        // Straight away on every other member: it may not have applied the entry yet.
+        await Promise.all(
+          clients.map((c, i) => (i === via ? Promise.resolve(undefined) : call(c.kv, "Put", put(`from-${via}-on-${i}`), token))),
+        );
+      }
+      for (const m of members) assert.equal(m.server.pendingWaiters().appliedIndex, 0);
+    },
+  );
 });

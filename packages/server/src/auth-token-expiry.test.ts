@@ -19,7 +19,8 @@ import { defaultConfig } from "./config.js";
 import { startMember, type RunningMember } from "./member.js";
 import { freePort } from "@etcd-ts/test-support";
 
-type UnaryClient = Client & Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
+type UnaryClient = Client &
+  Record<string, (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void>;
 
 function call<Res>(client: UnaryClient, method: string, request: unknown): Promise<Res> {
   return new Promise((resolve, reject) => {
@@ -56,7 +57,10 @@ describe("simple tokens expire in memory (one member, --auth-token-ttl 1)", () =
       },
       backend: openMemoryBackend(),
     });
-    auth = new (makeGenericClientConstructor(grpcServiceDefinition(Auth), "Auth"))(clientUrl.slice("http://".length), credentials.createInsecure()) as unknown as UnaryClient;
+    auth = new (makeGenericClientConstructor(grpcServiceDefinition(Auth), "Auth"))(
+      clientUrl.slice("http://".length),
+      credentials.createInsecure(),
+    ) as unknown as UnaryClient;
     await call(auth, "UserAdd", create(AuthUserAddRequestSchema, { name: "root", password: "rootpw" }));
     await call(auth, "UserGrantRole", create(AuthUserGrantRoleRequestSchema, { user: "root", role: "root" }));
     await call(auth, "AuthEnable", create(AuthEnableRequestSchema));

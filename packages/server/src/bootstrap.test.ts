@@ -19,7 +19,13 @@ import { receivedSnapshotDir, receivedSnapshotPath } from "./peer/snapshot-trans
 const PEER = "http://127.0.0.1:2380";
 
 function memberConfig(dataDir: string): ServerConfig {
-  return { ...defaultConfig("n1"), dataDir, listenPeerUrls: [PEER], initialAdvertisePeerUrls: [PEER], initialCluster: new Map([["n1", [PEER]]]) };
+  return {
+    ...defaultConfig("n1"),
+    dataDir,
+    listenPeerUrls: [PEER],
+    initialAdvertisePeerUrls: [PEER],
+    initialCluster: new Map([["n1", [PEER]]]),
+  };
 }
 
 function tempDir(t: { after(fn: () => unknown): void }): string {
@@ -51,7 +57,10 @@ test("a new member bootstraps its cluster at term 1; opened again, it is a resta
   const first = await open(config, backend);
   assert.equal(first.restarted, false);
   assert.equal(first.storage.hardState.term, 1);
-  assert.deepEqual(first.membership.list().map((m) => m.peerUrls), [[PEER]]);
+  assert.deepEqual(
+    first.membership.list().map((m) => m.peerUrls),
+    [[PEER]],
+  );
   const { localId, clusterId } = first.membership;
   await close(first);
 
@@ -66,12 +75,18 @@ test("a data dir whose backend and raft log disagree is refused", async (t) => {
   const backend = openMemoryBackend();
   await close(await open(memberConfig(tempDir(t)), backend));
   // The backend of a member, the raft log of none.
-  await assert.rejects(open(memberConfig(tempDir(t)), backend), /raft is missing but the backend belongs to a member: the data dir is damaged/);
+  await assert.rejects(
+    open(memberConfig(tempDir(t)), backend),
+    /raft is missing but the backend belongs to a member: the data dir is damaged/,
+  );
 
   const dataDir = tempDir(t);
   await close(await open(memberConfig(dataDir), openMemoryBackend()));
   // A raft log, and a backend without membership.
-  await assert.rejects(open(memberConfig(dataDir), openMemoryBackend()), /has no membership but a raft log exists: the data dir is damaged/);
+  await assert.rejects(
+    open(memberConfig(dataDir), openMemoryBackend()),
+    /has no membership but a raft log exists: the data dir is damaged/,
+  );
 });
 
 test("a database raft took before a stop is installed at the next start; without it the data dir is damaged", async (t) => {
@@ -92,7 +107,10 @@ test("a database raft took before a stop is installed at the next start; without
   await first.storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 50, term: 2, confState } });
   await close(first);
 
-  await assert.rejects(open(config, backend), /holds a snapshot at index 50 but the backend is at 0 and .* is missing: the data dir is damaged/);
+  await assert.rejects(
+    open(config, backend),
+    /holds a snapshot at index 50 but the backend is at 0 and .* is missing: the data dir is damaged/,
+  );
 
   mkdirSync(receivedSnapshotDir(dataDir), { recursive: true });
   const view = clusterStateSnapshot(leaderBackend.snapshot());

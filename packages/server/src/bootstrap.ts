@@ -78,13 +78,17 @@ export async function bootstrapMember(options: BootstrapOptions): Promise<Bootst
       throw new Error(`${raftDir} is missing but the backend belongs to a member: the data dir is damaged; restore it from a snapshot`);
     }
     membership =
-      config.initialClusterState === "new" ? await Membership.bootstrap(backend, config) : await joinExistingCluster(backend, config, options.fetchCluster);
+      config.initialClusterState === "new"
+        ? await Membership.bootstrap(backend, config)
+        : await joinExistingCluster(backend, config, options.fetchCluster);
   } else if (membership === undefined) {
     throw new Error(`the backend in ${config.dataDir} has no membership but a raft log exists: the data dir is damaged`);
   }
   const storage = await DiskRaftStorage.open(raftDir, {
     confState: membership.confState(),
-    metadata: new TextEncoder().encode(JSON.stringify({ memberId: membership.localId.toString(16), clusterId: membership.clusterId.toString(16) })),
+    metadata: new TextEncoder().encode(
+      JSON.stringify({ memberId: membership.localId.toString(16), clusterId: membership.clusterId.toString(16) }),
+    ),
   });
   if (storage.isNew) {
     // etcd bootstraps a new cluster at term 1 (its initial membership entries), so the first election
@@ -101,7 +105,9 @@ export async function bootstrapMember(options: BootstrapOptions): Promise<Bootst
       // received database became the backend: install it now, or the log would apply on stale state.
       const file = receivedSnapshotPath(config.dataDir, raftSnapshotIndex);
       if (!existsSync(file)) {
-        throw new Error(`the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`);
+        throw new Error(
+          `the raft log holds a snapshot at index ${raftSnapshotIndex} but the backend is at ${state.store.consistentIndex()} and ${file} is missing: the data dir is damaged`,
+        );
       }
       state.close();
       ({ state } = await MemberState.installDatabase(file, stateDeps));

@@ -34,7 +34,10 @@ export class CorruptionChecker {
 
   start(intervalMs: number): void {
     if (intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.check().catch((error: unknown) => this.logger.warn("corruption check failed", { error: String(error) })), intervalMs);
+    this.timer = setInterval(
+      () => void this.check().catch((error: unknown) => this.logger.warn("corruption check failed", { error: String(error) })),
+      intervalMs,
+    );
     this.timer.unref();
   }
 
@@ -67,7 +70,10 @@ export class CorruptionChecker {
         if (peer.compactRevision === local.compactRevision && peer.hash !== local.hash) corrupt.add(id);
       }
       for (const id of corrupt) {
-        this.logger.error("found data inconsistency with peers; raising the CORRUPT alarm", { member: id.toString(16), revision: local.currentRevision });
+        this.logger.error("found data inconsistency with peers; raising the CORRUPT alarm", {
+          member: id.toString(16),
+          revision: local.currentRevision,
+        });
         await this.host.proposeRequest({
           case: "alarm",
           value: create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: AlarmType.CORRUPT }),

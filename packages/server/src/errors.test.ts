@@ -57,7 +57,10 @@ function assertStatus(error: unknown, code: GrpcCode, message: string): void {
 test("an RpcError is the client error as it is", () => {
   const e = RpcError.of("emptyKey");
   assert.equal(toRpcError(e), e);
-  assert.deepEqual([toServiceError(e, silentLogger).code, toServiceError(e, silentLogger).details], [C.INVALID_ARGUMENT, "etcdserver: key is not provided"]);
+  assert.deepEqual(
+    [toServiceError(e, silentLogger).code, toServiceError(e, silentLogger).details],
+    [C.INVALID_ARGUMENT, "etcdserver: key is not provided"],
+  );
 });
 
 test("the MVCC store's compacted and future-revision errors are etcd's OutOfRange statuses", () => {

@@ -55,7 +55,14 @@ import { AlarmStore, answerOverQuota } from "./apply/alarm.js";
 import { CorruptionChecker } from "./corruption-check.js";
 import type { Member, Membership } from "./membership/membership.js";
 import { httpPeerNetwork } from "./peer/http-peer-network.js";
-import type { PeerAnswerOf, PeerNetwork, PeerNetworkFactory, PeerRequestHandler, PeerRequestKind, PeerRequestOf } from "./peer/peer-network.js";
+import type {
+  PeerAnswerOf,
+  PeerNetwork,
+  PeerNetworkFactory,
+  PeerRequestHandler,
+  PeerRequestKind,
+  PeerRequestOf,
+} from "./peer/peer-network.js";
 import { maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
@@ -172,11 +179,7 @@ export class EtcdServer {
     return this.published;
   }
 
-  private constructor(
-    options: EtcdServerOptions,
-    parts: BootstrappedMember,
-    logger: Logger,
-  ) {
+  private constructor(options: EtcdServerOptions, parts: BootstrappedMember, logger: Logger) {
     this.config = options.config;
     this.backend = options.backend;
     this.logger = logger;
@@ -214,7 +217,12 @@ export class EtcdServer {
         receiveSnapshot: async (message, chunks) =>
           this.snapshots.deliver(message, await storeReceivedSnapshot(this.snapshots.receivedDir, message, chunks, this.logger)),
       },
-      { localId, clusterId: this.membership.clusterId, maxMessageBytes: maxRaftFrameBytes(options.config.maxRequestBytes), logger: this.logger },
+      {
+        localId,
+        clusterId: this.membership.clusterId,
+        maxMessageBytes: maxRaftFrameBytes(options.config.maxRequestBytes),
+        logger: this.logger,
+      },
     );
     for (const m of this.membership.list()) this.network.addPeer(m.id, m.peerUrls);
     this.corruptionChecker = new CorruptionChecker(
@@ -236,7 +244,8 @@ export class EtcdServer {
       peers: this.network,
       store: () => this.current.store,
       logger: this.logger,
-      settle: (requestId, error) => (error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error)),
+      settle: (requestId, error) =>
+        error === undefined ? this.confChangeWaits.trigger(requestId, undefined) : this.confChangeWaits.fail(requestId, error),
       onLocalRemoved: () => this.onLocalRemoved(),
     });
     this.log = (options.openLog ?? ((logOptions) => new RaftLog(logOptions)))({
@@ -595,7 +604,12 @@ export class EtcdServer {
   }
 
   /** Asks the member at one of `urls` over the peer network. */
-  requestPeer<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>> {
+  requestPeer<K extends PeerRequestKind>(
+    urls: readonly string[],
+    kind: K,
+    request: PeerRequestOf<K>,
+    timeoutMs: number,
+  ): Promise<PeerAnswerOf<K>> {
     return this.network.request(urls, kind, request, timeoutMs);
   }
 
@@ -689,7 +703,10 @@ export class EtcdServer {
           for (const c of committed) this.waits.fail(c.request.ID, error);
           // The store in memory is now ahead of the backend, and the next batch would move the
           // consistent index past these entries: applying on would lose them. Stop; a restart replays them.
-          this.stopOnFailure(`committing entries ${committed[0]!.index}..${committed[committed.length - 1]!.index} to the backend failed`, error);
+          this.stopOnFailure(
+            `committing entries ${committed[0]!.index}..${committed[committed.length - 1]!.index} to the backend failed`,
+            error,
+          );
         },
       );
     }
@@ -731,13 +748,18 @@ export class EtcdServer {
       try {
         const batch = this.current.applier.applyBatch(entries);
         if (skipped.size === 0) return batch;
-        return { durable: batch.durable, results: batch.results.map((result, i) => (skipped.has(i) ? { ok: false, error: skipped.get(i)! } : result)) };
+        return {
+          durable: batch.durable,
+          results: batch.results.map((result, i) => (skipped.has(i) ? { ok: false, error: skipped.get(i)! } : result)),
+        };
       } catch (error) {
         if (!isApplyEntryError(error) || skipped.has(error.position) || isStoreFailure(error.cause)) throw error;
         this.logger.error("an entry failed to apply; every member skips it", { index: error.index, error: String(error.cause) });
         const message = error.cause instanceof Error ? error.cause.message : String(error.cause);
         skipped.set(error.position, new RpcError(GrpcCode.INTERNAL, `etcdserver: the request failed to apply and was skipped: ${message}`));
-        entries = entries.map((e, i) => (i === error.position ? { index: e.index, request: create(InternalRaftRequestSchema, { ID: e.request.ID }) } : e));
+        entries = entries.map((e, i) =>
+          i === error.position ? { index: e.index, request: create(InternalRaftRequestSchema, { ID: e.request.ID }) } : e,
+        );
         this.reloadStateFromBackend();
       }
     }
@@ -760,7 +782,14 @@ export class EtcdServer {
   }
 
   private stateDeps(): MemberStateDeps {
-    return { backend: this.backend, lessor: this.lessor, auth: this.auth, alarms: this.alarms, membership: this.membership, logger: this.logger };
+    return {
+      backend: this.backend,
+      lessor: this.lessor,
+      auth: this.auth,
+      alarms: this.alarms,
+      membership: this.membership,
+      logger: this.logger,
+    };
   }
 
   /** etcd stops a member that applied its own removal; the answer to the removal goes out first. */
@@ -788,12 +817,17 @@ export class EtcdServer {
     // operator does not replace a healthy disk.
     const disk = isStorageError(error) || (isWalError(error) && error.errno !== undefined);
     this.failure = new Error(`${disk ? "its disk failed: " : ""}${what}: ${detail}`, { cause: error });
-    this.logger.error(disk ? "the member stops: its disk failed; free space or repair the disk, then restart it" : "the member stops: it cannot go on safely", {
-      reason: what,
-      error: detail,
-      ...(isWalError(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
-      ...(isStorageError(error) ? { code: error.code } : {}),
-    });
+    this.logger.error(
+      disk
+        ? "the member stops: its disk failed; free space or repair the disk, then restart it"
+        : "the member stops: it cannot go on safely",
+      {
+        reason: what,
+        error: detail,
+        ...(isWalError(error) && error.errno !== undefined ? { errno: error.errno, file: error.file } : {}),
+        ...(isStorageError(error) ? { code: error.code } : {}),
+      },
+    );
     this.markFailed(this.failure);
     this.stop().catch((stopError: unknown) => this.logger.warn("error while stopping after a disk failure", { error: String(stopError) }));
   }
@@ -802,7 +836,11 @@ export class EtcdServer {
   private raiseNoSpace(): void {
     if (this.raisingNoSpace || this.alarms.isActive(AlarmType.NOSPACE)) return;
     this.raisingNoSpace = true;
-    const request = create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.membership.localId, alarm: AlarmType.NOSPACE });
+    const request = create(AlarmRequestSchema, {
+      action: AlarmRequest_AlarmAction.ACTIVATE,
+      memberID: this.membership.localId,
+      alarm: AlarmType.NOSPACE,
+    });
     // The member's own request: with auth on it must pass as the member, not as the refused client.
     this.propose({ case: "alarm", value: request }, this.selfAuth())
       .catch((error: unknown) => this.logger.warn("raising the NOSPACE alarm failed", { error: String(error) }))
@@ -816,7 +854,9 @@ export class EtcdServer {
     if (appliedIndex - this.lastSnapshotIndex < this.snapshotCount) return;
     const at = appliedIndex;
     this.lastSnapshotIndex = at;
-    const data = new TextEncoder().encode(JSON.stringify({ members: this.membership.list().map((m) => ({ ...m, id: m.id.toString(16) })) }));
+    const data = new TextEncoder().encode(
+      JSON.stringify({ members: this.membership.list().map((m) => ({ ...m, id: m.id.toString(16) })) }),
+    );
     // The backend must hold everything up to `at` durably before the WAL behind it may go: only once
     // the batch that applied `at` committed (a failed one stops the member instead), and never after a
     // failed flush (after a failed fsync, a later one can succeed without the lost pages on disk).
@@ -868,7 +908,11 @@ export class EtcdServer {
     this.applied.advance(index);
     await rm(file, { force: true });
     this.snapshots.dropDeclined(this.applied.appliedIndex);
-    this.logger.info("installed a database snapshot from the leader", { index, keys: restored.keys, revision: this.current.store.currentRevision() });
+    this.logger.info("installed a database snapshot from the leader", {
+      index,
+      keys: restored.keys,
+      revision: this.current.store.currentRevision(),
+    });
   }
 
   private onLeadershipChange(isLeader: boolean, leader: bigint): void {
@@ -884,8 +928,8 @@ export class EtcdServer {
   private revokeExpiredLeases(): void {
     if (this.stopped || !this.log.status().isLeader) return;
     for (const id of this.lessor.expiredLeases()) {
-      this.proposeRequest({ case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: id } }, this.selfAuth()).catch((error: unknown) =>
-        this.logger.debug("revoking an expired lease failed; will retry", { lease: id, error: String(error) }),
+      this.proposeRequest({ case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: id } }, this.selfAuth()).catch(
+        (error: unknown) => this.logger.debug("revoking an expired lease failed; will retry", { lease: id, error: String(error) }),
       );
     }
   }

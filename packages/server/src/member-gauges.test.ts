@@ -43,9 +43,13 @@ test("gauges given to the member are on /metrics and read at each scrape", async
     gauges: [{ name: "etcd_ts_test_held_bytes", help: "Bytes held (bounded).", read: () => held }],
   });
   t.after(() => member.stop());
-  const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const scrape = async (): Promise<string> =>
+    (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   const first = await scrape();
-  assert.match(first, /^# HELP etcd_ts_test_held_bytes Bytes held \(bounded\)\.\n# TYPE etcd_ts_test_held_bytes gauge\netcd_ts_test_held_bytes 3$/m);
+  assert.match(
+    first,
+    /^# HELP etcd_ts_test_held_bytes Bytes held \(bounded\)\.\n# TYPE etcd_ts_test_held_bytes gauge\netcd_ts_test_held_bytes 3$/m,
+  );
   assert.match(first, /^etcd_server_has_leader 1$/m);
   held = 1_048_576;
   assert.match(await scrape(), /^etcd_ts_test_held_bytes 1\.048576e\+06$/m);

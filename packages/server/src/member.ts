@@ -1,7 +1,13 @@
 import { Server as GrpcServer } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "@etcd-ts/storage";
-import { DEFAULT_MAX_CONCURRENT_STREAMS, ETCD_API_VERSION, ETCD_CLUSTER_VERSION, GRPC_OVERHEAD_BYTES, type ServerConfig } from "./config.js";
+import {
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  ETCD_API_VERSION,
+  ETCD_CLUSTER_VERSION,
+  GRPC_OVERHEAD_BYTES,
+  type ServerConfig,
+} from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
 import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
 import { addEtcdServices } from "./grpc/services.js";
@@ -48,7 +54,11 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   const metrics = new ServerMetrics();
   // Before the server starts: a name taken twice throws with nothing to undo.
   for (const gauge of options.gauges ?? []) metrics.registry.gauge(gauge.name, gauge.help, () => gauge.read());
-  const server = await EtcdServer.start({ config: options.config, backend: instrumentBackend(options.backend, metrics.backendCommit), logger });
+  const server = await EtcdServer.start({
+    config: options.config,
+    backend: instrumentBackend(options.backend, metrics.backendCommit),
+    logger,
+  });
   metrics.attachServer(server);
   const grpcServer = new GrpcServer({
     "grpc.max_receive_message_length": options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
@@ -59,7 +69,12 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   const streamStats = new GrpcStreamStats();
   metrics.attachStreamStats(streamStats);
   // A learner serves only Status and serializable reads, as etcd 3.4's interceptors allow.
-  addEtcdServices(withLearnerGate(metrics.instrumentGrpcServices(grpcServer), () => server.membership.local.isLearner, logger), server, logger, streamStats);
+  addEtcdServices(
+    withLearnerGate(metrics.instrumentGrpcServices(grpcServer), () => server.membership.local.isLearner, logger),
+    server,
+    logger,
+    streamStats,
+  );
   await server.ready();
   const http1 = http1Routes(server, options.http1Handler, metrics);
   const listeners: ClientListener[] = [];
@@ -69,7 +84,9 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
       const listener = new ClientListener(grpcServer, http1, secure ? tls.clientListen : undefined);
       await listener.listen(host, port);
       listeners.push(listener);
-      logger.info(secure ? "serving client traffic securely" : "serving client traffic insecurely", { address: `${host}:${listener.port}` });
+      logger.info(secure ? "serving client traffic securely" : "serving client traffic insecurely", {
+        address: `${host}:${listener.port}`,
+      });
     }
   } catch (error) {
     await Promise.all(listeners.map((l) => l.close()));

@@ -26,7 +26,15 @@ test("families render sorted, with HELP and TYPE, labels sorted by name", () => 
   registry.gauge("a_gauge", "A gauge.", () => 7);
   assert.equal(
     registry.render(),
-    ["# HELP a_gauge A gauge.", "# TYPE a_gauge gauge", "a_gauge 7", "# HELP b_total B things.", "# TYPE b_total counter", 'b_total{a="x",z="1"} 3', ""].join("\n"),
+    [
+      "# HELP a_gauge A gauge.",
+      "# TYPE a_gauge gauge",
+      "a_gauge 7",
+      "# HELP b_total B things.",
+      "# TYPE b_total counter",
+      'b_total{a="x",z="1"} 3',
+      "",
+    ].join("\n"),
   );
   assert.throws(() => registry.counter("b_total", "again"), /registered twice/);
   assert.throws(() => handled.inc({}, -1), RangeError);

@@ -72,7 +72,10 @@ abstract class LabelledValues<T> {
 
 export class Counter extends LabelledValues<number> implements Family {
   readonly type = "counter" as const;
-  constructor(readonly name: string, readonly help: string) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {
     super();
   }
   /** Adds `amount` (≥ 0: a counter never goes down). */
@@ -95,7 +98,11 @@ export class Counter extends LabelledValues<number> implements Family {
 /** A gauge whose value is either set, or read at scrape time from `collect`. */
 export class Gauge extends LabelledValues<number> implements Family {
   readonly type: "gauge" | "counter" = "gauge";
-  constructor(readonly name: string, readonly help: string, private readonly collect?: () => number) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly collect?: () => number,
+  ) {
     super();
   }
   set(value: number, labels: Labels = {}): void {
@@ -124,7 +131,11 @@ interface HistogramState {
 export class Histogram extends LabelledValues<HistogramState> implements Family {
   readonly type = "histogram" as const;
   readonly buckets: readonly number[];
-  constructor(readonly name: string, readonly help: string, buckets: readonly number[]) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    buckets: readonly number[],
+  ) {
     super();
     this.buckets = [...buckets].sort((a, b) => a - b);
   }
@@ -143,7 +154,8 @@ export class Histogram extends LabelledValues<HistogramState> implements Family 
   samples(): string[] {
     const series = this.sorted();
     // An unlabelled histogram shows its (empty) buckets before the first observation, as client_golang.
-    if (series.length === 0) series.push({ labels: {}, value: { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 } });
+    if (series.length === 0)
+      series.push({ labels: {}, value: { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 } });
     const lines: string[] = [];
     for (const { labels, value } of series) {
       let cumulative = 0;

@@ -71,7 +71,10 @@ test("gRPC calls are counted as grpc-prometheus counts them: started, then handl
   assert.equal(metrics.grpcStarted.get(streamLabels), 2);
   assert.equal(metrics.grpcHandled.get({ ...streamLabels, grpc_code: "Canceled" }), 1);
   assert.equal(metrics.grpcHandled.get({ ...streamLabels, grpc_code: "OK" }), 1);
-  assert.match(metrics.render(), /grpc_server_handled_total\{grpc_code="Canceled",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"\} 1/);
+  assert.match(
+    metrics.render(),
+    /grpc_server_handled_total\{grpc_code="Canceled",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"\} 1/,
+  );
 });
 
 test("backend write transactions are timed; everything else passes through", async () => {
@@ -83,7 +86,10 @@ test("backend write transactions are timed; everything else passes through", asy
     txn.put("b", new Uint8Array([1]), new Uint8Array([2]));
   });
   assert.equal(metrics.backendCommit.snapshot().count, 1);
-  assert.deepEqual(timed.view((txn) => txn.get("b", new Uint8Array([1]))), new Uint8Array([2]));
+  assert.deepEqual(
+    timed.view((txn) => txn.get("b", new Uint8Array([1]))),
+    new Uint8Array([2]),
+  );
   assert.equal(timed.engine, backend.engine);
   assert.equal(timed.size(), backend.size());
   await timed.close();

@@ -14,9 +14,23 @@ const DISK_BUCKETS = exponentialBuckets(0.001, 2, 14);
 
 /** Go's gRPC code names, as grpc-prometheus labels them. */
 const GRPC_CODE_NAMES: Record<number, string> = {
-  0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded", 5: "NotFound",
-  6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted", 9: "FailedPrecondition", 10: "Aborted",
-  11: "OutOfRange", 12: "Unimplemented", 13: "Internal", 14: "Unavailable", 15: "DataLoss", 16: "Unauthenticated",
+  0: "OK",
+  1: "Canceled",
+  2: "Unknown",
+  3: "InvalidArgument",
+  4: "DeadlineExceeded",
+  5: "NotFound",
+  6: "AlreadyExists",
+  7: "PermissionDenied",
+  8: "ResourceExhausted",
+  9: "FailedPrecondition",
+  10: "Aborted",
+  11: "OutOfRange",
+  12: "Unimplemented",
+  13: "Internal",
+  14: "Unavailable",
+  15: "DataLoss",
+  16: "Unauthenticated",
 };
 
 /**
@@ -45,19 +59,35 @@ export class ServerMetrics {
   constructor() {
     const r = this.registry;
     const server = () => this.server;
-    r.gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", () => (server()?.leaderId() ?? 0n) !== 0n ? 1 : 0);
+    r.gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", () =>
+      (server()?.leaderId() ?? 0n) !== 0n ? 1 : 0,
+    );
     r.gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", () => (server()?.isLeader() ? 1 : 0));
-    r.gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", () => (server()?.membership.local.isLearner ? 1 : 0));
+    r.gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", () =>
+      server()?.membership.local.isLearner ? 1 : 0,
+    );
     this.leaderChanges = r.counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.");
     this.leaderChanges.touch();
     // etcd reports the raft commit and applied indexes as these two "totals" (gauges, as in etcd).
-    r.gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", () => Number(server()?.status().raftIndex ?? 0n));
-    r.gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", () => Number(server()?.status().raftAppliedIndex ?? 0n));
+    r.gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", () =>
+      Number(server()?.status().raftIndex ?? 0n),
+    );
+    r.gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", () =>
+      Number(server()?.status().raftAppliedIndex ?? 0n),
+    );
     r.gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.", () => this.pendingProposals);
     this.proposalsFailed = r.counter("etcd_server_proposals_failed_total", "The total number of failed proposals seen.");
     // etcd-ts only: the two bounded waiter sets (a full one answers "too many requests").
-    r.gauge("etcd_ts_server_proposal_waiters", "Proposals waiting for their apply result (bounded).", () => server()?.pendingWaiters().proposals ?? 0);
-    r.gauge("etcd_ts_server_applied_index_waiters", "Calls waiting for the applied index to reach theirs: linearizable reads, simple tokens (bounded).", () => server()?.pendingWaiters().appliedIndex ?? 0);
+    r.gauge(
+      "etcd_ts_server_proposal_waiters",
+      "Proposals waiting for their apply result (bounded).",
+      () => server()?.pendingWaiters().proposals ?? 0,
+    );
+    r.gauge(
+      "etcd_ts_server_applied_index_waiters",
+      "Calls waiting for the applied index to reach theirs: linearizable reads, simple tokens (bounded).",
+      () => server()?.pendingWaiters().appliedIndex ?? 0,
+    );
     this.proposalsFailed.touch();
     this.serverId = r.gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
     const version = r.gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version.");
@@ -66,25 +96,64 @@ export class ServerMetrics {
       const quota = server()?.alarms.quotaBytes;
       return quota === undefined || quota === Infinity ? 0 : quota;
     });
-    r.gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
-    r.gauge("etcd_debugging_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", () => server()?.backend.size() ?? 0);
-    r.gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", () => server()?.backend.sizeInUse() ?? 0);
+    r.gauge(
+      "etcd_mvcc_db_total_size_in_bytes",
+      "Total size of the underlying database physically allocated in bytes.",
+      () => server()?.backend.size() ?? 0,
+    );
+    r.gauge(
+      "etcd_debugging_mvcc_db_total_size_in_bytes",
+      "Total size of the underlying database physically allocated in bytes.",
+      () => server()?.backend.size() ?? 0,
+    );
+    r.gauge(
+      "etcd_mvcc_db_total_size_in_use_in_bytes",
+      "Total size of the underlying database logically in use in bytes.",
+      () => server()?.backend.sizeInUse() ?? 0,
+    );
     r.gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", () => server()?.state.store.indexedKeys() ?? 0);
     this.walFsync = r.histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS);
-    this.backendCommit = r.histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS);
-    r.gauge("etcd_disk_wal_write_bytes_total", "Total number of bytes written in WAL.", () => this.walStorage()?.walMetrics().bytesWritten ?? 0);
+    this.backendCommit = r.histogram(
+      "etcd_disk_backend_commit_duration_seconds",
+      "The latency distributions of commit called by backend.",
+      DISK_BUCKETS,
+    );
+    r.gauge(
+      "etcd_disk_wal_write_bytes_total",
+      "Total number of bytes written in WAL.",
+      () => this.walStorage()?.walMetrics().bytesWritten ?? 0,
+    );
     this.grpcStarted = r.counter("grpc_server_started_total", "Total number of RPCs started on the server.");
-    this.grpcHandled = r.counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.");
+    this.grpcHandled = r.counter(
+      "grpc_server_handled_total",
+      "Total number of RPCs completed on the server, regardless of success or failure.",
+    );
     // The gRPC side's bounded queues (etcd's two debugging gauges, then etcd-ts' own).
     r.gauge("etcd_debugging_mvcc_watch_stream_total", "Total number of watch streams.", () => this.streams?.watchStreamCount ?? 0);
     r.gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", () => this.streams?.watchers() ?? 0);
-    r.gauge("etcd_ts_grpc_server_open_streams", "gRPC streams open, all methods (each connection opens at most --max-concurrent-streams).", () => this.openStreams);
-    r.gauge("etcd_ts_watch_stream_queued_responses", "Watch responses queued for clients over all watch streams (bounded per stream).", () => this.streams?.watchQueuedResponses() ?? 0);
-    r.counterFunc("etcd_ts_watch_creates_refused_total", "Watch creates refused because their stream held its maximum number of watchers.", () => this.streams?.watchCreatesRefused ?? 0);
+    r.gauge(
+      "etcd_ts_grpc_server_open_streams",
+      "gRPC streams open, all methods (each connection opens at most --max-concurrent-streams).",
+      () => this.openStreams,
+    );
+    r.gauge(
+      "etcd_ts_watch_stream_queued_responses",
+      "Watch responses queued for clients over all watch streams (bounded per stream).",
+      () => this.streams?.watchQueuedResponses() ?? 0,
+    );
+    r.counterFunc(
+      "etcd_ts_watch_creates_refused_total",
+      "Watch creates refused because their stream held its maximum number of watchers.",
+      () => this.streams?.watchCreatesRefused ?? 0,
+    );
     r.gauge("etcd_ts_lease_keepalive_streams", "LeaseKeepAlive streams open.", () => this.streams?.keepAliveStreams ?? 0);
-    r.gauge("etcd_ts_lease_keepalive_pending", "Keep-alive requests read and not yet answered, over all streams (bounded per stream).", () => this.streams?.keepAlivesPending ?? 0);
+    r.gauge(
+      "etcd_ts_lease_keepalive_pending",
+      "Keep-alive requests read and not yet answered, over all streams (bounded per stream).",
+      () => this.streams?.keepAlivesPending ?? 0,
+    );
     // The process basics client_golang's process collector reports (those Node can tell).
-    const startTime = Math.floor((performance.timeOrigin) / 1000);
+    const startTime = Math.floor(performance.timeOrigin / 1000);
     r.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", () => startTime);
     r.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => process.memoryUsage.rss());
     r.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", () => virtualMemoryBytes());
@@ -92,7 +161,11 @@ export class ServerMetrics {
       const usage = process.cpuUsage();
       return (usage.user + usage.system) / 1e6;
     });
-    r.gauge("nodejs_heap_used_bytes", "Bytes of the V8 heap in use (the closest thing to go_memstats_heap_inuse_bytes).", () => process.memoryUsage().heapUsed);
+    r.gauge(
+      "nodejs_heap_used_bytes",
+      "Bytes of the V8 heap in use (the closest thing to go_memstats_heap_inuse_bytes).",
+      () => process.memoryUsage().heapUsed,
+    );
     r.gauge("nodejs_active_handles", "Active libuv handles (what go_goroutines hints at for a Go process).", () => activeHandles());
   }
 
@@ -146,7 +219,9 @@ export class ServerMetrics {
    * `grpc_server_handled_total` with grpc-prometheus' labels (pre-initialised at registration).
    */
   instrumentGrpcServices(services: GrpcServiceRegistrar): GrpcServiceRegistrar {
-    return { addService: (definition, handlers) => services.addService(definition, decorateGrpcHandlers(definition, handlers, this.callCounter())) };
+    return {
+      addService: (definition, handlers) => services.addService(definition, decorateGrpcHandlers(definition, handlers, this.callCounter())),
+    };
   }
 
   private callCounter(): GrpcHandlerDecorator {
@@ -156,8 +231,12 @@ export class ServerMetrics {
     const labelsOf = (method: GrpcMethodInfo) => {
       const [, grpcService = "", grpcMethod = ""] = /^\/([^/]+)\/([^/]+)$/.exec(method.path) ?? [];
       const grpcType = method.requestStream
-        ? method.responseStream ? "bidi_stream" : "client_stream"
-        : method.responseStream ? "server_stream" : "unary";
+        ? method.responseStream
+          ? "bidi_stream"
+          : "client_stream"
+        : method.responseStream
+          ? "server_stream"
+          : "unary";
       const labels = { grpc_method: grpcMethod, grpc_service: grpcService, grpc_type: grpcType };
       started.touch(labels);
       handled.touch({ ...labels, grpc_code: "OK" });

@@ -30,7 +30,10 @@ function livezChecks(server: EtcdServer): Check[] {
 
 function readyzChecks(server: EtcdServer): Check[] {
   return [
-    { name: "data_corruption", run: async () => (activeAlarms(server).includes("CORRUPT") ? "data corruption alarm is active" : undefined) },
+    {
+      name: "data_corruption",
+      run: async () => (activeAlarms(server).includes("CORRUPT") ? "data corruption alarm is active" : undefined),
+    },
     { name: "serializable_read", run: async () => readFails(server, true) },
     { name: "linearizable_read", run: async () => readFails(server, false) },
   ];
@@ -80,7 +83,12 @@ async function answerChecks(request: IncomingMessage, response: ServerResponse, 
 }
 
 /** Serves /metrics, /livez and /readyz; returns false for other paths. */
-export function handleMonitoringRoute(server: EtcdServer, metrics: ServerMetrics | undefined, request: IncomingMessage, response: ServerResponse): boolean {
+export function handleMonitoringRoute(
+  server: EtcdServer,
+  metrics: ServerMetrics | undefined,
+  request: IncomingMessage,
+  response: ServerResponse,
+): boolean {
   const path = (request.url ?? "/").split("?")[0];
   if (path === "/metrics" && metrics !== undefined) {
     response.writeHead(200, { "content-type": PROMETHEUS_CONTENT_TYPE });

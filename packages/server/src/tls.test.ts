@@ -31,7 +31,11 @@ test("a self-signed certificate is generated once under <data-dir>/fixtures/<rol
   const again = resolveAutoTls({ autoTls: true }, "client", dataDir, ["127.0.0.1"]);
   assert.equal(readFileSync(again!.certFile!, "utf8"), first, "an existing certificate is reused, as etcd's SelfCert");
   // Given files win over auto TLS.
-  assert.deepEqual(resolveAutoTls({ autoTls: true, certFile: "/c", keyFile: "/k" }, "peer", dataDir, []), { autoTls: true, certFile: "/c", keyFile: "/k" });
+  assert.deepEqual(resolveAutoTls({ autoTls: true, certFile: "/c", keyFile: "/k" }, "peer", dataDir, []), {
+    autoTls: true,
+    certFile: "/c",
+    keyFile: "/k",
+  });
   assert.equal(existsSync(join(dataDir, "fixtures", "peer")), false);
 });
 
@@ -42,7 +46,10 @@ test("server options: the key pair is checked, client certificates required only
   const strict = serverTlsOptions({ certFile, keyFile, trustedCaFile: certFile, clientCertAuth: true }, "peer");
   assert.equal(strict.requestCert, true);
   assert.equal(strict.rejectUnauthorized, true);
-  assert.throws(() => serverTlsOptions({ certFile, keyFile, clientCertAuth: true }, "peer"), /--peer-client-cert-auth needs --peer-trusted-ca-file/);
+  assert.throws(
+    () => serverTlsOptions({ certFile, keyFile, clientCertAuth: true }, "peer"),
+    /--peer-client-cert-auth needs --peer-trusted-ca-file/,
+  );
 });
 
 test("errors name the flag and the file", () => {
@@ -50,7 +57,10 @@ test("errors name the flag and the file", () => {
   const other = generateSelfSignedCertificate(scratch(), ["127.0.0.1"]);
   const check = (fn: () => unknown, pattern: RegExp) =>
     assert.throws(fn, (error: unknown) => isTlsConfigError(error) && pattern.test((error as Error).message));
-  check(() => serverTlsOptions({ certFile: "/missing.pem", keyFile }, "client"), /cannot read --cert-file "\/missing.pem": no such file or directory/);
+  check(
+    () => serverTlsOptions({ certFile: "/missing.pem", keyFile }, "client"),
+    /cannot read --cert-file "\/missing.pem": no such file or directory/,
+  );
   check(() => serverTlsOptions({ certFile, keyFile: "/missing-key.pem" }, "peer"), /cannot read --peer-key-file "\/missing-key.pem"/);
   check(() => serverTlsOptions({ certFile, keyFile, trustedCaFile: "/ca.pem" }, "client"), /cannot read --trusted-ca-file/);
   check(() => serverTlsOptions({ certFile }, "client"), /--key-file is missing/);
@@ -67,13 +77,23 @@ test("prepareMemberTls refuses https URLs without certificates, as etcd", () => 
     () => prepareMemberTls({ ...base, listenClientUrls: ["http://127.0.0.1:1"], listenPeerUrls: ["https://127.0.0.1:2"] }),
     /\(--peer-cert-file, --peer-key-file\) must be provided for peer url https:\/\/127.0.0.1:2/,
   );
-  const auto = prepareMemberTls({ ...base, listenClientUrls: ["https://127.0.0.1:1"], clientTls: { autoTls: true }, listenPeerUrls: ["http://127.0.0.1:2"] });
+  const auto = prepareMemberTls({
+    ...base,
+    listenClientUrls: ["https://127.0.0.1:1"],
+    clientTls: { autoTls: true },
+    listenPeerUrls: ["http://127.0.0.1:2"],
+  });
   assert.ok(auto.clientListen?.cert !== undefined);
   configurePeerTls(undefined);
 });
 
 test("hosts for an auto certificate come from the URLs; wildcards mean loopback", () => {
-  assert.deepEqual(hostsOf(["https://0.0.0.0:2379", "https://node1.example:2379", "https://[::1]:1"]), ["127.0.0.1", "localhost", "node1.example", "::1"]);
+  assert.deepEqual(hostsOf(["https://0.0.0.0:2379", "https://node1.example:2379", "https://[::1]:1"]), [
+    "127.0.0.1",
+    "localhost",
+    "node1.example",
+    "::1",
+  ]);
 });
 
 test("peer requests go over https with the peer certificate when the URL is https", async (t) => {

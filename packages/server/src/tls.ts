@@ -78,11 +78,27 @@ export function generateSelfSignedCertificate(dir: string, hosts: readonly strin
     execFileSync(
       "openssl",
       [
-        "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-keyout", keyFile, "-out", certFile, "-days", "365", "-subj", "/O=etcd",
-        "-addext", `subjectAltName=${san}`,
-        "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
-        "-addext", "extendedKeyUsage=serverAuth,clientAuth",
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+        "-days",
+        "365",
+        "-subj",
+        "/O=etcd",
+        "-addext",
+        `subjectAltName=${san}`,
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        "-addext",
+        "extendedKeyUsage=serverAuth,clientAuth",
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
@@ -129,7 +145,9 @@ function loadKeyPair(info: TlsInfo, role: TlsRole): Pick<SecureContextOptions, "
 export function serverTlsOptions(info: TlsInfo, role: TlsRole): TlsOptions {
   const pair = loadKeyPair(info, role);
   if (info.clientCertAuth === true && pair.ca === undefined) {
-    throw new TlsConfigError(`${role === "peer" ? "--peer-client-cert-auth" : "--client-cert-auth"} needs ${flagName(role, "trusted-ca-file")}`);
+    throw new TlsConfigError(
+      `${role === "peer" ? "--peer-client-cert-auth" : "--client-cert-auth"} needs ${flagName(role, "trusted-ca-file")}`,
+    );
   }
   return {
     ...pair,
@@ -144,7 +162,10 @@ export function serverTlsOptions(info: TlsInfo, role: TlsRole): TlsOptions {
  * for one). The server is verified against the trusted CA, or not at all with auto TLS (etcd sets
  * InsecureSkipVerify for self-signed peers); names are not checked, as etcd dials members by IP.
  */
-export function dialTlsOptions(info: TlsInfo, role: TlsRole): { cert?: Buffer; key?: Buffer; ca?: Buffer; rejectUnauthorized: boolean; checkServerIdentity: () => undefined } {
+export function dialTlsOptions(
+  info: TlsInfo,
+  role: TlsRole,
+): { cert?: Buffer; key?: Buffer; ca?: Buffer; rejectUnauthorized: boolean; checkServerIdentity: () => undefined } {
   const pair = hasTls(info) ? loadKeyPair(info, role) : {};
   return {
     ...(pair.cert !== undefined ? { cert: pair.cert as Buffer, key: pair.key as Buffer } : {}),
@@ -229,7 +250,9 @@ export function prepareMemberTls(config: ServerConfig): { clientListen: TlsOptio
   const secureClientUrl = config.listenClientUrls.find((u) => u.startsWith("https://"));
   if (secureClientUrl !== undefined) {
     if (!hasTls(clientTls)) {
-      throw new TlsConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${secureClientUrl} with HTTPS scheme`);
+      throw new TlsConfigError(
+        `TLS key/cert (--cert-file, --key-file) must be provided for client url ${secureClientUrl} with HTTPS scheme`,
+      );
     }
     clientListen = serverTlsOptions(clientTls!, "client");
   }
@@ -237,7 +260,9 @@ export function prepareMemberTls(config: ServerConfig): { clientListen: TlsOptio
   const peerUrls = [...config.listenPeerUrls, ...config.initialAdvertisePeerUrls, ...[...config.initialCluster.values()].flat()];
   const securePeerUrl = config.listenPeerUrls.find((u) => u.startsWith("https://"));
   if (securePeerUrl !== undefined && !hasTls(peerTls)) {
-    throw new TlsConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${securePeerUrl} with HTTPS scheme`);
+    throw new TlsConfigError(
+      `TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${securePeerUrl} with HTTPS scheme`,
+    );
   }
   if (hasTls(peerTls)) {
     configurePeerTls({ listen: serverTlsOptions(peerTls!, "peer"), dial: dialTlsOptions(peerTls!, "peer") });

@@ -201,13 +201,7 @@ export function branchElementBytes(keyLength: number): number {
  * Writes a leaf page (header, elements, data) at `offset` in `target`, which must have room for
  * `PAGE_HEADER_SIZE + Σ leafElementBytes`. `overflow` is the header's overflow count.
  */
-export function writeLeafPage(
-  target: Uint8Array,
-  offset: number,
-  id: bigint,
-  overflow: number,
-  elements: readonly LeafElement[],
-): void {
+export function writeLeafPage(target: Uint8Array, offset: number, id: bigint, overflow: number, elements: readonly LeafElement[]): void {
   writePageHeader(target, offset, { id, flags: LEAF_PAGE_FLAG, count: elements.length, overflow });
   const view = dataView(target);
   let data = offset + PAGE_HEADER_SIZE + LEAF_ELEMENT_SIZE * elements.length;

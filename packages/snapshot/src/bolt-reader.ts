@@ -41,10 +41,7 @@ interface PageSource {
 }
 
 function truncated(offset: number, length: number, fileLength: number): SnapshotError {
-  return new SnapshotError(
-    "Corrupt",
-    `file is truncated: needed bytes ${offset}..${offset + length} but the file has ${fileLength} bytes`,
-  );
+  return new SnapshotError("Corrupt", `file is truncated: needed bytes ${offset}..${offset + length} but the file has ${fileLength} bytes`);
 }
 
 class BytesSource implements PageSource {
@@ -246,12 +243,16 @@ export class BoltFile {
       let visits = 0;
       const visit: PageVisitor = (pgid, header) => {
         if (++visits > highWaterPgid) {
-          throw new SnapshotError("Corrupt", `page ${pgid}: pages are reached more often than the database has pages (${highWaterPgid}): they refer back to each other`);
+          throw new SnapshotError(
+            "Corrupt",
+            `page ${pgid}: pages are reached more often than the database has pages (${highWaterPgid}): they refer back to each other`,
+          );
         }
         markSpan(pgid, header.overflow);
       };
       const checkBucket = (value: Uint8Array, context: string, depth: number): void => {
-        if (depth > MAX_TREE_DEPTH) throw new SnapshotError("Corrupt", `${context}: buckets nested deeper than ${MAX_TREE_DEPTH} levels (a cycle?)`);
+        if (depth > MAX_TREE_DEPTH)
+          throw new SnapshotError("Corrupt", `${context}: buckets nested deeper than ${MAX_TREE_DEPTH} levels (a cycle?)`);
         for (const element of this.bucketElements(value, context, visit)) {
           if (element.flags & BUCKET_LEAF_FLAG) checkBucket(element.value, `${context}/${utf8.decode(element.key)}`, depth + 1);
         }
@@ -284,10 +285,7 @@ export class BoltFile {
       const elements: LeafElement[] = [];
       for (const element of this.walkOrdered(this.meta.rootPgid, "root bucket")) {
         if ((element.flags & BUCKET_LEAF_FLAG) === 0) {
-          throw new SnapshotError(
-            "Corrupt",
-            `root bucket: key ${JSON.stringify(utf8.decode(element.key))} is not a bucket`,
-          );
+          throw new SnapshotError("Corrupt", `root bucket: key ${JSON.stringify(utf8.decode(element.key))} is not a bucket`);
         }
         if (element.value.length < BUCKET_HEADER_SIZE) {
           throw new SnapshotError("Corrupt", `root bucket: bucket ${JSON.stringify(utf8.decode(element.key))} has a short header`);
@@ -344,7 +342,13 @@ export class BoltFile {
    * there) a page met twice in one tree is refused: branch pages sharing children would otherwise be
    * walked once per path (2^depth times), and empty leaves give the key-order check nothing to catch.
    */
-  private *walk(pgid: number, context: string, depth: number, seen: Set<number>, visit?: PageVisitor): Generator<LeafElement, void, undefined> {
+  private *walk(
+    pgid: number,
+    context: string,
+    depth: number,
+    seen: Set<number>,
+    visit?: PageVisitor,
+  ): Generator<LeafElement, void, undefined> {
     if (depth > MAX_TREE_DEPTH) throw new SnapshotError("Corrupt", `${context}: tree deeper than ${MAX_TREE_DEPTH} levels (a cycle?)`);
     if (visit === undefined) {
       if (seen.has(pgid)) throw new SnapshotError("Corrupt", `${context}: page ${pgid} is referenced more than once`);
@@ -359,10 +363,7 @@ export class BoltFile {
         yield* this.walk(child.pgid, context, depth + 1, seen, visit);
       }
     } else {
-      throw new SnapshotError(
-        "Corrupt",
-        `${context}: page ${pgid} has type ${pageTypeName(page.header.flags)}, expected branch or leaf`,
-      );
+      throw new SnapshotError("Corrupt", `${context}: page ${pgid} has type ${pageTypeName(page.header.flags)}, expected branch or leaf`);
     }
   }
 
@@ -426,10 +427,7 @@ function chooseMeta(source: PageSource): { meta: BoltMeta; page: 0 | 1; otherPro
   }
   if ("meta" in meta0) return { meta: meta0.meta, page: 0, otherProblem: `meta page 1: ${"problem" in meta1 ? meta1.problem : ""}` };
   if ("meta" in meta1) return { meta: meta1.meta, page: 1, otherProblem: `meta page 0: ${meta0.problem}` };
-  throw new SnapshotError(
-    "Corrupt",
-    `not a valid bbolt database: meta page 0: ${meta0.problem}; meta page 1: ${meta1.problem}`,
-  );
+  throw new SnapshotError("Corrupt", `not a valid bbolt database: meta page 0: ${meta0.problem}; meta page 1: ${meta1.problem}`);
 }
 
 function leafElements(page: Uint8Array, header: PageHeader, context: string): LeafElement[] {
@@ -463,7 +461,8 @@ function branchElements(page: Uint8Array, header: PageHeader, context: string): 
     const keyEnd = start + view.getUint32(at + 4, true);
     const child = view.getBigUint64(at + 8, true);
     if (keyEnd > page.length) throw new SnapshotError("Corrupt", `${context}: branch element ${i} runs past the end of the page`);
-    if (child > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotError("Corrupt", `${context}: branch element ${i} points at page ${child}`);
+    if (child > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new SnapshotError("Corrupt", `${context}: branch element ${i} points at page ${child}`);
     elements.push({ key: page.subarray(start, keyEnd), pgid: Number(child) });
   }
   return elements;

@@ -73,7 +73,7 @@ test("round trip: 10k keys and every bucket shape come back byte for byte", asyn
   assert.equal(file.metaPage, 0);
   assert.deepEqual(file.bucketNames(), ["data", "empty", "longkeys", "meta", "tiny", "ünïcode"]);
   const inline = Object.fromEntries(file.buckets().map((b) => [b.name, b.inline]));
-  assert.deepEqual(inline, { data: false, empty: true, longkeys: false, meta: true, tiny: true, "ünïcode": false });
+  assert.deepEqual(inline, { data: false, empty: true, longkeys: false, meta: true, tiny: true, ünïcode: false });
   assert.deepEqual(boltContents(file), backendContents(backend));
 });
 
@@ -212,7 +212,10 @@ test("data bbolt cannot hold is refused by name", async () => {
     txn.delete("b", new Uint8Array());
     txn.put("b", new Uint8Array(40_000), ascii("v"));
   });
-  assert.throws(() => backend.view((txn) => boltSnapshotStream(txn)), (e) => isSnapshotError(e, "InvalidData"));
+  assert.throws(
+    () => backend.view((txn) => boltSnapshotStream(txn)),
+    (e) => isSnapshotError(e, "InvalidData"),
+  );
 });
 
 test("a view that changes between the planning and writing passes is detected", () => {
@@ -225,13 +228,19 @@ test("a view that changes between the planning and writing passes is detected", 
     range: () => rows(pass++ === 0 ? 500 : 501)[Symbol.iterator](),
   };
   const stream = boltSnapshotStream(shifty);
-  assert.throws(() => [...stream], (e) => isSnapshotError(e, "InvalidData") && /changed while/.test(e.message));
+  assert.throws(
+    () => [...stream],
+    (e) => isSnapshotError(e, "InvalidData") && /changed while/.test(e.message),
+  );
 });
 
 test("BoltFile.entries names a missing bucket", async () => {
   const backend = await bigStore();
   const file = BoltFile.open(concat(backend.view((txn) => [...boltSnapshotStream(txn)])));
-  assert.throws(() => file.entries("nope"), (e) => isSnapshotError(e, "BucketNotFound"));
+  assert.throws(
+    () => file.entries("nope"),
+    (e) => isSnapshotError(e, "BucketNotFound"),
+  );
 });
 
 test("a file written with another page size reads back", async () => {

@@ -383,10 +383,16 @@ function checkKey(bucket: string, key: Uint8Array, value: Uint8Array): void {
     throw new SnapshotError("InvalidData", `bucket ${JSON.stringify(bucket)} has an empty key, which bbolt cannot store`);
   }
   if (key.length > MAX_KEY_SIZE) {
-    throw new SnapshotError("InvalidData", `bucket ${JSON.stringify(bucket)} has a ${key.length}-byte key; bbolt's limit is ${MAX_KEY_SIZE}`);
+    throw new SnapshotError(
+      "InvalidData",
+      `bucket ${JSON.stringify(bucket)} has a ${key.length}-byte key; bbolt's limit is ${MAX_KEY_SIZE}`,
+    );
   }
   if (value.length > MAX_VALUE_SIZE) {
-    throw new SnapshotError("InvalidData", `bucket ${JSON.stringify(bucket)} has a ${value.length}-byte value; bbolt's limit is ${MAX_VALUE_SIZE}`);
+    throw new SnapshotError(
+      "InvalidData",
+      `bucket ${JSON.stringify(bucket)} has a ${value.length}-byte value; bbolt's limit is ${MAX_VALUE_SIZE}`,
+    );
   }
 }
 

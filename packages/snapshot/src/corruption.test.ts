@@ -51,11 +51,17 @@ test("a truncated file is refused with the sizes that do not add up", async () =
     () => readBoltFile(half),
     (e) => isSnapshotError(e, "Corrupt") && /truncated: it has \d+ bytes but its meta page says the database is \d+ bytes/.test(e.message),
   );
-  assert.throws(() => readBoltFile(db.subarray(0, 50)), (e) => isSnapshotError(e, "Corrupt") && /too short/.test(e.message));
+  assert.throws(
+    () => readBoltFile(db.subarray(0, 50)),
+    (e) => isSnapshotError(e, "Corrupt") && /too short/.test(e.message),
+  );
   // A truncated snapshot lost its hash too: etcd's restore refuses it for that first.
   const withHash = appendSnapshotHash(db);
   const cut = withHash.subarray(0, withHash.length - 100);
-  assert.throws(() => verifySnapshotHash(cut), (e) => isSnapshotError(e, "MissingHash"));
+  assert.throws(
+    () => verifySnapshotHash(cut),
+    (e) => isSnapshotError(e, "MissingHash"),
+  );
   await assert.rejects(restoreBoltSnapshot(cut, openMemoryBackend()), (e) => isSnapshotError(e, "MissingHash"));
 });
 
@@ -80,12 +86,18 @@ test("one damaged meta page falls back to the other, as bbolt does; two are fata
 
 test("a file that is not bbolt says so", () => {
   const junk = patternBytes(3 * PAGE, 5);
-  assert.throws(() => readBoltFile(junk), (e) => isSnapshotError(e, "Corrupt") && /bad magic .*not a bbolt database/.test(e.message));
+  assert.throws(
+    () => readBoltFile(junk),
+    (e) => isSnapshotError(e, "Corrupt") && /bad magic .*not a bbolt database/.test(e.message),
+  );
   const wrongVersion = new Uint8Array(4 * PAGE);
   const view = new DataView(wrongVersion.buffer);
   view.setUint32(16, 0xed0cdaed, true);
   view.setUint32(20, 1, true);
-  assert.throws(() => readBoltFile(wrongVersion), (e) => isSnapshotError(e, "Corrupt") && /unsupported bbolt format version 1/.test(e.message));
+  assert.throws(
+    () => readBoltFile(wrongVersion),
+    (e) => isSnapshotError(e, "Corrupt") && /unsupported bbolt format version 1/.test(e.message),
+  );
 });
 
 test("a wrong trailing hash is refused and the backend is left alone", async () => {
@@ -94,10 +106,16 @@ test("a wrong trailing hash is refused and the backend is left alone", async () 
   assert.equal(verifySnapshotHash(snapshot).dbSize, db.length);
   const badHash = copy(snapshot);
   badHash[badHash.length - 1] = badHash[badHash.length - 1]! ^ 0xff;
-  assert.throws(() => verifySnapshotHash(badHash), (e) => isSnapshotError(e, "HashMismatch") && /sha256 mismatch/.test(e.message));
+  assert.throws(
+    () => verifySnapshotHash(badHash),
+    (e) => isSnapshotError(e, "HashMismatch") && /sha256 mismatch/.test(e.message),
+  );
   const badData = copy(snapshot);
   badData[5 * PAGE + 100] = badData[5 * PAGE + 100]! ^ 0xff;
-  assert.throws(() => verifySnapshotHash(badData), (e) => isSnapshotError(e, "HashMismatch"));
+  assert.throws(
+    () => verifySnapshotHash(badData),
+    (e) => isSnapshotError(e, "HashMismatch"),
+  );
 
   const target = openMemoryBackend();
   await target.update((txn) => {
@@ -118,7 +136,10 @@ test("damaged pages are named: wrong type, wrong id, keys out of order, child ou
 
   const wrongType = copy(db);
   wrongType[leaf * PAGE + 8] = 0x10; // leaf → freelist
-  assert.throws(() => snapshotStatus(wrongType), (e) => isSnapshotError(e, "Corrupt") && new RegExp(`page ${leaf} has type freelist`).test(e.message));
+  assert.throws(
+    () => snapshotStatus(wrongType),
+    (e) => isSnapshotError(e, "Corrupt") && new RegExp(`page ${leaf} has type freelist`).test(e.message),
+  );
   assert.throws(() => [...readBoltFile(wrongType).entries("data")], new RegExp(`page ${leaf} has type freelist, expected branch or leaf`));
 
   const wrongId = copy(db);
@@ -129,7 +150,10 @@ test("damaged pages are named: wrong type, wrong id, keys out of order, child ou
   const view = new DataView(unordered.buffer);
   const keyAt = leaf * PAGE + 16 + view.getUint32(leaf * PAGE + 16 + 4, true);
   unordered[keyAt] = 0xff; // the first key now sorts after the second
-  assert.throws(() => [...readBoltFile(unordered).entries("data")], (e) => isSnapshotError(e, "Corrupt") && /bucket "data": keys out of order/.test(e.message));
+  assert.throws(
+    () => [...readBoltFile(unordered).entries("data")],
+    (e) => isSnapshotError(e, "Corrupt") && /bucket "data": keys out of order/.test(e.message),
+  );
 
   // The root page of "data" is a branch (2000 keys); point its first child past the end.
   const file = readBoltFile(db);

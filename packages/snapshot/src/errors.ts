@@ -9,13 +9,7 @@
  * - `InvalidData`: the store cannot be written as bbolt (an empty key, a key over bbolt's 32 KiB limit),
  *   or the view changed while it was being written (it must be a consistent view).
  */
-export type SnapshotErrorCode =
-  | "Corrupt"
-  | "Unsupported"
-  | "MissingHash"
-  | "HashMismatch"
-  | "BucketNotFound"
-  | "InvalidData";
+export type SnapshotErrorCode = "Corrupt" | "Unsupported" | "MissingHash" | "HashMismatch" | "BucketNotFound" | "InvalidData";
 
 export class SnapshotError extends Error {
   override readonly name = "SnapshotError";

@@ -20,13 +20,7 @@ import {
 } from "@etcd-ts/schema";
 import { compareBytes, openMemoryBackend } from "@etcd-ts/storage";
 import { etcdctl, etcdctlOutput, freePort, haveEtcd, startEtcd } from "@etcd-ts/test-support";
-import {
-  readBoltFile,
-  restoreBoltSnapshot,
-  saveBoltSnapshotFile,
-  snapshotStatus,
-  verifySnapshotHash,
-} from "./index.js";
+import { readBoltFile, restoreBoltSnapshot, saveBoltSnapshotFile, snapshotStatus, verifySnapshotHash } from "./index.js";
 import { backendContents, boltContents } from "./testing/dump.js";
 import { EtcdHistory, decodeKeyValue, patternBytes, populate, sampleHistory } from "./testing/etcd-data.js";
 import type { KeyValue } from "./testing/etcd-data.js";
@@ -88,12 +82,19 @@ async function memberPorts(name: string): Promise<MemberPorts> {
 function etcdctlRestore(path: string, dataDir: string, ports: MemberPorts): void {
   const peerUrl = `http://127.0.0.1:${ports.peerPort}`;
   etcdctlOutput(undefined, [
-    "snapshot", "restore", path,
-    "--data-dir", dataDir,
-    "--name", ports.name,
-    "--initial-cluster", `${ports.name}=${peerUrl}`,
-    "--initial-advertise-peer-urls", peerUrl,
-    "--initial-cluster-token", "etcd-ts-snapshot-test",
+    "snapshot",
+    "restore",
+    path,
+    "--data-dir",
+    dataDir,
+    "--name",
+    ports.name,
+    "--initial-cluster",
+    `${ports.name}=${peerUrl}`,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster-token",
+    "etcd-ts-snapshot-test",
   ]);
 }
 
@@ -187,7 +188,10 @@ test("etcd → etcd-ts → etcd: a snapshot saved from real etcd reads, restores
         [8, "c", false, 1, 8],
       ],
     );
-    assert.deepEqual(rows.slice(0, 3).map((r) => text(r.kv.value)), ["v1", "v2", "v3"]);
+    assert.deepEqual(
+      rows.slice(0, 3).map((r) => text(r.kv.value)),
+      ["v1", "v2", "v3"],
+    );
     assert.deepEqual(rows[5]?.kv.value, big);
     const consistentIndex = [...file.entries(META_BUCKET)].find((e) => isConsistentIndexRow(META_BUCKET, e.key));
     assert.equal(consistentIndex?.value.length, 8);

@@ -70,7 +70,13 @@ let fileNo = 0;
 const outcomes = new Map<string, number>();
 function report(t: { diagnostic(message: string): void }): void {
   const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
-  t.diagnostic(`${total} reads: ${[...outcomes].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) => `${v} ${k}`).join("; ")}`);
+  t.diagnostic(
+    `${total} reads: ${[...outcomes]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 10)
+      .map(([k, v]) => `${v} ${k}`)
+      .join("; ")}`,
+  );
   outcomes.clear();
 }
 
@@ -81,9 +87,14 @@ async function answer(what: string, read: () => unknown): Promise<void> {
     outcomes.set("ok", (outcomes.get("ok") ?? 0) + 1);
   } catch (e) {
     if (!isSnapshotError(e)) {
-      throw new Error(`${what}: untyped error from a damaged file: ${e instanceof Error ? `${e.name}: ${e.message}\n${e.stack}` : String(e)}`);
+      throw new Error(
+        `${what}: untyped error from a damaged file: ${e instanceof Error ? `${e.name}: ${e.message}\n${e.stack}` : String(e)}`,
+      );
     }
-    const kind = `${e.code}: ${e.message.replace(/\d+/g, "N").replace(/"[^"]*"/g, "S").slice(0, 50)}`;
+    const kind = `${e.code}: ${e.message
+      .replace(/\d+/g, "N")
+      .replace(/"[^"]*"/g, "S")
+      .slice(0, 50)}`;
     outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
   }
 }
@@ -170,7 +181,8 @@ function applyDamage(original: Uint8Array, pageSize: number, damages: readonly D
         if (header.count === 0) break;
         const el = at + PAGE_HEADER_SIZE + (d.element % header.count) * LEAF_ELEMENT_SIZE;
         if (el + 16 > db.length) break;
-        if (header.flags & BRANCH_PAGE_FLAG && d.field >= 2) view.setBigUint64(el + 8, BigInt(d.value), true); // the child page id
+        if (header.flags & BRANCH_PAGE_FLAG && d.field >= 2)
+          view.setBigUint64(el + 8, BigInt(d.value), true); // the child page id
         else view.setUint32(el + 4 * d.field, d.value >>> 0, true);
         break;
       }
@@ -225,13 +237,23 @@ test("a tree whose branch pages share their children is refused, not walked expo
   const depth = 60;
   const db = handMadeDb((page, pgid) => {
     if (pgid === 3) writeLeafPage(page, 0, 3n, 0, [{ flags: 1, key: ascii("b"), value: encodeBucketHeader(4) }]);
-    else if (pgid < 4 + depth) writeBranchPage(page, 0, BigInt(pgid), 0, [{ key: ascii("a"), pgid: pgid + 1 }, { key: ascii("b"), pgid: pgid + 1 }]);
+    else if (pgid < 4 + depth)
+      writeBranchPage(page, 0, BigInt(pgid), 0, [
+        { key: ascii("a"), pgid: pgid + 1 },
+        { key: ascii("b"), pgid: pgid + 1 },
+      ]);
     else writeLeafPage(page, 0, BigInt(pgid), 0, []);
   }, depth + 2);
-  assert.throws(() => [...readBoltFile(db).entries("b")], (e) => isSnapshotError(e, "Corrupt") && /referenced more than once/.test(e.message));
+  assert.throws(
+    () => [...readBoltFile(db).entries("b")],
+    (e) => isSnapshotError(e, "Corrupt") && /referenced more than once/.test(e.message),
+  );
   const problems = readBoltFile(db).check();
   assert.ok(problems.length > 0 && problems.length < 100, `${problems.length} problems`);
-  assert.throws(() => snapshotStatus(db), (e) => isSnapshotError(e, "Corrupt"));
+  assert.throws(
+    () => snapshotStatus(db),
+    (e) => isSnapshotError(e, "Corrupt"),
+  );
 });
 
 test("a bucket nested in itself is refused, not recursed into until the stack overflows", () => {
@@ -241,9 +263,18 @@ test("a bucket nested in itself is refused, not recursed into until the stack ov
     else writeLeafPage(page, 0, 4n, 0, [{ flags: 1, key: ascii("n"), value: encodeBucketHeader(4) }]);
   }, 2);
   const problems = readBoltFile(db).check();
-  assert.ok(problems.some((p) => /page 4: multiple references/.test(p)), problems.join("\n"));
-  assert.throws(() => snapshotStatus(db), (e) => isSnapshotError(e, "Corrupt"));
-  assert.throws(() => [...readBoltFile(db).entries("b")], (e) => isSnapshotError(e, "Unsupported"));
+  assert.ok(
+    problems.some((p) => /page 4: multiple references/.test(p)),
+    problems.join("\n"),
+  );
+  assert.throws(
+    () => snapshotStatus(db),
+    (e) => isSnapshotError(e, "Corrupt"),
+  );
+  assert.throws(
+    () => [...readBoltFile(db).entries("b")],
+    (e) => isSnapshotError(e, "Unsupported"),
+  );
 });
 
 test("a leaf element is read only within its page", () => {
@@ -253,5 +284,8 @@ test("a leaf element is read only within its page", () => {
   }, 2);
   // pos points far past the page: a length field must not make the reader look (or allocate) elsewhere.
   dataView(db).setUint32(4 * 512 + PAGE_HEADER_SIZE + 4, 0xfffffff0, true);
-  assert.throws(() => [...readBoltFile(db).entries("b")], (e) => isSnapshotError(e, "Corrupt"));
+  assert.throws(
+    () => [...readBoltFile(db).entries("b")],
+    (e) => isSnapshotError(e, "Corrupt"),
+  );
 });

@@ -28,10 +28,7 @@ export function snapshotStatus(file: Uint8Array | string | BoltFile): SnapshotSt
   try {
     const problems = bolt.check();
     if (problems.length > 0) {
-      throw new SnapshotError(
-        "Corrupt",
-        `snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join("\n")}`,
-      );
+      throw new SnapshotError("Corrupt", `snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join("\n")}`);
     }
     const crc = new Crc32c();
     let revision = 0;

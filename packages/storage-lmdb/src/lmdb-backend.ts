@@ -3,7 +3,17 @@ import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError, UpdateGate, freeBytes, fsyncDir, isStorageError, prepareDataDir } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, EngineUpdate, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import type {
+  Backend,
+  BackendOptions,
+  EngineUpdate,
+  Entry,
+  OpenBackend,
+  RangeOptions,
+  ReadTxn,
+  Snapshot,
+  WriteTxn,
+} from "@etcd-ts/storage";
 import {
   BUCKETS_END,
   BUCKETS_START,
@@ -161,7 +171,15 @@ class LmdbReader implements ReadTxn {
     const limit = options.limit !== undefined && options.limit > 0 ? options.limit : undefined;
     // lmdb-js walks from `start` towards `end`; in reverse its `start` is our exclusive upper bound.
     const entries = reverse
-      ? this.ctx.db().getRange({ start: upper, end: lower, reverse: true, exclusiveStart: true, inclusiveEnd: true, limit, transaction: this.ctx.transaction })
+      ? this.ctx.db().getRange({
+          start: upper,
+          end: lower,
+          reverse: true,
+          exclusiveStart: true,
+          inclusiveEnd: true,
+          limit,
+          transaction: this.ctx.transaction,
+        })
       : this.ctx.db().getRange({ start: lower, end: upper, limit, transaction: this.ctx.transaction });
     const iterator = entries[Symbol.iterator]();
     try {

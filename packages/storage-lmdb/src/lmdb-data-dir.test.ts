@@ -36,8 +36,7 @@ test(
     assert.throws(
       () => openLmdbBackend({ dir }),
       (e: unknown) =>
-        isStorageError(e, "WrongEngine") &&
-        e.message === `data dir ${dir} was written by the sqlite storage engine, not lmdb`,
+        isStorageError(e, "WrongEngine") && e.message === `data dir ${dir} was written by the sqlite storage engine, not lmdb`,
     );
     assert.deepEqual(contents(dir), before);
   }),
@@ -67,7 +66,10 @@ test(
     try {
       await backend.update((txn) => txn.createBucket("k"));
       const long = new Uint8Array(4000);
-      await assert.rejects(backend.update((txn) => txn.put("k", long, new Uint8Array(1))), RangeError);
+      await assert.rejects(
+        backend.update((txn) => txn.put("k", long, new Uint8Array(1))),
+        RangeError,
+      );
       assert.equal(
         backend.view((txn) => txn.get("k", long)),
         undefined,

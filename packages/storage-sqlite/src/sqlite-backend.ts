@@ -2,7 +2,17 @@ import Database from "better-sqlite3";
 import { readSync, openSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StorageError, UpdateGate, freeBytes, fsyncDir, prepareDataDir } from "@etcd-ts/storage";
-import type { Backend, BackendOptions, EngineUpdate, Entry, OpenBackend, RangeOptions, ReadTxn, Snapshot, WriteTxn } from "@etcd-ts/storage";
+import type {
+  Backend,
+  BackendOptions,
+  EngineUpdate,
+  Entry,
+  OpenBackend,
+  RangeOptions,
+  ReadTxn,
+  Snapshot,
+  WriteTxn,
+} from "@etcd-ts/storage";
 import { DB_FILE, DEFERRED_SYNC_PRAGMA, SCHEMA, SQLITE_FORMAT, TABLES, WRITER_PRAGMAS } from "./schema.js";
 
 const ENGINE = "sqlite";
@@ -116,9 +126,7 @@ class SqliteReader implements ReadTxn {
     this.checkOpen();
     try {
       const id = this.conn.requireBucket(bucket);
-      const value = this.conn.statement("SELECT value FROM kv WHERE bucket = ? AND key = ?").pluck().get(id, key) as
-        | Buffer
-        | undefined;
+      const value = this.conn.statement("SELECT value FROM kv WHERE bucket = ? AND key = ?").pluck().get(id, key) as Buffer | undefined;
       return value === undefined ? undefined : plain(value);
     } catch (e) {
       throw translate(e, this.dir);
@@ -483,9 +491,9 @@ export function openSqliteBackend(options: BackendOptions): SqliteBackend {
   }
   try {
     // Validate before any pragma that writes (journal_mode=WAL rewrites the header).
-    const tables = (
-      db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[]
-    ).filter((name) => !name.startsWith("sqlite_"));
+    const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[]).filter(
+      (name) => !name.startsWith("sqlite_"),
+    );
     if (tables.length > 0) {
       if (tables.join(",") !== [...TABLES].join(",")) {
         throw new StorageError("Corrupt", `data dir ${dir}: ${DB_FILE} has tables ${tables.join(", ")}, not this engine's`);

@@ -34,8 +34,7 @@ test(
     assert.throws(
       () => openSqliteBackend({ dir }),
       (e: unknown) =>
-        isStorageError(e, "WrongEngine") &&
-        e.message === `data dir ${dir} was written by the lmdb storage engine, not sqlite`,
+        isStorageError(e, "WrongEngine") && e.message === `data dir ${dir} was written by the lmdb storage engine, not sqlite`,
     );
     assert.deepEqual(contents(dir), before);
   }),
@@ -62,7 +61,10 @@ test(
   withDir((dir) => {
     writeFileSync(join(dir, "etcd-ts-storage.json"), '{"engine":"sqlite","format":1}\n');
     writeFileSync(join(dir, "data.db-wal"), Buffer.alloc(100));
-    assert.throws(() => openSqliteBackend({ dir }), (e: unknown) => isStorageError(e, "Corrupt") && /no data\.db/.test(e.message));
+    assert.throws(
+      () => openSqliteBackend({ dir }),
+      (e: unknown) => isStorageError(e, "Corrupt") && /no data\.db/.test(e.message),
+    );
     assert.deepEqual(readdirSync(dir).sort(), ["data.db-wal", "etcd-ts-storage.json"]);
   }),
 );

@@ -38,10 +38,17 @@ test("SQLITE_FULL is StorageError Full naming the directory; the update commits 
     assert.match((failure as Error).message, /SQLITE_FULL/);
     assert.ok((failure as Error).message.includes(dir));
     assert.ok(committed > 0);
-    assert.equal(backend.view((txn) => [...txn.range("k")].length), committed * 2, "the failed update left no key");
+    assert.equal(
+      backend.view((txn) => [...txn.range("k")].length),
+      committed * 2,
+      "the failed update left no key",
+    );
     db.pragma("max_page_count = 1073741823");
     await backend.update((txn) => txn.put("k", new TextEncoder().encode("after"), value));
-    assert.equal(backend.view((txn) => [...txn.range("k")].length), committed * 2 + 1);
+    assert.equal(
+      backend.view((txn) => [...txn.range("k")].length),
+      committed * 2 + 1,
+    );
   } finally {
     await backend.close();
     rmSync(dir, { recursive: true, force: true });

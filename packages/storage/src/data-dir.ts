@@ -77,16 +77,10 @@ function inspectDataDir(dir: string, engine: string, format: number): DataDirSta
   }
   const marker = readMarker(dir);
   if (marker.engine !== engine) {
-    throw new StorageError(
-      "WrongEngine",
-      `data dir ${dir} was written by the ${marker.engine} storage engine, not ${engine}`,
-    );
+    throw new StorageError("WrongEngine", `data dir ${dir} was written by the ${marker.engine} storage engine, not ${engine}`);
   }
   if (marker.format !== format) {
-    throw new StorageError(
-      "Corrupt",
-      `data dir ${dir} holds ${engine} format ${marker.format}; this build reads format ${format} only`,
-    );
+    throw new StorageError("Corrupt", `data dir ${dir} holds ${engine} format ${marker.format}; this build reads format ${format} only`);
   }
   const files = names.filter((n) => n !== DATA_DIR_MARKER);
   return { fresh: files.length === 0, files };
@@ -116,7 +110,6 @@ export function fsyncDir(dir: string): void {
     closeSync(fd);
   }
 }
-
 
 /**
  * Bytes an unprivileged writer can still use on the file system holding `dir` (statfs' f_bavail), or

@@ -48,19 +48,37 @@ test("random puts and deletes match a sorted reference, keep AVL balance, and le
     if (step % 97 === 0) {
       checkTree(root);
       const expected = [...reference.values()].sort((a, b) => compareBytes(a.key, b.key)).map((e) => hex(e.key));
-      assert.deepEqual([...treeRange(root)].map((n) => hex(n.key)), expected);
-      assert.deepEqual([...treeRange(root, { reverse: true })].map((n) => hex(n.key)), [...expected].reverse());
+      assert.deepEqual(
+        [...treeRange(root)].map((n) => hex(n.key)),
+        expected,
+      );
+      assert.deepEqual(
+        [...treeRange(root, { reverse: true })].map((n) => hex(n.key)),
+        [...expected].reverse(),
+      );
       const start = randomKey();
       const end = randomKey();
-      const inRange = expected.filter((k) => compareBytes(Buffer.from(k, "hex"), start) >= 0 && compareBytes(Buffer.from(k, "hex"), end) < 0);
-      assert.deepEqual([...treeRange(root, { start, end, limit: 3 })].map((n) => hex(n.key)), inRange.slice(0, 3));
-      assert.deepEqual([...treeRange(root, { start, end, reverse: true, limit: 3 })].map((n) => hex(n.key)), [...inRange].reverse().slice(0, 3));
+      const inRange = expected.filter(
+        (k) => compareBytes(Buffer.from(k, "hex"), start) >= 0 && compareBytes(Buffer.from(k, "hex"), end) < 0,
+      );
+      assert.deepEqual(
+        [...treeRange(root, { start, end, limit: 3 })].map((n) => hex(n.key)),
+        inRange.slice(0, 3),
+      );
+      assert.deepEqual(
+        [...treeRange(root, { start, end, reverse: true, limit: 3 })].map((n) => hex(n.key)),
+        [...inRange].reverse().slice(0, 3),
+      );
       for (const [k, { value }] of reference) assert.deepEqual(treeGet(root, Buffer.from(k, "hex"))?.value, Uint8Array.of(value));
       versions.push({ root, expected });
     }
   }
   // Every earlier root still reads exactly as it did.
-  for (const { root: old, expected } of versions) assert.deepEqual([...treeRange(old)].map((n) => hex(n.key)), expected);
+  for (const { root: old, expected } of versions)
+    assert.deepEqual(
+      [...treeRange(old)].map((n) => hex(n.key)),
+      expected,
+    );
 });
 
 test("100k ascending inserts stay logarithmic in height", () => {

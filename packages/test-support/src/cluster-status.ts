@@ -45,7 +45,11 @@ export async function sameRevision(endpoints: readonly string[]): Promise<boolea
 
 /** `extraArgs`: e.g. `--user root:…` with auth on (HashKV is for root only). */
 export async function sameHashKV(endpoints: readonly string[], extraArgs: readonly string[] = []): Promise<boolean> {
-  const hashes = await Promise.all(endpoints.map(async (e) => /"hash":(\d+)/.exec((await etcdctlAsync(e, ["endpoint", "hashkv", "-w", "json", ...extraArgs])).stdout)?.[1]));
+  const hashes = await Promise.all(
+    endpoints.map(
+      async (e) => /"hash":(\d+)/.exec((await etcdctlAsync(e, ["endpoint", "hashkv", "-w", "json", ...extraArgs])).stdout)?.[1],
+    ),
+  );
   return hashes[0] !== undefined && hashes.every((h) => h === hashes[0]);
 }
 

@@ -8,7 +8,9 @@ import { removeDir, tempDir } from "./temp-dir.js";
 /** The real etcd 3.4 and etcdctl are on the PATH (tests against them skip otherwise). */
 export function haveEtcd(): boolean {
   const etcd = spawnSync("etcd", ["--version"], { encoding: "utf8" });
-  return etcd.status === 0 && /etcd Version: 3\.4\./.test(etcd.stdout) && spawnSync("etcdctl", ["version"], { stdio: "ignore" }).status === 0;
+  return (
+    etcd.status === 0 && /etcd Version: 3\.4\./.test(etcd.stdout) && spawnSync("etcdctl", ["version"], { stdio: "ignore" }).status === 0
+  );
 }
 
 export interface EtcdOptions {
@@ -52,15 +54,24 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdProcess>
   const client = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
-    "--name", name,
-    "--data-dir", dataDir,
-    "--listen-client-urls", client,
-    "--advertise-client-urls", client,
-    "--listen-peer-urls", peerUrl,
-    "--initial-advertise-peer-urls", peerUrl,
-    "--initial-cluster", `${name}=${peerUrl}`,
-    "--initial-cluster-token", options.initialClusterToken ?? "etcd-cluster",
-    "--initial-cluster-state", "new",
+    "--name",
+    name,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `${name}=${peerUrl}`,
+    "--initial-cluster-token",
+    options.initialClusterToken ?? "etcd-cluster",
+    "--initial-cluster-state",
+    "new",
     ...(options.logLevel === undefined ? [] : ["--log-level", options.logLevel]),
     ...(options.extraArgs ?? []),
   ];

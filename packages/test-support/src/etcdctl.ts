@@ -65,9 +65,14 @@ export function etcdctlOutput(endpoint: string | undefined, args: readonly strin
 /** etcdctl without blocking the event loop. */
 export function etcdctlAsync(endpoint: string, args: readonly string[]): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile("etcdctl", commandLine(endpoint, args), { env: env(), maxBuffer: MAX_OUTPUT_BYTES, timeout: TIMEOUT_MS }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      "etcdctl",
+      commandLine(endpoint, args),
+      { env: env(), maxBuffer: MAX_OUTPUT_BYTES, timeout: TIMEOUT_MS },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }

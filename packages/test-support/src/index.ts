@@ -12,4 +12,13 @@ export { spawnMember, waitHealthy } from "./member-process.js";
 export type { HealthOptions, MemberProcess, SpawnedMember } from "./member-process.js";
 export { haveEtcd, startEtcd } from "./etcd.js";
 export type { EtcdOptions, EtcdProcess } from "./etcd.js";
-export { endpointStatus, healthy, httpHealthy, isLeader, memberIdHex, retryWhileUnhealthy, sameHashKV, sameRevision } from "./cluster-status.js";
+export {
+  endpointStatus,
+  healthy,
+  httpHealthy,
+  isLeader,
+  memberIdHex,
+  retryWhileUnhealthy,
+  sameHashKV,
+  sameRevision,
+} from "./cluster-status.js";

@@ -19,17 +19,24 @@ test("waitFor: resolves once the predicate holds, names what it waited for on ti
   let calls = 0;
   await waitFor(() => Promise.resolve(++calls === 3), 5000, "the third call", 1);
   assert.equal(calls, 3);
-  await assert.rejects(waitFor(() => false, 30, "never", 5), /timed out waiting for: never/);
+  await assert.rejects(
+    waitFor(() => false, 30, "never", 5),
+    /timed out waiting for: never/,
+  );
 });
 
-test("startEtcd: a real etcd serves on its ports, and stopping it removes the data dir it made", { skip: haveEtcd() ? false : "etcd 3.4 is not installed", timeout: 60_000 }, async (t) => {
-  const etcd = await startEtcd({ logLevel: "error" });
-  t.after(() => etcd.kill());
-  assert.equal(etcdctl(etcd.endpoint, ["put", "k", "v"]).code, 0);
-  assert.equal(etcdctl(etcd.clientUrl, ["get", "k", "--print-value-only"]).stdout, "v\n");
-  assert.ok(await isLeader(etcd.endpoint));
-  assert.ok(existsSync(etcd.dataDir));
-  await etcd.stop();
-  assert.ok(etcd.child.exitCode !== null || etcd.child.signalCode !== null, "the process exited");
-  assert.ok(!existsSync(etcd.dataDir));
-});
+test(
+  "startEtcd: a real etcd serves on its ports, and stopping it removes the data dir it made",
+  { skip: haveEtcd() ? false : "etcd 3.4 is not installed", timeout: 60_000 },
+  async (t) => {
+    const etcd = await startEtcd({ logLevel: "error" });
+    t.after(() => etcd.kill());
+    assert.equal(etcdctl(etcd.endpoint, ["put", "k", "v"]).code, 0);
+    assert.equal(etcdctl(etcd.clientUrl, ["get", "k", "--print-value-only"]).stdout, "v\n");
+    assert.ok(await isLeader(etcd.endpoint));
+    assert.ok(existsSync(etcd.dataDir));
+    await etcd.stop();
+    assert.ok(etcd.child.exitCode !== null || etcd.child.signalCode !== null, "the process exited");
+    assert.ok(!existsSync(etcd.dataDir));
+  },
+);

@@ -76,12 +76,27 @@ async function connected(t: TestContext, endpoint: string): Promise<ClientHttp2S
 async function requestsAfterGoawayAreAnswered(t: TestContext, server: ServerProcess, authority: string | undefined): Promise<void> {
   // A first request decides the connection's path in the client listener (native, or the authority rewriter).
   const warmup = await connected(t, server.endpoint);
-  const first = await unary(warmup, "/etcdserverpb.KV/Put", toBinary(PutRequestSchema, create(PutRequestSchema, { key: Buffer.from("goaway/k"), value: Buffer.from("0") })), authority);
+  const first = await unary(
+    warmup,
+    "/etcdserverpb.KV/Put",
+    toBinary(PutRequestSchema, create(PutRequestSchema, { key: Buffer.from("goaway/k"), value: Buffer.from("0") })),
+    authority,
+  );
   assert.equal(first.grpcStatus, "0", `first put: ${first.error ?? first.grpcMessage}`);
 
   // Opened in the same turn as close(): nghttp2 puts the GOAWAY on the wire first.
-  const put = unary(warmup, "/etcdserverpb.KV/Put", toBinary(PutRequestSchema, create(PutRequestSchema, { key: Buffer.from("goaway/k"), value: Buffer.from("1") })), authority);
-  const range = unary(warmup, "/etcdserverpb.KV/Range", toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: Buffer.from("goaway/k") })), authority);
+  const put = unary(
+    warmup,
+    "/etcdserverpb.KV/Put",
+    toBinary(PutRequestSchema, create(PutRequestSchema, { key: Buffer.from("goaway/k"), value: Buffer.from("1") })),
+    authority,
+  );
+  const range = unary(
+    warmup,
+    "/etcdserverpb.KV/Range",
+    toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: Buffer.from("goaway/k") })),
+    authority,
+  );
   warmup.close();
   const [putAnswer, rangeAnswer] = await Promise.all([put, range]);
   assert.equal(putAnswer.error, undefined, "the put sent after the client's GOAWAY is not refused");
@@ -92,7 +107,11 @@ async function requestsAfterGoawayAreAnswered(t: TestContext, server: ServerProc
 
   // The put really was applied once, and the member still serves new connections.
   const again = await connected(t, server.endpoint);
-  const check = await unary(again, "/etcdserverpb.KV/Range", toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: Buffer.from("goaway/k") })));
+  const check = await unary(
+    again,
+    "/etcdserverpb.KV/Range",
+    toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: Buffer.from("goaway/k") })),
+  );
   assert.equal(check.grpcStatus, "0", check.error ?? check.grpcMessage);
   const kv = fromBinary(RangeResponseSchema, check.body).kvs[0]!;
   assert.equal(Buffer.from(kv.value).toString(), "1");
@@ -101,12 +120,16 @@ async function requestsAfterGoawayAreAnswered(t: TestContext, server: ServerProc
 }
 
 for (const path of ["native", "rewriter"] as const) {
-  test(`requests a client opens as it closes the connection (GOAWAY first) are answered, not refused (${path} path)`, { timeout: 60_000 }, async (t) => {
-    const server = await startEtcdTs();
-    t.after(() => server.stop());
-    // etcdctl's `http://host:port` authority sends the connection through the listener's rewriter.
-    await requestsAfterGoawayAreAnswered(t, server, path === "rewriter" ? `http://${server.endpoint}` : undefined);
-  });
+  test(
+    `requests a client opens as it closes the connection (GOAWAY first) are answered, not refused (${path} path)`,
+    { timeout: 60_000 },
+    async (t) => {
+      const server = await startEtcdTs();
+      t.after(() => server.stop());
+      // etcdctl's `http://host:port` authority sends the connection through the listener's rewriter.
+      await requestsAfterGoawayAreAnswered(t, server, path === "rewriter" ? `http://${server.endpoint}` : undefined);
+    },
+  );
 }
 
 test("etcd 3.4 answers requests a client opens as it closes the connection (reference)", { timeout: 60_000 }, async (t) => {

@@ -44,7 +44,11 @@ for (const variant of ["SIGTERM", "SIGKILL"] as const) {
 
     const restarted = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false })));
     restarted.forEach((m, i) => members.set(specs[i]!.name, m));
-    await waitFor(async () => (await Promise.all(restarted.map((m) => healthy(m.endpoint)))).every(Boolean), 30_000, "cluster healthy after the restart");
+    await waitFor(
+      async () => (await Promise.all(restarted.map((m) => healthy(m.endpoint)))).every(Boolean),
+      30_000,
+      "cluster healthy after the restart",
+    );
 
     const after = new Workload(t, endpoints, 2);
     await sleep(2500);
@@ -58,31 +62,42 @@ for (const variant of ["SIGTERM", "SIGKILL"] as const) {
   });
 }
 
-test("kill -9 of the leader under load: a new leader serves linearizable reads and writes, the old one rejoins", { timeout: 90_000 }, async (t) => {
-  const specs = await clusterSpecs(3);
-  const members = await startCluster(t, specs);
-  const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
-  const workload = new Workload(t, endpoints, 2);
-  await sleep(2000);
+test(
+  "kill -9 of the leader under load: a new leader serves linearizable reads and writes, the old one rejoins",
+  { timeout: 90_000 },
+  async (t) => {
+    const specs = await clusterSpecs(3);
+    const members = await startCluster(t, specs);
+    const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
+    const workload = new Workload(t, endpoints, 2);
+    await sleep(2000);
 
-  const names = specs.map((s) => s.name);
-  const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
-  const leaderName = names[leaders.indexOf(true)]!;
-  assert.ok(leaderName !== undefined, "a leader before the kill");
-  await members.get(leaderName)!.kill();
-  const killedAt = performance.now();
-  await waitFor(() => workload.acknowledgedSince(killedAt) > 20, 15_000, "writes continue through the survivors");
-  await sleep(1000);
+    const names = specs.map((s) => s.name);
+    const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
+    const leaderName = names[leaders.indexOf(true)]!;
+    assert.ok(leaderName !== undefined, "a leader before the kill");
+    await members.get(leaderName)!.kill();
+    const killedAt = performance.now();
+    await waitFor(() => workload.acknowledgedSince(killedAt) > 20, 15_000, "writes continue through the survivors");
+    await sleep(1000);
 
-  const restarted = await startClusterMember(specs, leaderName, { waitHealthy: false });
-  members.set(leaderName, restarted);
-  const restartedAt = performance.now();
-  await waitFor(() => healthy(restarted.endpoint), 30_000, "the old leader is healthy again");
-  await waitFor(() => workload.history.some((o) => o.invokedAt > restartedAt && o.outcome === "ok" && o.kind === "get" && o.endpoint === restarted.endpoint), 20_000, "reads through the restarted member succeed");
-  await sleep(1000);
-  await workload.stop();
-  await checkOutcome(workload, endpoints);
-});
+    const restarted = await startClusterMember(specs, leaderName, { waitHealthy: false });
+    members.set(leaderName, restarted);
+    const restartedAt = performance.now();
+    await waitFor(() => healthy(restarted.endpoint), 30_000, "the old leader is healthy again");
+    await waitFor(
+      () =>
+        workload.history.some(
+          (o) => o.invokedAt > restartedAt && o.outcome === "ok" && o.kind === "get" && o.endpoint === restarted.endpoint,
+        ),
+      20_000,
+      "reads through the restarted member succeed",
+    );
+    await sleep(1000);
+    await workload.stop();
+    await checkOutcome(workload, endpoints);
+  },
+);
 
 /**
  * A TCP proxy in front of one member's peer listener. The member advertises the proxy's port, so every
@@ -101,7 +116,10 @@ class PeerProxy {
   /** Refuse raft streams from this member ID (hex). */
   private refuseFrom: string | undefined;
 
-  constructor(readonly port: number, private readonly targetPort: number) {
+  constructor(
+    readonly port: number,
+    private readonly targetPort: number,
+  ) {
     this.server = createServer((socket) => this.accept(socket));
   }
 
@@ -185,7 +203,9 @@ class PeerProxy {
 }
 
 /** A 3-member cluster whose peer traffic all passes through a `PeerProxy` per member. */
-async function startProxiedCluster(t: TestContext): Promise<{ specs: ClusterMemberSpec[]; proxies: Map<string, PeerProxy>; members: Map<string, ServerProcess> }> {
+async function startProxiedCluster(
+  t: TestContext,
+): Promise<{ specs: ClusterMemberSpec[]; proxies: Map<string, PeerProxy>; members: Map<string, ServerProcess> }> {
   // Each member listens on its own peer port and advertises its proxy's.
   const plain = await clusterSpecs(3);
   const specs: ClusterMemberSpec[] = [];
@@ -206,48 +226,67 @@ function isolateMember(proxies: Map<string, PeerProxy>, isolatedName: string, is
 }
 
 for (const isolate of ["leader", "follower"] as const) {
-  test(`a partitioned minority (the ${isolate}) cannot commit or read; the majority can; after healing all converge`, { timeout: 90_000 }, async (t) => {
-    const { specs, proxies, members } = await startProxiedCluster(t);
-    const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
+  test(
+    `a partitioned minority (the ${isolate}) cannot commit or read; the majority can; after healing all converge`,
+    { timeout: 90_000 },
+    async (t) => {
+      const { specs, proxies, members } = await startProxiedCluster(t);
+      const endpoints = specs.map((s) => members.get(s.name)!.endpoint);
 
-    const workload = new Workload(t, endpoints, 2);
-    await sleep(2000);
+      const workload = new Workload(t, endpoints, 2);
+      await sleep(2000);
 
-    // An isolated leader must notice it lost its quorum; an isolated follower must not answer from its
-    // own, possibly stale, state.
-    const names = specs.map((s) => s.name);
-    const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
-    assert.ok(leaders.includes(true), "a leader before the partition");
-    const isolatedName = names[isolate === "leader" ? leaders.indexOf(true) : leaders.indexOf(false)]!;
-    const isolated = members.get(isolatedName)!;
-    const isolatedId = await memberIdHex(isolated.endpoint);
-    const cutAt = performance.now();
-    isolateMember(proxies, isolatedName, isolatedId);
-    const majority = names.filter((n) => n !== isolatedName).map((n) => members.get(n)!.endpoint);
-    await waitFor(async () => (await Promise.all(majority.map((e) => isLeader(e)))).some(Boolean), 15_000, "the majority elects a leader");
-    await sleep(4000);
-    const healAt = performance.now();
-    for (const proxy of proxies.values()) proxy.heal();
+      // An isolated leader must notice it lost its quorum; an isolated follower must not answer from its
+      // own, possibly stale, state.
+      const names = specs.map((s) => s.name);
+      const leaders = await Promise.all(names.map((n) => isLeader(members.get(n)!.endpoint)));
+      assert.ok(leaders.includes(true), "a leader before the partition");
+      const isolatedName = names[isolate === "leader" ? leaders.indexOf(true) : leaders.indexOf(false)]!;
+      const isolated = members.get(isolatedName)!;
+      const isolatedId = await memberIdHex(isolated.endpoint);
+      const cutAt = performance.now();
+      isolateMember(proxies, isolatedName, isolatedId);
+      const majority = names.filter((n) => n !== isolatedName).map((n) => members.get(n)!.endpoint);
+      await waitFor(
+        async () => (await Promise.all(majority.map((e) => isLeader(e)))).some(Boolean),
+        15_000,
+        "the majority elects a leader",
+      );
+      await sleep(4000);
+      const healAt = performance.now();
+      for (const proxy of proxies.values()) proxy.heal();
 
-    // During the partition: nothing through the minority succeeded (an operation sent after the cut and
-    // answered before the heal), the majority went on committing.
-    const duringPartition = workload.history.filter((o) => o.invokedAt > cutAt && o.returnedAt < healAt && o.outcome === "ok");
-    const minorityOk = duringPartition.filter((o) => o.endpoint === isolated.endpoint);
-    assert.deepEqual(minorityOk.map((o) => `${o.kind} ${o.key}`), [], "no put committed and no linearizable read served by the isolated member");
-    const majorityPuts = duringPartition.filter((o) => o.kind === "put" && o.endpoint !== isolated.endpoint).length;
-    const majorityGets = duringPartition.filter((o) => o.kind === "get" && o.endpoint !== isolated.endpoint).length;
-    console.log(`partition of ${isolatedName} (the ${isolate}): majority committed ${majorityPuts} puts and served ${majorityGets} reads; the minority none`);
-    assert.ok(majorityPuts > 10, `the majority commits (${majorityPuts} puts)`);
-    assert.ok(majorityGets > 10, `the majority serves linearizable reads (${majorityGets})`);
+      // During the partition: nothing through the minority succeeded (an operation sent after the cut and
+      // answered before the heal), the majority went on committing.
+      const duringPartition = workload.history.filter((o) => o.invokedAt > cutAt && o.returnedAt < healAt && o.outcome === "ok");
+      const minorityOk = duringPartition.filter((o) => o.endpoint === isolated.endpoint);
+      assert.deepEqual(
+        minorityOk.map((o) => `${o.kind} ${o.key}`),
+        [],
+        "no put committed and no linearizable read served by the isolated member",
+      );
+      const majorityPuts = duringPartition.filter((o) => o.kind === "put" && o.endpoint !== isolated.endpoint).length;
+      const majorityGets = duringPartition.filter((o) => o.kind === "get" && o.endpoint !== isolated.endpoint).length;
+      console.log(
+        `partition of ${isolatedName} (the ${isolate}): majority committed ${majorityPuts} puts and served ${majorityGets} reads; the minority none`,
+      );
+      assert.ok(majorityPuts > 10, `the majority commits (${majorityPuts} puts)`);
+      assert.ok(majorityGets > 10, `the majority serves linearizable reads (${majorityGets})`);
 
-    // Healed: the isolated member rejoins and serves again.
-    const healed = performance.now();
-    await waitFor(() => healthy(isolated.endpoint), 20_000, "the isolated member is healthy again");
-    await waitFor(() => workload.history.some((o) => o.invokedAt > healed && o.outcome === "ok" && o.kind === "put" && o.endpoint === isolated.endpoint), 20_000, "puts through the formerly isolated member succeed");
-    await sleep(1500);
-    await workload.stop();
-    await checkOutcome(workload, endpoints);
-  });
+      // Healed: the isolated member rejoins and serves again.
+      const healed = performance.now();
+      await waitFor(() => healthy(isolated.endpoint), 20_000, "the isolated member is healthy again");
+      await waitFor(
+        () =>
+          workload.history.some((o) => o.invokedAt > healed && o.outcome === "ok" && o.kind === "put" && o.endpoint === isolated.endpoint),
+        20_000,
+        "puts through the formerly isolated member succeed",
+      );
+      await sleep(1500);
+      await workload.stop();
+      await checkOutcome(workload, endpoints);
+    },
+  );
 }
 
 test("the checker catches stale serializable reads from an isolated follower", { timeout: 90_000 }, async (t) => {
@@ -284,14 +323,20 @@ test("a learner added, started, promoted and a voter removed while writes go on"
   await sleep(1000);
 
   const n4 = specs[3]!;
-  const add = await retryWhileUnhealthy(() => etcdctlAsync(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]));
+  const add = await retryWhileUnhealthy(() =>
+    etcdctlAsync(n1!.endpoint, ["member", "add", n4.name, "--learner", `--peer-urls=http://127.0.0.1:${n4.peerPort}`]),
+  );
   assert.equal(add.code, 0, add.stderr);
   const learnerId = /Member\s+([0-9a-f]+) added to cluster/.exec(add.stdout)?.[1];
   assert.ok(learnerId !== undefined, `member add printed: ${add.stdout} ${add.stderr}`);
   const learner = await startClusterMember(specs, n4.name, { state: "existing", waitHealthy: false });
   members.set(n4.name, learner);
   await waitFor(async () => /"isLearner":true/.test(await endpointStatus(learner.endpoint)), 20_000, "the learner runs");
-  await waitFor(async () => (await etcdctlAsync(n2!.endpoint, ["member", "promote", learnerId])).code === 0, 30_000, "the learner promoted once in sync");
+  await waitFor(
+    async () => (await etcdctlAsync(n2!.endpoint, ["member", "promote", learnerId])).code === 0,
+    30_000,
+    "the learner promoted once in sync",
+  );
   assert.match((await etcdctlAsync(n1!.endpoint, ["member", "list"])).stdout, new RegExp(`${learnerId}, started, ${n4.name}, .*, false`));
   const promotedAt = performance.now();
   await waitFor(() => workload.acknowledgedSince(promotedAt) > 10, 15_000, "writes go on after the promotion");

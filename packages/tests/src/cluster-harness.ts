@@ -39,12 +39,24 @@ export interface ClientCredentials {
   invalidate(endpoint: string): void;
 }
 
-type Deadlined = (request: unknown, metadata: Metadata, options: { deadline: number }, callback: (error: ServiceError | null, response: unknown) => void) => void;
+type Deadlined = (
+  request: unknown,
+  metadata: Metadata,
+  options: { deadline: number },
+  callback: (error: ServiceError | null, response: unknown) => void,
+) => void;
 
-export function callWithDeadline<Res>(client: UnaryClient, method: string, request: unknown, metadata: Metadata = new Metadata()): Promise<Res> {
+export function callWithDeadline<Res>(
+  client: UnaryClient,
+  method: string,
+  request: unknown,
+  metadata: Metadata = new Metadata(),
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const fn = client[method] as unknown as Deadlined;
-    fn.call(client, request, metadata, { deadline: Date.now() + REQUEST_DEADLINE_MS }, (error, response) => (error ? reject(error) : resolve(response as Res)));
+    fn.call(client, request, metadata, { deadline: Date.now() + REQUEST_DEADLINE_MS }, (error, response) =>
+      error ? reject(error) : resolve(response as Res),
+    );
   });
 }
 
@@ -134,11 +146,21 @@ export class Workload {
       const invokedAt = performance.now();
       try {
         if (isPut) {
-          const r = await callWithDeadline<PutResponse>(kv, "Put", create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) }), metadata);
+          const r = await callWithDeadline<PutResponse>(
+            kv,
+            "Put",
+            create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) }),
+            metadata,
+          );
           this.history.push({ client, kind: "put", key, value, invokedAt, returnedAt: performance.now(), outcome: "ok", endpoint });
           this.acknowledged.push({ key, value, revision: r.header!.revision });
         } else {
-          const r = await callWithDeadline<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from(key), serializable: this.options.serializable === true }), metadata);
+          const r = await callWithDeadline<RangeResponse>(
+            kv,
+            "Range",
+            create(RangeRequestSchema, { key: Buffer.from(key), serializable: this.options.serializable === true }),
+            metadata,
+          );
           const read = r.kvs[0] === undefined ? null : Buffer.from(r.kvs[0].value).toString();
           this.history.push({ client, kind: "get", key, value: read, invokedAt, returnedAt: performance.now(), outcome: "ok", endpoint });
         }
@@ -146,7 +168,16 @@ export class Workload {
         const refusedToken = invalidToken(error as ServiceError);
         if (refusedToken) credentials?.invalidate(endpoint);
         const outcome = neverSent(error as ServiceError) || refusedToken ? "failed" : "ambiguous";
-        this.history.push({ client, kind: isPut ? "put" : "get", key, value: isPut ? value : null, invokedAt, returnedAt: performance.now(), outcome, endpoint });
+        this.history.push({
+          client,
+          kind: isPut ? "put" : "get",
+          key,
+          value: isPut ? value : null,
+          invokedAt,
+          returnedAt: performance.now(),
+          outcome,
+          endpoint,
+        });
         await sleep(50); // no leader or no quorum for a moment: clients back off, as etcd's do
       }
     }
@@ -171,7 +202,9 @@ export async function startCluster(
 ): Promise<Map<string, ServerProcess>> {
   const members = new Map<string, ServerProcess>();
   t.after(() => Promise.all([...members.values()].map((m) => m.kill())));
-  const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, engine: engineOf(s.name), extraArgs })));
+  const started = await Promise.all(
+    specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, engine: engineOf(s.name), extraArgs })),
+  );
   started.forEach((m, i) => members.set(specs[i]!.name, m));
   await waitFor(async () => (await Promise.all(started.map((m) => healthy(m.endpoint)))).every(Boolean), 30_000, "cluster healthy");
   return members;
@@ -183,7 +216,9 @@ export function checkHistory(workload: Workload, label = "history"): void {
   const ops = workload.history.length;
   const ambiguous = workload.history.filter((o) => o.outcome === "ambiguous").length;
   const failed = workload.history.filter((o) => o.outcome === "failed").length;
-  console.log(`${label}: ${ops} operations (${workload.acknowledged.length} acknowledged puts, ${ambiguous} ambiguous, ${failed} never sent); ${describeResult(result)}`);
+  console.log(
+    `${label}: ${ops} operations (${workload.acknowledged.length} acknowledged puts, ${ambiguous} ambiguous, ${failed} never sent); ${describeResult(result)}`,
+  );
   assert.equal(result.status, "ok", describeResult(result));
 }
 
@@ -203,7 +238,11 @@ export async function checkOutcome(workload: Workload, endpoints: readonly strin
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         for (let put = queue.pop(); put !== undefined; put = queue.pop()) {
-          const r = await callWithDeadline<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from(put.key), revision: put.revision, serializable: true }));
+          const r = await callWithDeadline<RangeResponse>(
+            kv,
+            "Range",
+            create(RangeRequestSchema, { key: Buffer.from(put.key), revision: put.revision, serializable: true }),
+          );
           const found = r.kvs[0];
           if (found === undefined || Buffer.from(found.value).toString() !== put.value || found.modRevision !== put.revision) {
             missing.push(`${put.key}=${put.value}@${put.revision}`);

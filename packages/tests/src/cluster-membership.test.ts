@@ -17,12 +17,19 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   const started = await Promise.all(initial.map((s) => startClusterMember(initial, s.name, { waitHealthy: false })));
   started.forEach((m, i) => members.set(initial[i]!.name, m));
   const e1 = started[0]!.endpoint;
-  await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  await waitFor(
+    () => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0),
+    30_000,
+    "cluster healthy",
+  );
   for (let i = 0; i < 20; i++) assert.equal(etcdctl(e1, ["put", `before/${i}`, `v${i}`]).code, 0);
 
   // etcd's errors
   assert.match(etcdctl(e1, ["member", "remove", "1234"]).stderr, /etcdserver: member not found/);
-  assert.match(etcdctl(e1, ["member", "add", "x", `--peer-urls=http://127.0.0.1:${initial[1]!.peerPort}`]).stderr, /etcdserver: Peer URLs already exists|etcdserver: unhealthy cluster/);
+  assert.match(
+    etcdctl(e1, ["member", "add", "x", `--peer-urls=http://127.0.0.1:${initial[1]!.peerPort}`]).stderr,
+    /etcdserver: Peer URLs already exists|etcdserver: unhealthy cluster/,
+  );
 
   // a fourth voter: added (retried while the peers' streams are younger than etcd's health interval)
   const n4 = specs[3]!;
@@ -41,20 +48,36 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
 
   // a learner: only one at a time, not promotable before it has the log
   const n5 = specs[4]!;
-  const addLearner = await retryWhileUnhealthy(() => etcdctl(e1, ["member", "add", n5.name, "--learner", `--peer-urls=http://127.0.0.1:${n5.peerPort}`]));
+  const addLearner = await retryWhileUnhealthy(() =>
+    etcdctl(e1, ["member", "add", n5.name, "--learner", `--peer-urls=http://127.0.0.1:${n5.peerPort}`]),
+  );
   assert.equal(addLearner.code, 0, addLearner.stderr);
   const n5Id = /Member\s+([0-9a-f]+) added to cluster/.exec(addLearner.stdout)![1]!;
-  assert.match(etcdctl(e1, ["member", "add", "other", "--learner", "--peer-urls=http://127.0.0.1:1"]).stderr, /etcdserver: too many learner members in cluster/);
-  assert.match(etcdctl(e1, ["member", "promote", n5Id]).stderr, /etcdserver: can only promote a learner member which is in sync with leader/);
+  assert.match(
+    etcdctl(e1, ["member", "add", "other", "--learner", "--peer-urls=http://127.0.0.1:1"]).stderr,
+    /etcdserver: too many learner members in cluster/,
+  );
+  assert.match(
+    etcdctl(e1, ["member", "promote", n5Id]).stderr,
+    /etcdserver: can only promote a learner member which is in sync with leader/,
+  );
   assert.match(etcdctl(e1, ["member", "promote", n4Id]).stderr, /etcdserver: can only promote a learner member/);
   const learner = await startClusterMember(specs, n5.name, { state: "existing", waitHealthy: false });
   members.set(n5.name, learner);
-  await waitFor(() => /"isLearner":true/.test(etcdctl(learner.endpoint, ["endpoint", "status", "-w", "json"]).stdout), 20_000, "the learner serves Status").catch((e: unknown) => {
+  await waitFor(
+    () => /"isLearner":true/.test(etcdctl(learner.endpoint, ["endpoint", "status", "-w", "json"]).stdout),
+    20_000,
+    "the learner serves Status",
+  ).catch((e: unknown) => {
     console.log(learner.log().slice(-3000), etcdctl(learner.endpoint, ["endpoint", "status", "-w", "json"]));
     throw e;
   });
   // a learner serves serializable reads and Status only, as etcd 3.4
-  await waitFor(() => etcdctl(learner.endpoint, ["get", "before/0", "--consistency=s", "--print-value-only"]).stdout === "v0\n", 20_000, "the learner has the data");
+  await waitFor(
+    () => etcdctl(learner.endpoint, ["get", "before/0", "--consistency=s", "--print-value-only"]).stdout === "v0\n",
+    20_000,
+    "the learner has the data",
+  );
   assert.match(etcdctl(learner.endpoint, ["put", "k", "v"]).stderr, /etcdserver: rpc not supported for learner/);
   assert.match(etcdctl(learner.endpoint, ["get", "before/0"]).stderr, /etcdserver: rpc not supported for learner/);
   // a promotion asked of a follower is forwarded to the leader
@@ -74,7 +97,10 @@ test("member add/remove/promote and move-leader on a running cluster", { timeout
   }
 
   // removals: the learner-turned-voter, then a voter that is not the leader; the removed member exits
-  for (const [name, id] of [[n5.name, n5Id], [initial[2]!.name, await memberIdHex(members.get(initial[2]!.name)!.endpoint)]] as const) {
+  for (const [name, id] of [
+    [n5.name, n5Id],
+    [initial[2]!.name, await memberIdHex(members.get(initial[2]!.name)!.endpoint)],
+  ] as const) {
     const removed = await retryWhileUnhealthy(() => etcdctl(fourth.endpoint, ["member", "remove", id]));
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, new RegExp(`Member\\s+${id} removed from cluster`));
@@ -103,7 +129,9 @@ function getCount(endpoint: string, prefix: string): number {
 }
 
 function memberLine(endpoint: string, id: string): string | undefined {
-  return etcdctl(endpoint, ["member", "list"]).stdout.split("\n").find((l) => l.startsWith(`${id},`));
+  return etcdctl(endpoint, ["member", "list"])
+    .stdout.split("\n")
+    .find((l) => l.startsWith(`${id},`));
 }
 
 export type { ClusterMemberSpec };

@@ -18,16 +18,27 @@ test("a 3-member cluster survives kill -9 of its leader with every acknowledged 
   const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
   const endpoints = started.map((m) => m.endpoint);
-  await waitFor(() => endpoints.every((e) => etcdctl(e, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  await waitFor(
+    () => endpoints.every((e) => etcdctl(e, ["endpoint", "health", "--command-timeout=2s"]).code === 0),
+    30_000,
+    "cluster healthy",
+  );
 
   // writes through any member are seen by all (linearizable reads)
   for (const [i, e] of endpoints.entries()) assert.equal(etcdctl(e, ["put", `via/${i}`, `v${i}`]).code, 0);
   for (const e of endpoints) assert.equal(etcdctl(e, ["get", "via/", "--prefix", "--print-value-only"]).stdout, "v0\nv1\nv2\n");
   const list = etcdctl(endpoints[0], ["member", "list"]).stdout.trim().split("\n");
   assert.equal(list.length, 3);
-  for (const s of specs) assert.ok(list.some((l) => l.includes(`, ${s.name}, `) && l.includes(`:${s.port}`)), `member list shows ${s.name} with its client URL`);
+  for (const s of specs)
+    assert.ok(
+      list.some((l) => l.includes(`, ${s.name}, `) && l.includes(`:${s.port}`)),
+      `member list shows ${s.name} with its client URL`,
+    );
 
-  const leaderName = findLeader(specs.map((s) => s.name), endpoints);
+  const leaderName = findLeader(
+    specs.map((s) => s.name),
+    endpoints,
+  );
   const leader = members.get(leaderName)!;
   const others = specs.filter((s) => s.name !== leaderName).map((s) => members.get(s.name)!);
 
@@ -67,7 +78,11 @@ test("a 3-member cluster survives kill -9 of its leader with every acknowledged 
   await waitFor(() => sameRevision(allEndpoints), 20_000, "every member at the same revision");
   for (const e of allEndpoints) {
     const kv = makeClient(services.KV, e);
-    const r = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("load/"), rangeEnd: Buffer.from("load0"), serializable: true }));
+    const r = await call<RangeResponse>(
+      kv,
+      "Range",
+      create(RangeRequestSchema, { key: Buffer.from("load/"), rangeEnd: Buffer.from("load0"), serializable: true }),
+    );
     kv.close();
     const found = new Map(r.kvs.map((x) => [Buffer.from(x.key).toString(), x.modRevision]));
     for (const [key, rev] of acknowledged) assert.equal(found.get(key), rev, `${key} on ${e}`);

@@ -15,15 +15,22 @@ export interface Step {
 export function normalize(text: string, server: ServerProcess, ids: { memberId: string; clusterId: string }): string {
   let out = text;
   const dec = (hex: string) => BigInt(`0x${hex}`).toString(10);
-  for (const [hex, tag] of [[ids.memberId, "<MEMBER_ID>"], [ids.clusterId, "<CLUSTER_ID>"]] as const) {
+  for (const [hex, tag] of [
+    [ids.memberId, "<MEMBER_ID>"],
+    [ids.clusterId, "<CLUSTER_ID>"],
+  ] as const) {
     if (hex === "") continue;
     out = out.split(dec(hex)).join(tag).split(hex).join(tag);
   }
   out = out
-    .split(String(server.port)).join("<PORT>")
-    .split(String(server.peerPort)).join("<PEER_PORT>")
+    .split(String(server.port))
+    .join("<PORT>")
+    .split(String(server.peerPort))
+    .join("<PEER_PORT>")
     // etcdctl's retry interceptor logs with timestamps and random IDs
-    .split("\n").filter((l) => !l.startsWith('{"level"')).join("\n")
+    .split("\n")
+    .filter((l) => !l.startsWith('{"level"'))
+    .join("\n")
     .replace(/"raft_term":\d+/g, '"raft_term":<T>')
     .replace(/"RaftTerm" : \d+/g, '"RaftTerm" : <T>')
     .replace(/"(raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+/g, '"$1":<N>')

@@ -22,7 +22,11 @@ for (const engine of ["sqlite", "lmdb"] as const) {
         const key = `crash/${w}/${seq++}`;
         const value = `v-${key}`;
         try {
-          const response = await call<PutResponse>(client, "Put", create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) }));
+          const response = await call<PutResponse>(
+            client,
+            "Put",
+            create(PutRequestSchema, { key: Buffer.from(key), value: Buffer.from(value) }),
+          );
           acknowledged.set(key, { value, revision: response.header!.revision });
         } catch {
           return; // the server died under us: this put was never acknowledged

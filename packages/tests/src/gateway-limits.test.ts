@@ -21,7 +21,11 @@ describe("gateway limits of the binary against etcd 3.4", () => {
     await Promise.all([ours?.stop(), theirs?.stop()]);
   });
 
-  const post = async (server: ServerProcess, path: string, body: string): Promise<{ status: number; body: string; connection: string | null }> => {
+  const post = async (
+    server: ServerProcess,
+    path: string,
+    body: string,
+  ): Promise<{ status: number; body: string; connection: string | null }> => {
     const response = await fetch(`http://${server.endpoint}${path}`, { method: "POST", body, signal: AbortSignal.timeout(60_000) });
     return { status: response.status, body: await response.text(), connection: response.headers.get("connection") };
   };
@@ -74,7 +78,8 @@ describe("gateway limits of the binary against etcd 3.4", () => {
   });
 
   test("/metrics shows what the gateway holds: a watch open through it is one call and one stream, and none once it leaves", async () => {
-    const scrape = async (): Promise<string> => (await fetch(`http://${ours.endpoint}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const scrape = async (): Promise<string> =>
+      (await fetch(`http://${ours.endpoint}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const value = (text: string, name: string): number => {
       const line = text.split("\n").find((l) => l.startsWith(`${name} `));
       assert.ok(line !== undefined, `${name} missing from /metrics`);
@@ -96,9 +101,16 @@ describe("gateway limits of the binary against etcd 3.4", () => {
     }
     // etcd's watch stays open after the request body ends.
     const watching = new AbortController();
-    const watch = await fetch(`http://${ours.endpoint}/v3/watch`, { method: "POST", body: '{"create_request":{"key":"YQ=="}}', signal: watching.signal });
+    const watch = await fetch(`http://${ours.endpoint}/v3/watch`, {
+      method: "POST",
+      body: '{"create_request":{"key":"YQ=="}}',
+      signal: watching.signal,
+    });
     assert.equal(watch.status, 200);
-    await waitFor("a watch call and stream", (text) => value(text, "etcd_ts_gateway_calls") === 1 && value(text, "etcd_ts_gateway_streams") === 1);
+    await waitFor(
+      "a watch call and stream",
+      (text) => value(text, "etcd_ts_gateway_calls") === 1 && value(text, "etcd_ts_gateway_streams") === 1,
+    );
     watching.abort();
     await waitFor("the watch to end", (text) => value(text, "etcd_ts_gateway_calls") === 0 && value(text, "etcd_ts_gateway_streams") === 0);
   });

@@ -5,7 +5,8 @@ import { credentials, makeGenericClientConstructor, type Client, type ServiceErr
 import type { DescService } from "@bufbuild/protobuf";
 
 /** A thin promise-based grpc-js client over the generated descriptors, for tests that speak the wire API directly. */
-export type UnaryClient = Client & Record<string, (request: unknown, callback: (error: ServiceError | null, response: unknown) => void) => void>;
+export type UnaryClient = Client &
+  Record<string, (request: unknown, callback: (error: ServiceError | null, response: unknown) => void) => void>;
 
 export function makeClient(service: DescService, endpoint: string): UnaryClient {
   const Ctor = makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
@@ -36,7 +37,11 @@ export async function assertAcknowledgedPresent(
   acknowledged: ReadonlyMap<string, { value: string; revision: bigint }>,
   when: string,
 ): Promise<RangeResponse> {
-  const all = await call<RangeResponse>(reader, "Range", create(RangeRequestSchema, { key: Buffer.from(key), rangeEnd: Buffer.from(rangeEnd) }));
+  const all = await call<RangeResponse>(
+    reader,
+    "Range",
+    create(RangeRequestSchema, { key: Buffer.from(key), rangeEnd: Buffer.from(rangeEnd) }),
+  );
   const found = new Map(all.kvs.map((kv) => [Buffer.from(kv.key).toString(), kv]));
   let missing = 0;
   for (const [k, ack] of acknowledged) {

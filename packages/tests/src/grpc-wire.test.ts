@@ -31,7 +31,10 @@ describe("gRPC wire API", () => {
 
   const bytes = (s: string) => Buffer.from(s);
   const rejects = async (p: Promise<unknown>, code: number, message: string) => {
-    const error = (await p.then(() => assert.fail("expected an error"), (e: unknown) => e)) as ServiceError;
+    const error = (await p.then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => e,
+    )) as ServiceError;
     assert.equal(error.code, code, `code of: ${error.details}`);
     assert.equal(error.details, message);
   };
@@ -55,14 +58,31 @@ describe("gRPC wire API", () => {
   });
 
   test("etcd's errors: empty key, too many ops, duplicate key, oversize request", async () => {
-    await rejects(call(kv, "Put", create(PutRequestSchema, { value: bytes("v") })), status.INVALID_ARGUMENT, "etcdserver: key is not provided");
+    await rejects(
+      call(kv, "Put", create(PutRequestSchema, { value: bytes("v") })),
+      status.INVALID_ARGUMENT,
+      "etcdserver: key is not provided",
+    );
     await rejects(call(kv, "Range", create(RangeRequestSchema, {})), status.INVALID_ARGUMENT, "etcdserver: key is not provided");
-    const put = (k: string) => create(RequestOpSchema, { request: { case: "requestPut", value: create(PutRequestSchema, { key: bytes(k), value: bytes("v") }) } });
+    const put = (k: string) =>
+      create(RequestOpSchema, { request: { case: "requestPut", value: create(PutRequestSchema, { key: bytes(k), value: bytes("v") }) } });
     const many = Array.from({ length: 129 }, (_, i) => put(`op${i}`));
-    await rejects(call(kv, "Txn", create(TxnRequestSchema, { success: many })), status.INVALID_ARGUMENT, "etcdserver: too many operations in txn request");
-    await rejects(call(kv, "Txn", create(TxnRequestSchema, { success: [put("d"), put("d")] })), status.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request");
+    await rejects(
+      call(kv, "Txn", create(TxnRequestSchema, { success: many })),
+      status.INVALID_ARGUMENT,
+      "etcdserver: too many operations in txn request",
+    );
+    await rejects(
+      call(kv, "Txn", create(TxnRequestSchema, { success: [put("d"), put("d")] })),
+      status.INVALID_ARGUMENT,
+      "etcdserver: duplicate key given in txn request",
+    );
     const big = Buffer.alloc(1.6 * 1024 * 1024, 0x61);
-    await rejects(call(kv, "Put", create(PutRequestSchema, { key: bytes("big"), value: big })), status.INVALID_ARGUMENT, "etcdserver: request is too large");
+    await rejects(
+      call(kv, "Put", create(PutRequestSchema, { key: bytes("big"), value: big })),
+      status.INVALID_ARGUMENT,
+      "etcdserver: request is too large",
+    );
     // nothing of the rejected requests was written
     const r = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: bytes("big") }));
     assert.equal(r.kvs.length, 0);
@@ -72,9 +92,17 @@ describe("gRPC wire API", () => {
     await call(kv, "Put", create(PutRequestSchema, { key: bytes("c"), value: bytes("1") }));
     const p2 = await call<PutResponse>(kv, "Put", create(PutRequestSchema, { key: bytes("c"), value: bytes("2") }));
     const rev = p2.header!.revision;
-    await rejects(call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev + 100n })), status.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision");
+    await rejects(
+      call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev + 100n })),
+      status.OUT_OF_RANGE,
+      "etcdserver: mvcc: required revision is a future revision",
+    );
     await call(kv, "Compact", create(CompactionRequestSchema, { revision: rev, physical: true }));
-    await rejects(call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev - 1n })), status.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted");
+    await rejects(
+      call(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev - 1n })),
+      status.OUT_OF_RANGE,
+      "etcdserver: mvcc: required revision has been compacted",
+    );
     const at = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: bytes("c"), revision: rev }));
     assert.equal(Buffer.from(at.kvs[0]!.value).toString(), "2");
   });

@@ -124,7 +124,8 @@ describe("one member", () => {
     assert.equal(delta(putStarted), 1);
     assert.equal(delta(putHandled), 1);
     // A future revision is OutOfRange, counted under its code as grpc-prometheus does.
-    const outOfRange = 'grpc_server_handled_total{grpc_code="OutOfRange",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}';
+    const outOfRange =
+      'grpc_server_handled_total{grpc_code="OutOfRange",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}';
     assert.equal(value(after, outOfRange) - (before.samples.get(outOfRange) ?? 0), 1);
     assert.ok(value(after, "etcd_mvcc_db_total_size_in_bytes") >= value(after, "etcd_mvcc_db_total_size_in_use_in_bytes"));
   });

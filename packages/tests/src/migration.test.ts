@@ -14,7 +14,12 @@ test("a snapshot of etcd seeds a new etcd-ts member, and a snapshot of etcd-ts r
   const dir = tempDir("migration");
   const real = await startRealEtcd();
   t.after(() => real.stop());
-  for (const [k, v] of [["m/a", "1"], ["m/b", "2"], ["m/a", "3"]] as const) assert.equal(etcdctl(real.endpoint, ["put", k, v]).code, 0);
+  for (const [k, v] of [
+    ["m/a", "1"],
+    ["m/b", "2"],
+    ["m/a", "3"],
+  ] as const)
+    assert.equal(etcdctl(real.endpoint, ["put", k, v]).code, 0);
   assert.equal(etcdctl(real.endpoint, ["del", "m/b"]).code, 0);
   const fromEtcd = join(dir, "from-etcd.db");
   assert.equal(etcdctl(real.endpoint, ["snapshot", "save", fromEtcd]).code, 0);
@@ -35,7 +40,10 @@ test("a snapshot of etcd seeds a new etcd-ts member, and a snapshot of etcd-ts r
   const status = etcdctl(ours.endpoint, ["snapshot", "status", fromOurs, "-w", "json"]);
   assert.equal(status.code, 0, status.stderr);
   const restoredDir = join(dir, "restored");
-  const restore = spawnSync("etcdctl", ["snapshot", "restore", fromOurs, "--data-dir", restoredDir], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+  const restore = spawnSync("etcdctl", ["snapshot", "restore", fromOurs, "--data-dir", restoredDir], {
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+  });
   assert.equal(restore.status, 0, restore.stderr);
   const back = await startRealEtcd({ dataDir: restoredDir, name: "default" });
   t.after(() => back.stop());

@@ -28,19 +28,32 @@ function memberArgs(name: string, dataDir: string, port: number, peerPort: numbe
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   return [
-    "--name", name,
-    "--data-dir", dataDir,
-    "--listen-client-urls", client,
-    "--advertise-client-urls", client,
-    "--listen-peer-urls", peer,
-    "--initial-advertise-peer-urls", peer,
-    "--initial-cluster", `${name}=${peer}`,
-    "--initial-cluster-token", token,
-    "--initial-cluster-state", "new",
+    "--name",
+    name,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `${name}=${peer}`,
+    "--initial-cluster-token",
+    token,
+    "--initial-cluster-state",
+    "new",
   ];
 }
 
-async function launch(args: string[], meta: { port: number; peerPort: number; dataDir: string }, waitUntilHealthy = true): Promise<ServerProcess> {
+async function launch(
+  args: string[],
+  meta: { port: number; peerPort: number; dataDir: string },
+  waitUntilHealthy = true,
+): Promise<ServerProcess> {
   const server = spawnMember(process.execPath, args, meta);
   if (waitUntilHealthy) await waitHealthy(server, "etcd-ts");
   return server;
@@ -54,8 +67,10 @@ export async function startEtcdTs(options: StartOptions = {}): Promise<ServerPro
   const args = [
     SERVER_MAIN,
     ...memberArgs(options.name ?? "e2e", dataDir, port, peerPort, options.token ?? "e2e"),
-    "--storage-engine", options.engine ?? "sqlite",
-    "--log-level", "warn",
+    "--storage-engine",
+    options.engine ?? "sqlite",
+    "--log-level",
+    "warn",
     ...(options.extraArgs ?? []),
   ];
   return launch(args, { port, peerPort, dataDir });
@@ -77,7 +92,8 @@ export interface ClusterMemberSpec {
 export async function clusterSpecs(n: number): Promise<ClusterMemberSpec[]> {
   const base = tempDir("cluster");
   const specs: ClusterMemberSpec[] = [];
-  for (let i = 1; i <= n; i++) specs.push({ name: `n${i}`, port: await freePort(), peerPort: await freePort(), dataDir: join(base, `n${i}`) });
+  for (let i = 1; i <= n; i++)
+    specs.push({ name: `n${i}`, port: await freePort(), peerPort: await freePort(), dataDir: join(base, `n${i}`) });
   return specs;
 }
 
@@ -93,17 +109,28 @@ export async function startClusterMember(
   const advertisedPeer = `http://127.0.0.1:${spec.advertisedPeerPort ?? spec.peerPort}`;
   const args = [
     SERVER_MAIN,
-    "--name", spec.name,
-    "--data-dir", spec.dataDir,
-    "--listen-client-urls", client,
-    "--advertise-client-urls", client,
-    "--listen-peer-urls", peer,
-    "--initial-advertise-peer-urls", advertisedPeer,
-    "--initial-cluster", specs.map((s) => `${s.name}=http://127.0.0.1:${s.advertisedPeerPort ?? s.peerPort}`).join(","),
-    "--initial-cluster-token", "e2e-cluster",
-    "--initial-cluster-state", options.state ?? "new",
-    "--storage-engine", options.engine ?? "sqlite",
-    "--log-level", "warn",
+    "--name",
+    spec.name,
+    "--data-dir",
+    spec.dataDir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    advertisedPeer,
+    "--initial-cluster",
+    specs.map((s) => `${s.name}=http://127.0.0.1:${s.advertisedPeerPort ?? s.peerPort}`).join(","),
+    "--initial-cluster-token",
+    "e2e-cluster",
+    "--initial-cluster-state",
+    options.state ?? "new",
+    "--storage-engine",
+    options.engine ?? "sqlite",
+    "--log-level",
+    "warn",
     ...(options.extraArgs ?? []),
   ];
   return launch(args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir }, options.waitHealthy ?? true);

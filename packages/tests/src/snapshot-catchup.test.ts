@@ -24,7 +24,11 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   const extraArgs = ["--snapshot-count", SNAPSHOT_COUNT, "--log-level", "info"];
   const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
-  await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  await waitFor(
+    () => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0),
+    30_000,
+    "cluster healthy",
+  );
   assert.equal(etcdctl(started[0]!.endpoint, ["put", "early", "1"]).code, 0);
 
   const lagging = specs[2]!;
@@ -55,8 +59,14 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
 
   const restarted = await startClusterMember(specs, lagging.name, { waitHealthy: false, extraArgs });
   members.set(lagging.name, restarted);
-  await waitFor(() => etcdctl(restarted.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0, 60_000, "the lagging member is healthy");
-  await waitFor(() => /installed a database snapshot from the leader/.test(restarted.log()), 5000, "the snapshot install logged").catch(() => undefined);
+  await waitFor(
+    () => etcdctl(restarted.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0,
+    60_000,
+    "the lagging member is healthy",
+  );
+  await waitFor(() => /installed a database snapshot from the leader/.test(restarted.log()), 5000, "the snapshot install logged").catch(
+    () => undefined,
+  );
   if (!/installed a database snapshot from the leader/.test(restarted.log())) {
     for (const [name, m] of members) console.log(`--- ${name} pid ${m.child.pid} exit ${m.child.exitCode}\n${m.log().slice(-1500)}`);
   }
@@ -64,12 +74,18 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   await waitFor(() => sameRevision([...members.values()].map((m) => m.endpoint)), 30_000, "every member at the same revision");
 
   const kv = makeClient(services.KV, restarted.endpoint);
-  const r = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("bulk/"), rangeEnd: Buffer.from("bulk0"), serializable: true, countOnly: true }));
+  const r = await call<RangeResponse>(
+    kv,
+    "Range",
+    create(RangeRequestSchema, { key: Buffer.from("bulk/"), rangeEnd: Buffer.from("bulk0"), serializable: true, countOnly: true }),
+  );
   const early = await call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("early"), serializable: true }));
   kv.close();
   assert.equal(Number(r.count), KEYS);
   assert.equal(early.kvs.length, 1);
-  const hashes = [...members.values()].map((m) => /"hash":(\d+)/.exec(etcdctl(m.endpoint, ["endpoint", "hashkv", "-w", "json"]).stdout)?.[1]);
+  const hashes = [...members.values()].map(
+    (m) => /"hash":(\d+)/.exec(etcdctl(m.endpoint, ["endpoint", "hashkv", "-w", "json"]).stdout)?.[1],
+  );
   assert.ok(hashes[0] !== undefined);
   assert.deepEqual(hashes, [hashes[0], hashes[0], hashes[0]], "HashKV equal on every member");
   // Maintenance.Hash covers every bucket (membership, leases, auth, alarms): equal too.
@@ -84,7 +100,11 @@ test("a lagging member catches up by snapshot", { timeout: 180_000 }, async (t) 
   assert.deepEqual(backendHashes, [backendHashes[0], backendHashes[0], backendHashes[0]], "Hash equal on every member");
   // and it keeps following the log
   assert.equal(etcdctl(started[1]!.endpoint, ["put", "after", "x"]).code, 0);
-  await waitFor(() => etcdctl(restarted.endpoint, ["get", "after", "--consistency=s", "--print-value-only"]).stdout === "x\n", 10_000, "a later write reaches the member");
+  await waitFor(
+    () => etcdctl(restarted.endpoint, ["get", "after", "--consistency=s", "--print-value-only"]).stdout === "x\n",
+    10_000,
+    "a later write reaches the member",
+  );
 });
 
 /**
@@ -104,7 +124,11 @@ test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 
   const extraArgs = ["--snapshot-count", SNAPSHOT_COUNT, "--log-level", "info"];
   const started = await Promise.all(specs.map((s) => startClusterMember(specs, s.name, { waitHealthy: false, extraArgs })));
   started.forEach((m, i) => members.set(specs[i]!.name, m));
-  await waitFor(() => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0), 30_000, "cluster healthy");
+  await waitFor(
+    () => started.every((m) => etcdctl(m.endpoint, ["endpoint", "health", "--command-timeout=2s"]).code === 0),
+    30_000,
+    "cluster healthy",
+  );
   const leaderIndex = (await Promise.all(started.map((m) => isLeader(m.endpoint)))).indexOf(true);
   const frozen = started[(leaderIndex + 1) % 3]!;
   const writeTo = started[leaderIndex]!;
@@ -144,4 +168,3 @@ test("a watch on a member that installs a snapshot resumes", { timeout: 180_000 
   await waitFor(() => seen.includes("after"), 20_000, "the watch resumed on the new store");
   assert.equal(watch.exitCode, null, "etcdctl watch is still running");
 });
-

@@ -1,6 +1,16 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { etcdctl, etcdctlTlsArgs, freePort, spawnMember, tempDir, waitHealthy, type CommandResult, type EtcdctlTls, type MemberProcess } from "@etcd-ts/test-support";
+import {
+  etcdctl,
+  etcdctlTlsArgs,
+  freePort,
+  spawnMember,
+  tempDir,
+  waitHealthy,
+  type CommandResult,
+  type EtcdctlTls,
+  type MemberProcess,
+} from "@etcd-ts/test-support";
 import { SERVER_MAIN } from "./processes.js";
 
 /**
@@ -27,7 +37,14 @@ export async function tlsMemberSpecs(n: number, schemes: { client: "http" | "htt
   const base = tempDir("tls");
   const specs: TlsMemberSpec[] = [];
   for (let i = 1; i <= n; i++) {
-    specs.push({ name: `t${i}`, port: await freePort(), peerPort: await freePort(), dataDir: join(base, `t${i}`), clientScheme: schemes.client, peerScheme: schemes.peer });
+    specs.push({
+      name: `t${i}`,
+      port: await freePort(),
+      peerPort: await freePort(),
+      dataDir: join(base, `t${i}`),
+      clientScheme: schemes.client,
+      peerScheme: schemes.peer,
+    });
   }
   return specs;
 }
@@ -39,19 +56,34 @@ export function launchTlsMember(specs: readonly TlsMemberSpec[], name: string, e
   const peerUrl = `${spec.peerScheme}://127.0.0.1:${spec.peerPort}`;
   const args = [
     SERVER_MAIN,
-    "--name", spec.name,
-    "--data-dir", spec.dataDir,
-    "--listen-client-urls", clientUrl,
-    "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", peerUrl,
-    "--initial-advertise-peer-urls", peerUrl,
-    "--initial-cluster", specs.map((s) => `${s.name}=${s.peerScheme}://127.0.0.1:${s.peerPort}`).join(","),
-    "--initial-cluster-token", "tls-e2e",
-    "--initial-cluster-state", "new",
-    "--log-level", "warn",
+    "--name",
+    spec.name,
+    "--data-dir",
+    spec.dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    specs.map((s) => `${s.name}=${s.peerScheme}://127.0.0.1:${s.peerPort}`).join(","),
+    "--initial-cluster-token",
+    "tls-e2e",
+    "--initial-cluster-state",
+    "new",
+    "--log-level",
+    "warn",
     ...extraArgs,
   ];
-  const member = spawnMember(process.execPath, args, { port: spec.port, peerPort: spec.peerPort, dataDir: spec.dataDir, clientScheme: spec.clientScheme });
+  const member = spawnMember(process.execPath, args, {
+    port: spec.port,
+    peerPort: spec.peerPort,
+    dataDir: spec.dataDir,
+    clientScheme: spec.clientScheme,
+  });
   const exited = new Promise<number | null>((resolve) => member.child.once("exit", (code) => resolve(code)));
   return { ...member, spec, exited };
 }
@@ -71,7 +103,11 @@ export function curlTls(url: string, flags: EtcdctlTls, extra: readonly string[]
   const r = spawnSync(
     "curl",
     [
-      "-s", "-w", "\n%{http_code}", "--max-time", "10",
+      "-s",
+      "-w",
+      "\n%{http_code}",
+      "--max-time",
+      "10",
       ...(flags.cacert !== undefined ? ["--cacert", flags.cacert] : []),
       ...(flags.cert !== undefined ? ["--cert", flags.cert] : []),
       ...(flags.key !== undefined ? ["--key", flags.key] : []),

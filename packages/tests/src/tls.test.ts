@@ -23,7 +23,9 @@ before(() => {
 /** Watches `key` with etcdctl until `count` events arrived (or 15 s passed); resolves with its output. */
 function watchEvents(endpoint: string, flags: EtcdctlTls, key: string, ready: () => void): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn("etcdctl", ["--endpoints", endpoint, ...etcdctlTlsArgs(flags), "watch", key], { env: { ...process.env, ETCDCTL_API: "3" } });
+    const child = spawn("etcdctl", ["--endpoints", endpoint, ...etcdctlTlsArgs(flags), "watch", key], {
+      env: { ...process.env, ETCDCTL_API: "3" },
+    });
     let out = "";
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (c: string) => {
@@ -46,7 +48,15 @@ describe("client TLS with --client-cert-auth", () => {
   before(async () => {
     const specs = await tlsMemberSpecs(1, { client: "https", peer: "http" });
     flags = { cacert: certs.ca, cert: certs.clientCert, key: certs.clientKey };
-    member = launchTlsMember(specs, "t1", ["--cert-file", certs.serverCert, "--key-file", certs.serverKey, "--trusted-ca-file", certs.ca, "--client-cert-auth"]);
+    member = launchTlsMember(specs, "t1", [
+      "--cert-file",
+      certs.serverCert,
+      "--key-file",
+      certs.serverKey,
+      "--trusted-ca-file",
+      certs.ca,
+      "--client-cert-auth",
+    ]);
     await waitTlsHealthy(member, flags);
   });
   after(() => member?.stop());
@@ -66,14 +76,23 @@ describe("client TLS with --client-cert-auth", () => {
   test("a client without a certificate, or with one from another CA, is refused", () => {
     const noCert = etcdctlTls(member.clientUrl, { cacert: certs.ca }, ["get", "foo", "--command-timeout=2s"]);
     assert.notEqual(noCert.code, 0);
-    const stranger = etcdctlTls(member.clientUrl, { cacert: certs.ca, cert: certs.strangerCert, key: certs.strangerKey }, ["get", "foo", "--command-timeout=2s"]);
+    const stranger = etcdctlTls(member.clientUrl, { cacert: certs.ca, cert: certs.strangerCert, key: certs.strangerKey }, [
+      "get",
+      "foo",
+      "--command-timeout=2s",
+    ]);
     assert.notEqual(stranger.code, 0);
     const curl = curlTls(`${member.clientUrl}/health`, { cacert: certs.ca });
     assert.notEqual(curl.code, 0, "curl without a client certificate must fail the handshake");
   });
 
   test("the JSON gateway and the HTTP routes answer over https", () => {
-    let r = curlTls(`${member.clientUrl}/v3/kv/put`, flags, ["-X", "POST", "-d", JSON.stringify({ key: base64("gw"), value: base64("yes") })]);
+    let r = curlTls(`${member.clientUrl}/v3/kv/put`, flags, [
+      "-X",
+      "POST",
+      "-d",
+      JSON.stringify({ key: base64("gw"), value: base64("yes") }),
+    ]);
     assert.equal(r.status, 200, r.body);
     r = curlTls(`${member.clientUrl}/v3/kv/range`, flags, ["-X", "POST", "-d", JSON.stringify({ key: base64("gw") })]);
     assert.equal(r.status, 200, r.body);
@@ -126,7 +145,10 @@ describe("start errors", () => {
     const member = launchTlsMember(specs, "t1", []);
     t.after(() => member.stop());
     assert.equal(await member.exited, 1);
-    assert.match(member.log(), /TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127\.0\.0\.1:\d+ with HTTPS scheme/);
+    assert.match(
+      member.log(),
+      /TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127\.0\.0\.1:\d+ with HTTPS scheme/,
+    );
   });
 
   test("a key that does not belong to the certificate is refused", async (t) => {
@@ -156,8 +178,20 @@ describe("a 3-member cluster on https peer URLs", () => {
     specs = await tlsMemberSpecs(4, { client: "https", peer: "https" });
     flags = { cacert: certs.ca, cert: certs.clientCert, key: certs.clientKey };
     tlsArgs = [
-      "--cert-file", certs.serverCert, "--key-file", certs.serverKey, "--trusted-ca-file", certs.ca, "--client-cert-auth",
-      "--peer-cert-file", certs.serverCert, "--peer-key-file", certs.serverKey, "--peer-trusted-ca-file", certs.ca, "--peer-client-cert-auth",
+      "--cert-file",
+      certs.serverCert,
+      "--key-file",
+      certs.serverKey,
+      "--trusted-ca-file",
+      certs.ca,
+      "--client-cert-auth",
+      "--peer-cert-file",
+      certs.serverCert,
+      "--peer-key-file",
+      certs.serverKey,
+      "--peer-trusted-ca-file",
+      certs.ca,
+      "--peer-client-cert-auth",
     ];
     const initial = specs.slice(0, 3);
     for (const spec of initial) members.push(launchTlsMember(initial, spec.name, tlsArgs));
@@ -190,7 +224,10 @@ describe("a 3-member cluster on https peer URLs", () => {
       const r = etcdctlTls(member.clientUrl, flags, ["lease", "keep-alive", "--once", id]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`lease ${id} keepalived with TTL\\(\\d+\\)`));
-      assert.match(etcdctlTls(member.clientUrl, flags, ["lease", "timetolive", id]).stdout, new RegExp(`lease ${id} granted with TTL\\(60s\\)`));
+      assert.match(
+        etcdctlTls(member.clientUrl, flags, ["lease", "timetolive", id]).stdout,
+        new RegExp(`lease ${id} granted with TTL\\(60s\\)`),
+      );
     }
   });
 

@@ -78,7 +78,11 @@ describe("watch creates refused by auth: cancel reasons as etcd 3.4 gives them",
           clearTimeout(timer);
           reject(e);
         });
-        stream.write(create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: create(WatchCreateRequestSchema, { key: Buffer.from(key) }) } }));
+        stream.write(
+          create(WatchRequestSchema, {
+            requestUnion: { case: "createRequest", value: create(WatchCreateRequestSchema, { key: Buffer.from(key) }) },
+          }),
+        );
       });
     } finally {
       stream.cancel();

@@ -38,7 +38,8 @@ describe("Watch and Lease over grpc-js", () => {
     await server?.stop();
   });
 
-  const put = (k: string, v: string) => call<PutResponse>(kv, "Put", create(PutRequestSchema, { key: Buffer.from(k), value: Buffer.from(v) }));
+  const put = (k: string, v: string) =>
+    call<PutResponse>(kv, "Put", create(PutRequestSchema, { key: Buffer.from(k), value: Buffer.from(v) }));
 
   function openWatch(): { stream: ClientDuplexStream<unknown, WatchResponse>; next: () => Promise<WatchResponse>; close: () => void } {
     const Ctor = makeGenericClientConstructor(grpcServiceDefinition(Watch), "Watch");
@@ -68,7 +69,14 @@ describe("Watch and Lease over grpc-js", () => {
           resolve(x);
         });
       });
-    return { stream, next, close: () => { stream.cancel(); client.close(); } };
+    return {
+      stream,
+      next,
+      close: () => {
+        stream.cancel();
+        client.close();
+      },
+    };
   }
 
   const createReq = (init: Record<string, unknown>) =>
@@ -93,12 +101,17 @@ describe("Watch and Lease over grpc-js", () => {
       assert.equal(dup.cancelReason, "mvcc: duplicate watch ID provided on the WatchStream");
       const p = await put("multi/a", "1");
       const got = [await w.next(), await w.next()].sort((x, y) => Number(x.watchId - y.watchId));
-      assert.deepEqual(got.map((r) => r.watchId), [0n, 42n]);
+      assert.deepEqual(
+        got.map((r) => r.watchId),
+        [0n, 42n],
+      );
       for (const r of got) {
         assert.equal(r.header!.revision, p.header!.revision);
         assert.equal(Buffer.from(r.events[0]!.kv!.value).toString(), "1");
       }
-      w.stream.write(create(WatchRequestSchema, { requestUnion: { case: "cancelRequest", value: create(WatchCancelRequestSchema, { watchId: 0n }) } }));
+      w.stream.write(
+        create(WatchRequestSchema, { requestUnion: { case: "cancelRequest", value: create(WatchCancelRequestSchema, { watchId: 0n }) } }),
+      );
       const canceled = await w.next();
       assert.equal(canceled.canceled, true);
       assert.equal(canceled.watchId, 0n);
@@ -116,7 +129,9 @@ describe("Watch and Lease over grpc-js", () => {
       w.stream.write(createReq({ key: Buffer.from("progress/k") }));
       await w.next();
       const p = await put("other", "x");
-      w.stream.write(create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: create(WatchProgressRequestSchema, {}) } }));
+      w.stream.write(
+        create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: create(WatchProgressRequestSchema, {}) } }),
+      );
       const r = await w.next();
       assert.equal(r.watchId, -1n);
       assert.equal(r.events.length, 0);
@@ -135,7 +150,11 @@ describe("Watch and Lease over grpc-js", () => {
     try {
       w.stream.write(createReq({ key: Buffer.from("frag/"), rangeEnd: Buffer.from("frag0"), fragment: true, prevKv: true }));
       await w.next();
-      const del = await call<PutResponse>(kv, "DeleteRange", create(DeleteRangeRequestSchema, { key: Buffer.from("frag/"), rangeEnd: Buffer.from("frag0") }));
+      const del = await call<PutResponse>(
+        kv,
+        "DeleteRange",
+        create(DeleteRangeRequestSchema, { key: Buffer.from("frag/"), rangeEnd: Buffer.from("frag0") }),
+      );
       const parts: WatchResponse[] = [];
       let events = 0;
       while (events < 200) {
@@ -145,7 +164,10 @@ describe("Watch and Lease over grpc-js", () => {
       }
       assert.equal(events, 200);
       assert.ok(parts.length >= 2, `expected fragments, got ${parts.length} response(s)`);
-      assert.deepEqual(parts.map((r) => r.fragment), [...parts.slice(1).map(() => true), false]);
+      assert.deepEqual(
+        parts.map((r) => r.fragment),
+        [...parts.slice(1).map(() => true), false],
+      );
       for (const r of parts) assert.equal(r.header!.revision, del.header!.revision);
     } finally {
       w.close();
@@ -159,9 +181,16 @@ describe("Watch and Lease over grpc-js", () => {
       assert.equal(g.ID, 0x1234n);
       assert.equal(g.TTL, 30n);
       await call(kv, "Put", create(PutRequestSchema, { key: Buffer.from("leased"), value: Buffer.from("v"), lease: 0x1234n }));
-      const ttl = await call<LeaseTimeToLiveResponse>(lease, "LeaseTimeToLive", create(LeaseTimeToLiveRequestSchema, { ID: 0x1234n, keys: true }));
+      const ttl = await call<LeaseTimeToLiveResponse>(
+        lease,
+        "LeaseTimeToLive",
+        create(LeaseTimeToLiveRequestSchema, { ID: 0x1234n, keys: true }),
+      );
       assert.equal(ttl.grantedTTL, 30n);
-      assert.deepEqual(ttl.keys.map((k) => Buffer.from(k).toString()), ["leased"]);
+      assert.deepEqual(
+        ttl.keys.map((k) => Buffer.from(k).toString()),
+        ["leased"],
+      );
       const Ctor = makeGenericClientConstructor(grpcServiceDefinition(Lease), "Lease");
       const raw = new Ctor(server.endpoint, credentials.createInsecure()) as unknown as {
         LeaseKeepAlive: () => ClientDuplexStream<unknown, LeaseKeepAliveResponse>;

@@ -2,16 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import {
-  isRaftError,
-  EntryType,
-  RawNode,
-  StateType,
-  decodeConfChange,
-  type ConfState,
-  type Entry,
-  type Snapshot,
-} from "@etcd-ts/raft";
+import { isRaftError, EntryType, RawNode, StateType, decodeConfChange, type ConfState, type Entry, type Snapshot } from "@etcd-ts/raft";
 import { DiskRaftStorage } from "./disk-raft-storage.js";
 import { isWalError } from "./errors.js";
 import { Snapshotter, snapshotFileName } from "./snapshotter.js";

@@ -60,5 +60,9 @@ export function isWalError(e: unknown, code?: WalErrorCode): e is WalError {
 export function ioFailure(what: string, file: string, cause: unknown, consequence = ""): WalError {
   const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new WalError("Failed", `${what} failed: ${reason}${consequence}`, { file, cause, errno: typeof errno === "string" ? errno : undefined });
+  return new WalError("Failed", `${what} failed: ${reason}${consequence}`, {
+    file,
+    cause,
+    errno: typeof errno === "string" ? errno : undefined,
+  });
 }

@@ -97,10 +97,26 @@ function reseal(segments: Buffer[]): void {
 const mutation = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), file: fc.nat(), at: fc.nat(), value: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ kind: fc.constant("truncate" as const), file: fc.nat(), at: fc.nat() }),
-  fc.record({ kind: fc.constant("overwrite" as const), file: fc.nat(), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }),
+  fc.record({
+    kind: fc.constant("overwrite" as const),
+    file: fc.nat(),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }),
+  }),
   fc.record({ kind: fc.constant("recordType" as const), file: fc.nat(), record: fc.nat(), value: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant("recordLength" as const), file: fc.nat(), record: fc.nat(), value: fc.oneof(fc.nat(64), fc.constantFrom(0xffffffff, 0x7fffffff, 256 * 1024 * 1024, 256 * 1024 * 1024 + 1)) }),
-  fc.record({ kind: fc.constant("recordPayload" as const), file: fc.nat(), record: fc.nat(), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+  fc.record({
+    kind: fc.constant("recordLength" as const),
+    file: fc.nat(),
+    record: fc.nat(),
+    value: fc.oneof(fc.nat(64), fc.constantFrom(0xffffffff, 0x7fffffff, 256 * 1024 * 1024, 256 * 1024 * 1024 + 1)),
+  }),
+  fc.record({
+    kind: fc.constant("recordPayload" as const),
+    file: fc.nat(),
+    record: fc.nat(),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+  }),
   fc.record({ kind: fc.constant("dropRecord" as const), file: fc.nat(), record: fc.nat() }),
   fc.record({ kind: fc.constant("duplicateRecord" as const), file: fc.nat(), record: fc.nat() }),
   fc.record({ kind: fc.constant("swapRecords" as const), file: fc.nat(), record: fc.nat(), other: fc.nat() }),
@@ -209,7 +225,12 @@ async function writeTree(dir: string, files: Files): Promise<void> {
 /** A raft directory as the server leaves it: several segments, hard states, entries, snapshots. */
 async function buildRaftDir(dir: string): Promise<void> {
   const confState = { voters: [1n], learners: [] };
-  const storage = await DiskRaftStorage.open(dir, { segmentSize: 4096, preallocate: false, confState, metadata: new TextEncoder().encode("fuzz") });
+  const storage = await DiskRaftStorage.open(dir, {
+    segmentSize: 4096,
+    preallocate: false,
+    confState,
+    metadata: new TextEncoder().encode("fuzz"),
+  });
   for (let first = 1; first <= 20; first += 5) {
     await storage.persist({ hardState: { term: 1, vote: 1n, commit: first + 4 }, entries: makeEntries(first, 5, 1, 150) });
   }
@@ -238,7 +259,10 @@ describe("fuzzing the raft directory readers", () => {
     await buildRaftDir(join(root, "base"));
     base = await readTree(join(root, "base"));
     assert.ok([...base.keys()].filter((k) => k.endsWith(".wal")).length >= 3, "several segments");
-    assert.ok([...base.keys()].some((k) => k.endsWith(".snap")), "a snapshot file");
+    assert.ok(
+      [...base.keys()].some((k) => k.endsWith(".snap")),
+      "a snapshot file",
+    );
     await buildFreshRaftDir(join(root, "fresh"));
     fresh = await readTree(join(root, "fresh"));
   });
@@ -250,7 +274,13 @@ describe("fuzzing the raft directory readers", () => {
   const count = (outcome: string) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
   const report = (t: { diagnostic(message: string): void }) => {
     const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
-    t.diagnostic(`${total} cases: ${[...outcomes].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${v} ${k}`).join("; ")}`);
+    t.diagnostic(
+      `${total} cases: ${[...outcomes]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 12)
+        .map(([k, v]) => `${v} ${k}`)
+        .join("; ")}`,
+    );
     outcomes.clear();
   };
 
@@ -293,7 +323,12 @@ describe("fuzzing the raft directory readers", () => {
       } catch (e) {
         assertTyped(e);
         const error = e as Error & { code?: string };
-        count(`${error.code ?? error.name}: ${error.message.replace(/ \(.*$/, "").replace(/\d+/g, "N").slice(0, 60)}`);
+        count(
+          `${error.code ?? error.name}: ${error.message
+            .replace(/ \(.*$/, "")
+            .replace(/\d+/g, "N")
+            .slice(0, 60)}`,
+        );
         return false;
       }
     } finally {
@@ -311,7 +346,10 @@ describe("fuzzing the raft directory readers", () => {
     const records = frames(fresh.get(segment)!);
     const marker = records.findIndex((f) => fresh.get(segment)![f.start + 4] === RecordType.SnapshotMarker);
     const damaged = mutate(fresh, [{ kind: "dropRecord", file: [...fresh.keys()].sort().indexOf(segment), record: marker }], true);
-    await assert.rejects(Wal.open(join(await written(damaged), "wal"), { preallocate: false }), (e) => isWalError(e, "Corrupt") && /no snapshot marker/.test(e.message));
+    await assert.rejects(
+      Wal.open(join(await written(damaged), "wal"), { preallocate: false }),
+      (e) => isWalError(e, "Corrupt") && /no snapshot marker/.test(e.message),
+    );
   });
 
   it("byte damage is refused with a typed error or repaired", { timeout: 600_000 }, async (t) => {

@@ -111,8 +111,7 @@ export function encodeRecords(chain: number, records: readonly RecordSpec[]): { 
 
 /** Result of checking one frame at `off`: a record, or why it is not one. */
 export type FrameCheck =
-  | { ok: true; type: RecordType; payloadStart: number; end: number; chain: number }
-  | { ok: false; reason: string; regionEnd: number };
+  { ok: true; type: RecordType; payloadStart: number; end: number; chain: number } | { ok: false; reason: string; regionEnd: number };
 
 /**
  * Checks the frame at `off`. `chain` is the previous record's checksum (ignored for a segment header,

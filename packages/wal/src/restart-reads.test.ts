@@ -26,7 +26,8 @@ it("a restart reads each WAL segment once", async () => {
   const original = fsPromises.open;
   const reads = new Map<string, number>();
   fsPromises.open = ((path: Parameters<typeof original>[0], flags?: Parameters<typeof original>[1], ...rest: unknown[]) => {
-    if (typeof path === "string" && path.endsWith(".wal") && (flags === undefined || flags === "r")) reads.set(path, (reads.get(path) ?? 0) + 1);
+    if (typeof path === "string" && path.endsWith(".wal") && (flags === undefined || flags === "r"))
+      reads.set(path, (reads.get(path) ?? 0) + 1);
     return (original as (...args: unknown[]) => unknown)(path, flags, ...rest);
   }) as typeof original;
   syncBuiltinESMExports();
@@ -39,7 +40,11 @@ it("a restart reads each WAL segment once", async () => {
   syncBuiltinESMExports();
   try {
     assert.ok(reads.size >= 2, `the log spans several segments (read ${reads.size})`);
-    assert.deepEqual([...reads].filter(([, n]) => n !== 1), [], "each segment read once");
+    assert.deepEqual(
+      [...reads].filter(([, n]) => n !== 1),
+      [],
+      "each segment read once",
+    );
     assert.equal(reopened.snapshot().metadata.index, 300);
     assert.equal(reopened.lastIndex(), 600);
     assert.equal(reopened.firstIndex(), 301);
@@ -72,6 +77,9 @@ it("a restart holds the written part of a preallocated segment, not all of it", 
   }
   const again = await DiskRaftStorage.open(dir, { segmentSize });
   assert.equal(again.lastIndex(), 101);
-  assert.deepEqual(again.entries(100, 102, Infinity).map((e) => e.index), [100, 101]);
+  assert.deepEqual(
+    again.entries(100, 102, Infinity).map((e) => e.index),
+    [100, 101],
+  );
   await again.close();
 });

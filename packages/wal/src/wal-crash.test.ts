@@ -190,7 +190,10 @@ describe("Wal crash safety", () => {
       assert.ok((await stat(join(dir, name))).size >= segmentSize, name);
     }
     await wal.close();
-    assert.deepEqual((await readdir(dir)).filter((n) => !n.endsWith(".wal")), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => !n.endsWith(".wal")),
+      [],
+    );
     const r = await Wal.open(dir, { segmentSize });
     assert.equal(r.entries.length, 200);
     assert.equal(r.repaired, undefined);
@@ -217,7 +220,11 @@ describe("Wal crash safety", () => {
       flipped[at] = flipped[at]! ^ 0x10;
       await writeFile(join(dir, name), flipped);
       const before = await dirHash(dir);
-      await assert.rejects(Wal.open(dir), isCorrupt(name, (off) => off === start), `flip at ${at}`);
+      await assert.rejects(
+        Wal.open(dir),
+        isCorrupt(name, (off) => off === start),
+        `flip at ${at}`,
+      );
       assert.equal(await dirHash(dir), before, "nothing modified");
     }
   });

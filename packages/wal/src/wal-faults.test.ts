@@ -98,13 +98,19 @@ describe("Wal disk faults", () => {
       assert.equal(ops.callsAfterFault, 0);
 
       const r = await Wal.open(dir, { segmentSize: SEGMENT });
-      assert.deepEqual(r.entries.map((e) => e.index), [1, 2, 3]);
+      assert.deepEqual(
+        r.entries.map((e) => e.index),
+        [1, 2, 3],
+      );
       assert.ok(r.repaired !== undefined, "the torn record was cut off");
       assertPrefix(r.entries, 3);
       r.wal.save(undefined, makeEntries(4, 1));
       await r.wal.sync();
       await r.wal.close();
-      assert.deepEqual((await Wal.open(dir, { segmentSize: SEGMENT })).entries.map((e) => e.index), [1, 2, 3, 4]);
+      assert.deepEqual(
+        (await Wal.open(dir, { segmentSize: SEGMENT })).entries.map((e) => e.index),
+        [1, 2, 3, 4],
+      );
     });
   }
 
@@ -172,7 +178,10 @@ describe("Wal disk faults", () => {
 
   it("ENOSPC while creating a new WAL (preallocating its first segment) names the segment and errno", async () => {
     ops.writeFault = { code: "ENOSPC" };
-    await assert.rejects(Wal.create(dir, META, { segmentSize: SEGMENT, fileOps: ops }), failedWith("ENOSPC", /creating the first WAL segment failed/));
+    await assert.rejects(
+      Wal.create(dir, META, { segmentSize: SEGMENT, fileOps: ops }),
+      failedWith("ENOSPC", /creating the first WAL segment failed/),
+    );
     assert.equal(await Wal.exists(dir), false, "no segment was left behind");
   });
 

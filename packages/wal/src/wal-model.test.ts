@@ -87,7 +87,8 @@ describe("Wal against a model", () => {
           const start = overwrite ? low + rand(model.last - low + 1) : model.last + 1;
           const count = 1 + rand(6);
           const ents: Entry[] = [];
-          for (let i = 0; i < count; i++) ents.push({ term, index: start + i, type: EntryType.Normal, data: entryData(start + i, 1 + rand(120)) });
+          for (let i = 0; i < count; i++)
+            ents.push({ term, index: start + i, type: EntryType.Normal, data: entryData(start + i, 1 + rand(120)) });
           const last = start + count - 1;
           const hs = rand(2) === 0 ? { term, vote: 1n, commit: Math.min(last, model.hardState.commit + rand(count + 2)) } : undefined;
           wal.save(hs, ents);
@@ -137,7 +138,10 @@ describe("Wal against a model", () => {
       assert.deepEqual(final.entries.map(key), model.after(model.marker.index).map(key));
       for (const e of final.entries) assert.deepEqual(Buffer.from(e.data), Buffer.from(entryData(e.index, e.data.length)));
       assert.ok(reopens > 5);
-      assert.ok(done.overwrites > 0 && done.compactionMarkers > 0 && done.leaderSnapshots > 0 && done.releasedSegments > 0, JSON.stringify(done));
+      assert.ok(
+        done.overwrites > 0 && done.compactionMarkers > 0 && done.leaderSnapshots > 0 && done.releasedSegments > 0,
+        JSON.stringify(done),
+      );
       assert.ok(final.wal.segmentNames().length < 40, `segments were released: ${final.wal.segmentNames().length}`);
       await final.wal.close();
     });

@@ -131,7 +131,10 @@ describe("Wal", () => {
     await wal.close();
     let r = await Wal.open(dir, OPTS);
     assert.deepEqual(r.snapshotMarker, { index: 20, term: 1 });
-    assert.deepEqual(indexes(r.entries), makeEntries(21, 10).map((e) => e.index));
+    assert.deepEqual(
+      indexes(r.entries),
+      makeEntries(21, 10).map((e) => e.index),
+    );
     await r.wal.close();
     assert.deepEqual(await Wal.readSnapshotMarkers(dir), [
       { index: 0, term: 0 },
@@ -212,7 +215,10 @@ describe("Wal", () => {
     const wal = await Wal.create(dir, META, OPTS);
     assert.equal(await Wal.exists(dir), true);
     await wal.close();
-    assert.throws(() => wal.save(undefined, makeEntries(1, 1)), (e) => isWalError(e, "Closed"));
+    assert.throws(
+      () => wal.save(undefined, makeEntries(1, 1)),
+      (e) => isWalError(e, "Closed"),
+    );
   });
 
   it("removes temp files of an interrupted segment roll or preallocation on open", async () => {

@@ -246,7 +246,8 @@ export class Wal {
     let fh: FileHandle | undefined;
     try {
       const contents = await readWal(dir);
-      const at = options.at ?? (options.chooseAt ? await options.chooseAt(contents.markers) : contents.markers[contents.markers.length - 1]!);
+      const at =
+        options.at ?? (options.chooseAt ? await options.chooseAt(contents.markers) : contents.markers[contents.markers.length - 1]!);
       const entries = contents.entriesAfter(at);
       const { tail } = contents;
       fh = await open(tail.file, "r+");

@@ -52,10 +52,11 @@ describe("IntervalTree", () => {
         const point = rand(600);
         const got: number[] = [];
         tree.stab(k(point), (v) => got.push(v));
-        const want = [...model.values()]
-          .filter((i) => i.start <= point && (i.end === null || point < i.end))
-          .map((i) => i.id);
-        assert.deepEqual(got.sort((a, b) => a - b), want.sort((a, b) => a - b));
+        const want = [...model.values()].filter((i) => i.start <= point && (i.end === null || point < i.end)).map((i) => i.id);
+        assert.deepEqual(
+          got.sort((a, b) => a - b),
+          want.sort((a, b) => a - b),
+        );
       }
       assert.equal(tree.size, model.size);
     }

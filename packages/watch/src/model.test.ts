@@ -132,9 +132,7 @@ describe("model: random writes, watches, cancels and a stalling reader", () => {
       const history = kv.history(1, kv.currentRevision()).events;
       let compared = 0;
       for (const w of watches.values()) {
-        const want = history
-          .filter((e) => Number(e.kv!.modRevision) >= w.from && inRange(w, dec(e.kv!.key)))
-          .map((e) => describeEvent(e));
+        const want = history.filter((e) => Number(e.kv!.modRevision) >= w.from && inRange(w, dec(e.kv!.key))).map((e) => describeEvent(e));
         if (w.canceled) assert.deepEqual(w.got, want.slice(0, w.got.length));
         else assert.deepEqual(w.got, want);
         if (want.length > 0) compared++;

@@ -70,9 +70,13 @@ describe("scale: 10,000 watchers and a stalled reader", () => {
     });
     for (const s of healthy) for (const r of s.takeAll()) healthyEvents += r.events.length;
 
-    if (process.env.WATCH_SCALE_LOG) console.log({ baselineMs, loadMs, healthyEvents, stats: store.stats(), historyReads: kv.historyReads });
+    if (process.env.WATCH_SCALE_LOG)
+      console.log({ baselineMs, loadMs, healthyEvents, stats: store.stats(), historyReads: kv.historyReads });
     // Writes: the per-write cost does not grow with the number of watchers (generous bound for CI noise).
-    assert.ok(loadMs < baselineMs * 8 + 500, `10,000 writes took ${loadMs.toFixed(0)} ms with 10,000 watchers, ${baselineMs.toFixed(0)} ms without`);
+    assert.ok(
+      loadMs < baselineMs * 8 + 500,
+      `10,000 writes took ${loadMs.toFixed(0)} ms with 10,000 watchers, ${baselineMs.toFixed(0)} ms without`,
+    );
     // Memory: the stalled stream holds at most its bound; its watchers wait as victims holding no events,
     // and nothing re-read history for them while the reader stalled.
     assert.ok(maxStalledPending <= 128, `stalled stream held ${maxStalledPending} responses`);
@@ -107,7 +111,10 @@ describe("scale: 10,000 watchers and a stalled reader", () => {
     // Each single-key watcher: exactly its key's events.
     for (let i = 0; i < 499; i++) {
       const k = key(i * 17);
-      assert.deepEqual(byId.get(BigInt(i + 1)) ?? [], everything.filter((e) => e.split(/[ =@]/)[1] === k));
+      assert.deepEqual(
+        byId.get(BigInt(i + 1)) ?? [],
+        everything.filter((e) => e.split(/[ =@]/)[1] === k),
+      );
     }
   });
 });

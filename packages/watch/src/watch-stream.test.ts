@@ -44,8 +44,7 @@ function createRequest(init: CreateInit): WatchRequest {
 const cancelRequest = (watchId: number): WatchRequest =>
   create(WatchRequestSchema, { requestUnion: { case: "cancelRequest", value: { watchId: BigInt(watchId) } } });
 
-const progressRequest = (): WatchRequest =>
-  create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: {} } });
+const progressRequest = (): WatchRequest => create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: {} } });
 
 function setup(options: Partial<Omit<WatchStreamOptions, "store" | "scheduler">> = {}) {
   const kv = new MemoryWatchableKV();
@@ -362,6 +361,12 @@ describe("WatchStream: fragment", () => {
     stream.handle(createRequest({ key: "k", fragment: true }));
     kv.put("k", "y".repeat(500));
     const responses = stream.takeAll();
-    assert.deepEqual(responses.map((r) => [r.events.length, r.fragment]), [[0, false], [1, false]]);
+    assert.deepEqual(
+      responses.map((r) => [r.events.length, r.fragment]),
+      [
+        [0, false],
+        [1, false],
+      ],
+    );
   });
 });

@@ -72,7 +72,10 @@ describe("WatchableStore: live (synced) watchers", () => {
 
   it("refuses an empty range (key >= range end)", () => {
     const { watch } = setup();
-    assert.throws(() => watch("b", { end: "a" }), (e: unknown) => isWatchError(e, "EmptyRange"));
+    assert.throws(
+      () => watch("b", { end: "a" }),
+      (e: unknown) => isWatchError(e, "EmptyRange"),
+    );
     assert.throws(() => watch("b", { end: "b" }), /mvcc: watcher range is empty/);
   });
 
@@ -86,8 +89,14 @@ describe("WatchableStore: live (synced) watchers", () => {
       t.put("k", "2");
       t.delete("k");
     });
-    assert.deepEqual(noPut.received.map((r) => r.events.map(describeEvent)), [["DELETE k@3"], ["DELETE k@4"]]);
-    assert.deepEqual(noDelete.received.map((r) => r.events.map(describeEvent)), [["PUT k=1@2"], ["PUT k=2@4"]]);
+    assert.deepEqual(
+      noPut.received.map((r) => r.events.map(describeEvent)),
+      [["DELETE k@3"], ["DELETE k@4"]],
+    );
+    assert.deepEqual(
+      noDelete.received.map((r) => r.events.map(describeEvent)),
+      [["PUT k=1@2"], ["PUT k=2@4"]],
+    );
   });
 
   it("sends prevKv only to watchers that asked for it, without changing shared events", () => {
@@ -219,7 +228,10 @@ describe("WatchableStore: catching up from history", () => {
     scheduler.advance(100); // the timer's run and the immediate follow-ups
     assert.equal(store.stats().unsynced, 0);
     const revs = consumer.events().map((e) => Number(e.split("@")[1]));
-    assert.deepEqual(revs, Array.from({ length: 95 }, (_, i) => i + 2));
+    assert.deepEqual(
+      revs,
+      Array.from({ length: 95 }, (_, i) => i + 2),
+    );
   });
 
   it("keeps a large transaction whole even past the per-run event bound", () => {
@@ -281,7 +293,11 @@ describe("WatchableStore: victims (slow consumers)", () => {
     const a = watch("a", { consumer: slow });
     watch("b", { consumer: slow });
     const fast = watch("a").consumer;
-    for (let i = 0; i < 10; i++) kv.txn((t) => { t.put("a", String(i)); t.put("b", String(i)); });
+    for (let i = 0; i < 10; i++)
+      kv.txn((t) => {
+        t.put("a", String(i));
+        t.put("b", String(i));
+      });
     assert.equal(slow.held, 2);
     assert.equal(a.watcher.state, "victim");
     assert.deepEqual(store.stats(), { synced: 1, unsynced: 0, victims: 2 });
@@ -319,7 +335,10 @@ describe("WatchableStore: victims (slow consumers)", () => {
     store.progress(behind.watcher);
     store.progress(live.watcher);
     assert.equal(behind.consumer.received.length, 0);
-    assert.deepEqual(live.consumer.received.map((r) => [r.events.length, r.revision]), [[0, 2]]);
+    assert.deepEqual(
+      live.consumer.received.map((r) => [r.events.length, r.revision]),
+      [[0, 2]],
+    );
     scheduler.advance(100);
   });
 

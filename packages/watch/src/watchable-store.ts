@@ -135,14 +135,7 @@ export class WatchableStore {
     if (range === undefined) throw new WatchError("EmptyRange", "mvcc: watcher range is empty");
     const cur = this.observedRev;
     const start = options.startRevision;
-    const watcher = new Watcher(
-      options.id,
-      range,
-      start,
-      options.filters ?? {},
-      options.prevKv === true,
-      options.consumer,
-    );
+    const watcher = new Watcher(options.id, range, start, options.filters ?? {}, options.prevKv === true, options.consumer);
     if (start === 0 || start > cur) {
       watcher.minRev = Math.max(cur + 1, start);
       watcher.state = "synced";

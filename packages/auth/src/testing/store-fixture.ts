@@ -44,12 +44,14 @@ export interface StoreFixture {
   addUser(name: string, password: string, roles?: string[]): Promise<void>;
 }
 
-export async function openStoreFixture(options: {
-  backend?: Backend;
-  tokenProvider?: TokenProvider;
-  clock?: ManualClock;
-  bcryptCost?: number;
-} = {}): Promise<StoreFixture> {
+export async function openStoreFixture(
+  options: {
+    backend?: Backend;
+    tokenProvider?: TokenProvider;
+    clock?: ManualClock;
+    bcryptCost?: number;
+  } = {},
+): Promise<StoreFixture> {
   const backend = options.backend ?? openMemoryBackend();
   const clock = options.clock ?? new ManualClock();
   const store = await AuthStore.open(backend, {

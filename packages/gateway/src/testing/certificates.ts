@@ -26,7 +26,23 @@ export function makeCertificates(): TestCertificates {
   const issue = (name: string, subject: string, extensions: string): void => {
     writeFileSync(join(dir, `${name}.ext`), extensions);
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-    run("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", `${name}.crt`, "-extfile", `${name}.ext`);
+    run(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-out",
+      `${name}.crt`,
+      "-extfile",
+      `${name}.ext`,
+    );
   };
   issue("server", "/O=etcd-ts", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
   issue("root", "/CN=root", "extendedKeyUsage=clientAuth\n");

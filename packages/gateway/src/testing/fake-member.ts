@@ -56,7 +56,9 @@ export async function startFakeMember(options: { floodWatch?: FloodOptions; maxR
     server.addService(grpcServiceDefinition(service), implementation);
   }
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(error),
+    ),
   );
   return {
     target: `127.0.0.1:${port}`,

@@ -119,7 +119,12 @@ export function websocketSession(
         ...extraHeaders,
       };
       const method = extraHeaders["X-Test-Method"] ?? "GET";
-      const lines = [`${method} ${path} HTTP/1.1`, ...Object.entries(headers).filter(([k]) => k !== "X-Test-Method").map(([k, v]) => `${k}: ${v}`)];
+      const lines = [
+        `${method} ${path} HTTP/1.1`,
+        ...Object.entries(headers)
+          .filter(([k]) => k !== "X-Test-Method")
+          .map(([k, v]) => `${k}: ${v}`),
+      ];
       socket.write(`${lines.join("\r\n")}\r\n\r\n`);
     });
     socket.on("data", (chunk: Buffer) => {

@@ -73,7 +73,10 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
         const isVoter = cs.voters.includes(target);
         let type: ConfChangeType;
         if (isVoter) type = cs.voters.length > 2 && c.rand.intn(2) === 0 ? ConfChangeType.RemoveNode : ConfChangeType.AddLearnerNode;
-        else type = cs.learners.includes(target) ? ConfChangeType.AddNode : pick(c.rand, [ConfChangeType.AddNode, ConfChangeType.AddLearnerNode]);
+        else
+          type = cs.learners.includes(target)
+            ? ConfChangeType.AddNode
+            : pick(c.rand, [ConfChangeType.AddNode, ConfChangeType.AddLearnerNode]);
         if (!(type === ConfChangeType.AddLearnerNode && isVoter && cs.voters.length <= 2)) {
           c.proposeConfChange(lead.id, { type, nodeId: target, context: new Uint8Array() });
         }
@@ -116,14 +119,23 @@ export function runSeed(seed: number): { applied: number; reads: number; leaders
   }
   if (!done) {
     const lp = c.leader()?.raw?.raft.trk;
-    const prs = lp ? [...lp.progress].map(([id, pr]) => `${id}:${pr.toString()} active=${pr.recentActive} probeSent=${pr.probeSent}`).join("; ") : "";
-    const state = prs + "\n" + [...c.nodes.values()]
-      .map((n) => `${n.id}: ${n.raw ? `${StateType[n.raw.raft.state]} term ${n.raw.raft.term} lead ${n.raw.raft.lead} commit ${n.raw.raft.raftLog.committed} last ${n.raw.raft.raftLog.lastIndex()}` : "down"} applied ${n.appliedIndex} conf [${n.confState.voters.join(",")}] [${n.confState.learners.join(",")}]`)
-      .join("\n");
-    c.fail(`liveness: no leader committed a new proposal on every member within 400 rounds after healing (target ${JSON.stringify(target)})\n${state}`);
+    const prs = lp
+      ? [...lp.progress].map(([id, pr]) => `${id}:${pr.toString()} active=${pr.recentActive} probeSent=${pr.probeSent}`).join("; ")
+      : "";
+    const state =
+      prs +
+      "\n" +
+      [...c.nodes.values()]
+        .map(
+          (n) =>
+            `${n.id}: ${n.raw ? `${StateType[n.raw.raft.state]} term ${n.raw.raft.term} lead ${n.raw.raft.lead} commit ${n.raw.raft.raftLog.committed} last ${n.raw.raft.raftLog.lastIndex()}` : "down"} applied ${n.appliedIndex} conf [${n.confState.voters.join(",")}] [${n.confState.learners.join(",")}]`,
+        )
+        .join("\n");
+    c.fail(
+      `liveness: no leader committed a new proposal on every member within 400 rounds after healing (target ${JSON.stringify(target)})\n${state}`,
+    );
   }
   // Enough of the final state to tell two runs apart: per node its applied index, state digest and term.
   const fingerprint = [...c.nodes.values()].map((n) => `${n.id}:${n.appliedIndex}:${n.digest}:${n.raw?.raft.term}`).join(" ");
   return { applied: c.proposalsApplied, reads: c.readsServed, leaders: leaders.size, fingerprint };
 }
-

@@ -123,7 +123,8 @@ export function runScenario(file: string, text: string): { commands: number; exp
         case "add":
         case "add-learner":
         case "remove": {
-          const type = cmd === "add" ? ConfChangeType.AddNode : cmd === "add-learner" ? ConfChangeType.AddLearnerNode : ConfChangeType.RemoveNode;
+          const type =
+            cmd === "add" ? ConfChangeType.AddNode : cmd === "add-learner" ? ConfChangeType.AddLearnerNode : ConfChangeType.RemoveNode;
           const ok = cluster().proposeConfChange(id(args[0]), { type, nodeId: id(args[1]), context: new Uint8Array() });
           check(ok, "the membership change was dropped");
           break;
@@ -178,13 +179,18 @@ function describe(c: SimCluster): string {
     const r = n.raw?.raft;
     lines.push(
       r
-        ? `node ${n.id}: ${StateType[r.state]} term ${r.term} vote ${r.vote} commit ${r.raftLog.committed} log [${r.raftLog.allEntries().map((e) => e.term).join(" ")}] applied ${n.appliedIndex}`
+        ? `node ${n.id}: ${StateType[r.state]} term ${r.term} vote ${r.vote} commit ${r.raftLog.committed} log [${r.raftLog
+            .allEntries()
+            .map((e) => e.term)
+            .join(" ")}] applied ${n.appliedIndex}`
         : `node ${n.id}: down`,
     );
   }
   c.network.forEach((f, i) => {
     const m = f.m;
-    lines.push(`  msg ${i}: ${MessageType[m.type]} ${m.from}->${m.to} term ${m.term} index ${m.index} logTerm ${m.logTerm} entries ${m.entries.length} commit ${m.commit}${m.reject ? " reject" : ""}`);
+    lines.push(
+      `  msg ${i}: ${MessageType[m.type]} ${m.from}->${m.to} term ${m.term} index ${m.index} logTerm ${m.logTerm} entries ${m.entries.length} commit ${m.commit}${m.reject ? " reject" : ""}`,
+    );
   });
   return lines.join("\n");
 }
@@ -225,7 +231,10 @@ function runExpect(c: SimCluster, args: string[], check: (ok: boolean, why: stri
     }
     case "log": {
       const log = raft(rest[0]).raftLog;
-      const got = log.allEntries().map((e) => e.term).join(" ");
+      const got = log
+        .allEntries()
+        .map((e) => e.term)
+        .join(" ");
       check(got === rest.slice(1).join(" "), `log terms from index ${log.firstIndex()} are [${got}]`);
       return;
     }

@@ -390,7 +390,9 @@ export class SimCluster {
       const ctx = new TextDecoder().decode(rs.requestCtx);
       const floor = this.pendingReads.get(ctx);
       if (floor !== undefined && rs.index < floor) {
-        this.fail(`linearizability: read ${ctx} at node ${n.id} got index ${rs.index} < ${floor}, an index applied before the read started`);
+        this.fail(
+          `linearizability: read ${ctx} at node ${n.id} got index ${rs.index} < ${floor}, an index applied before the read started`,
+        );
       }
       n.reads.set(ctx, rs.index);
       this.readsServed++;
@@ -439,7 +441,9 @@ export class SimCluster {
     if (e.type === EntryType.ConfChange) {
       const cc = decodeConfChange(e.data);
       n.confState = n.raw!.applyConfChange(cc);
-      this.log(`node ${n.id} applied conf change ${cc.type}:${cc.nodeId} -> voters [${n.confState.voters.join(",")}] learners [${n.confState.learners.join(",")}]`);
+      this.log(
+        `node ${n.id} applied conf change ${cc.type}:${cc.nodeId} -> voters [${n.confState.voters.join(",")}] learners [${n.confState.learners.join(",")}]`,
+      );
     } else if (e.data.length > 0) {
       n.appliedData.push(new TextDecoder().decode(e.data));
       this.proposalsApplied++;

@@ -1,7 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { AlarmRequestSchema, AlarmRequest_AlarmAction, AlarmType, InternalRaftRequestSchema, RequestHeaderSchema, RpcError, type InternalRaftRequest } from "@etcd-ts/api";
+import {
+  AlarmRequestSchema,
+  AlarmRequest_AlarmAction,
+  AlarmType,
+  InternalRaftRequestSchema,
+  RequestHeaderSchema,
+  RpcError,
+  type InternalRaftRequest,
+} from "@etcd-ts/api";
 import { openMvccStore } from "@etcd-ts/mvcc";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { boltSnapshotStream } from "@etcd-ts/snapshot";
@@ -12,14 +20,28 @@ import type { ApplyResult } from "./types.js";
 
 const put = (key: string, value: string): InternalRaftRequest["request"] => ({
   case: "put",
-  value: { $typeName: "etcdserverpb.PutRequest", key: Buffer.from(key), value: Buffer.from(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+  value: {
+    $typeName: "etcdserverpb.PutRequest",
+    key: Buffer.from(key),
+    value: Buffer.from(value),
+    lease: 0n,
+    prevKv: false,
+    ignoreValue: false,
+    ignoreLease: false,
+  },
 });
 const alarm = (action: AlarmRequest_AlarmAction): InternalRaftRequest["request"] => ({
   case: "alarm",
   value: { $typeName: "etcdserverpb.AlarmRequest", action, memberID: 5n, alarm: AlarmType.NOSPACE },
 });
-const entry = (index: number, request: InternalRaftRequest["request"]) => ({ index, request: create(InternalRaftRequestSchema, { ID: BigInt(index), request }) });
-const ok: ApplyResult = { ok: true, response: { $typeName: "etcdserverpb.PutResponse" } as unknown as Extract<ApplyResult, { ok: true }>["response"] };
+const entry = (index: number, request: InternalRaftRequest["request"]) => ({
+  index,
+  request: create(InternalRaftRequestSchema, { ID: BigInt(index), request }),
+});
+const ok: ApplyResult = {
+  ok: true,
+  response: { $typeName: "etcdserverpb.PutResponse" } as unknown as Extract<ApplyResult, { ok: true }>["response"],
+};
 
 test("quota costs are etcd's: 256 + key + value per put, 64 per lease grant, 0 otherwise", () => {
   assert.equal(quotaCost(put("k", "vv")), 259);
@@ -51,7 +73,10 @@ function alarmApplier(quotaBytes = 1 << 30) {
   return { alarms, apply, kinds, keys };
 }
 
-const byRoot = (e: ReturnType<typeof entry>) => ({ ...e, request: { ...e.request, header: create(RequestHeaderSchema, { username: "root", authRevision: 1n }) } });
+const byRoot = (e: ReturnType<typeof entry>) => ({
+  ...e,
+  request: { ...e.request, header: create(RequestHeaderSchema, { username: "root", authRevision: 1n }) },
+});
 
 test("within one batch, puts after a NOSPACE activation are refused and puts after its disarm pass", () => {
   const { apply, kinds, keys } = alarmApplier();
@@ -59,7 +84,10 @@ test("within one batch, puts after a NOSPACE activation are refused and puts aft
     entry(1, put("a", "1")),
     byRoot(entry(2, alarm(AlarmRequest_AlarmAction.ACTIVATE))),
     entry(3, put("b", "2")),
-    entry(4, { case: "deleteRange", value: { $typeName: "etcdserverpb.DeleteRangeRequest", key: Buffer.from("a"), rangeEnd: new Uint8Array(0), prevKv: false } }),
+    entry(4, {
+      case: "deleteRange",
+      value: { $typeName: "etcdserverpb.DeleteRangeRequest", key: Buffer.from("a"), rangeEnd: new Uint8Array(0), prevKv: false },
+    }),
     byRoot(entry(5, alarm(AlarmRequest_AlarmAction.DEACTIVATE))),
     entry(6, put("c", "3")),
   ]);
@@ -103,7 +131,11 @@ test("activating alarm NONE for member 0 stores nothing: its key would be empty,
   const backend = openMemoryBackend();
   let result: ApplyResult | undefined;
   await backend.update((txn) => {
-    result = alarms.apply(txn, create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 0n, alarm: AlarmType.NONE }), silentLogger);
+    result = alarms.apply(
+      txn,
+      create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 0n, alarm: AlarmType.NONE }),
+      silentLogger,
+    );
   });
   assert.ok(result?.ok);
   assert.deepEqual(alarms.get(AlarmType.NONE), []);
@@ -118,7 +150,11 @@ test("Status lists an alarm of a type etcd does not name by its number, as Go pr
   await backend.update((txn) => {
     // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- an alarm type outside the enum, on purpose
     const unknownAlarm = 7 as AlarmType;
-    alarms.apply(txn, create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: unknownAlarm }), silentLogger);
+    alarms.apply(
+      txn,
+      create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: 9n, alarm: unknownAlarm }),
+      silentLogger,
+    );
   });
   assert.deepEqual(alarms.statusErrors(), ["memberID:9 alarm:7 "]);
 });

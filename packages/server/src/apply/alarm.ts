@@ -161,7 +161,11 @@ export function alarmRefusal(alarms: AlarmStore, request: InternalRaftRequest["r
  * its write but answers `noSpace` (etcd's `quotaApplierV3`). Only the answer depends on the backend size
  * at the batch's start, never the state.
  */
-export function answerOverQuota(alarms: AlarmStore, backendSize: number, committed: readonly CommittedRequest[]): (results: ApplyResult[]) => ApplyResult[] {
+export function answerOverQuota(
+  alarms: AlarmStore,
+  backendSize: number,
+  committed: readonly CommittedRequest[],
+): (results: ApplyResult[]) => ApplyResult[] {
   const overQuota = committed.map((entry) => !alarms.available(backendSize, entry.request.request));
   return (results) => results.map((result, i) => (overQuota[i] && result.ok ? { ok: false, error: RpcError.of("noSpace") } : result));
 }
@@ -208,6 +212,7 @@ function putCost(put: PutRequest): number {
 
 /** etcd counts the puts of the larger branch, top level only (its costTxnReq ignores nested txns). */
 function txnCost(txn: TxnRequest): number {
-  const branch = (ops: readonly RequestOp[]) => ops.reduce((sum, op) => sum + (op.request.case === "requestPut" ? putCost(op.request.value) : 0), 0);
+  const branch = (ops: readonly RequestOp[]) =>
+    ops.reduce((sum, op) => sum + (op.request.case === "requestPut" ? putCost(op.request.value) : 0), 0);
   return Math.max(branch(txn.success), branch(txn.failure));
 }

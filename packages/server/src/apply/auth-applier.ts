@@ -210,10 +210,16 @@ function withinStorageLimits(txn: WriteTxn): WriteTxn {
     delete: (bucket, key) => txn.delete(bucket, key),
     put: (bucket, key, value) => {
       if (key.byteLength > MAX_KEY_BYTES) {
-        throw new RpcError(GrpcCode.INVALID_ARGUMENT, `etcdserver: a ${bucket} key of ${key.byteLength} bytes is too large (at most ${MAX_KEY_BYTES})`);
+        throw new RpcError(
+          GrpcCode.INVALID_ARGUMENT,
+          `etcdserver: a ${bucket} key of ${key.byteLength} bytes is too large (at most ${MAX_KEY_BYTES})`,
+        );
       }
       if (value.byteLength > MAX_VALUE_BYTES) {
-        throw new RpcError(GrpcCode.INVALID_ARGUMENT, `etcdserver: a ${bucket} record of ${value.byteLength} bytes is too large (at most ${MAX_VALUE_BYTES})`);
+        throw new RpcError(
+          GrpcCode.INVALID_ARGUMENT,
+          `etcdserver: a ${bucket} record of ${value.byteLength} bytes is too large (at most ${MAX_VALUE_BYTES})`,
+        );
       }
       txn.put(bucket, key, value);
     },

@@ -184,8 +184,20 @@ describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd() ? false : "
         rangeEnd: rangeEnd(),
         limit: r.chance(0.3) ? BigInt(r.int(4)) : 0n,
         revision: r.chance(0.3) ? revision() : 0n,
-        sortOrder: r.pick([RangeRequest_SortOrder.NONE, RangeRequest_SortOrder.NONE, RangeRequest_SortOrder.ASCEND, RangeRequest_SortOrder.DESCEND]),
-        sortTarget: r.pick([RangeRequest_SortTarget.KEY, RangeRequest_SortTarget.KEY, RangeRequest_SortTarget.VERSION, RangeRequest_SortTarget.CREATE, RangeRequest_SortTarget.MOD, RangeRequest_SortTarget.VALUE]),
+        sortOrder: r.pick([
+          RangeRequest_SortOrder.NONE,
+          RangeRequest_SortOrder.NONE,
+          RangeRequest_SortOrder.ASCEND,
+          RangeRequest_SortOrder.DESCEND,
+        ]),
+        sortTarget: r.pick([
+          RangeRequest_SortTarget.KEY,
+          RangeRequest_SortTarget.KEY,
+          RangeRequest_SortTarget.VERSION,
+          RangeRequest_SortTarget.CREATE,
+          RangeRequest_SortTarget.MOD,
+          RangeRequest_SortTarget.VALUE,
+        ]),
         keysOnly: r.chance(0.2),
         countOnly: r.chance(0.1),
         minModRevision: r.chance(0.1) ? BigInt(r.int(30)) : 0n,
@@ -208,7 +220,13 @@ describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd() ? false : "
     };
     const deleteRequest = () => del({ key: key(), rangeEnd: r.chance(0.5) ? rangeEnd() : new Uint8Array(0), prevKv: r.chance(0.4) });
     const compare = (): Compare => {
-      const target = r.pick([Compare_CompareTarget.VERSION, Compare_CompareTarget.CREATE, Compare_CompareTarget.MOD, Compare_CompareTarget.VALUE, Compare_CompareTarget.LEASE]);
+      const target = r.pick([
+        Compare_CompareTarget.VERSION,
+        Compare_CompareTarget.CREATE,
+        Compare_CompareTarget.MOD,
+        Compare_CompareTarget.VALUE,
+        Compare_CompareTarget.LEASE,
+      ]);
       const n = BigInt(r.int(25));
       const targetUnion =
         target === Compare_CompareTarget.VALUE
@@ -224,7 +242,12 @@ describe("KV applier vs etcd 3.4 (differential)", { skip: haveEtcd() ? false : "
         key: key(),
         rangeEnd: r.chance(0.2) ? rangeEnd() : new Uint8Array(0),
         target,
-        result: r.pick([Compare_CompareResult.EQUAL, Compare_CompareResult.GREATER, Compare_CompareResult.LESS, Compare_CompareResult.NOT_EQUAL]),
+        result: r.pick([
+          Compare_CompareResult.EQUAL,
+          Compare_CompareResult.GREATER,
+          Compare_CompareResult.LESS,
+          Compare_CompareResult.NOT_EQUAL,
+        ]),
         targetUnion,
       });
     };

@@ -13,7 +13,22 @@ import {
 } from "@etcd-ts/api";
 import type { RangeResponse, TxnResponse } from "@etcd-ts/api";
 import { KEY_BUCKET, LEASE_BUCKET } from "@etcd-ts/schema";
-import { Harness, b, cmp, compaction, del, kvTuple, opDel, opPut, opRange, opTxn, put, range, s, txn } from "../testing/kv-applier-harness.js";
+import {
+  Harness,
+  b,
+  cmp,
+  compaction,
+  del,
+  kvTuple,
+  opDel,
+  opPut,
+  opRange,
+  opTxn,
+  put,
+  range,
+  s,
+  txn,
+} from "../testing/kv-applier-harness.js";
 
 // Expected values were taken from etcd 3.4.23 with `etcdctl -w json` running the same requests.
 
@@ -49,10 +64,16 @@ describe("KV applier: put, range, delete (revisions as etcd)", () => {
     h.put("a", "3"); // 4
     assert.deepEqual(h.get("a", { revision: 2n }).kvs.map(kvTuple), [["a", 2, 2, 1, "1"]]);
     assert.equal(h.get("a", { revision: 2n }).header!.revision, 4n);
-    assert.throws(() => h.get("a", { revision: 5n }), (e) => isRpcError(e, "futureRev"));
+    assert.throws(
+      () => h.get("a", { revision: 5n }),
+      (e) => isRpcError(e, "futureRev"),
+    );
     const c = h.ok({ case: "compaction", value: compaction({ revision: 3n }) });
     assert.equal(c.header.revision, 4n);
-    assert.throws(() => h.get("a", { revision: 2n }), (e) => isRpcError(e, "compacted") && e.message === "etcdserver: mvcc: required revision has been compacted");
+    assert.throws(
+      () => h.get("a", { revision: 2n }),
+      (e) => isRpcError(e, "compacted") && e.message === "etcdserver: mvcc: required revision has been compacted",
+    );
     assert.deepEqual(h.get("a", { revision: 3n }).kvs.map(kvTuple), [["a", 2, 3, 2, "2"]]);
     const again = h.apply({ case: "compaction", value: compaction({ revision: 3n }) });
     assert.ok(!again.ok && isRpcError(again.error, "compacted"));
@@ -68,7 +89,10 @@ describe("KV applier: put, range, delete (revisions as etcd)", () => {
     h.put("q", "1"); // 4
     h.put("r", "1"); // 5
     const fromKey = h.applier.range(range({ key: b("\0"), rangeEnd: b("\0"), limit: 2n, keysOnly: true }));
-    assert.deepEqual(fromKey.kvs.map(kvTuple), [["a", 2, 2, 1, ""], ["c", 3, 3, 1, ""]]);
+    assert.deepEqual(fromKey.kvs.map(kvTuple), [
+      ["a", 2, 2, 1, ""],
+      ["c", 3, 3, 1, ""],
+    ]);
     assert.equal(fromKey.more, true);
     assert.equal(fromKey.count, 4n);
     const countOnly = h.applier.range(range({ key: b("a"), rangeEnd: b("r"), countOnly: true }));
@@ -85,29 +109,52 @@ describe("KV applier: put, range, delete (revisions as etcd)", () => {
     const byVersionDesc = k.applier.range(
       range({ ...prefix, sortTarget: RangeRequest_SortTarget.VERSION, sortOrder: RangeRequest_SortOrder.DESCEND, limit: 2n }),
     );
-    assert.deepEqual(byVersionDesc.kvs.map((kv) => s(kv.key)), ["k1", "k2"]);
+    assert.deepEqual(
+      byVersionDesc.kvs.map((kv) => s(kv.key)),
+      ["k1", "k2"],
+    );
     assert.equal(byVersionDesc.more, true);
     assert.equal(byVersionDesc.count, 3n);
     // etcd's quirk: with sort_order NONE the limit applies before sorting (a target other than KEY
     // sorts ascending, but only the first limit+1 keys): etcd returns k2 here, not k3.
     const byModNone = k.applier.range(range({ ...prefix, sortTarget: RangeRequest_SortTarget.MOD, limit: 1n }));
-    assert.deepEqual(byModNone.kvs.map((kv) => s(kv.key)), ["k2"]);
+    assert.deepEqual(
+      byModNone.kvs.map((kv) => s(kv.key)),
+      ["k2"],
+    );
     assert.equal(byModNone.more, true);
     const byModAsc = k.applier.range(
       range({ ...prefix, sortTarget: RangeRequest_SortTarget.MOD, sortOrder: RangeRequest_SortOrder.ASCEND, limit: 1n }),
     );
-    assert.deepEqual(byModAsc.kvs.map((kv) => s(kv.key)), ["k3"]);
+    assert.deepEqual(
+      byModAsc.kvs.map((kv) => s(kv.key)),
+      ["k3"],
+    );
     const keyDesc = k.applier.range(range({ key: b("k"), rangeEnd: b("k3"), sortOrder: RangeRequest_SortOrder.DESCEND, keysOnly: true }));
-    assert.deepEqual(keyDesc.kvs.map(kvTuple), [["k2", 3, 5, 2, ""], ["k1", 2, 7, 3, ""]]);
+    assert.deepEqual(keyDesc.kvs.map(kvTuple), [
+      ["k2", 3, 5, 2, ""],
+      ["k1", 2, 7, 3, ""],
+    ]);
     assert.equal(keyDesc.count, 2n);
-    const byValue = k.applier.range(range({ ...prefix, sortTarget: RangeRequest_SortTarget.VALUE, sortOrder: RangeRequest_SortOrder.DESCEND }));
-    assert.deepEqual(byValue.kvs.map((kv) => s(kv.value)), ["w", "v", "b"]);
+    const byValue = k.applier.range(
+      range({ ...prefix, sortTarget: RangeRequest_SortTarget.VALUE, sortOrder: RangeRequest_SortOrder.DESCEND }),
+    );
+    assert.deepEqual(
+      byValue.kvs.map((kv) => s(kv.value)),
+      ["w", "v", "b"],
+    );
     // Filters prune after the range; count is the range's count before pruning (as etcd).
     const filtered = k.applier.range(range({ ...prefix, maxModRevision: 5n, minCreateRevision: 3n }));
-    assert.deepEqual(filtered.kvs.map((kv) => s(kv.key)), ["k2", "k3"]);
+    assert.deepEqual(
+      filtered.kvs.map((kv) => s(kv.key)),
+      ["k2", "k3"],
+    );
     assert.equal(filtered.count, 3n);
     const minMod = k.applier.range(range({ ...prefix, minModRevision: 5n, maxCreateRevision: 3n, limit: 1n }));
-    assert.deepEqual(minMod.kvs.map((kv) => s(kv.key)), ["k1"]);
+    assert.deepEqual(
+      minMod.kvs.map((kv) => s(kv.key)),
+      ["k1"],
+    );
     assert.equal(minMod.more, true);
   });
 });
@@ -119,7 +166,9 @@ describe("KV applier: put options and leases", () => {
     const missing = h.apply({ case: "put", value: put({ key: b("x"), ignoreValue: true }) });
     assert.ok(!missing.ok && isRpcError(missing.error, "keyNotFound"));
     const noLease = h.apply({ case: "put", value: put({ key: b("x"), value: b("1"), lease: 8n }) });
-    assert.ok(!noLease.ok && isRpcError(noLease.error, "leaseNotFound") && noLease.error.message === "etcdserver: requested lease not found");
+    assert.ok(
+      !noLease.ok && isRpcError(noLease.error, "leaseNotFound") && noLease.error.message === "etcdserver: requested lease not found",
+    );
     assert.equal(h.applier.currentRevision(), 1); // failed requests take no revision
     h.put("x", "1", { lease: 7n }); // 2
     h.put("x", "", { ignoreValue: true }); // 3: keeps the value, drops the lease (lease 0 given)
@@ -146,7 +195,14 @@ describe("KV applier: txn", () => {
     const t: TxnResponse = h.ok({
       case: "txn",
       value: txn({
-        compare: [cmp({ key: b("a"), target: Compare_CompareTarget.MOD, result: Compare_CompareResult.GREATER, targetUnion: { case: "modRevision", value: 0n } })],
+        compare: [
+          cmp({
+            key: b("a"),
+            target: Compare_CompareTarget.MOD,
+            result: Compare_CompareResult.GREATER,
+            targetUnion: { case: "modRevision", value: 0n },
+          }),
+        ],
         success: [
           opPut({ key: b("c"), value: b("3") }),
           opRange({ key: b("a"), rangeEnd: b("b") }),
@@ -179,7 +235,14 @@ describe("KV applier: txn", () => {
     const valueMissing: TxnResponse = h.ok({
       case: "txn",
       value: txn({
-        compare: [cmp({ key: b("zz"), target: Compare_CompareTarget.VALUE, result: Compare_CompareResult.EQUAL, targetUnion: { case: "value", value: b("") } })],
+        compare: [
+          cmp({
+            key: b("zz"),
+            target: Compare_CompareTarget.VALUE,
+            result: Compare_CompareResult.EQUAL,
+            targetUnion: { case: "value", value: b("") },
+          }),
+        ],
         success: [opPut({ key: b("q"), value: b("1") })],
         failure: [opPut({ key: b("r"), value: b("1") })],
       }),
@@ -190,7 +253,14 @@ describe("KV applier: txn", () => {
     const versionZero: TxnResponse = h.ok({
       case: "txn",
       value: txn({
-        compare: [cmp({ key: b("zz"), target: Compare_CompareTarget.VERSION, result: Compare_CompareResult.EQUAL, targetUnion: { case: "version", value: 0n } })],
+        compare: [
+          cmp({
+            key: b("zz"),
+            target: Compare_CompareTarget.VERSION,
+            result: Compare_CompareResult.EQUAL,
+            targetUnion: { case: "version", value: 0n },
+          }),
+        ],
         success: [opRange({ key: b("q") })],
       }),
     });
@@ -199,19 +269,38 @@ describe("KV applier: txn", () => {
     h.put("k1", "a"); // 3
     h.put("k2", "b"); // 4
     const all = (result: Compare_CompareResult, value: bigint) =>
-      (h.ok({
-        case: "txn",
-        value: txn({
-          compare: [cmp({ key: b("k"), rangeEnd: b("l"), target: Compare_CompareTarget.CREATE, result, targetUnion: { case: "createRevision", value } })],
-        }),
-      }) as TxnResponse).succeeded;
+      (
+        h.ok({
+          case: "txn",
+          value: txn({
+            compare: [
+              cmp({
+                key: b("k"),
+                rangeEnd: b("l"),
+                target: Compare_CompareTarget.CREATE,
+                result,
+                targetUnion: { case: "createRevision", value },
+              }),
+            ],
+          }),
+        }) as TxnResponse
+      ).succeeded;
     assert.equal(all(Compare_CompareResult.GREATER, 2n), true);
     assert.equal(all(Compare_CompareResult.GREATER, 3n), false);
     assert.equal(all(Compare_CompareResult.LESS, 5n), true);
     assert.equal(all(Compare_CompareResult.NOT_EQUAL, 3n), false);
     const lease = h.ok({
       case: "txn",
-      value: txn({ compare: [cmp({ key: b("k1"), target: Compare_CompareTarget.LEASE, result: Compare_CompareResult.EQUAL, targetUnion: { case: "lease", value: 0n } })] }),
+      value: txn({
+        compare: [
+          cmp({
+            key: b("k1"),
+            target: Compare_CompareTarget.LEASE,
+            result: Compare_CompareResult.EQUAL,
+            targetUnion: { case: "lease", value: 0n },
+          }),
+        ],
+      }),
     }) as TxnResponse;
     assert.equal(lease.succeeded, true);
   });
@@ -226,7 +315,14 @@ describe("KV applier: txn", () => {
           opDel({ key: b("a") }),
           opTxn({
             // Evaluated before the delete above: "a" still exists.
-            compare: [cmp({ key: b("a"), target: Compare_CompareTarget.VERSION, result: Compare_CompareResult.EQUAL, targetUnion: { case: "version", value: 1n } })],
+            compare: [
+              cmp({
+                key: b("a"),
+                target: Compare_CompareTarget.VERSION,
+                result: Compare_CompareResult.EQUAL,
+                targetUnion: { case: "version", value: 1n },
+              }),
+            ],
             success: [opPut({ key: b("n"), value: b("yes") }), opRange({ key: b("a") })],
             failure: [opPut({ key: b("n"), value: b("no") })],
           }),
@@ -254,16 +350,25 @@ describe("KV applier: txn", () => {
     assert.ok(!keyMissing.ok && isRpcError(keyMissing.error, "keyNotFound"));
     const leaseMissing = h.apply({ case: "txn", value: txn({ success: [opPut({ key: b("b"), value: b("1"), lease: 5n })] }) });
     assert.ok(!leaseMissing.ok && isRpcError(leaseMissing.error, "leaseNotFound"));
-    const future = h.apply({ case: "txn", value: txn({ success: [opPut({ key: b("b"), value: b("1") }), opRange({ key: b("a"), revision: 3n })] }) });
+    const future = h.apply({
+      case: "txn",
+      value: txn({ success: [opPut({ key: b("b"), value: b("1") }), opRange({ key: b("a"), revision: 3n })] }),
+    });
     assert.ok(!future.ok && isRpcError(future.error, "futureRev"));
     // The failure branch's checks do not matter when the success branch runs.
-    const other = h.ok({ case: "txn", value: txn({ success: [opPut({ key: b("b"), value: b("1") })], failure: [opPut({ key: b("z"), ignoreValue: true })] }) });
+    const other = h.ok({
+      case: "txn",
+      value: txn({ success: [opPut({ key: b("b"), value: b("1") })], failure: [opPut({ key: b("z"), ignoreValue: true })] }),
+    });
     assert.equal(other.header.revision, 3n);
     assert.equal(h.get("b").count, 1n);
     h.ok({ case: "compaction", value: compaction({ revision: 3n }) });
     const compacted = h.apply({ case: "txn", value: txn({ success: [opRange({ key: b("a"), revision: 2n })] }) });
     assert.ok(!compacted.ok && isRpcError(compacted.error, "compacted"));
-    assert.throws(() => h.applier.readOnlyTxn(txn({ success: [opRange({ key: b("a"), revision: 9n })] })), (e) => isRpcError(e, "futureRev"));
+    assert.throws(
+      () => h.applier.readOnlyTxn(txn({ success: [opRange({ key: b("a"), revision: 9n })] })),
+      (e) => isRpcError(e, "futureRev"),
+    );
   });
 
   it("serves read-only txns without the log", () => {
@@ -271,7 +376,14 @@ describe("KV applier: txn", () => {
     h.put("a", "1");
     const t = h.applier.readOnlyTxn(
       txn({
-        compare: [cmp({ key: b("a"), target: Compare_CompareTarget.VALUE, result: Compare_CompareResult.EQUAL, targetUnion: { case: "value", value: b("1") } })],
+        compare: [
+          cmp({
+            key: b("a"),
+            target: Compare_CompareTarget.VALUE,
+            result: Compare_CompareResult.EQUAL,
+            targetUnion: { case: "value", value: b("1") },
+          }),
+        ],
         success: [opRange({ key: b("a") }), opTxn({ success: [opRange({ key: b("b") })] })],
       }),
     );
@@ -306,7 +418,10 @@ describe("KV applier: batches, consistent index, restart", () => {
     });
     const replay = h.applier.applyBatch([entry(3, "x"), entry(4, "y"), entry(5, "z")]);
     await replay.durable;
-    assert.deepEqual(replay.results.map((r) => r.ok), [false, false, true]);
+    assert.deepEqual(
+      replay.results.map((r) => r.ok),
+      [false, false, true],
+    );
     assert.equal(h.get("x").count, 0n);
     assert.equal(h.get("z").kvs[0]!.modRevision, 5n);
     assert.equal(h.applier.consistentIndex(), 5);
@@ -352,12 +467,15 @@ describe("KV applier: request appliers for non-KV requests", () => {
       { case: "leaseGrant", value: createMessage(LeaseGrantRequestSchema, { ID: 0n, TTL: 60n }) },
       { case: "leaseRevoke", value: { $typeName: "etcdserverpb.LeaseRevokeRequest", ID: 5n } },
     ]);
-    assert.deepEqual(results.map((r) => (r.ok ? r.response.$typeName : r.error.kind ?? r.error.code)), [
-      "etcdserverpb.PutResponse",
-      "etcdserverpb.LeaseGrantResponse",
-      "leaseNotFound",
-      12, // UNIMPLEMENTED: no applier takes it
-    ]);
+    assert.deepEqual(
+      results.map((r) => (r.ok ? r.response.$typeName : (r.error.kind ?? r.error.code))),
+      [
+        "etcdserverpb.PutResponse",
+        "etcdserverpb.LeaseGrantResponse",
+        "leaseNotFound",
+        12, // UNIMPLEMENTED: no applier takes it
+      ],
+    );
     assert.equal(s(h.backend.view((tx) => tx.get(LEASE_BUCKET, b("lease-5")))!), "60");
     assert.equal(h.applier.consistentIndex(), 4);
     assert.equal(h.applier.currentRevision(), 2);

@@ -465,13 +465,7 @@ export class DefaultKvApplier implements KvApplier {
    * txn's response header carries revision 0 (etcd never fills it); `headerRevision` is what the
    * outermost gets before the caller sets it.
    */
-  private executeTxn(
-    view: ReadView,
-    txn: TxnWrite | undefined,
-    rt: TxnRequest,
-    path: TxnPath,
-    headerRevision: number,
-  ): TxnResponse {
+  private executeTxn(view: ReadView, txn: TxnWrite | undefined, rt: TxnRequest, path: TxnPath, headerRevision: number): TxnResponse {
     const ops = path.succeeded ? rt.success : rt.failure;
     const responses: ResponseOp[] = new Array<ResponseOp>(ops.length);
     let nested = 0;

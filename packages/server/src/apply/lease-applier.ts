@@ -1,10 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  LeaseGrantResponseSchema,
-  LeaseRevokeResponseSchema,
-  LeaseCheckpointResponseSchema,
-  type InternalRaftRequest,
-} from "@etcd-ts/api";
+import { LeaseGrantResponseSchema, LeaseRevokeResponseSchema, LeaseCheckpointResponseSchema, type InternalRaftRequest } from "@etcd-ts/api";
 import { isLeaseError, type Lessor } from "@etcd-ts/lease";
 import type { WriteBatch } from "@etcd-ts/mvcc";
 import { toRpcError } from "../errors.js";
@@ -28,7 +23,14 @@ export class LeaseApplier implements RequestApplier {
       switch (request.case) {
         case "leaseGrant": {
           const info = this.lessor.grant(batch.backend, request.value.ID, request.value.TTL);
-          return { ok: true, response: create(LeaseGrantResponseSchema, { ID: info.id, TTL: BigInt(info.ttl), header: { revision: BigInt(batch.revision) } }) };
+          return {
+            ok: true,
+            response: create(LeaseGrantResponseSchema, {
+              ID: info.id,
+              TTL: BigInt(info.ttl),
+              header: { revision: BigInt(batch.revision) },
+            }),
+          };
         }
         case "leaseRevoke": {
           this.lessor.revoke(batch.backend, request.value.ID, {

@@ -27,11 +27,7 @@ export interface CommittedRequest {
 
 /** The response of any applied write: a KV response, or one of another applier's (leases, auth, …). */
 export type WriteResponse =
-  | PutResponse
-  | DeleteRangeResponse
-  | TxnResponse
-  | CompactionResponse
-  | { readonly $typeName: string; header?: ResponseHeader };
+  PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse | { readonly $typeName: string; header?: ResponseHeader };
 
 /** What applying one entry produced: a response or the error the client must see (e.g. compacted). */
 export type ApplyResult =

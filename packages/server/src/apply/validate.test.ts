@@ -113,7 +113,8 @@ describe("txn nesting: etcd's op budget, at most MAX_TXN_NESTING levels, and the
     }
     return Buffer.concat([...headers.reverse(), core]);
   }
-  const decodedValid = (levels: number, emptyInner = false, maxTxnOps?: number) => validTxn(decodeTxnRequest(nestedBytes(levels, emptyInner)), maxTxnOps);
+  const decodedValid = (levels: number, emptyInner = false, maxTxnOps?: number) =>
+    validTxn(decodeTxnRequest(nestedBytes(levels, emptyInner)), maxTxnOps);
 
   it("with the default --max-txn-ops, accepts what etcd 3.4 accepts: 128 levels ending in a put, 129 ending in an empty txn", () => {
     decodedValid(48);
@@ -132,6 +133,9 @@ describe("txn nesting: etcd's op budget, at most MAX_TXN_NESTING levels, and the
   it("bytes nested deeper than the decoder follows are answered tooManyOps, as etcd answers them; damaged bytes still fail to decode", () => {
     rejects("tooManyOps", () => decodedValid(TXN_DECODE_RECURSION_LIMIT, false, 100_000));
     rejects("tooManyOps", () => decodedValid(20_000, false, 100_000));
-    assert.throws(() => decodeTxnRequest(Buffer.from([0x12, 0x05, 0x22])), (e: Error) => !/recursion/.test(e.message) && !isRpcError(e));
+    assert.throws(
+      () => decodeTxnRequest(Buffer.from([0x12, 0x05, 0x22])),
+      (e: Error) => !/recursion/.test(e.message) && !isRpcError(e),
+    );
   });
 });

@@ -58,7 +58,11 @@ test("add a learner, let it catch up, promote it, remove a voter", { timeout: 60
   // The three members left serve writes and agree.
   const remaining = cluster.members.filter((m) => m !== removed);
   leader = await cluster.waitForLeader(remaining);
-  await put(remaining.find((m) => m !== leader)!, "after-remove", "ok");
+  await put(
+    remaining.find((m) => m !== leader)!,
+    "after-remove",
+    "ok",
+  );
   for (const m of remaining) {
     assert.equal(await get(m, "after-remove"), "ok", `${m.name} reads the write after the removal`);
     assert.equal(m.server.membership.list().length, 3);

@@ -30,7 +30,10 @@ test("a linearizable read on a lagging follower sees the write the leader just a
     const readIndexesBefore = cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0;
     // ...but a linearizable read waits for the leader's index to be applied.
     assert.equal(await get(lagging, "k"), value);
-    assert.ok((cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0) > readIndexesBefore, "the follower asked the leader (MsgReadIndex)");
+    assert.ok(
+      (cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0) > readIndexesBefore,
+      "the follower asked the leader (MsgReadIndex)",
+    );
     assert.equal(await get(other, "k"), value);
   }
   cluster.network.heal();

@@ -25,7 +25,12 @@ test("a member cut off while the others compacted past it catches up from a ship
   const writers = cluster.members.filter((m) => m !== behind);
   for (let i = 0; i < 100; i++) await put(writers[i % 2]!, `k${i}`, `v${i}`);
   // Delete one key the member had, so the shipped database must replace its state, not add to it.
-  await leader.server.deleteRange({ $typeName: "etcdserverpb.DeleteRangeRequest", key: new TextEncoder().encode("early"), rangeEnd: new Uint8Array(0), prevKv: false });
+  await leader.server.deleteRange({
+    $typeName: "etcdserverpb.DeleteRangeRequest",
+    key: new TextEncoder().encode("early"),
+    rangeEnd: new Uint8Array(0),
+    prevKv: false,
+  });
   assert.equal(await get(behind, "k0", { serializable: true }), undefined, "the cut-off member missed the writes");
   assert.equal(cluster.network.stats.snapshots, 0);
 

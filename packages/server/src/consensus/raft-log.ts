@@ -88,7 +88,10 @@ export class RaftLog implements ReplicatedLog {
   private again = false;
   private stopped = false;
   private idle: Promise<void> = Promise.resolve();
-  private readonly pendingReads = new Map<string, { resolve: (index: number) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private readonly pendingReads = new Map<
+    string,
+    { resolve: (index: number) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+  >();
   private waitingForLeader: (() => void)[] = [];
   private term = 0;
   private leader = 0n;
@@ -261,13 +264,15 @@ export class RaftLog implements ReplicatedLog {
     }
     if (this.stopped || this.apply === undefined || !this.node.hasReady()) return;
     this.processing = true;
-    this.idle = this.processReadies().catch((error: unknown) => this.halt(error)).finally(() => {
-      this.processing = false;
-      if (this.again) {
-        this.again = false;
-        this.schedule();
-      }
-    });
+    this.idle = this.processReadies()
+      .catch((error: unknown) => this.halt(error))
+      .finally(() => {
+        this.processing = false;
+        if (this.again) {
+          this.again = false;
+          this.schedule();
+        }
+      });
   }
 
   private async processReadies(): Promise<void> {
@@ -300,7 +305,12 @@ export class RaftLog implements ReplicatedLog {
     // Persist before sending: a vote or an append acknowledged must survive a crash.
     if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
       // Only a commit-index change needs no fsync (raft's mustSync): it can be recovered from the log.
-      await this.options.storage.persist({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, mustSync: ready.mustSync });
+      await this.options.storage.persist({
+        hardState: ready.hardState,
+        entries: ready.entries,
+        snapshot: ready.snapshot,
+        mustSync: ready.mustSync,
+      });
     }
     if (ready.snapshot !== undefined && ready.snapshot.metadata.index > 0) {
       await this.options.installSnapshot?.(ready.snapshot);
@@ -338,7 +348,10 @@ export class RaftLog implements ReplicatedLog {
         } catch (error) {
           // Every member decodes the same bytes, so every member skips it alike: raft applies an empty
           // change in its place (as for a rejected one) and the entry keeps its index.
-          this.options.logger.error("a committed conf change does not decode; it is applied as a no-op", { index: entry.index, error: String(error) });
+          this.options.logger.error("a committed conf change does not decode; it is applied as a no-op", {
+            index: entry.index,
+            error: String(error),
+          });
           this.node.applyConfChange({ type: ConfChangeType.AddNode, nodeId: 0n, context: new Uint8Array(0) });
           void this.apply!([{ index: entry.index, term: entry.term, data: new Uint8Array(0) }]);
           continue;

@@ -171,7 +171,8 @@ export function parseListenUrl(url: string): { host: string; port: number; secur
   } catch {
     throw new Error(`invalid listen URL "${url}"`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error(`URL scheme must be http, https, unix, or unixs: ${url}`);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new Error(`URL scheme must be http, https, unix, or unixs: ${url}`);
   if (parsed.port === "") throw new Error(`missing port in address "${url}"`);
   let host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "localhost") host = "127.0.0.1";

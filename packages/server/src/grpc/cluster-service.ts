@@ -53,7 +53,12 @@ export interface ClusterHost {
   /** Answers requests of `kind` from other members (the leader's side of a forwarded promotion). */
   handlePeerRequest<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void;
   /** Asks the member at one of `urls` over the peer network. */
-  requestPeer<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>>;
+  requestPeer<K extends PeerRequestKind>(
+    urls: readonly string[],
+    kind: K,
+    request: PeerRequestOf<K>,
+    timeoutMs: number,
+  ): Promise<PeerAnswerOf<K>>;
 }
 
 /**
@@ -153,7 +158,8 @@ export class ClusterService {
       throw RpcError.of("memberNotEnoughStarted");
     }
     const existing = this.host.membership.get(id);
-    const member: Member = existing !== undefined ? { ...existing, isLearner: false } : { id, name: "", peerUrls: [], clientUrls: [], isLearner: false };
+    const member: Member =
+      existing !== undefined ? { ...existing, isLearner: false } : { id, name: "", peerUrls: [], clientUrls: [], isLearner: false };
     const requestId = this.host.newRequestId();
     await this.proposeConfChange(
       { type: ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext({ member, requestId, isPromote: true }) },
@@ -204,7 +210,9 @@ export class ClusterService {
     const voters = members.filter((m) => !m.isLearner);
     const active = this.connectedVoters(Date.now() - HEALTH_INTERVAL_MS);
     if (active - 1 < 1 + Math.floor((voters.length - 1) / 2)) {
-      this.logger.warn("rejecting member remove request; local member has not been connected to all peers, reconfigure breaks active quorum");
+      this.logger.warn(
+        "rejecting member remove request; local member has not been connected to all peers, reconfigure breaks active quorum",
+      );
       throw RpcError.of("unhealthy");
     }
   }

@@ -30,7 +30,15 @@ import {
   AlarmResponseSchema,
   Watch,
 } from "@etcd-ts/api";
-import { Client, Metadata, credentials, status as grpcStatus, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import {
+  Client,
+  Metadata,
+  credentials,
+  status as grpcStatus,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { fuzzParameters, heapAfterGc, recordingLogger, startFuzzMember, type FuzzMember } from "../testing/fuzz-member.js";
@@ -59,7 +67,11 @@ const TARGETS: readonly Target[] = SERVICES.flatMap((service) =>
 const interesting = { memberId: 0n, leaseIds: [] as bigint[] };
 
 const smallKeys = fc.constantFrom(..."a b c foo foo1 fop \0 \xff".split(" ").map((s) => new TextEncoder().encode(s)), new Uint8Array(0));
-const bytesArb = fc.oneof({ weight: 3, arbitrary: smallKeys }, { weight: 2, arbitrary: fc.uint8Array({ maxLength: 40 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 200, maxLength: 5000 }) });
+const bytesArb = fc.oneof(
+  { weight: 3, arbitrary: smallKeys },
+  { weight: 2, arbitrary: fc.uint8Array({ maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 200, maxLength: 5000 }) },
+);
 const int64Arb = fc.oneof(
   fc.bigInt({ min: -3n, max: 40n }),
   fc.constantFrom(-(2n ** 63n), 2n ** 63n - 1n, 2n ** 31n, 9_000_000_000n),
@@ -101,7 +113,10 @@ function scalarArb(scalar: number): fc.Arbitrary<unknown> {
 }
 
 function enumArb(values: readonly { number: number }[]): fc.Arbitrary<number> {
-  return fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...values.map((v) => v.number)) }, { weight: 1, arbitrary: fc.integer({ min: -2, max: 100 }) });
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...values.map((v) => v.number)) },
+    { weight: 1, arbitrary: fc.integer({ min: -2, max: 100 }) },
+  );
 }
 
 function fieldArb(field: DescField, depth: number): fc.Arbitrary<unknown> | undefined {
@@ -114,7 +129,13 @@ function fieldArb(field: DescField, depth: number): fc.Arbitrary<unknown> | unde
       return depth <= 0 ? undefined : messageInitArb(field.message, depth - 1);
     case "list": {
       const item =
-        field.listKind === "scalar" ? scalarArb(field.scalar) : field.listKind === "enum" ? enumArb(field.enum.values) : depth <= 0 ? undefined : messageInitArb(field.message, depth - 1);
+        field.listKind === "scalar"
+          ? scalarArb(field.scalar)
+          : field.listKind === "enum"
+            ? enumArb(field.enum.values)
+            : depth <= 0
+              ? undefined
+              : messageInitArb(field.message, depth - 1);
       return item === undefined ? undefined : fc.array(item, { maxLength: 4 });
     }
     case "map":
@@ -157,18 +178,24 @@ function requestBytesArb(target: Target): fc.Arbitrary<Uint8Array> {
       return toBinary(target.method.input, create(target.method.input));
     }
   });
-  const damaged = fc.tuple(valid, fc.array(fc.record({ at: fc.nat(), op: fc.nat(3), byte: fc.nat(255) }), { minLength: 1, maxLength: 4 })).map(([bytes, edits]) => {
-    let out = Buffer.from(bytes);
-    for (const e of edits) {
-      const at = out.length === 0 ? 0 : e.at % out.length;
-      if (e.op === 0 && out.length > 0) out[at] = e.byte;
-      else if (e.op === 1) out = Buffer.concat([out.subarray(0, at), Buffer.from([e.byte]), out.subarray(at)]);
-      else if (e.op === 2) out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1)]);
-      else out = out.subarray(0, at);
-    }
-    return new Uint8Array(out);
-  });
-  return fc.oneof({ weight: 5, arbitrary: valid }, { weight: 3, arbitrary: damaged }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) });
+  const damaged = fc
+    .tuple(valid, fc.array(fc.record({ at: fc.nat(), op: fc.nat(3), byte: fc.nat(255) }), { minLength: 1, maxLength: 4 }))
+    .map(([bytes, edits]) => {
+      let out = Buffer.from(bytes);
+      for (const e of edits) {
+        const at = out.length === 0 ? 0 : e.at % out.length;
+        if (e.op === 0 && out.length > 0) out[at] = e.byte;
+        else if (e.op === 1) out = Buffer.concat([out.subarray(0, at), Buffer.from([e.byte]), out.subarray(at)]);
+        else if (e.op === 2) out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1)]);
+        else out = out.subarray(0, at);
+      }
+      return new Uint8Array(out);
+    });
+  return fc.oneof(
+    { weight: 5, arbitrary: valid },
+    { weight: 3, arbitrary: damaged },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+  );
 }
 
 /**
@@ -193,9 +220,12 @@ interface Call {
   readonly messages: readonly Uint8Array[];
 }
 
-const callArb: fc.Arbitrary<Call> = fc
-  .constantFrom(...TARGETS)
-  .chain((target) => fc.record({ target: fc.constant(target), messages: fc.array(requestBytesArb(target), { minLength: 1, maxLength: target.method.methodKind === "bidi_streaming" ? 4 : 1 }) }));
+const callArb: fc.Arbitrary<Call> = fc.constantFrom(...TARGETS).chain((target) =>
+  fc.record({
+    target: fc.constant(target),
+    messages: fc.array(requestBytesArb(target), { minLength: 1, maxLength: target.method.methodKind === "bidi_streaming" ? 4 : 1 }),
+  }),
+);
 
 // ---- the member and a raw client ----------------------------------------------------------------
 
@@ -220,15 +250,25 @@ function rawCall(client: Client, call: Call): Promise<Outcome> {
     const finish = (error: Partial<ServiceError> | null, details?: string) =>
       resolve({ code: error?.code ?? grpcStatus.OK, details: error?.details ?? details ?? "", responses });
     if (method.methodKind === "unary") {
-      client.makeUnaryRequest(call.target.path, identity, identity, toBuffer(call.messages[0]!), new Metadata(), { deadline }, (error, response) => {
-        if (response !== undefined) responses.push(response);
-        finish(error);
-      });
+      client.makeUnaryRequest(
+        call.target.path,
+        identity,
+        identity,
+        toBuffer(call.messages[0]!),
+        new Metadata(),
+        { deadline },
+        (error, response) => {
+          if (response !== undefined) responses.push(response);
+          finish(error);
+        },
+      );
       return;
     }
     let stream: ClientReadableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>;
     if (method.methodKind === "server_streaming") {
-      stream = client.makeServerStreamRequest(call.target.path, identity, identity, toBuffer(call.messages[0]!), new Metadata(), { deadline });
+      stream = client.makeServerStreamRequest(call.target.path, identity, identity, toBuffer(call.messages[0]!), new Metadata(), {
+        deadline,
+      });
     } else {
       const duplex = client.makeBidiStreamRequest(call.target.path, identity, identity, new Metadata(), { deadline });
       for (const message of call.messages) duplex.write(toBuffer(message));
@@ -280,73 +320,112 @@ after(async () => {
   await fuzz?.stop();
 });
 
-function typedUnary<I extends DescMessage, O extends DescMessage>(path: string, input: I, output: O, init: Parameters<typeof create<I>>[1]) {
+function typedUnary<I extends DescMessage, O extends DescMessage>(
+  path: string,
+  input: I,
+  output: O,
+  init: Parameters<typeof create<I>>[1],
+) {
   return new Promise<ReturnType<typeof fromBinary<O>>>((resolve, reject) => {
-    client.makeUnaryRequest(path, identity, identity, toBuffer(toBinary(input, create(input, init))), new Metadata(), { deadline: Date.now() + 10_000 }, (error, response) =>
-      error ? reject(error) : resolve(fromBinary(output, response!)),
+    client.makeUnaryRequest(
+      path,
+      identity,
+      identity,
+      toBuffer(toBinary(input, create(input, init))),
+      new Metadata(),
+      { deadline: Date.now() + 10_000 },
+      (error, response) => (error ? reject(error) : resolve(fromBinary(output, response!))),
     );
   });
 }
 
-test("fuzz: every gRPC method answers arbitrary and damaged requests with a status; the member lives on", { timeout: 3_600_000 }, async (t) => {
-  assert.ok(TARGETS.length >= 39, `${TARGETS.length} methods`);
-  const codes = new Map<string, number>();
-  const perMethod = new Map<string, number>();
-  const details = new Map<string, number>();
-  let calls = 0;
-  // Warm up (first-call allocations, JIT) before the heap baseline.
-  await rawCall(client, { target: TARGETS[0]!, messages: [new Uint8Array()] });
-  const heapBefore = memoryInUse();
-  const heapSamples: number[] = [];
-  await fc.assert(
-    fc.asyncProperty(fc.array(callArb, { minLength: 1, maxLength: 8 }), async (batch) => {
-      const outcomes = await Promise.all(batch.map((c) => rawCall(client, keepQuorum(c))));
-      outcomes.forEach((outcome, i) => {
-        const { target } = batch[i]!;
-        calls++;
-        perMethod.set(target.path, (perMethod.get(target.path) ?? 0) + 1);
-        const name = grpcStatus[outcome.code] ?? String(outcome.code);
-        codes.set(name, (codes.get(name) ?? 0) + 1);
-        // Timeouts name their method: on a healthy single member they need explaining.
-        const where = outcome.code === grpcStatus.UNAVAILABLE ? ` (${target.method.name})` : "";
-        const detail = `${name} ${outcome.details.replace(/\d+/g, "N").slice(0, 70)}${where}`;
-        if (outcome.code !== grpcStatus.OK) details.set(detail, (details.get(detail) ?? 0) + 1);
-        assert.notEqual(outcome.code, grpcStatus.DEADLINE_EXCEEDED, `${target.path} had no status after ${CALL_DEADLINE_MS} ms`);
-        for (const response of outcome.responses) fromBinary(target.method.output, response);
-        if (target.path === "/etcdserverpb.Lease/LeaseGrant" && outcome.code === grpcStatus.OK && outcome.responses[0] !== undefined) {
-          const granted = fromBinary(target.method.output, outcome.responses[0]) as unknown as { ID: bigint };
-          interesting.leaseIds.unshift(granted.ID);
-          interesting.leaseIds.length = Math.min(interesting.leaseIds.length, 4);
+test(
+  "fuzz: every gRPC method answers arbitrary and damaged requests with a status; the member lives on",
+  { timeout: 3_600_000 },
+  async (t) => {
+    assert.ok(TARGETS.length >= 39, `${TARGETS.length} methods`);
+    const codes = new Map<string, number>();
+    const perMethod = new Map<string, number>();
+    const details = new Map<string, number>();
+    let calls = 0;
+    // Warm up (first-call allocations, JIT) before the heap baseline.
+    await rawCall(client, { target: TARGETS[0]!, messages: [new Uint8Array()] });
+    const heapBefore = memoryInUse();
+    const heapSamples: number[] = [];
+    await fc.assert(
+      fc.asyncProperty(fc.array(callArb, { minLength: 1, maxLength: 8 }), async (batch) => {
+        const outcomes = await Promise.all(batch.map((c) => rawCall(client, keepQuorum(c))));
+        outcomes.forEach((outcome, i) => {
+          const { target } = batch[i]!;
+          calls++;
+          perMethod.set(target.path, (perMethod.get(target.path) ?? 0) + 1);
+          const name = grpcStatus[outcome.code] ?? String(outcome.code);
+          codes.set(name, (codes.get(name) ?? 0) + 1);
+          // Timeouts name their method: on a healthy single member they need explaining.
+          const where = outcome.code === grpcStatus.UNAVAILABLE ? ` (${target.method.name})` : "";
+          const detail = `${name} ${outcome.details.replace(/\d+/g, "N").slice(0, 70)}${where}`;
+          if (outcome.code !== grpcStatus.OK) details.set(detail, (details.get(detail) ?? 0) + 1);
+          assert.notEqual(outcome.code, grpcStatus.DEADLINE_EXCEEDED, `${target.path} had no status after ${CALL_DEADLINE_MS} ms`);
+          for (const response of outcome.responses) fromBinary(target.method.output, response);
+          if (target.path === "/etcdserverpb.Lease/LeaseGrant" && outcome.code === grpcStatus.OK && outcome.responses[0] !== undefined) {
+            const granted = fromBinary(target.method.output, outcome.responses[0]) as unknown as { ID: bigint };
+            interesting.leaseIds.unshift(granted.ID);
+            interesting.leaseIds.length = Math.min(interesting.leaseIds.length, 4);
+          }
+        });
+        assert.deepEqual(unexpected, [], "handlers failed with unexpected errors");
+        if (calls % 200 < batch.length) {
+          heapSamples.push(memoryInUse());
+          // Long runs report as they go (the test runner prints diagnostics only at the end).
+          if (process.env.FUZZ_RUNS !== undefined)
+            process.stderr.write(`grpc fuzz: ${calls} calls, memory ${(heapSamples.at(-1)! / 1024 / 1024).toFixed(1)} MB\n`);
         }
+      }),
+      fuzzParameters(120, 6000),
+    );
+
+    // A client may have raised an alarm (Maintenance.Alarm ACTIVATE is allowed, as in etcd): clear them.
+    const alarms = await typedUnary("/etcdserverpb.Maintenance/Alarm", AlarmRequestSchema, AlarmResponseSchema, {
+      action: AlarmRequest_AlarmAction.GET,
+    });
+    for (const alarm of alarms.alarms) {
+      await typedUnary("/etcdserverpb.Maintenance/Alarm", AlarmRequestSchema, AlarmResponseSchema, {
+        action: AlarmRequest_AlarmAction.DEACTIVATE,
+        memberID: alarm.memberID,
+        alarm: alarm.alarm,
       });
-      assert.deepEqual(unexpected, [], "handlers failed with unexpected errors");
-      if (calls % 200 < batch.length) {
-        heapSamples.push(memoryInUse());
-        // Long runs report as they go (the test runner prints diagnostics only at the end).
-        if (process.env.FUZZ_RUNS !== undefined) process.stderr.write(`grpc fuzz: ${calls} calls, memory ${(heapSamples.at(-1)! / 1024 / 1024).toFixed(1)} MB\n`);
-      }
-    }),
-    fuzzParameters(120, 6000),
-  );
+    }
+    const key = new TextEncoder().encode("after-fuzz");
+    await typedUnary("/etcdserverpb.KV/Put", PutRequestSchema, RangeResponseSchema, { key, value: key });
+    const got = await typedUnary("/etcdserverpb.KV/Range", RangeRequestSchema, RangeResponseSchema, { key });
+    assert.equal(Buffer.from(got.kvs[0]?.value ?? []).toString(), "after-fuzz");
 
-  // A client may have raised an alarm (Maintenance.Alarm ACTIVATE is allowed, as in etcd): clear them.
-  const alarms = await typedUnary("/etcdserverpb.Maintenance/Alarm", AlarmRequestSchema, AlarmResponseSchema, { action: AlarmRequest_AlarmAction.GET });
-  for (const alarm of alarms.alarms) {
-    await typedUnary("/etcdserverpb.Maintenance/Alarm", AlarmRequestSchema, AlarmResponseSchema, { action: AlarmRequest_AlarmAction.DEACTIVATE, memberID: alarm.memberID, alarm: alarm.alarm });
-  }
-  const key = new TextEncoder().encode("after-fuzz");
-  await typedUnary("/etcdserverpb.KV/Put", PutRequestSchema, RangeResponseSchema, { key, value: key });
-  const got = await typedUnary("/etcdserverpb.KV/Range", RangeRequestSchema, RangeResponseSchema, { key });
-  assert.equal(Buffer.from(got.kvs[0]?.value ?? []).toString(), "after-fuzz");
-
-  const heapAfter = memoryInUse();
-  if (EXTERNAL_PID !== undefined) process.kill(EXTERNAL_PID, 0); // throws if the member exited
-  const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
-  t.diagnostic(`${calls} calls over ${perMethod.size}/${TARGETS.length} methods; codes: ${[...codes].map(([k, v]) => `${k} ${v}`).join(", ")}`);
-  t.diagnostic(`unavailable: ${[...details].filter(([k]) => k.startsWith("UNAVAILABLE")).map(([k, v]) => `${v} ${k}`).join("; ") || "none"}`);
-  t.diagnostic(`most frequent errors: ${[...details].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `${v} ${k}`).join("; ")}`);
-  t.diagnostic(`${EXTERNAL_PID === undefined ? "heap after GC" : "member RSS"}: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after; samples every 200 calls: ${heapSamples.map(mb).join(" ")}`);
-  // Bounded: the member's state (keys, leases, members added as learners) grows a little with the
-  // calls, but a leak per call would show as tens of MB over a long run.
-  assert.ok(heapAfter - heapBefore < 96 * 1024 * 1024, `heap grew by ${mb(heapAfter - heapBefore)} MB`);
-});
+    const heapAfter = memoryInUse();
+    if (EXTERNAL_PID !== undefined) process.kill(EXTERNAL_PID, 0); // throws if the member exited
+    const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+    t.diagnostic(
+      `${calls} calls over ${perMethod.size}/${TARGETS.length} methods; codes: ${[...codes].map(([k, v]) => `${k} ${v}`).join(", ")}`,
+    );
+    t.diagnostic(
+      `unavailable: ${
+        [...details]
+          .filter(([k]) => k.startsWith("UNAVAILABLE"))
+          .map(([k, v]) => `${v} ${k}`)
+          .join("; ") || "none"
+      }`,
+    );
+    t.diagnostic(
+      `most frequent errors: ${[...details]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 25)
+        .map(([k, v]) => `${v} ${k}`)
+        .join("; ")}`,
+    );
+    t.diagnostic(
+      `${EXTERNAL_PID === undefined ? "heap after GC" : "member RSS"}: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after; samples every 200 calls: ${heapSamples.map(mb).join(" ")}`,
+    );
+    // Bounded: the member's state (keys, leases, members added as learners) grows a little with the
+    // calls, but a leak per call would show as tens of MB over a long run.
+    assert.ok(heapAfter - heapBefore < 96 * 1024 * 1024, `heap grew by ${mb(heapAfter - heapBefore)} MB`);
+  },
+);

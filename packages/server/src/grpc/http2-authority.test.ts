@@ -7,18 +7,32 @@ const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ""), "hex");
 test("HPACK: RFC 7541 C.4 requests (Huffman, dynamic table across blocks)", () => {
   const decoder = new HpackDecoder();
   assert.deepEqual(decoder.decode(hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")), [
-    [":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"],
+    [":method", "GET"],
+    [":scheme", "http"],
+    [":path", "/"],
+    [":authority", "www.example.com"],
   ]);
   assert.deepEqual(decoder.decode(hex("8286 84be 5886 a8eb 1064 9cbf")), [
-    [":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"], ["cache-control", "no-cache"],
+    [":method", "GET"],
+    [":scheme", "http"],
+    [":path", "/"],
+    [":authority", "www.example.com"],
+    ["cache-control", "no-cache"],
   ]);
   assert.deepEqual(decoder.decode(hex("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf")), [
-    [":method", "GET"], [":scheme", "https"], [":path", "/index.html"], [":authority", "www.example.com"], ["custom-key", "custom-value"],
+    [":method", "GET"],
+    [":scheme", "https"],
+    [":path", "/index.html"],
+    [":authority", "www.example.com"],
+    ["custom-key", "custom-value"],
   ]);
 });
 
 test("literal blocks decode to what was encoded, long values included", () => {
-  const fields: [string, string][] = [[":authority", "127.0.0.1:2379"], ["x", "y".repeat(300)]];
+  const fields: [string, string][] = [
+    [":authority", "127.0.0.1:2379"],
+    ["x", "y".repeat(300)],
+  ];
   assert.deepEqual(new HpackDecoder().decode(encodeLiteralBlock(fields)), fields);
 });
 
@@ -39,7 +53,11 @@ test("the rewriter re-encodes HEADERS (+CONTINUATION) and passes other frames th
     return Buffer.concat([h, payload]);
   };
   const settings = frame(0x4, 0, 0, Buffer.alloc(0));
-  const block = encodeLiteralBlock([[":method", "POST"], [":authority", "http://127.0.0.1:1"], [":path", "/x"]]);
+  const block = encodeLiteralBlock([
+    [":method", "POST"],
+    [":authority", "http://127.0.0.1:1"],
+    [":path", "/x"],
+  ]);
   const headers = frame(0x1, 0x1, 1, block.subarray(0, 10)); // END_STREAM, no END_HEADERS
   const continuation = frame(0x9, 0x4, 1, block.subarray(10));
   const data = frame(0x0, 0x1, 3, Buffer.from("abc"));
@@ -51,6 +69,10 @@ test("the rewriter re-encodes HEADERS (+CONTINUATION) and passes other frames th
   const length = rewritten.readUIntBE(0, 3);
   assert.equal(rewritten[3], 0x1);
   assert.equal(rewritten[4], 0x1 | 0x4, "END_STREAM kept, END_HEADERS set");
-  assert.deepEqual(new HpackDecoder().decode(rewritten.subarray(9, 9 + length)), [[":method", "POST"], [":authority", "127.0.0.1:1"], [":path", "/x"]]);
+  assert.deepEqual(new HpackDecoder().decode(rewritten.subarray(9, 9 + length)), [
+    [":method", "POST"],
+    [":authority", "127.0.0.1:1"],
+    [":path", "/x"],
+  ]);
   assert.deepEqual(rewritten.subarray(9 + length), data);
 });

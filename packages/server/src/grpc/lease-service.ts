@@ -43,7 +43,13 @@ export class LeaseService {
   async timeToLive(request: LeaseTimeToLiveRequest, caller?: AuthInfo) {
     const answer = await this.etcd.leaseTimeToLive(request.ID, request.keys);
     // Who may see a lease's keys: write permission on every one of them.
-    if (request.keys) this.etcd.checkAuth(() => this.etcd.auth.checkLeaseTimeToLive(caller, answer.keys.map((k) => Buffer.from(k, "base64"))));
+    if (request.keys)
+      this.etcd.checkAuth(() =>
+        this.etcd.auth.checkLeaseTimeToLive(
+          caller,
+          answer.keys.map((k) => Buffer.from(k, "base64")),
+        ),
+      );
     return create(LeaseTimeToLiveResponseSchema, {
       header: this.etcd.header(),
       ID: request.ID,
@@ -88,7 +94,8 @@ export class LeaseService {
           // The stream may have closed while the renewal waited.
           // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
           if (closed) return;
-          if (!call.write(create(LeaseKeepAliveResponseSchema, { header: this.etcd.header(), ID: request.ID, TTL: BigInt(ttl) }))) await drainedOrClosed(call);
+          if (!call.write(create(LeaseKeepAliveResponseSchema, { header: this.etcd.header(), ID: request.ID, TTL: BigInt(ttl) })))
+            await drainedOrClosed(call);
         } catch (error) {
           if (closed) return;
           closed = true;

@@ -58,12 +58,19 @@ function recordingRegistrar(): { services: GrpcServiceRegistrar; registered: Map
 test("every RPC of every etcd service has a handler of its kind, through the learner gate and the call metrics", () => {
   const { services, registered } = recordingRegistrar();
   const metrics = new ServerMetrics();
-  addEtcdServices(withLearnerGate(metrics.instrumentGrpcServices(services), () => false, logger), idleMember(), logger);
+  addEtcdServices(
+    withLearnerGate(metrics.instrumentGrpcServices(services), () => false, logger),
+    idleMember(),
+    logger,
+  );
   const etcdServices = file_etcd_api_etcdserverpb_rpc.services;
   assert.deepEqual([...registered.keys()].sort(), etcdServices.map((s) => s.typeName).sort(), "every service of rpc.proto is served");
   for (const service of etcdServices) {
     const registration = registered.get(service.typeName)!;
-    assert.deepEqual(registration.paths, service.methods.map((m) => `/${service.typeName}/${m.name}`));
+    assert.deepEqual(
+      registration.paths,
+      service.methods.map((m) => `/${service.typeName}/${m.name}`),
+    );
     for (const method of service.methods) {
       const handler = registration.handlers[method.name];
       assert.equal(typeof handler, "function", `${service.typeName}/${method.name} has a handler`);
@@ -89,16 +96,28 @@ test("the handlers of each etcd service are exactly its RPCs", () => {
     assert.deepEqual(Object.keys(implementation).sort(), service.methods.map((m) => m.name).sort(), service.typeName);
   }
   // @ts-expect-error a KV implementation without Compact does not type-check
-  const incomplete: GrpcServiceHandlers<typeof KV> = { Range: handlers.kv.Range, Put: handlers.kv.Put, DeleteRange: handlers.kv.DeleteRange, Txn: handlers.kv.Txn };
+  const incomplete: GrpcServiceHandlers<typeof KV> = {
+    Range: handlers.kv.Range,
+    Put: handlers.kv.Put,
+    DeleteRange: handlers.kv.DeleteRange,
+    Txn: handlers.kv.Txn,
+  };
   assert.equal(Object.keys(incomplete).length, 4);
 });
 
 test("on a learner the gate answers Status and serializable Range, and refuses other calls and every stream", async () => {
   const { services, registered } = recordingRegistrar();
-  addEtcdServices(withLearnerGate(services, () => true, logger), idleMember(), logger);
+  addEtcdServices(
+    withLearnerGate(services, () => true, logger),
+    idleMember(),
+    logger,
+  );
   const answer = (service: string, method: string, request: object) =>
     new Promise<number | null | undefined>((resolve) => {
-      const handler = registered.get(service)!.handlers[method] as (call: ServerUnaryCall<object, unknown>, callback: sendUnaryData<unknown>) => void;
+      const handler = registered.get(service)!.handlers[method] as (
+        call: ServerUnaryCall<object, unknown>,
+        callback: sendUnaryData<unknown>,
+      ) => void;
       const call = { request, metadata: new Metadata() } as ServerUnaryCall<object, unknown>;
       handler(call, (error) => resolve(error === null ? null : error.code));
     });

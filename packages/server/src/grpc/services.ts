@@ -80,10 +80,12 @@ export interface EtcdServiceHandlers {
 export function etcdServiceHandlers(etcd: EtcdServer, logger: Logger, stats = new GrpcStreamStats()): EtcdServiceHandlers {
   const caller = (call: { metadata: Metadata } & CancellableCall): Promise<AuthInfo | undefined> => etcd.callerAuth(tokenOf(call), call);
   /** A handler for a root-only RPC. */
-  const admin = <Req, Res>(handler: UnaryHandler<Req, Res>): UnaryHandler<Req, Res> => async (r, call) => {
-    etcd.checkAdmin(await caller(call));
-    return handler(r, call);
-  };
+  const admin =
+    <Req, Res>(handler: UnaryHandler<Req, Res>): UnaryHandler<Req, Res> =>
+    async (r, call) => {
+      etcd.checkAdmin(await caller(call));
+      return handler(r, call);
+    };
   const kv: GrpcServiceHandlers<typeof KV> = {
     Range: unary(logger, async (r, call) => etcd.range(r, await caller(call))),
     Put: unary(logger, async (r, call) => etcd.put(r, await caller(call))),
@@ -98,21 +100,29 @@ export function etcdServiceHandlers(etcd: EtcdServer, logger: Logger, stats = ne
     MoveLeader: unary(logger, (r) => maintenanceRpcs.moveLeader(r)),
     // Root only, as etcd's authMaintenanceServer.
     Snapshot: (call) => {
-      caller(call).then(
-        (c) => {
-          etcd.checkAdmin(c);
-          maintenanceRpcs.snapshot(call);
-        },
-        (error: unknown) => call.emit("error", toServiceError(error, logger)),
-      ).catch((error: unknown) => call.emit("error", toServiceError(error, logger)));
+      caller(call)
+        .then(
+          (c) => {
+            etcd.checkAdmin(c);
+            maintenanceRpcs.snapshot(call);
+          },
+          (error: unknown) => call.emit("error", toServiceError(error, logger)),
+        )
+        .catch((error: unknown) => call.emit("error", toServiceError(error, logger)));
     },
     Status: unary(logger, () => etcd.status()),
     HashKV: unary(logger, async (r, call) => etcd.hashKV(Number(r.revision), await caller(call))),
-    Hash: unary(logger, admin(() => etcd.hash())),
-    Defragment: unary(logger, admin(async () => {
-      await etcd.defragment();
-      return create(DefragmentResponseSchema, { header: etcd.header() });
-    })),
+    Hash: unary(
+      logger,
+      admin(() => etcd.hash()),
+    ),
+    Defragment: unary(
+      logger,
+      admin(async () => {
+        await etcd.defragment();
+        return create(DefragmentResponseSchema, { header: etcd.header() });
+      }),
+    ),
   };
 
   const watch: GrpcServiceHandlers<typeof Watch> = {
@@ -161,11 +171,26 @@ export function etcdServiceHandlers(etcd: EtcdServer, logger: Logger, stats = ne
 
   const members = new ClusterService(etcd, logger);
   const cluster: GrpcServiceHandlers<typeof Cluster> = {
-    MemberAdd: unary(logger, admin((r) => members.memberAdd(r))),
-    MemberRemove: unary(logger, admin((r) => members.memberRemove(r))),
-    MemberUpdate: unary(logger, admin((r) => members.memberUpdate(r))),
-    MemberList: unary(logger, admin(() => members.memberList())),
-    MemberPromote: unary(logger, admin((r) => members.memberPromote(r))),
+    MemberAdd: unary(
+      logger,
+      admin((r) => members.memberAdd(r)),
+    ),
+    MemberRemove: unary(
+      logger,
+      admin((r) => members.memberRemove(r)),
+    ),
+    MemberUpdate: unary(
+      logger,
+      admin((r) => members.memberUpdate(r)),
+    ),
+    MemberList: unary(
+      logger,
+      admin(() => members.memberList()),
+    ),
+    MemberPromote: unary(
+      logger,
+      admin((r) => members.memberPromote(r)),
+    ),
   };
   return { kv, maintenance, watch, auth, lease, cluster };
 }

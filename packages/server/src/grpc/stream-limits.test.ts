@@ -19,7 +19,13 @@ import {
   type LeaseKeepAliveResponse,
   type WatchResponse,
 } from "@etcd-ts/api";
-import { CANCEL_REASONS, DEFAULT_MAX_PENDING_RESPONSES, DEFAULT_MAX_WATCHERS_PER_STREAM, WatchableStore, watchableKVFromMvcc } from "@etcd-ts/watch";
+import {
+  CANCEL_REASONS,
+  DEFAULT_MAX_PENDING_RESPONSES,
+  DEFAULT_MAX_WATCHERS_PER_STREAM,
+  WatchableStore,
+  watchableKVFromMvcc,
+} from "@etcd-ts/watch";
 import { openMvccStore } from "@etcd-ts/mvcc";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { credentials, makeGenericClientConstructor, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
@@ -29,12 +35,18 @@ import { LeaseService, MAX_PENDING_KEEPALIVES } from "./lease-service.js";
 import { GrpcStreamStats } from "./stream-stats.js";
 import { serveWatch } from "./watch-service.js";
 
-type DuplexClient = Client & Record<string, (...args: unknown[]) => ClientDuplexStream<unknown, unknown>> & Record<string, (...args: unknown[]) => void>;
+type DuplexClient = Client &
+  Record<string, (...args: unknown[]) => ClientDuplexStream<unknown, unknown>> &
+  Record<string, (...args: unknown[]) => void>;
 
 function client(service: typeof Watch | typeof Lease, address: string, ownConnection = false): DuplexClient {
   const Ctor = makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
   // A local subchannel pool gives the client a connection of its own.
-  return new Ctor(address, credentials.createInsecure(), ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {}) as unknown as DuplexClient;
+  return new Ctor(
+    address,
+    credentials.createInsecure(),
+    ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {},
+  ) as unknown as DuplexClient;
 }
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -48,7 +60,10 @@ async function metric(fuzz: FuzzMember, name: string): Promise<number> {
 }
 
 /** Opens a watch stream, creates a watcher on `key` and resolves once the member answered `created`. */
-function openWatch(c: DuplexClient, key: string): { stream: ClientDuplexStream<unknown, unknown>; created: Promise<WatchResponse>; responses: WatchResponse[] } {
+function openWatch(
+  c: DuplexClient,
+  key: string,
+): { stream: ClientDuplexStream<unknown, unknown>; created: Promise<WatchResponse>; responses: WatchResponse[] } {
   const stream = c.Watch!();
   const responses: WatchResponse[] = [];
   const created = new Promise<WatchResponse>((resolve, reject) => {
@@ -80,7 +95,13 @@ describe("gRPC stream bounds", () => {
     // A fourth stream on the same connection is not served while three are open...
     const fourth = openWatch(first, "d");
     fourth.created.catch(() => undefined);
-    const early = await Promise.race([fourth.created.then(() => "served", () => "failed"), new Promise((r) => setTimeout(() => r("waiting"), 1000))]);
+    const early = await Promise.race([
+      fourth.created.then(
+        () => "served",
+        () => "failed",
+      ),
+      new Promise((r) => setTimeout(() => r("waiting"), 1000)),
+    ]);
     assert.notEqual(early, "served");
     assert.equal(await metric(fuzz, "etcd_ts_grpc_server_open_streams"), 3);
 
@@ -98,27 +119,34 @@ describe("gRPC stream bounds", () => {
     second.close();
   });
 
-  test("a watch stream holds at most DEFAULT_MAX_WATCHERS_PER_STREAM watchers; more creates are refused as etcd refuses a create", { timeout: 120_000 }, async () => {
-    const c = client(Watch, fuzz.clientAddress, true);
-    const stream = c.Watch!();
-    const refusals: WatchResponse[] = [];
-    let created = 0;
-    stream.on("data", (r: WatchResponse) => {
-      if (r.canceled) refusals.push(r);
-      else if (r.created) created++;
-    });
-    stream.on("error", () => undefined);
-    for (let i = 0; i < DEFAULT_MAX_WATCHERS_PER_STREAM + 2; i++) stream.write(createWatch(`k${i}`));
-    await waitFor(() => created + refusals.length === DEFAULT_MAX_WATCHERS_PER_STREAM + 2, 100_000, "every create answered", 50);
-    assert.equal(created, DEFAULT_MAX_WATCHERS_PER_STREAM);
-    assert.equal(refusals.length, 2);
-    assert.deepEqual({ id: refusals[0]!.watchId, created: refusals[0]!.created, reason: refusals[0]!.cancelReason }, { id: -1n, created: true, reason: CANCEL_REASONS.tooManyWatchers });
-    assert.equal(await metric(fuzz, "etcd_debugging_mvcc_watcher_total"), DEFAULT_MAX_WATCHERS_PER_STREAM);
-    assert.equal(await metric(fuzz, "etcd_ts_watch_creates_refused_total"), 2);
-    stream.cancel();
-    await waitFor(async () => (await metric(fuzz, "etcd_debugging_mvcc_watcher_total")) === 0, 15_000, "watchers freed", 50);
-    c.close();
-  });
+  test(
+    "a watch stream holds at most DEFAULT_MAX_WATCHERS_PER_STREAM watchers; more creates are refused as etcd refuses a create",
+    { timeout: 120_000 },
+    async () => {
+      const c = client(Watch, fuzz.clientAddress, true);
+      const stream = c.Watch!();
+      const refusals: WatchResponse[] = [];
+      let created = 0;
+      stream.on("data", (r: WatchResponse) => {
+        if (r.canceled) refusals.push(r);
+        else if (r.created) created++;
+      });
+      stream.on("error", () => undefined);
+      for (let i = 0; i < DEFAULT_MAX_WATCHERS_PER_STREAM + 2; i++) stream.write(createWatch(`k${i}`));
+      await waitFor(() => created + refusals.length === DEFAULT_MAX_WATCHERS_PER_STREAM + 2, 100_000, "every create answered", 50);
+      assert.equal(created, DEFAULT_MAX_WATCHERS_PER_STREAM);
+      assert.equal(refusals.length, 2);
+      assert.deepEqual(
+        { id: refusals[0]!.watchId, created: refusals[0]!.created, reason: refusals[0]!.cancelReason },
+        { id: -1n, created: true, reason: CANCEL_REASONS.tooManyWatchers },
+      );
+      assert.equal(await metric(fuzz, "etcd_debugging_mvcc_watcher_total"), DEFAULT_MAX_WATCHERS_PER_STREAM);
+      assert.equal(await metric(fuzz, "etcd_ts_watch_creates_refused_total"), 2);
+      stream.cancel();
+      await waitFor(async () => (await metric(fuzz, "etcd_debugging_mvcc_watcher_total")) === 0, 15_000, "watchers freed", 50);
+      c.close();
+    },
+  );
 
   test("a watch client that stops reading costs a bounded send queue; it catches up afterwards", { timeout: 120_000 }, async () => {
     const c = client(Watch, fuzz.clientAddress, true);
@@ -149,7 +177,9 @@ describe("gRPC stream bounds", () => {
   test("keep-alive streams are counted and every request is answered in order", { timeout: 120_000 }, async () => {
     const c = client(Lease, fuzz.clientAddress, true);
     const grant = await new Promise<LeaseGrantResponse>((resolve, reject) =>
-      c.LeaseGrant!(create(LeaseGrantRequestSchema, { TTL: 60n }), (e: Error | null, r: LeaseGrantResponse) => (e ? reject(e) : resolve(r))),
+      c.LeaseGrant!(create(LeaseGrantRequestSchema, { TTL: 60n }), (e: Error | null, r: LeaseGrantResponse) =>
+        e ? reject(e) : resolve(r),
+      ),
     );
     const stream = c.LeaseKeepAlive!();
     stream.on("error", () => undefined);

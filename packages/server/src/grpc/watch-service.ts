@@ -8,9 +8,23 @@ import type { GrpcStreamStats } from "./stream-stats.js";
 
 /** gRPC code names as Go's `codes.Code.String()` prints them. */
 const GO_CODE_NAMES: Record<number, string> = {
-  0: "OK", 1: "Canceled", 2: "Unknown", 3: "InvalidArgument", 4: "DeadlineExceeded", 5: "NotFound",
-  6: "AlreadyExists", 7: "PermissionDenied", 8: "ResourceExhausted", 9: "FailedPrecondition", 10: "Aborted",
-  11: "OutOfRange", 12: "Unimplemented", 13: "Internal", 14: "Unavailable", 15: "DataLoss", 16: "Unauthenticated",
+  0: "OK",
+  1: "Canceled",
+  2: "Unknown",
+  3: "InvalidArgument",
+  4: "DeadlineExceeded",
+  5: "NotFound",
+  6: "AlreadyExists",
+  7: "PermissionDenied",
+  8: "ResourceExhausted",
+  9: "FailedPrecondition",
+  10: "Aborted",
+  11: "OutOfRange",
+  12: "Unimplemented",
+  13: "Internal",
+  14: "Unavailable",
+  15: "DataLoss",
+  16: "Unauthenticated",
 };
 
 /** Responses queued beyond this on one stream make the server stop reading that client's requests. */
@@ -60,7 +74,8 @@ export function serveWatch(
   const pump = () => {
     if (waitingForDrain || stream.closed) return;
     for (let response = stream.take(); response !== undefined; response = stream.take()) {
-      if (response.canceled && response.cancelReason === CANCEL_REASONS.tooManyWatchers && options.stats) options.stats.watchCreatesRefused++;
+      if (response.canceled && response.cancelReason === CANCEL_REASONS.tooManyWatchers && options.stats)
+        options.stats.watchCreatesRefused++;
       if (!call.write(response)) {
         waitingForDrain = true;
         call.once("drain", () => {

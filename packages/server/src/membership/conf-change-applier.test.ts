@@ -12,7 +12,13 @@ import {
 } from "./conf-change-applier.js";
 import { Membership, type Member } from "./membership.js";
 
-const member = (id: bigint, name: string, url: string, isLearner = false): Member => ({ id, name, peerUrls: [url], clientUrls: [], isLearner });
+const member = (id: bigint, name: string, url: string, isLearner = false): Member => ({
+  id,
+  name,
+  peerUrls: [url],
+  clientUrls: [],
+  isLearner,
+});
 
 async function twoMembers(): Promise<Membership> {
   return Membership.join(new MemoryBackend(), 1n, 10n, [member(10n, "a", "http://a:1"), member(20n, "b", "http://b:1")]);
@@ -24,21 +30,43 @@ function change(type: ConfChangeType, nodeId: bigint, m?: Member, isPromote = fa
 
 test("conf changes are checked against the membership as etcd's ValidateConfigurationChange does", async () => {
   const ms = await twoMembers();
-  assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 30n, member(30n, "", "http://c:1")), decodeMemberContext(encodeMemberContext({ member: member(30n, "", "http://c:1"), requestId: 1n }))), undefined);
+  assert.equal(
+    validateConfChange(
+      ms,
+      change(ConfChangeType.AddNode, 30n, member(30n, "", "http://c:1")),
+      decodeMemberContext(encodeMemberContext({ member: member(30n, "", "http://c:1"), requestId: 1n })),
+    ),
+    undefined,
+  );
   const ctx = (m: Member, isPromote = false) => decodeMemberContext(encodeMemberContext({ member: m, requestId: 1n, isPromote }));
   assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 20n), ctx(member(20n, "", "http://x:1")))?.kind, "memberExist");
   assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 30n), ctx(member(30n, "", "http://b:1")))?.kind, "peerURLExist");
   assert.equal(validateConfChange(ms, change(ConfChangeType.RemoveNode, 99n), undefined)?.kind, "memberNotFound");
   assert.equal(validateConfChange(ms, change(ConfChangeType.UpdateNode, 99n), ctx(member(99n, "", "http://z:1")))?.kind, "memberNotFound");
   assert.equal(validateConfChange(ms, change(ConfChangeType.UpdateNode, 10n), ctx(member(10n, "", "http://b:1")))?.kind, "peerURLExist");
-  assert.equal(validateConfChange(ms, change(ConfChangeType.UpdateNode, 10n), ctx(member(10n, "", "http://a:1"))), undefined, "its own URLs");
+  assert.equal(
+    validateConfChange(ms, change(ConfChangeType.UpdateNode, 10n), ctx(member(10n, "", "http://a:1"))),
+    undefined,
+    "its own URLs",
+  );
   assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 20n), ctx(member(20n, "", ""), true))?.kind, "memberNotLearner");
   assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 99n), ctx(member(99n, "", ""), true))?.kind, "memberNotFound");
   ms.add(member(30n, "", "http://c:1", true));
-  assert.equal(validateConfChange(ms, change(ConfChangeType.AddLearnerNode, 40n), ctx(member(40n, "", "http://d:1", true)))?.kind, "tooManyLearners");
-  assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 30n), ctx(member(30n, "", ""), true)), undefined, "promote the learner");
+  assert.equal(
+    validateConfChange(ms, change(ConfChangeType.AddLearnerNode, 40n), ctx(member(40n, "", "http://d:1", true)))?.kind,
+    "tooManyLearners",
+  );
+  assert.equal(
+    validateConfChange(ms, change(ConfChangeType.AddNode, 30n), ctx(member(30n, "", ""), true)),
+    undefined,
+    "promote the learner",
+  );
   ms.remove(20n);
-  assert.equal(validateConfChange(ms, change(ConfChangeType.AddNode, 20n), ctx(member(20n, "", "http://q:1")))?.kind, "memberNotFound", "a removed ID never comes back");
+  assert.equal(
+    validateConfChange(ms, change(ConfChangeType.AddNode, 20n), ctx(member(20n, "", "http://q:1")))?.kind,
+    "memberNotFound",
+    "a removed ID never comes back",
+  );
 });
 
 test("strict reconfiguration checks count started voters as etcd 3.4 does", () => {
@@ -56,7 +84,11 @@ test("strict reconfiguration checks count started voters as etcd 3.4 does", () =
 test("a learner is promotable when its match is at least 90% of the leader's", () => {
   assert.equal(checkLearnerReady(undefined, 1n, 2n)?.kind, "notLeader");
   assert.equal(checkLearnerReady(new Map(), 1n, 2n)?.kind, "notLeader");
-  const progress = (learner: number) => new Map([[1n, { match: 100 }], [2n, { match: learner }]]);
+  const progress = (learner: number) =>
+    new Map([
+      [1n, { match: 100 }],
+      [2n, { match: learner }],
+    ]);
   assert.equal(checkLearnerReady(progress(89), 1n, 2n)?.kind, "learnerNotReady");
   assert.equal(checkLearnerReady(progress(90), 1n, 2n), undefined);
   assert.equal(checkLearnerReady(progress(0), 1n, 3n), undefined, "unknown IDs are answered at apply");

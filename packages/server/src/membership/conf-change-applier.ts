@@ -86,7 +86,11 @@ export class MembershipChangeApplier implements ConfChangeApplier {
         learners: confState.learners.length,
       });
     } else {
-      logger.info("rejected a membership change", { type: ConfChangeType[change.type], member: change.nodeId.toString(16), error: rejection.message });
+      logger.info("rejected a membership change", {
+        type: ConfChangeType[change.type],
+        member: change.nodeId.toString(16),
+        error: rejection.message,
+      });
     }
     const store = this.deps.store();
     const { durable } = store.update((batch) => {
@@ -212,7 +216,11 @@ export const LEARNER_READY_PERCENT = 0.9;
  * (it is not the leader), `learnerNotReady` when the learner lags. An unknown ID passes (the apply-time
  * check answers it).
  */
-export function checkLearnerReady(progress: ReadonlyMap<bigint, { match: number }> | undefined, leaderId: bigint, learnerId: bigint): RpcError | undefined {
+export function checkLearnerReady(
+  progress: ReadonlyMap<bigint, { match: number }> | undefined,
+  leaderId: bigint,
+  learnerId: bigint,
+): RpcError | undefined {
   if (progress === undefined || progress.size === 0) return RpcError.of("notLeader");
   const learner = progress.get(learnerId);
   if (learner === undefined) return undefined;

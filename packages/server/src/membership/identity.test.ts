@@ -18,6 +18,12 @@ test("member ID does not depend on the order of peer URLs", () => {
 
 test("--initial-cluster parses names with several URLs", () => {
   const c = parseInitialCluster("n1=http://a:1,n2=http://b:2,n1=http://c:3");
-  assert.deepEqual([...c.entries()], [["n1", ["http://a:1", "http://c:3"]], ["n2", ["http://b:2"]]]);
+  assert.deepEqual(
+    [...c.entries()],
+    [
+      ["n1", ["http://a:1", "http://c:3"]],
+      ["n2", ["http://b:2"]],
+    ],
+  );
   assert.throws(() => parseInitialCluster("bogus"), /missing =/);
 });

@@ -34,7 +34,13 @@ export function decodeMemberContext(bytes: Uint8Array): MemberContext {
     isPromote?: boolean;
   };
   return {
-    member: { id: BigInt(`0x${json.id}`), name: json.name, peerUrls: json.peerURLs, clientUrls: json.clientURLs, isLearner: json.isLearner },
+    member: {
+      id: BigInt(`0x${json.id}`),
+      name: json.name,
+      peerUrls: json.peerURLs,
+      clientUrls: json.clientURLs,
+      isLearner: json.isLearner,
+    },
     requestId: BigInt(`0x${json.requestId}`),
     isPromote: json.isPromote === true,
   };

@@ -91,9 +91,7 @@ export class Membership {
   static async bootstrap(backend: Backend, config: ServerConfig): Promise<Membership> {
     const local = config.initialCluster.get(config.name);
     if (local === undefined) {
-      throw new Error(
-        `couldn't find local name "${config.name}" in the initial cluster configuration`,
-      );
+      throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
     }
     const advertised = [...config.initialAdvertisePeerUrls].sort().join(",");
     if ([...local].sort().join(",") !== advertised) {
@@ -152,7 +150,13 @@ export class Membership {
       if (txn.buckets().includes(MEMBERS_BUCKET)) {
         for (const { value } of txn.range(MEMBERS_BUCKET)) {
           const stored = JSON.parse(decoder.decode(value)) as StoredMember;
-          members.push({ id: BigInt(`0x${stored.id}`), name: stored.name, peerUrls: stored.peerURLs, clientUrls: stored.clientURLs, isLearner: stored.isLearner });
+          members.push({
+            id: BigInt(`0x${stored.id}`),
+            name: stored.name,
+            peerUrls: stored.peerURLs,
+            clientUrls: stored.clientURLs,
+            isLearner: stored.isLearner,
+          });
         }
       }
       if (txn.buckets().includes(MEMBERS_REMOVED_BUCKET)) {

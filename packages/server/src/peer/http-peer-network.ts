@@ -45,7 +45,11 @@ interface HttpAnswer {
 }
 
 const json = (status: number, value: unknown): HttpAnswer => ({ status, contentType: "application/json", body: JSON.stringify(value) });
-const text = (status: number, error: unknown): HttpAnswer => ({ status, contentType: "text/plain", body: error instanceof Error ? error.message : String(error) });
+const text = (status: number, error: unknown): HttpAnswer => ({
+  status,
+  contentType: "text/plain",
+  body: error instanceof Error ? error.message : String(error),
+});
 const isNotLeader = (error: unknown): boolean => isRpcError(error, "notLeader");
 
 /** How one kind of peer request travels over HTTP. */
@@ -62,7 +66,10 @@ interface HttpPeerRoute<K extends PeerRequestKind> {
   readonly ownConnection: boolean;
 }
 
-const leaseRoute = <K extends "leaseRenew" | "leaseTimeToLive">(path: string, parse: (body: { id: string; keys?: boolean }) => PeerRequestOf<K>): HttpPeerRoute<K> => ({
+const leaseRoute = <K extends "leaseRenew" | "leaseTimeToLive">(
+  path: string,
+  parse: (body: { id: string; keys?: boolean }) => PeerRequestOf<K>,
+): HttpPeerRoute<K> => ({
   path,
   parse: (body) => parse(body as { id: string; keys?: boolean }),
   answer: (answer) => json(200, answer),
@@ -119,8 +126,15 @@ export class HttpPeerNetwork implements PeerNetwork {
       members: () => host.members(),
       raftStream: (req, res) => this.transport.handleStream(req, res),
       other: (req, res) =>
-        handleSnapshotUpload({ clusterId: () => host.clusterId(), receive: (message, chunks) => host.receiveSnapshot(message, chunks), logger: options.logger }, req, res) ||
-        this.serveRequest(req, res),
+        handleSnapshotUpload(
+          {
+            clusterId: () => host.clusterId(),
+            receive: (message, chunks) => host.receiveSnapshot(message, chunks),
+            logger: options.logger,
+          },
+          req,
+          res,
+        ) || this.serveRequest(req, res),
     });
   }
 
@@ -160,14 +174,24 @@ export class HttpPeerNetwork implements PeerNetwork {
     this.handlers.set(kind, handler as unknown as PeerRequestHandler<PeerRequestKind>);
   }
 
-  async request<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>> {
+  async request<K extends PeerRequestKind>(
+    urls: readonly string[],
+    kind: K,
+    request: PeerRequestOf<K>,
+    timeoutMs: number,
+  ): Promise<PeerAnswerOf<K>> {
     const route = ROUTES[kind] as HttpPeerRoute<K>;
     let lastError: unknown = noUrlSeenByAsker(kind);
     for (const base of urls) {
       let body: unknown;
       try {
         body = await new Promise<unknown>((resolve, reject) => {
-          const options = { method: "POST", timeout: timeoutMs, headers: { "content-type": "application/json" }, ...(route.ownConnection ? { agent: false as const } : {}) };
+          const options = {
+            method: "POST",
+            timeout: timeoutMs,
+            headers: { "content-type": "application/json" },
+            ...(route.ownConnection ? { agent: false as const } : {}),
+          };
           const req = peerRequest(new URL(route.path, base), options, (res) => {
             let answer = "";
             res.setEncoding("utf8");

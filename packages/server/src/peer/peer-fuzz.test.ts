@@ -32,7 +32,11 @@ describe("FrameReader", () => {
       const reader = new FrameReader(1 << 20);
       const frames: Buffer[] = [];
       for (let at = 0; at < bytes.length; at += size) frames.push(...reader.push(bytes.subarray(at, at + size)));
-      assert.deepEqual(frames.map((f) => f.length), [3, 0, 5000], `chunks of ${size}`);
+      assert.deepEqual(
+        frames.map((f) => f.length),
+        [3, 0, 5000],
+        `chunks of ${size}`,
+      );
       assert.equal(frames[0]!.toString(), "one");
       assert.equal(reader.pendingBytes, 0);
     }
@@ -63,9 +67,14 @@ describe("fuzzing the raft stream of a live member", () => {
     clusterId = fuzz.member.server.clusterId.toString(16);
     localId = fuzz.member.server.memberId;
     const Ctor = makeGenericClientConstructor(grpcServiceDefinition(Cluster), "Cluster");
-    const cluster = new Ctor(fuzz.clientAddress, credentials.createInsecure()) as unknown as Record<string, (r: unknown, cb: (e: Error | null, r: MemberAddResponse) => void) => void> & { close(): void };
+    const cluster = new Ctor(fuzz.clientAddress, credentials.createInsecure()) as unknown as Record<
+      string,
+      (r: unknown, cb: (e: Error | null, r: MemberAddResponse) => void) => void
+    > & { close(): void };
     const added = await new Promise<MemberAddResponse>((resolve, reject) =>
-      cluster.MemberAdd!(create(MemberAddRequestSchema, { peerURLs: ["http://127.0.0.1:9"], isLearner: true }), (e, r) => (e ? reject(e) : resolve(r))),
+      cluster.MemberAdd!(create(MemberAddRequestSchema, { peerURLs: ["http://127.0.0.1:9"], isLearner: true }), (e, r) =>
+        e ? reject(e) : resolve(r),
+      ),
     );
     cluster.close();
     learnerId = added.member!.ID;
@@ -76,7 +85,10 @@ describe("fuzzing the raft stream of a live member", () => {
    * POSTs `chunks` as one raft stream. Resolves with "answered" (the member sent a status after the
    * body ended) or "dropped" (it closed the connection), or rejects after `deadlineMs`.
    */
-  function stream(chunks: readonly Buffer[], options: { from?: string; deadlineMs?: number; keepWriting?: boolean } = {}): Promise<{ outcome: "answered" | "dropped"; written: number }> {
+  function stream(
+    chunks: readonly Buffer[],
+    options: { from?: string; deadlineMs?: number; keepWriting?: boolean } = {},
+  ): Promise<{ outcome: "answered" | "dropped"; written: number }> {
     return new Promise((resolve, reject) => {
       let written = 0;
       let settled = false;
@@ -89,7 +101,11 @@ describe("fuzzing the raft stream of a live member", () => {
       };
       const req = request(peer, {
         method: "POST",
-        headers: { "content-type": "application/octet-stream", [CLUSTER_ID_HEADER]: clusterId, [FROM_HEADER]: options.from ?? learnerId.toString(16) },
+        headers: {
+          "content-type": "application/octet-stream",
+          [CLUSTER_ID_HEADER]: clusterId,
+          [FROM_HEADER]: options.from ?? learnerId.toString(16),
+        },
         agent: false,
       });
       const timer = setTimeout(() => {
@@ -163,11 +179,18 @@ describe("fuzzing the raft stream of a live member", () => {
     const { outcome } = await stream([frame(encodeMessage(forged))]);
     assert.equal(outcome, "answered");
     await putEventually("after-bad-conf-change");
-    assert.ok(logger.errors.some((e) => /conf change does not decode/.test(e)), logger.errors.join("\n"));
+    assert.ok(
+      logger.errors.some((e) => /conf change does not decode/.test(e)),
+      logger.errors.join("\n"),
+    );
     assert.ok(fuzz.member.server.status().raftAppliedIndex > BigInt(last + 1));
   });
 
-  const nodeId = fc.oneof(fc.constant(null).map(() => localId), fc.bigInt({ min: 0n, max: 5n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+  const nodeId = fc.oneof(
+    fc.constant(null).map(() => localId),
+    fc.bigInt({ min: 0n, max: 5n }),
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  );
   const self = fc.constant(null).map(() => localId);
   const learner = fc.constant(null).map(() => learnerId);
   const index = fc.oneof(fc.nat(20), fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
@@ -178,27 +201,37 @@ describe("fuzzing the raft stream of a live member", () => {
     data: fc.uint8Array({ maxLength: 64 }),
   });
   // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- its entries' types lie outside the enum too
-  const message: fc.Arbitrary<Message> = fc.record({
-    type: fc.oneof(fc.constantFrom(...(Object.values(MessageType).filter((v) => typeof v === "number") as MessageType[]))),
-    to: fc.oneof({ weight: 4, arbitrary: self }, { weight: 1, arbitrary: nodeId }),
-    from: fc.oneof({ weight: 4, arbitrary: learner }, { weight: 1, arbitrary: nodeId }),
-    term: fc.oneof(fc.nat(10), fc.nat()),
-    logTerm: fc.nat(10),
-    index,
-    entries: fc.array(entry, { maxLength: 3 }),
-    commit: index,
-    reject: fc.boolean(),
-    rejectHint: fc.nat(20),
-    context: fc.uint8Array({ maxLength: 16 }),
-    snapshot: fc.constant(undefined),
-    // Most appends are well formed (contiguous entries after the index, terms in order), so they get
-    // past the transport's checks into raft, the WAL and the appliers.
-    wellFormed: fc.boolean(),
-  }).map(({ wellFormed, ...m }) =>
-    wellFormed && m.type === MessageType.App
-      ? { ...m, entries: m.entries.map((e, i) => ({ ...e, index: m.index + 1 + i, term: Math.min(m.term, Math.max(m.logTerm, m.entries[i - 1]?.term ?? 0, e.term)) })), logTerm: Math.min(m.logTerm, m.term) }
-      : m,
-  );
+  const message: fc.Arbitrary<Message> = fc
+    .record({
+      type: fc.oneof(fc.constantFrom(...(Object.values(MessageType).filter((v) => typeof v === "number") as MessageType[]))),
+      to: fc.oneof({ weight: 4, arbitrary: self }, { weight: 1, arbitrary: nodeId }),
+      from: fc.oneof({ weight: 4, arbitrary: learner }, { weight: 1, arbitrary: nodeId }),
+      term: fc.oneof(fc.nat(10), fc.nat()),
+      logTerm: fc.nat(10),
+      index,
+      entries: fc.array(entry, { maxLength: 3 }),
+      commit: index,
+      reject: fc.boolean(),
+      rejectHint: fc.nat(20),
+      context: fc.uint8Array({ maxLength: 16 }),
+      snapshot: fc.constant(undefined),
+      // Most appends are well formed (contiguous entries after the index, terms in order), so they get
+      // past the transport's checks into raft, the WAL and the appliers.
+      wellFormed: fc.boolean(),
+    })
+    .map(({ wellFormed, ...m }) =>
+      wellFormed && m.type === MessageType.App
+        ? {
+            ...m,
+            entries: m.entries.map((e, i) => ({
+              ...e,
+              index: m.index + 1 + i,
+              term: Math.min(m.term, Math.max(m.logTerm, m.entries[i - 1]?.term ?? 0, e.term)),
+            })),
+            logTerm: Math.min(m.logTerm, m.term),
+          }
+        : m,
+    );
   const chunk = fc.oneof(
     { weight: 4, arbitrary: message.map((m) => frame(encodeMessage(m))) },
     {
@@ -210,7 +243,12 @@ describe("fuzzing the raft stream of a live member", () => {
       }),
     },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) },
-    { weight: 1, arbitrary: fc.constantFrom(0xffffffff, 0x7fffffff, 64 * 1024 * 1024 + 1, 100).map((n) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255])) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(0xffffffff, 0x7fffffff, 64 * 1024 * 1024 + 1, 100)
+        .map((n) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255])),
+    },
   );
 
   test("fuzz: mutated frames end the stream cleanly and the member survives", { timeout: 3_600_000 }, async (t) => {
@@ -231,7 +269,9 @@ describe("fuzzing the raft stream of a live member", () => {
     const got = await server.range(create(RangeRequestSchema, { key }));
     assert.equal(Buffer.from(got.kvs[0]!.value).toString(), "after-peer-fuzz");
     const grown = heapAfterGc() - heapBefore;
-    t.diagnostic(`${outcomes.answered + outcomes.dropped} streams: ${outcomes.answered} answered after their end, ${outcomes.dropped} dropped by the member; heap +${(grown / 1024 / 1024).toFixed(1)} MB`);
+    t.diagnostic(
+      `${outcomes.answered + outcomes.dropped} streams: ${outcomes.answered} answered after their end, ${outcomes.dropped} dropped by the member; heap +${(grown / 1024 / 1024).toFixed(1)} MB`,
+    );
     assert.ok(grown < 64 * 1024 * 1024, `heap grew by ${grown} bytes`);
   });
 });

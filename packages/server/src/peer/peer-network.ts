@@ -115,7 +115,12 @@ export interface PeerNetwork {
   /** Answers requests of `kind` from other members with `handler`. */
   handle<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void;
   /** Asks the member at one of `urls` (the first that answers); rejects as `failureSeenByAsker` says. */
-  request<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>>;
+  request<K extends PeerRequestKind>(
+    urls: readonly string[],
+    kind: K,
+    request: PeerRequestOf<K>,
+    timeoutMs: number,
+  ): Promise<PeerAnswerOf<K>>;
   /** Closes every connection and stops answering. */
   stop(): Promise<void>;
 }

@@ -32,7 +32,8 @@ export class PeerServer {
       const { host, port } = parseListenUrl(url);
       // https peer URLs serve with the peer certificate (and ask peers for theirs with --peer-client-cert-auth).
       const tls = peerListenTls(url);
-      const server = tls === undefined ? createServer((req, res) => this.route(req, res)) : createHttpsServer(tls, (req, res) => this.route(req, res));
+      const server =
+        tls === undefined ? createServer((req, res) => this.route(req, res)) : createHttpsServer(tls, (req, res) => this.route(req, res));
       server.keepAliveTimeout = 0;
       server.requestTimeout = 0;
       server.headersTimeout = 60_000;
@@ -84,7 +85,10 @@ export class PeerServer {
  * Asks the peers of an existing cluster who is in it (for `--initial-cluster-state existing`): the first
  * peer that answers gives the cluster ID and the member list.
  */
-export async function fetchClusterFromPeers(peerUrls: readonly string[], timeoutMs = 5000): Promise<{ clusterId: bigint; members: PeerMemberJson[] }> {
+export async function fetchClusterFromPeers(
+  peerUrls: readonly string[],
+  timeoutMs = 5000,
+): Promise<{ clusterId: bigint; members: PeerMemberJson[] }> {
   const errors: string[] = [];
   for (const base of peerUrls) {
     try {

@@ -20,7 +20,16 @@ import { CLUSTER_ID_HEADER } from "./transport.js";
 async function memberConfig(dataDir: string): Promise<{ config: ServerConfig; peerPort: number }> {
   const peerPort = await freePort();
   const peer = `http://127.0.0.1:${peerPort}`;
-  return { config: { ...defaultConfig("n1"), dataDir, listenPeerUrls: [peer], initialAdvertisePeerUrls: [peer], initialCluster: new Map([["n1", [peer]]]) }, peerPort };
+  return {
+    config: {
+      ...defaultConfig("n1"),
+      dataDir,
+      listenPeerUrls: [peer],
+      initialAdvertisePeerUrls: [peer],
+      initialCluster: new Map([["n1", [peer]]]),
+    },
+    peerPort,
+  };
 }
 
 test("databases left in snap-received that raft never took are removed when the member starts", { timeout: 60_000 }, async (t) => {
@@ -55,7 +64,13 @@ test("a snapshot upload whose raft message claims more than 16 MiB is cut off be
   const heapBefore = process.memoryUsage().heapUsed;
   let sent = 0;
   const outcome = await new Promise<string>((resolve) => {
-    const req = request({ host: "127.0.0.1", port: peerPort, method: "POST", path: RAFT_SNAPSHOT_PATH, headers: { "content-type": "application/octet-stream", [CLUSTER_ID_HEADER]: server.clusterId.toString(16) } });
+    const req = request({
+      host: "127.0.0.1",
+      port: peerPort,
+      method: "POST",
+      path: RAFT_SNAPSHOT_PATH,
+      headers: { "content-type": "application/octet-stream", [CLUSTER_ID_HEADER]: server.clusterId.toString(16) },
+    });
     req.on("response", (res) => {
       res.resume();
       res.on("end", () => resolve(`answered ${res.statusCode}`));
@@ -96,12 +111,35 @@ test("an upload whose raft message carries no snapshot is answered 400 and leave
   t.after(() => server.stop());
   await server.ready();
 
-  const head = encodeMessage({ type: MessageType.App, from: 2n, to: server.memberId, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, snapshot: undefined, reject: false, rejectHint: 0, context: new Uint8Array(0) });
+  const head = encodeMessage({
+    type: MessageType.App,
+    from: 2n,
+    to: server.memberId,
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    snapshot: undefined,
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array(0),
+  });
   const prefix = Buffer.alloc(4);
   prefix.writeUInt32BE(head.byteLength, 0);
   const body = Buffer.concat([prefix, head, Buffer.alloc(256 * 1024, 7)]);
   const answer = await new Promise<{ status: number | undefined; text: string }>((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: peerPort, method: "POST", path: RAFT_SNAPSHOT_PATH, headers: { "content-type": "application/octet-stream", "content-length": String(body.length), [CLUSTER_ID_HEADER]: server.clusterId.toString(16) } });
+    const req = request({
+      host: "127.0.0.1",
+      port: peerPort,
+      method: "POST",
+      path: RAFT_SNAPSHOT_PATH,
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(body.length),
+        [CLUSTER_ID_HEADER]: server.clusterId.toString(16),
+      },
+    });
     req.on("response", (res) => {
       let text = "";
       res.setEncoding("utf8");

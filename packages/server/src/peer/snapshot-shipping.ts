@@ -60,7 +60,13 @@ export class SnapshotShipping {
     try {
       view = clusterStateSnapshot(host.backend.snapshot());
       const index = readConsistentIndex(view);
-      message = { ...m, snapshot: { data: m.snapshot?.data ?? new Uint8Array(0), metadata: { index, term: host.termAt(index), confState: confStateOf(view) } } };
+      message = {
+        ...m,
+        snapshot: {
+          data: m.snapshot?.data ?? new Uint8Array(0),
+          metadata: { index, term: host.termAt(index), confState: confStateOf(view) },
+        },
+      };
     } catch (error) {
       view?.close();
       host.logger.warn("cannot prepare a database snapshot for a follower", { to: m.to.toString(16), error: String(error) });
@@ -68,7 +74,10 @@ export class SnapshotShipping {
       return;
     }
     this.inFlight.add(m.to);
-    host.logger.info("sending a database snapshot to a follower that is behind the log", { to: m.to.toString(16), index: message.snapshot!.metadata.index });
+    host.logger.info("sending a database snapshot to a follower that is behind the log", {
+      to: m.to.toString(16),
+      index: message.snapshot!.metadata.index,
+    });
     host
       .ship(urls, message, view)
       .then(
@@ -107,7 +116,9 @@ export class SnapshotShipping {
     for (const [index, file] of this.received) {
       if (index > appliedIndex) continue;
       this.received.delete(index);
-      rm(file, { force: true }).catch((error: unknown) => this.host.logger.warn("removing a declined database snapshot failed", { file, error: String(error) }));
+      rm(file, { force: true }).catch((error: unknown) =>
+        this.host.logger.warn("removing a declined database snapshot failed", { file, error: String(error) }),
+      );
     }
   }
 }

@@ -36,7 +36,13 @@ export function receivedSnapshotPath(dataDir: string, index: number): string {
  * with its SHA-256 appended; `message.snapshot.metadata` names the index the view holds. The view is
  * closed when the transfer ends; resolves once the follower accepted it.
  */
-export async function shipBackendSnapshot(network: Pick<PeerNetwork, "sendSnapshot">, urls: readonly string[], message: Message, view: BackendSnapshot, logger: Logger): Promise<void> {
+export async function shipBackendSnapshot(
+  network: Pick<PeerNetwork, "sendSnapshot">,
+  urls: readonly string[],
+  message: Message,
+  view: BackendSnapshot,
+  logger: Logger,
+): Promise<void> {
   try {
     const stream = await openBoltSnapshotStream(view, { appendSha256: true });
     await network.sendSnapshot(urls, message, { size: stream.size, chunks: stream });
@@ -79,7 +85,9 @@ export async function postSnapshot(options: SnapshotPostOptions): Promise<void> 
           let text = "";
           res.setEncoding("utf8");
           res.on("data", (c: string) => (text += c));
-          res.on("end", () => (res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.trim()}`))));
+          res.on("end", () =>
+            res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.trim()}`)),
+          );
         });
         void (async () => {
           try {
@@ -156,7 +164,8 @@ async function receiveUpload(handlers: SnapshotUploadHandlers, req: IncomingMess
       if (header.length < 4) continue;
       const length = header.readUInt32BE(0);
       // A refused upload is cut off: reading on would only buffer more of what was refused.
-      if (length > MAX_SNAPSHOT_MESSAGE_BYTES) throw new Error(`the snapshot's raft message claims ${length} bytes (at most ${MAX_SNAPSHOT_MESSAGE_BYTES})`);
+      if (length > MAX_SNAPSHOT_MESSAGE_BYTES)
+        throw new Error(`the snapshot's raft message claims ${length} bytes (at most ${MAX_SNAPSHOT_MESSAGE_BYTES})`);
       if (header.length < 4 + length) continue;
       message = decodeMessage(header.subarray(4, 4 + length));
       rest = header.subarray(4 + length);
@@ -188,7 +197,12 @@ async function receiveUpload(handlers: SnapshotUploadHandlers, req: IncomingMess
  * Writes a database received from the leader under `dir`, synced, named by the raft index it holds
  * (`receivedSnapshotPath`), and returns that path. A transfer that fails leaves nothing behind.
  */
-export async function storeReceivedSnapshot(dir: string, message: Message, chunks: AsyncIterable<Uint8Array>, logger: Logger): Promise<string> {
+export async function storeReceivedSnapshot(
+  dir: string,
+  message: Message,
+  chunks: AsyncIterable<Uint8Array>,
+  logger: Logger,
+): Promise<string> {
   if (message.snapshot === undefined) throw new Error("the snapshot request carried no raft snapshot message");
   await mkdir(dir, { recursive: true });
   const part = join(dir, `incoming-${process.pid}-${Date.now()}.part`);

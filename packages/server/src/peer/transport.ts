@@ -301,7 +301,11 @@ export class PeerTransport {
         }
         const invalid = this.checkMessage(message, headerFrom);
         if (invalid !== undefined) {
-          this.logger.warn("dropping a raft stream that carried an invalid message", { reason: invalid, type: message.type, from: message.from });
+          this.logger.warn("dropping a raft stream that carried an invalid message", {
+            reason: invalid,
+            type: message.type,
+            from: message.from,
+          });
           req.destroy();
           return;
         }
@@ -348,7 +352,8 @@ export class PeerTransport {
       if (!Number.isSafeInteger(entry.term) || !Number.isSafeInteger(entry.index)) return "an entry's term or index out of range";
       if (message.type === MessageType.App) {
         if (entry.index !== message.index + 1 + i) return "entries not contiguous after the message's index";
-        if (entry.term > message.term || entry.term < (i === 0 ? message.logTerm : message.entries[i - 1]!.term)) return "entry terms out of order";
+        if (entry.term > message.term || entry.term < (i === 0 ? message.logTerm : message.entries[i - 1]!.term))
+          return "entry terms out of order";
       }
     }
     return undefined;

@@ -107,10 +107,17 @@ export class InProcessCluster {
    */
   async addMember(name: string, options: { learner: boolean }): Promise<InProcessMember> {
     const leader = await this.waitForLeader();
-    const added = await leader.cluster.memberAdd({ $typeName: "etcdserverpb.MemberAddRequest", peerURLs: [peerUrlOf(name)], isLearner: options.learner });
+    const added = await leader.cluster.memberAdd({
+      $typeName: "etcdserverpb.MemberAddRequest",
+      peerURLs: [peerUrlOf(name)],
+      isLearner: options.learner,
+    });
     // The new member asks whichever peer answers first: wait until every one of them lists it.
     const id = added.member!.ID;
-    await eventually(() => this.running().every((m) => m.server.membership.get(id) !== undefined), `every member applied the addition of ${name}`);
+    await eventually(
+      () => this.running().every((m) => m.server.membership.get(id) !== undefined),
+      `every member applied the addition of ${name}`,
+    );
     const initialCluster = new Map([...this.running().map((m): [string, string[]] => [m.name, [m.peerUrl]]), [name, [peerUrlOf(name)]]]);
     const member = await this.startMember(name, { initialCluster, initialClusterState: "existing" });
     this.members.push(member);
@@ -156,7 +163,14 @@ export class InProcessCluster {
         peerNetwork: this.network,
       });
       const logger = this.options.logger ?? silentLogger;
-      return { name, peerUrl: peerUrlOf(name), server, cluster: new ClusterService(server, logger, this.options.requestTimeoutMs ?? 5000), dataDir, stopped: false };
+      return {
+        name,
+        peerUrl: peerUrlOf(name),
+        server,
+        cluster: new ClusterService(server, logger, this.options.requestTimeoutMs ?? 5000),
+        dataDir,
+        stopped: false,
+      };
     } catch (error) {
       rmSync(dataDir, { recursive: true, force: true });
       throw error;
@@ -175,7 +189,9 @@ export async function put(member: InProcessMember, key: string, value: string): 
 
 /** The value of `key` as `member` reads it (linearizable unless `serializable`); undefined when absent. */
 export async function get(member: InProcessMember, key: string, options: { serializable?: boolean } = {}): Promise<string | undefined> {
-  const response = await member.server.range(create(RangeRequestSchema, { key: encoder.encode(key), serializable: options.serializable ?? false }));
+  const response = await member.server.range(
+    create(RangeRequestSchema, { key: encoder.encode(key), serializable: options.serializable ?? false }),
+  );
   const kv = response.kvs[0];
   return kv === undefined ? undefined : decoder.decode(kv.value);
 }

@@ -39,8 +39,7 @@ export const s = (bytes: Uint8Array): string => decoder.decode(bytes);
 
 export const range = (init: MessageInitShape<typeof RangeRequestSchema>): RangeRequest => create(RangeRequestSchema, init);
 export const put = (init: MessageInitShape<typeof PutRequestSchema>): PutRequest => create(PutRequestSchema, init);
-export const del = (init: MessageInitShape<typeof DeleteRangeRequestSchema>): DeleteRangeRequest =>
-  create(DeleteRangeRequestSchema, init);
+export const del = (init: MessageInitShape<typeof DeleteRangeRequestSchema>): DeleteRangeRequest => create(DeleteRangeRequestSchema, init);
 export const txn = (init: MessageInitShape<typeof TxnRequestSchema>): TxnRequest => create(TxnRequestSchema, init);
 export const cmp = (init: MessageInitShape<typeof CompareSchema>): Compare => create(CompareSchema, init);
 export const compaction = (init: MessageInitShape<typeof CompactionRequestSchema>): CompactionRequest =>

@@ -85,7 +85,9 @@ export class SimulatedNetwork implements PeerNetworkFactory {
       const end = this.byUrl.get(url);
       if (end !== undefined) return Promise.resolve({ clusterId: end.host.clusterId(), members: end.host.members().map(memberJson) });
     }
-    return Promise.reject(new Error(`could not retrieve cluster information from the given URLs (${peerUrls.join(", ")}: nobody listens there)`));
+    return Promise.reject(
+      new Error(`could not retrieve cluster information from the given URLs (${peerUrls.join(", ")}: nobody listens there)`),
+    );
   }
 
   /** Cuts every link of member `id`, both ways. */
@@ -268,7 +270,12 @@ class SimulatedPeerNetwork implements PeerNetwork {
   activeSince(id: bigint): number {
     const urls = this.peers.get(id);
     const target = urls === undefined || this.stopped ? undefined : this.network.endAt(urls);
-    if (target === undefined || !this.network.connected(this.localId, target.localId) || !this.network.connected(target.localId, this.localId)) return 0;
+    if (
+      target === undefined ||
+      !this.network.connected(this.localId, target.localId) ||
+      !this.network.connected(target.localId, this.localId)
+    )
+      return 0;
     return this.network.linkUpSince(this.localId, target.localId);
   }
 
@@ -288,7 +295,12 @@ class SimulatedPeerNetwork implements PeerNetwork {
     this.handlers.set(kind, handler as unknown as PeerRequestHandler<PeerRequestKind>);
   }
 
-  async request<K extends PeerRequestKind>(urls: readonly string[], kind: K, request: PeerRequestOf<K>, timeoutMs: number): Promise<PeerAnswerOf<K>> {
+  async request<K extends PeerRequestKind>(
+    urls: readonly string[],
+    kind: K,
+    request: PeerRequestOf<K>,
+    timeoutMs: number,
+  ): Promise<PeerAnswerOf<K>> {
     let lastError: unknown = noUrlSeenByAsker(kind);
     for (const url of urls) {
       let target: SimulatedPeerNetwork;
@@ -353,7 +365,10 @@ function asyncChunks(chunks: readonly Uint8Array[]): AsyncIterable<Uint8Array> {
     [Symbol.asyncIterator]() {
       let next = 0;
       return {
-        next: () => Promise.resolve(next < chunks.length ? { done: false as const, value: chunks[next++]! } : { done: true as const, value: undefined }),
+        next: () =>
+          Promise.resolve(
+            next < chunks.length ? { done: false as const, value: chunks[next++]! } : { done: true as const, value: undefined },
+          ),
       };
     },
   };

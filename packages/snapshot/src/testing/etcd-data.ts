@@ -151,7 +151,7 @@ export function patternBytes(length: number, seed: number): Uint8Array {
   let state = (seed * 2654435761) >>> 0;
   for (let i = 0; i < length; i++) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    bytes[i] = 0x20 + (state >>> 24) % 95;
+    bytes[i] = 0x20 + ((state >>> 24) % 95);
   }
   return bytes;
 }

@@ -16,7 +16,7 @@ if (moduleUrl === undefined || exportName === undefined || dir === undefined) {
 const mod = (await import(moduleUrl)) as Record<string, unknown>;
 const open = mod[exportName];
 if (typeof open !== "function") throw new Error(`${moduleUrl} has no function export ${exportName}`);
-const backend = (await (open as (o: BackendOptions) => Backend | Promise<Backend>)({ dir }));
+const backend = await (open as (o: BackendOptions) => Backend | Promise<Backend>)({ dir });
 await backend.update((txn) => txn.createBucket(durabilityBucket));
 process.stdout.write("ready\n");
 for (let i = 0; ; i++) {

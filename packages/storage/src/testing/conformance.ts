@@ -97,11 +97,7 @@ function twoDigitKeys(): string[] {
 }
 
 /** Registers the suite under `describe(name)`. */
-export function runBackendConformance(
-  name: string,
-  open: OpenForConformance,
-  options: ConformanceOptions = {},
-): void {
+export function runBackendConformance(name: string, open: OpenForConformance, options: ConformanceOptions = {}): void {
   const persistent = options.persistent ?? true;
 
   async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -159,7 +155,10 @@ export function runBackendConformance(
           assert.deepEqual(reversed, expected.map(hex).reverse());
           expected.forEach((key, i) => assertBytes(txn.get("k", key), bytes(`v${i}`), `get ${hex(key)}`));
           // An empty start is "from the beginning"; an end of [0x00] takes only the empty key.
-          assert.deepEqual([...txn.range("k", { start: bytes(), end: bytes([0x00]) })].map((e) => hex(e.key)), [""]);
+          assert.deepEqual(
+            [...txn.range("k", { start: bytes(), end: bytes([0x00]) })].map((e) => hex(e.key)),
+            [""],
+          );
           assert.deepEqual(
             [...txn.range("k", { start: bytes([0xff]) })].map((e) => hex(e.key)),
             ["ff", "ff00", "ffff", "ffffff"],
@@ -475,7 +474,10 @@ export function runBackendConformance(
             txn.createBucket("born");
           });
           const rest = [...it].map((e) => utf8.decode(e.key));
-          assert.deepEqual([...firstTen, ...rest], Array.from({ length: 300 }, (_, i) => String(i).padStart(3, "0")));
+          assert.deepEqual(
+            [...firstTen, ...rest],
+            Array.from({ length: 300 }, (_, i) => String(i).padStart(3, "0")),
+          );
           for (let i = 0; i < 300; i += 37) {
             assertBytes(snap.get("k", bytes(String(i).padStart(3, "0"))), bytes(`v${i}`), `snapshot value ${i}`);
           }
@@ -711,7 +713,10 @@ export function runBackendConformance(
           assert.equal([...txn.range("k")].length, 2);
         });
         await b.update((txn) => txn.delete("k", longest));
-        assert.equal(b.view((txn) => txn.get("k", longest)), undefined);
+        assert.equal(
+          b.view((txn) => txn.get("k", longest)),
+          undefined,
+        );
       }));
 
     test("many keys (100k in batches of 1000)", () =>
@@ -737,10 +742,7 @@ export function runBackendConformance(
           for (const i of [0, 1, 999, 1000, 54321, 99_999]) assertBytes(txn.get("k", key(i)), bytes(`value-${i}`), `key ${i}`);
           assert.deepEqual(rangeKeys(txn, "k", { reverse: true, limit: 3 }), ["099999", "099998", "099997"]);
           assert.deepEqual(rangeKeys(txn, "k", { start: key(50_000), limit: 2 }), ["050000", "050001"]);
-          assert.equal(
-            [...txn.range("k", { start: key(20_000), end: key(30_000), reverse: true })].length,
-            10_000,
-          );
+          assert.equal([...txn.range("k", { start: key(20_000), end: key(30_000), reverse: true })].length, 10_000);
         });
       }));
 
@@ -805,11 +807,7 @@ export function runBackendConformance(
         await withDir(async (dir) => {
           writeFileSync(join(dir, DATA_DIR_MARKER), JSON.stringify({ engine: "some-other-engine", format: 1 }));
           writeFileSync(join(dir, "data.other"), "other engine's data");
-          await refusesUntouched(
-            dir,
-            "WrongEngine",
-            new RegExp(`written by the some-other-engine storage engine, not ${engine}`),
-          );
+          await refusesUntouched(dir, "WrongEngine", new RegExp(`written by the some-other-engine storage engine, not ${engine}`));
         });
       });
 
@@ -918,66 +916,74 @@ export function runBackendConformance(
           }
         }));
 
-      test("a full disk fails the update with StorageError Full, commits none of it, and the store works again when space returns", { timeout: 120_000 }, async (t) => {
-        const fs = mountSmallFileSystem(name, 8 * 1024 * 1024);
-        if (typeof fs === "string") {
-          t.skip(fs);
-          return;
-        }
-        try {
-          const dir = join(fs.dir, "store");
-          const value = (i: number, j: number) => patterned(16 * 1024, i * 4 + j);
-          const key = (i: number, j: number) => bytes(String(i).padStart(5, "0"), "/", String(j));
-          let b = await open(dir);
-          let committed = 0;
-          let failure: unknown;
+      test(
+        "a full disk fails the update with StorageError Full, commits none of it, and the store works again when space returns",
+        { timeout: 120_000 },
+        async (t) => {
+          const fs = mountSmallFileSystem(name, 8 * 1024 * 1024);
+          if (typeof fs === "string") {
+            t.skip(fs);
+            return;
+          }
           try {
-            await b.update((txn) => txn.createBucket("fill"));
-            // 64 KiB per update: the 8 MiB file system is full long before the bound.
-            for (let i = 0; i < 1000 && failure === undefined; i++) {
-              try {
-                await b.update((txn) => {
-                  for (let j = 0; j < 4; j++) txn.put("fill", key(i, j), value(i, j));
-                });
-                committed = i + 1;
-              } catch (e) {
-                failure = e;
+            const dir = join(fs.dir, "store");
+            const value = (i: number, j: number) => patterned(16 * 1024, i * 4 + j);
+            const key = (i: number, j: number) => bytes(String(i).padStart(5, "0"), "/", String(j));
+            let b = await open(dir);
+            let committed = 0;
+            let failure: unknown;
+            try {
+              await b.update((txn) => txn.createBucket("fill"));
+              // 64 KiB per update: the 8 MiB file system is full long before the bound.
+              for (let i = 0; i < 1000 && failure === undefined; i++) {
+                try {
+                  await b.update((txn) => {
+                    for (let j = 0; j < 4; j++) txn.put("fill", key(i, j), value(i, j));
+                  });
+                  committed = i + 1;
+                } catch (e) {
+                  failure = e;
+                }
               }
+              assert.ok(failure !== undefined, "the file system never filled up");
+              // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the engine threw, as it prints
+              assert.ok(isStorageError(failure, "Full"), `expected StorageError Full, got ${String(failure)}`);
+              assert.ok((failure as Error).message.includes(dir), `the message names the directory: ${(failure as Error).message}`);
+              assert.ok(committed > 10, `only ${committed} updates fit`);
+              // Nothing of the failed update is visible; everything before it is, and reads still work.
+              b.view((txn) => {
+                for (let j = 0; j < 4; j++)
+                  assert.equal(txn.get("fill", key(committed, j)), undefined, `key ${committed}/${j} of the failed update`);
+                assert.equal(rangeKeys(txn, "fill").length, committed * 4);
+              });
+            } finally {
+              // Closing may itself need space (SQLite checkpoints on close); what counts is the reopen below.
+              await b.close().catch(() => undefined);
             }
-            assert.ok(failure !== undefined, "the file system never filled up");
-            // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the engine threw, as it prints
-            assert.ok(isStorageError(failure, "Full"), `expected StorageError Full, got ${String(failure)}`);
-            assert.ok((failure as Error).message.includes(dir), `the message names the directory: ${(failure as Error).message}`);
-            assert.ok(committed > 10, `only ${committed} updates fit`);
-            // Nothing of the failed update is visible; everything before it is, and reads still work.
-            b.view((txn) => {
-              for (let j = 0; j < 4; j++) assert.equal(txn.get("fill", key(committed, j)), undefined, `key ${committed}/${j} of the failed update`);
-              assert.equal(rangeKeys(txn, "fill").length, committed * 4);
-            });
+            fs.resize(64 * 1024 * 1024);
+            b = await open(dir);
+            try {
+              b.view((txn) => {
+                assert.equal(rangeKeys(txn, "fill").length, committed * 4);
+                for (let i = 0; i < committed; i++) {
+                  for (let j = 0; j < 4; j++) assertBytes(txn.get("fill", key(i, j)), value(i, j), `key ${i}/${j}`);
+                }
+              });
+              await b.update((txn) => {
+                for (let j = 0; j < 4; j++) txn.put("fill", key(committed, j), value(committed, j));
+              });
+              assert.equal(
+                b.view((txn) => rangeKeys(txn, "fill").length),
+                (committed + 1) * 4,
+              );
+            } finally {
+              await b.close();
+            }
           } finally {
-            // Closing may itself need space (SQLite checkpoints on close); what counts is the reopen below.
-            await b.close().catch(() => undefined);
+            fs.unmount();
           }
-          fs.resize(64 * 1024 * 1024);
-          b = await open(dir);
-          try {
-            b.view((txn) => {
-              assert.equal(rangeKeys(txn, "fill").length, committed * 4);
-              for (let i = 0; i < committed; i++) {
-                for (let j = 0; j < 4; j++) assertBytes(txn.get("fill", key(i, j)), value(i, j), `key ${i}/${j}`);
-              }
-            });
-            await b.update((txn) => {
-              for (let j = 0; j < 4; j++) txn.put("fill", key(committed, j), value(committed, j));
-            });
-            assert.equal(b.view((txn) => rangeKeys(txn, "fill").length), (committed + 1) * 4);
-          } finally {
-            await b.close();
-          }
-        } finally {
-          fs.unmount();
-        }
-      });
+        },
+      );
 
       test("every acknowledged update survives kill -9 of the writing process", { timeout: 120_000 }, () =>
         withDir(async (dir) => {
@@ -1000,7 +1006,8 @@ export function runBackendConformance(
           } finally {
             await b.close();
           }
-        }));
+        }),
+      );
     }
   });
 }
