@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { META_BUCKET, writeConsistentIndex } from "@etcd-ts/schema";
 import { saveBoltSnapshotFile } from "@etcd-ts/snapshot";
 import { openMemoryBackend, type Backend } from "@etcd-ts/storage";
-import { clusterStateSnapshot } from "./backend-snapshot.js";
+import { clusterStateSnapshot } from "./maintenance/backend-snapshot.js";
 import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { silentLogger } from "./log.js";

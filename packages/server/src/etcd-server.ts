@@ -47,12 +47,12 @@ import { ETCD_API_VERSION, type ServerConfig } from "./config.js";
 import { RaftLog, type RaftLogOptions } from "./consensus/raft-log.js";
 import type { LogEntry, PeerProgress, ReplicatedLog } from "./consensus/replicated-log.js";
 import { toRpcError } from "./errors.js";
-import { hashBackend } from "./hash.js";
+import { hashBackend } from "./maintenance/hash.js";
 import { leaseKeysOf } from "./apply/auth-applier.js";
 import { silentLogger, type Logger } from "./log.js";
 import { MembershipChangeApplier } from "./membership/conf-change-applier.js";
 import { AlarmStore, answerOverQuota } from "./apply/alarm.js";
-import { CorruptionChecker } from "./corruption-check.js";
+import { CorruptionChecker } from "./maintenance/corruption-check.js";
 import type { Member, Membership } from "./membership/membership.js";
 import { httpPeerNetwork } from "./peer/http-peer-network.js";
 import type {
@@ -67,9 +67,9 @@ import { maxRaftFrameBytes } from "./peer/transport.js";
 import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
 import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
-import { SimpleTokenWait, type CancellableCall } from "./simple-token-wait.js";
+import { SimpleTokenWait, type CancellableCall } from "./auth/simple-token-wait.js";
 
-export type { CancellableCall } from "./simple-token-wait.js";
+export type { CancellableCall } from "./auth/simple-token-wait.js";
 
 export interface EtcdServerOptions {
   readonly config: ServerConfig;

@@ -14,8 +14,8 @@ import { addEtcdServices } from "./grpc/services.js";
 import { GrpcStreamStats } from "./grpc/stream-stats.js";
 import { withLearnerGate } from "./grpc/learner-gate.js";
 import { createLogger, type Logger } from "./log.js";
-import { instrumentBackend, ServerMetrics } from "./metrics.js";
-import { activeAlarms, handleMonitoringRoute } from "./probes.js";
+import { instrumentBackend, ServerMetrics } from "./metrics/metrics.js";
+import { activeAlarms, handleMonitoringRoute } from "./metrics/probes.js";
 import { prepareMemberTls } from "./tls.js";
 
 export interface StartMemberOptions {

@@ -18,7 +18,7 @@ import { maintenanceSnapshotResponses } from "@etcd-ts/snapshot";
 import type { AuthInfo } from "@etcd-ts/auth";
 import type { Backend } from "@etcd-ts/storage";
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { clusterStateSnapshot } from "../backend-snapshot.js";
+import { clusterStateSnapshot } from "../maintenance/backend-snapshot.js";
 import type { Logger } from "../log.js";
 import type { Membership } from "../membership/membership.js";
 import { toServiceError } from "../errors.js";

@@ -17,7 +17,7 @@ import {
 } from "@etcd-ts/api";
 import type { EtcdServer } from "../etcd-server.js";
 import { createLogger } from "../log.js";
-import { ServerMetrics } from "../metrics.js";
+import { ServerMetrics } from "../metrics/metrics.js";
 import { withLearnerGate } from "./learner-gate.js";
 import { addEtcdServices, etcdServiceHandlers } from "./services.js";
 

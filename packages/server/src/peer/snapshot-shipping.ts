@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import { SnapshotStatus, type Message } from "@etcd-ts/raft";
 import { readConsistentIndex } from "@etcd-ts/schema";
 import type { Backend, Snapshot as BackendSnapshot } from "@etcd-ts/storage";
-import { clusterStateSnapshot, confStateOf } from "../backend-snapshot.js";
+import { clusterStateSnapshot, confStateOf } from "../maintenance/backend-snapshot.js";
 import type { Logger } from "../log.js";
 import { receivedSnapshotDir } from "./snapshot-transfer.js";
 

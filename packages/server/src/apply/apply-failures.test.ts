@@ -21,9 +21,9 @@ import {
 } from "@etcd-ts/api";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
 import { MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
-import type { ApplyResult } from "./apply/types.js";
-import { defaultConfig, type ServerConfig } from "./config.js";
-import { EtcdServer } from "./etcd-server.js";
+import type { ApplyResult } from "./types.js";
+import { defaultConfig, type ServerConfig } from "../config.js";
+import { EtcdServer } from "../etcd-server.js";
 import { freePort } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {

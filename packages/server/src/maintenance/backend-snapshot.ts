@@ -1,6 +1,6 @@
 import { MEMBERS_BUCKET } from "@etcd-ts/schema";
 import type { Entry, RangeOptions, ReadTxn, Snapshot } from "@etcd-ts/storage";
-import { isMemberLocalRow } from "./membership/membership.js";
+import { isMemberLocalRow } from "../membership/membership.js";
 
 /**
  * A consistent view of the whole backend as the cluster's state: the same on every member, so what a

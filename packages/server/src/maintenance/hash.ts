@@ -1,7 +1,7 @@
 import { Crc32c } from "@etcd-ts/mvcc";
 import { isConsistentIndexRow } from "@etcd-ts/schema";
 import type { ReadTxn } from "@etcd-ts/storage";
-import { isMemberLocalRow } from "./membership/membership.js";
+import { isMemberLocalRow } from "../membership/membership.js";
 
 const encoder = new TextEncoder();
 

@@ -15,8 +15,8 @@ import {
 import { SimpleTokenProvider } from "@etcd-ts/auth";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
-import { defaultConfig } from "./config.js";
-import { startMember, type RunningMember } from "./member.js";
+import { defaultConfig } from "../config.js";
+import { startMember, type RunningMember } from "../member.js";
 import { freePort } from "@etcd-ts/test-support";
 
 type UnaryClient = Client &

@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { InternalRaftRequestSchema } from "@etcd-ts/api";
 import { EntryType, type Storage } from "@etcd-ts/raft";
-import type { AppliedIndexWaiters } from "./wait.js";
+import type { AppliedIndexWaiters } from "../wait.js";
 
 /** The side of a gRPC call a wait listens to, so the wait is given up with the call. */
 export interface CancellableCall {

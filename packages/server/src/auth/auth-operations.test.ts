@@ -28,9 +28,9 @@ import {
 } from "@etcd-ts/api";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { Metadata, credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
-import { defaultConfig } from "./config.js";
-import { silentLogger } from "./log.js";
-import { startMember, type RunningMember } from "./member.js";
+import { defaultConfig } from "../config.js";
+import { silentLogger } from "../log.js";
+import { startMember, type RunningMember } from "../member.js";
 import { freePort } from "@etcd-ts/test-support";
 
 type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void;

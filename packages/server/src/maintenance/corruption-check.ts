@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { AlarmRequestSchema, AlarmRequest_AlarmAction, AlarmType, type InternalRaftRequest, type ResponseHeader } from "@etcd-ts/api";
-import type { Logger } from "./log.js";
-import type { Member } from "./membership/membership.js";
-import type { PeerHashKV } from "./peer/peer-network.js";
+import type { Logger } from "../log.js";
+import type { Member } from "../membership/membership.js";
+import type { PeerHashKV } from "../peer/peer-network.js";
 
 export interface CorruptionCheckHost {
   readonly memberId: bigint;

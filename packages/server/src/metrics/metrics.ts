@@ -4,9 +4,9 @@ import { decorateGrpcHandlers, type GrpcHandlerDecorator, type GrpcMethodInfo, t
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { DiskRaftStorage } from "@etcd-ts/wal";
-import { ETCD_API_VERSION } from "./config.js";
-import type { EtcdServer } from "./etcd-server.js";
-import type { GrpcStreamStats } from "./grpc/stream-stats.js";
+import { ETCD_API_VERSION } from "../config.js";
+import type { EtcdServer } from "../etcd-server.js";
+import type { GrpcStreamStats } from "../grpc/stream-stats.js";
 import { exponentialBuckets, MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics-registry.js";
 
 /** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */

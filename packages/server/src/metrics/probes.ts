@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AlarmType } from "@etcd-ts/api";
-import type { EtcdServer } from "./etcd-server.js";
+import type { EtcdServer } from "../etcd-server.js";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics-registry.js";
 import type { ServerMetrics } from "./metrics.js";
 

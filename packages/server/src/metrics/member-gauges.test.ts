@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openMemoryBackend } from "@etcd-ts/storage";
-import { defaultConfig, type ServerConfig } from "./config.js";
-import { silentLogger } from "./log.js";
-import { startMember } from "./member.js";
+import { defaultConfig, type ServerConfig } from "../config.js";
+import { silentLogger } from "../log.js";
+import { startMember } from "../member.js";
 import { freePort } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext): Promise<{ config: ServerConfig; port: number }> {
