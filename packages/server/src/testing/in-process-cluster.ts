@@ -49,6 +49,13 @@ export class InProcessCluster {
   readonly network: SimulatedNetwork;
   readonly members: InProcessMember[] = [];
   private readonly options: InProcessClusterOptions;
+  /**
+   * A member's timers (raft ticks, lease expiry, the network's delays) do not hold the process open: a
+   * real member is kept alive by its listeners. In process there are none, so a test awaiting a commit
+   * that only the next heartbeat brings (a dropped append, say) would find the event loop empty and be
+   * cancelled. This timer holds the loop open until the cluster stops.
+   */
+  private readonly keepAlive = setInterval(() => undefined, 60_000);
 
   private constructor(options: InProcessClusterOptions) {
     this.options = options;
@@ -132,6 +139,7 @@ export class InProcessCluster {
 
   /** Stops every member and removes their data dirs. */
   async stop(): Promise<void> {
+    clearInterval(this.keepAlive);
     await Promise.allSettled(this.members.map((m) => m.server.stop()));
     for (const m of this.members) {
       m.stopped = true;
