@@ -78,3 +78,29 @@ function status(code: GrpcCode, details: string): Partial<ServiceError> {
   // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
   return { code, details, metadata: new Metadata() };
 }
+
+/** gRPC code names as Go prints them (`codes.Code.String()`): in etcd's error strings and grpc-prometheus' labels. */
+const GO_CODE_NAMES: Record<number, string> = {
+  0: "OK",
+  1: "Canceled",
+  2: "Unknown",
+  3: "InvalidArgument",
+  4: "DeadlineExceeded",
+  5: "NotFound",
+  6: "AlreadyExists",
+  7: "PermissionDenied",
+  8: "ResourceExhausted",
+  9: "FailedPrecondition",
+  10: "Aborted",
+  11: "OutOfRange",
+  12: "Unimplemented",
+  13: "Internal",
+  14: "Unavailable",
+  15: "DataLoss",
+  16: "Unauthenticated",
+};
+
+/** Go's name of a gRPC status code; a code Go does not name prints as `Code(n)`, as Go prints it. */
+export function goCodeName(code: number): string {
+  return GO_CODE_NAMES[code] ?? `Code(${code})`;
+}

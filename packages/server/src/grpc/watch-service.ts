@@ -5,27 +5,7 @@ import type { AuthInfo } from "@etcd-ts/auth";
 import type { EtcdServer } from "../etcd-server.js";
 import { GRPC_OVERHEAD_BYTES } from "../config.js";
 import type { GrpcStreamStats } from "./stream-stats.js";
-
-/** gRPC code names as Go's `codes.Code.String()` prints them. */
-const GO_CODE_NAMES: Record<number, string> = {
-  0: "OK",
-  1: "Canceled",
-  2: "Unknown",
-  3: "InvalidArgument",
-  4: "DeadlineExceeded",
-  5: "NotFound",
-  6: "AlreadyExists",
-  7: "PermissionDenied",
-  8: "ResourceExhausted",
-  9: "FailedPrecondition",
-  10: "Aborted",
-  11: "OutOfRange",
-  12: "Unimplemented",
-  13: "Internal",
-  14: "Unavailable",
-  15: "DataLoss",
-  16: "Unauthenticated",
-};
+import { goCodeName } from "../errors.js";
 
 /** Responses queued beyond this on one stream make the server stop reading that client's requests. */
 const MAX_QUEUED_CONTROL_RESPONSES = 1024;
@@ -60,7 +40,7 @@ export function serveWatch(
       } catch (error) {
         // etcd puts the Go text of the status error in the cancel reason, for a token it cannot resolve
         // ("code = Unauthenticated") as for a range the user may not read ("code = PermissionDenied").
-        if (isRpcError(error)) return new Error(`rpc error: code = ${GO_CODE_NAMES[error.code] ?? error.code} desc = ${error.message}`);
+        if (isRpcError(error)) return new Error(`rpc error: code = ${goCodeName(error.code)} desc = ${error.message}`);
         return error instanceof Error ? error : new Error(String(error));
       }
     },

@@ -5,33 +5,13 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { Backend, WriteTxn } from "@etcd-ts/storage";
 import type { DiskRaftStorage } from "@etcd-ts/wal";
 import { ETCD_API_VERSION } from "../config.js";
+import { goCodeName } from "../errors.js";
 import type { EtcdServer } from "../etcd-server.js";
 import type { GrpcStreamStats } from "../grpc/stream-stats.js";
 import { exponentialBuckets, MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics-registry.js";
 
 /** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */
 const DISK_BUCKETS = exponentialBuckets(0.001, 2, 14);
-
-/** Go's gRPC code names, as grpc-prometheus labels them. */
-const GRPC_CODE_NAMES: Record<number, string> = {
-  0: "OK",
-  1: "Canceled",
-  2: "Unknown",
-  3: "InvalidArgument",
-  4: "DeadlineExceeded",
-  5: "NotFound",
-  6: "AlreadyExists",
-  7: "PermissionDenied",
-  8: "ResourceExhausted",
-  9: "FailedPrecondition",
-  10: "Aborted",
-  11: "OutOfRange",
-  12: "Unimplemented",
-  13: "Internal",
-  14: "Unavailable",
-  15: "DataLoss",
-  16: "Unauthenticated",
-};
 
 /**
  * The metrics a member serves on `/metrics`, with etcd 3.4's names, types and help texts. Most gauges
@@ -227,7 +207,7 @@ export class ServerMetrics {
   private callCounter(): GrpcHandlerDecorator {
     const started = this.grpcStarted;
     const handled = this.grpcHandled;
-    const codeName = (code: unknown) => GRPC_CODE_NAMES[typeof code === "number" ? code : GrpcStatus.UNKNOWN] ?? "Unknown";
+    const codeName = (code: unknown) => goCodeName(typeof code === "number" ? code : GrpcStatus.UNKNOWN);
     const labelsOf = (method: GrpcMethodInfo) => {
       const [, grpcService = "", grpcMethod = ""] = /^\/([^/]+)\/([^/]+)$/.exec(method.path) ?? [];
       const grpcType = method.requestStream
