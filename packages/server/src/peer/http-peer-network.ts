@@ -14,6 +14,7 @@ import {
   type PeerRequestKind,
   type PeerRequestOf,
   type SnapshotBody,
+  PeerRequestHandlers,
 } from "./peer-network.js";
 import { PeerServer, fetchClusterFromPeers } from "./peer-server.js";
 import { handleSnapshotUpload, postSnapshot } from "./snapshot-transfer.js";
@@ -114,7 +115,7 @@ function bodyJson(value: unknown): string {
 export class HttpPeerNetwork implements PeerNetwork {
   private readonly transport: PeerTransport;
   private readonly server: PeerServer;
-  private readonly handlers = new Map<PeerRequestKind, PeerRequestHandler<PeerRequestKind>>();
+  private readonly handlers = new PeerRequestHandlers();
 
   constructor(
     private readonly host: PeerNetworkHost,
@@ -171,7 +172,7 @@ export class HttpPeerNetwork implements PeerNetwork {
   }
 
   handle<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void {
-    this.handlers.set(kind, handler as unknown as PeerRequestHandler<PeerRequestKind>);
+    this.handlers.set(kind, handler);
   }
 
   async request<K extends PeerRequestKind>(

@@ -52,6 +52,22 @@ export type PeerAnswerOf<K extends PeerRequestKind> = PeerRequests[K]["answer"];
  */
 export type PeerRequestHandler<K extends PeerRequestKind> = (request: PeerRequestOf<K>) => Promise<PeerAnswerOf<K>>;
 
+/**
+ * The handlers a member registered, by request kind: what every `PeerNetwork` keeps to answer its peers.
+ * The map holds them under the union of kinds; `set` and `get` keep each kind paired with its own types.
+ */
+export class PeerRequestHandlers {
+  private readonly byKind = new Map<PeerRequestKind, PeerRequestHandler<PeerRequestKind>>();
+
+  set<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void {
+    this.byKind.set(kind, handler as unknown as PeerRequestHandler<PeerRequestKind>);
+  }
+
+  get(kind: PeerRequestKind): PeerRequestHandler<PeerRequestKind> | undefined {
+    return this.byKind.get(kind);
+  }
+}
+
 /** What the asker sees when the member it asked failed, whatever carried the request. */
 export function failureSeenByAsker(kind: PeerRequestKind, error: unknown): Error {
   if (isRpcError(error, "notLeader")) return RpcError.of("leaderChanged");

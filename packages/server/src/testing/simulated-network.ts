@@ -20,6 +20,7 @@ import {
   type PeerRequestKind,
   type PeerRequestOf,
   type SnapshotBody,
+  PeerRequestHandlers,
 } from "../peer/peer-network.js";
 
 export interface SimulatedNetworkOptions {
@@ -191,7 +192,7 @@ export class SimulatedNetwork implements PeerNetworkFactory {
 /** One member's end of a `SimulatedNetwork`. */
 class SimulatedPeerNetwork implements PeerNetwork {
   private readonly peers = new Map<bigint, readonly string[]>();
-  private readonly handlers = new Map<PeerRequestKind, PeerRequestHandler<PeerRequestKind>>();
+  private readonly handlers = new PeerRequestHandlers();
   private listening = false;
   private stopped = false;
   readonly localId: bigint;
@@ -292,7 +293,7 @@ class SimulatedPeerNetwork implements PeerNetwork {
   }
 
   handle<K extends PeerRequestKind>(kind: K, handler: PeerRequestHandler<K>): void {
-    this.handlers.set(kind, handler as unknown as PeerRequestHandler<PeerRequestKind>);
+    this.handlers.set(kind, handler);
   }
 
   async request<K extends PeerRequestKind>(
