@@ -30,7 +30,10 @@ if (files.length === 0) {
   console.log(`no test files in ${roots.join(", ") || "this package"}`);
   process.exit(0);
 }
-const nodeArgs = ["--conditions=source", "--import", "tsx", "--test", "--test-reporter=spec"];
+// A test without a timeout of its own gets ten minutes; a file whose tests are all done exits even if
+// something it started (a member, a timer) is still alive, so one forgotten cleanup cannot hold the
+// whole run until CI's limit.
+const nodeArgs = ["--conditions=source", "--import", "tsx", "--test", "--test-reporter=spec", "--test-force-exit", "--test-timeout=600000"];
 if (process.env.TEST_CONCURRENCY) nodeArgs.push(`--test-concurrency=${process.env.TEST_CONCURRENCY}`);
 const result = spawnSync(process.execPath, [...nodeArgs, ...files], { stdio: "inherit" });
 process.exit(result.status ?? 1);

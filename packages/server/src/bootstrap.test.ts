@@ -15,6 +15,7 @@ import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { silentLogger } from "./log.js";
 import { receivedSnapshotDir, receivedSnapshotPath } from "./peer/snapshot-transfer.js";
+import { teardown, type AfterHookHost } from "@etcd-ts/test-support";
 
 const PEER = "http://127.0.0.1:2380";
 
@@ -28,9 +29,9 @@ function memberConfig(dataDir: string): ServerConfig {
   };
 }
 
-function tempDir(t: { after(fn: () => unknown): void }): string {
+function tempDir(t: AfterHookHost): string {
   const dir = mkdtempSync(join(tmpdir(), "etcd-ts-bootstrap-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -65,7 +66,7 @@ test("a new member bootstraps its cluster at term 1; opened again, it is a resta
   await close(first);
 
   const second = await open(config, backend);
-  t.after(() => close(second));
+  teardown(t)(() => close(second));
   assert.equal(second.restarted, true);
   assert.equal(second.membership.localId, localId);
   assert.equal(second.membership.clusterId, clusterId);
@@ -124,7 +125,7 @@ test("a database raft took before a stop is installed at the next start; without
   writeFileSync(declined, "db");
 
   const second = await open(config, backend);
-  t.after(() => close(second));
+  teardown(t)(() => close(second));
   assert.equal(second.state.store.consistentIndex(), 50);
   assert.equal(second.membership.localId, first.membership.localId);
   assert.equal(existsSync(receivedSnapshotPath(dataDir, 50)), false);

@@ -8,7 +8,7 @@ import { PutRequestSchema, RangeRequestSchema } from "@etcd-ts/api";
 import { StorageError, isStorageError, openMemoryBackend, type Backend, type WriteTxn } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
-import { freePort } from "@etcd-ts/test-support";
+import { freePort, teardown } from "@etcd-ts/test-support";
 
 /**
  * A backend whose commits fail on demand as a full disk fails SQLite's COMMIT: the transaction's
@@ -47,7 +47,7 @@ test(
   { timeout: 60_000 },
   async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-disk-failure-"));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
     const peer = `http://127.0.0.1:${await freePort()}`;
     const config: ServerConfig = {
       ...defaultConfig("n1"),
@@ -59,7 +59,7 @@ test(
     // The memory engine outlives the member (EtcdServer.stop leaves the backend open): it plays the disk.
     const backend = failingBackend(openMemoryBackend());
     const first = await EtcdServer.start({ config, backend });
-    t.after(() => first.stop());
+    teardown(t)(() => first.stop());
     await first.ready();
     for (let i = 0; i < 5; i++) await first.put(put(`k${i}`, `v${i}`));
 
@@ -77,7 +77,7 @@ test(
     // Space is back.
     backend.failWith = undefined;
     const second = await EtcdServer.start({ config, backend });
-    t.after(() => second.stop());
+    teardown(t)(() => second.stop());
     await second.ready();
     const all = await second.range(create(RangeRequestSchema, { key: Buffer.from("k"), rangeEnd: Buffer.from("l") }));
     const found = new Map(all.kvs.map((kv) => [Buffer.from(kv.key).toString(), Buffer.from(kv.value).toString()]));
@@ -94,7 +94,7 @@ test(
   { timeout: 60_000 },
   async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-disk-failure-"));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
     const peer = `http://127.0.0.1:${await freePort()}`;
     const config: ServerConfig = {
       ...defaultConfig("n1"),
@@ -106,7 +106,7 @@ test(
     const backend = failingBackend(openMemoryBackend());
     backend.failFlushWith = new StorageError("Io", `data dir ${dataDir}/member/backend: sqlite: disk I/O error (SQLITE_IOERR_FSYNC)`);
     const first = await EtcdServer.start({ config, backend, snapshotCount: 5 });
-    t.after(() => first.stop());
+    teardown(t)(() => first.stop());
     await first.ready();
     const acknowledged: string[] = [];
     for (let i = 0; i < 20 && backend.flushes === 0; i++) {
@@ -119,7 +119,7 @@ test(
 
     backend.failFlushWith = undefined;
     const second = await EtcdServer.start({ config, backend, snapshotCount: 5 });
-    t.after(() => second.stop());
+    teardown(t)(() => second.stop());
     await second.ready();
     const all = await second.range(create(RangeRequestSchema, { key: Buffer.from("k"), rangeEnd: Buffer.from("l") }));
     const keys = new Set(all.kvs.map((kv) => Buffer.from(kv.key).toString()));

@@ -6,6 +6,8 @@
 export { freePort } from "./ports.js";
 export { sleep, waitFor } from "./wait.js";
 export { removeDir, tempDir } from "./temp-dir.js";
+export { teardown } from "./teardown.js";
+export type { AfterHookHost } from "./teardown.js";
 export { etcdctl, etcdctlAsync, etcdctlOutput, etcdctlTlsArgs } from "./etcdctl.js";
 export type { CommandResult, EtcdctlTls } from "./etcdctl.js";
 export { spawnMember, waitHealthy } from "./member-process.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { test } from "node:test";
-import { etcdctl, freePort, haveEtcd, isLeader, startEtcd, waitFor } from "./index.js";
+import { etcdctl, freePort, haveEtcd, isLeader, startEtcd, teardown, waitFor } from "./index.js";
 
 test("freePort: distinct ports, each bindable on 127.0.0.1", async () => {
   const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
@@ -23,6 +23,24 @@ test("waitFor: resolves once the predicate holds, names what it waited for on ti
     waitFor(() => false, 30, "never", 5),
     /timed out waiting for: never/,
   );
+});
+
+test("teardown: runs last-registered-first in one hook, runs every cleanup when one throws, rethrows the first error", async () => {
+  const hooks: (() => unknown)[] = [];
+  const host = { after: (fn: () => unknown) => hooks.push(fn) };
+  const ran: string[] = [];
+  teardown(host)(() => ran.push("remove dir"));
+  teardown(host)(() => {
+    ran.push("stop member");
+    throw new Error("stop failed");
+  });
+  teardown(host)(() => {
+    ran.push("close client");
+    throw new Error("close failed");
+  });
+  assert.equal(hooks.length, 1, "one after-hook per test context");
+  await assert.rejects(Promise.resolve(hooks[0]?.()), /close failed/);
+  assert.deepEqual(ran, ["close client", "stop member", "remove dir"]);
 });
 
 test(

@@ -24,11 +24,11 @@ import { MAX_ENTRY_DATA_BYTES } from "@etcd-ts/wal";
 import type { ApplyResult } from "./types.js";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import { EtcdServer } from "../etcd-server.js";
-import { freePort } from "@etcd-ts/test-support";
+import { freePort, teardown } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<ServerConfig> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-apply-failures-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const peer = `http://127.0.0.1:${await freePort()}`;
   return {
     ...defaultConfig("n1"),
@@ -97,7 +97,7 @@ test("whatever one entry carries fits every engine as a value: only keys need ch
 
 test("user and role names longer than every engine stores are refused before they are proposed", { timeout: 60_000 }, async (t) => {
   const server = await EtcdServer.start({ config: await memberConfig(t), backend: openMemoryBackend() });
-  t.after(() => server.stop());
+  teardown(t)(() => server.stop());
   await server.ready();
   const indexBefore = server.status().raftIndex;
   const tooLong = "u".repeat(MAX_KEY_BYTES + 1);
@@ -126,7 +126,7 @@ test(
     const config = await memberConfig(t);
     const backend = limitedBackend(openMemoryBackend(), "\u0000never\u0000");
     const first = await EtcdServer.start({ config, backend });
-    t.after(() => first.stop());
+    teardown(t)(() => first.stop());
     await first.ready();
     const result = await proposeUnchecked(first, 7001n, userAdd("x".repeat(2000)));
     assert.equal(result.ok, false);
@@ -135,7 +135,7 @@ test(
     await first.stop();
 
     const second = await EtcdServer.start({ config, backend });
-    t.after(() => second.stop());
+    teardown(t)(() => second.stop());
     await second.ready();
     await second.put(put("restarted"));
     assert.deepEqual(await keys(second), ["after", "restarted"]);
@@ -150,7 +150,7 @@ test(
     const config = await memberConfig(t);
     const backend = limitedBackend(openMemoryBackend(), "poison");
     const first = await EtcdServer.start({ config, backend });
-    t.after(() => first.stop());
+    teardown(t)(() => first.stop());
     await first.ready();
     await first.put(put("a0"));
     const watchEnded = new Promise<void>((resolve) => first.onStateReplaced(resolve));
@@ -175,7 +175,7 @@ test(
 
     // The same backend (which would fail the txn again): the entry is behind the consistent index.
     const second = await EtcdServer.start({ config, backend });
-    t.after(() => second.stop());
+    teardown(t)(() => second.stop());
     await second.ready();
     assert.deepEqual(await keys(second), ["a0", "a1", "a2", "a3"]);
     await second.put(put("a4"));
@@ -190,7 +190,7 @@ test("three members skip the same failing entry and stay identical", { timeout: 
   const servers = await Promise.all(
     names.map(async (name, i) => {
       const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-apply-failures-${name}-`));
-      t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+      teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
       const config: ServerConfig = {
         ...defaultConfig(name),
         dataDir,
@@ -199,7 +199,7 @@ test("three members skip the same failing entry and stay identical", { timeout: 
         initialCluster,
       };
       const server = await EtcdServer.start({ config, backend: limitedBackend(openMemoryBackend(), "poison") });
-      t.after(() => server.stop());
+      teardown(t)(() => server.stop());
       return server;
     }),
   );
@@ -234,7 +234,7 @@ test("a committed entry that does not decode changes nothing and the member goes
   const config = await memberConfig(t);
   const backend = openMemoryBackend();
   const first = await EtcdServer.start({ config, backend });
-  t.after(() => first.stop());
+  teardown(t)(() => first.stop());
   await first.ready();
   // A txn nested far deeper than any member proposes (written without recursion: protobuf-es' encoder
   // would overflow the stack), and plain garbage.
@@ -243,7 +243,7 @@ test("a committed entry that does not decode changes nothing and the member goes
   await first.put(put("k"));
   await first.stop();
   const second = await EtcdServer.start({ config, backend });
-  t.after(() => second.stop());
+  teardown(t)(() => second.stop());
   await second.ready();
   await second.put(put("k2"));
   assert.deepEqual(await keys(second), ["k", "k2"]);
@@ -294,7 +294,7 @@ function nestedTxn(levels: number, key: string): TxnRequest {
 test("txns nest as deep as etcd's op budget allows (129 levels by default, at most 256), and apply", { timeout: 60_000 }, async (t) => {
   const backend = openMemoryBackend();
   const server = await EtcdServer.start({ config: await memberConfig(t, { maxTxnOps: 100_000 }), backend });
-  t.after(() => server.stop());
+  teardown(t)(() => server.stop());
   await server.ready();
   const response = await server.txn(nestedTxn(256, "deep"));
   let level = response;

@@ -31,7 +31,7 @@ import { Metadata, credentials, makeGenericClientConstructor, type Client, type 
 import { defaultConfig } from "../config.js";
 import { silentLogger } from "../log.js";
 import { startMember, type RunningMember } from "../member.js";
-import { freePort } from "@etcd-ts/test-support";
+import { freePort, teardown } from "@etcd-ts/test-support";
 
 type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => void;
 
@@ -56,7 +56,7 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
  */
 async function authMember(t: TestContext, quotaBackendBytes = 0): Promise<{ member: RunningMember; endpoint: string; port: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-auth-ops-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const port = await freePort();
   const peer = `http://127.0.0.1:${await freePort()}`;
   const client = `http://127.0.0.1:${port}`;
@@ -72,7 +72,7 @@ async function authMember(t: TestContext, quotaBackendBytes = 0): Promise<{ memb
     quotaBackendBytes,
   };
   const member = await startMember({ config, backend: openMemoryBackend(), logger: silentLogger });
-  t.after(() => member.stop());
+  teardown(t)(() => member.stop());
   const server = member.server;
   const propose = (request: Parameters<typeof server.proposeRequest>[0]) => server.proposeRequest(request);
   await propose({
@@ -132,7 +132,7 @@ test(
     const bob = await token(endpoint, "bob", "bobpw");
     const kv = client(KV, endpoint);
     const maintenance = client(Maintenance, endpoint);
-    t.after(() => {
+    teardown(t)(() => {
       kv.close();
       maintenance.close();
     });

@@ -11,11 +11,11 @@ import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import { silentLogger } from "../log.js";
 import { startMember } from "../member.js";
-import { freePort } from "@etcd-ts/test-support";
+import { freePort, teardown } from "@etcd-ts/test-support";
 
 async function memberConfig(t: TestContext): Promise<{ config: ServerConfig; port: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-gauges-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const port = await freePort();
   const peer = `http://127.0.0.1:${await freePort()}`;
   const client = `http://127.0.0.1:${port}`;
@@ -42,7 +42,7 @@ test("gauges given to the member are on /metrics and read at each scrape", async
     logger: silentLogger,
     gauges: [{ name: "etcd_ts_test_held_bytes", help: "Bytes held (bounded).", read: () => held }],
   });
-  t.after(() => member.stop());
+  teardown(t)(() => member.stop());
   const scrape = async (): Promise<string> =>
     (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   const first = await scrape();
@@ -58,7 +58,7 @@ test("gauges given to the member are on /metrics and read at each scrape", async
 test("a gauge named as one of the member's own is refused before the member starts", async (t) => {
   const { config, port } = await memberConfig(t);
   const backend = openMemoryBackend();
-  t.after(() => backend.close());
+  teardown(t)(() => backend.close());
   await assert.rejects(
     startMember({ config, backend, logger: silentLogger, gauges: [{ name: "etcd_server_has_leader", help: "x", read: () => 0 }] }),
     /etcd_server_has_leader registered twice/,

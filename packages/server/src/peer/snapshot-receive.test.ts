@@ -13,7 +13,7 @@ import { MessageType, encodeMessage } from "@etcd-ts/raft";
 import { openMemoryBackend } from "@etcd-ts/storage";
 import { defaultConfig, type ServerConfig } from "../config.js";
 import { EtcdServer } from "../etcd-server.js";
-import { freePort } from "@etcd-ts/test-support";
+import { freePort, teardown } from "@etcd-ts/test-support";
 import { RAFT_SNAPSHOT_PATH, receivedSnapshotDir, receivedSnapshotPath } from "./snapshot-transfer.js";
 import { CLUSTER_ID_HEADER } from "./transport.js";
 
@@ -34,7 +34,7 @@ async function memberConfig(dataDir: string): Promise<{ config: ServerConfig; pe
 
 test("databases left in snap-received that raft never took are removed when the member starts", { timeout: 60_000 }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-snap-received-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const { config } = await memberConfig(dataDir);
   const backend = openMemoryBackend();
   const first = await EtcdServer.start({ config, backend });
@@ -47,7 +47,7 @@ test("databases left in snap-received that raft never took are removed when the 
   writeFileSync(join(receivedSnapshotDir(dataDir), "incoming-1-2.part"), Buffer.alloc(4096));
 
   const second = await EtcdServer.start({ config, backend });
-  t.after(() => second.stop());
+  teardown(t)(() => second.stop());
   await second.ready();
   const left = existsSync(receivedSnapshotDir(dataDir)) ? readdirSync(receivedSnapshotDir(dataDir)) : [];
   assert.deepEqual(left, []);
@@ -55,10 +55,10 @@ test("databases left in snap-received that raft never took are removed when the 
 
 test("a snapshot upload whose raft message claims more than 16 MiB is cut off before it is buffered", { timeout: 60_000 }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-snap-upload-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const { config, peerPort } = await memberConfig(dataDir);
   const server = await EtcdServer.start({ config, backend: openMemoryBackend() });
-  t.after(() => server.stop());
+  teardown(t)(() => server.stop());
   await server.ready();
 
   const heapBefore = process.memoryUsage().heapUsed;
@@ -105,10 +105,10 @@ test("a snapshot upload whose raft message claims more than 16 MiB is cut off be
 
 test("an upload whose raft message carries no snapshot is answered 400 and leaves no file", { timeout: 60_000 }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-snap-upload-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const { config, peerPort } = await memberConfig(dataDir);
   const server = await EtcdServer.start({ config, backend: openMemoryBackend() });
-  t.after(() => server.stop());
+  teardown(t)(() => server.stop());
   await server.ready();
 
   const head = encodeMessage({

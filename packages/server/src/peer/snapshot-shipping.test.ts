@@ -14,6 +14,7 @@ import { openMemoryBackend, type Snapshot as BackendSnapshot } from "@etcd-ts/st
 import { silentLogger } from "../log.js";
 import { SnapshotShipping, type SnapshotShippingHost } from "./snapshot-shipping.js";
 import { receivedSnapshotPath } from "./snapshot-transfer.js";
+import { teardown, type AfterHookHost } from "@etcd-ts/test-support";
 
 interface Shipped {
   readonly urls: readonly string[];
@@ -21,9 +22,9 @@ interface Shipped {
   readonly settle: (error?: Error) => void;
 }
 
-async function fixture(t: { after(fn: () => unknown): void }) {
+async function fixture(t: AfterHookHost) {
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-shipping-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  teardown(t)(() => rmSync(dataDir, { recursive: true, force: true }));
   const backend = openMemoryBackend();
   await backend.update((txn) => {
     txn.createBucket(META_BUCKET);
