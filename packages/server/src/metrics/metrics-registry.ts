@@ -90,9 +90,28 @@ export class Counter extends LabelledValues<number> implements Family {
   get(labels: Labels = {}): number {
     return this.series.get(labelKey(labels))?.value ?? 0;
   }
+  /**
+   * The series of `labels`, made to exist at 0, as a handle whose `inc` adds to it without looking the
+   * label set up again: for callers that count on every request with a label set known in advance.
+   */
+  seriesOf(labels: Labels): CounterSeries {
+    const series = this.entry(labels, () => 0);
+    const name = this.name;
+    return {
+      inc(amount = 1) {
+        if (amount < 0) throw new RangeError(`counter ${name} cannot decrease`);
+        series.value += amount;
+      },
+    };
+  }
   samples(): string[] {
     return this.sorted().map((s) => `${this.name}${renderLabels(s.labels)} ${formatValue(s.value)}`);
   }
+}
+
+/** One series of a `Counter`, resolved once. */
+export interface CounterSeries {
+  inc(amount?: number): void;
 }
 
 /** A gauge whose value is either set, or read at scrape time from `collect`. */

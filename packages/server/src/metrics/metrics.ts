@@ -8,7 +8,7 @@ import { ETCD_API_VERSION } from "../config.js";
 import { goCodeName } from "../errors.js";
 import type { EtcdServer } from "../etcd-server.js";
 import type { GrpcStreamStats } from "../grpc/stream-stats.js";
-import { exponentialBuckets, MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics-registry.js";
+import { exponentialBuckets, MetricsRegistry, type Counter, type CounterSeries, type Gauge, type Histogram } from "./metrics-registry.js";
 
 /** etcd's buckets for WAL fsync and backend commit latency: 1 ms doubling to ~8 s. */
 const DISK_BUCKETS = exponentialBuckets(0.001, 2, 14);
@@ -208,7 +208,8 @@ export class ServerMetrics {
     const started = this.grpcStarted;
     const handled = this.grpcHandled;
     const codeName = (code: unknown) => goCodeName(typeof code === "number" ? code : GrpcStatus.UNKNOWN);
-    const labelsOf = (method: GrpcMethodInfo) => {
+    // Each method's series are resolved once, at registration: a call only adds to them.
+    const seriesOf = (method: GrpcMethodInfo) => {
       const [, grpcService = "", grpcMethod = ""] = /^\/([^/]+)\/([^/]+)$/.exec(method.path) ?? [];
       const grpcType = method.requestStream
         ? method.responseStream
@@ -218,17 +219,25 @@ export class ServerMetrics {
           ? "server_stream"
           : "unary";
       const labels = { grpc_method: grpcMethod, grpc_service: grpcService, grpc_type: grpcType };
-      started.touch(labels);
-      handled.touch({ ...labels, grpc_code: "OK" });
-      return labels;
+      const handledByCode = new Map<string, CounterSeries>();
+      const handledOf = (code: string): CounterSeries => {
+        let series = handledByCode.get(code);
+        if (series === undefined) {
+          series = handled.seriesOf({ ...labels, grpc_code: code });
+          handledByCode.set(code, series);
+        }
+        return series;
+      };
+      const handledOk = handledOf("OK");
+      return { started: started.seriesOf(labels), handledOk, handled: handledOf };
     };
     return {
       answered: (handler, method) => {
-        const labels = labelsOf(method);
+        const series = seriesOf(method);
         return (call, callback) => {
-          started.inc(labels);
+          series.started.inc();
           handler(call, (error, value, trailer, flags) => {
-            handled.inc({ ...labels, grpc_code: error ? codeName(error.code) : "OK" });
+            (error ? series.handled(codeName(error.code)) : series.handledOk).inc();
             callback(error, value, trailer, flags);
           });
         };
@@ -236,16 +245,16 @@ export class ServerMetrics {
       // Streams end in one of three ways: the handler ends them (status OK, or the status of an error it
       // emitted), the client cancels, or they are destroyed with an error. The first of these counts.
       streamed: (handler, method) => {
-        const labels = labelsOf(method);
+        const series = seriesOf(method);
         return (call) => {
-          started.inc(labels);
+          series.started.inc();
           this.openStreams++;
           let counted = false;
           const count = (code: string) => {
             if (counted) return;
             counted = true;
             this.openStreams--;
-            handled.inc({ ...labels, grpc_code: code });
+            series.handled(code).inc();
           };
           call.once("cancelled", () => count("Canceled"));
           call.once("error", (error: { code?: number } | undefined) => count(codeName(error?.code)));
