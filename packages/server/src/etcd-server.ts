@@ -64,7 +64,8 @@ import type {
   PeerRequestOf,
 } from "./peer/peer-network.js";
 import { maxRaftFrameBytes } from "./peer/transport.js";
-import { AppliedIndexWaiters, WaitRegistry } from "./wait.js";
+import { peekRequestId, sameBytes } from "./request-id.js";
+import { AppliedIndexWaiters, DEFAULT_MAX_PROPOSAL_WAITERS, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
 import { bootstrapMember, type BootstrappedMember } from "./bootstrap.js";
 import { SimpleTokenWait, type CancellableCall } from "./auth/simple-token-wait.js";
@@ -108,6 +109,12 @@ const DEFAULT_SNAPSHOT_COUNT = 10_000;
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 const LEASE_EXPIRY_INTERVAL_MS = 500;
 /** The key etcd's health checks read. */
+/** A proposal's encoded entry and the request it was encoded from. */
+interface ProposedRequest {
+  readonly data: Uint8Array;
+  readonly request: InternalRaftRequest;
+}
+
 const HEALTH_KEY = new TextEncoder().encode("health");
 
 /**
@@ -139,8 +146,9 @@ export class EtcdServer {
   private readonly storage: DiskRaftStorage;
   private readonly network: PeerNetwork;
   private readonly logger: Logger;
-  private readonly waits = new WaitRegistry<ApplyResult>();
-  private readonly confChangeWaits = new WaitRegistry<void>();
+  /** Proposals waiting for their apply result, each with the request it encoded (see `decodeEntry`). */
+  private readonly waits: WaitRegistry<ApplyResult, ProposedRequest>;
+  private readonly confChangeWaits: WaitRegistry<void>;
   private readonly membershipChanges: MembershipChangeApplier;
   /** The cluster's alarms (NOSPACE, CORRUPT) and the backend quota. */
   readonly alarms: AlarmStore;
@@ -184,6 +192,9 @@ export class EtcdServer {
     this.backend = options.backend;
     this.logger = logger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const timeout = { ms: this.requestTimeoutMs, error: () => RpcError.of("timeout") };
+    this.waits = new WaitRegistry(DEFAULT_MAX_PROPOSAL_WAITERS, timeout);
+    this.confChangeWaits = new WaitRegistry(DEFAULT_MAX_PROPOSAL_WAITERS, timeout);
     this.snapshotCount = options.snapshotCount ?? options.config.snapshotCount ?? DEFAULT_SNAPSHOT_COUNT;
     this.snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES;
     this.membership = parts.membership;
@@ -566,8 +577,13 @@ export class EtcdServer {
     // The context (the member, as JSON) plus the type and ID must fit one WAL record.
     if (change.context.byteLength > MAX_ENTRY_DATA_BYTES - 64) throw RpcError.of("requestTooLarge");
     const done = this.confChangeWaits.register(requestId);
-    this.log.proposeConfChange(change);
-    await this.withTimeout(done, () => this.confChangeWaits.fail(requestId, RpcError.of("timeout")));
+    try {
+      this.log.proposeConfChange(change);
+    } catch (error) {
+      this.confChangeWaits.cancel(requestId);
+      throw error;
+    }
+    await done;
   }
 
   newRequestId(): bigint {
@@ -662,27 +678,18 @@ export class EtcdServer {
     }
     const id = this.nextRequestId++;
     const header = caller !== undefined ? { ID: id, username: caller.username, authRevision: BigInt(caller.revision) } : undefined;
-    const data = toBinary(InternalRaftRequestSchema, create(InternalRaftRequestSchema, { ID: id, request, header }));
+    const message = create(InternalRaftRequestSchema, { ID: id, request, header });
+    const data = toBinary(InternalRaftRequestSchema, message);
     // An entry the WAL cannot hold must never be proposed, whatever --max-request-bytes allows.
     if (data.byteLength > Math.min(this.config.maxRequestBytes, MAX_ENTRY_DATA_BYTES)) throw RpcError.of("requestTooLarge");
-    const done = this.waits.register(id);
-    this.log.propose(data);
-    return this.withTimeout(done, () => this.waits.fail(id, RpcError.of("timeout")));
-  }
-
-  private async withTimeout<T>(promise: Promise<T>, onTimeout: () => void): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        onTimeout();
-        reject(RpcError.of("timeout"));
-      }, this.requestTimeoutMs);
-    });
+    const done = this.waits.register(id, { data, request: message });
     try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
+      this.log.propose(data);
+    } catch (error) {
+      this.waits.cancel(id);
+      throw error;
     }
+    return done;
   }
 
   /** Applies a batch of committed entries (called by the log, in order). */
@@ -724,6 +731,13 @@ export class EtcdServer {
    * becomes an empty request: it takes its index and changes nothing, the same on every member.
    */
   private decodeEntry(entry: LogEntry): InternalRaftRequest {
+    // This member's own proposal, still waiting: the request it encoded is what decoding the same bytes
+    // gives, so it is taken as it is. The bytes decide, not the ID alone.
+    const id = peekRequestId(entry.data);
+    if (id !== undefined) {
+      const proposed = this.waits.attachment(id);
+      if (proposed !== undefined && sameBytes(proposed.data, entry.data)) return proposed.request;
+    }
     try {
       return fromBinary(InternalRaftRequestSchema, entry.data, { recursionLimit: TXN_DECODE_RECURSION_LIMIT + 1 });
     } catch (error) {

@@ -75,4 +75,33 @@ describe("WaitRegistry", () => {
     assert.equal(await c, "three");
     assert.equal(r.size, 0);
   });
+
+  it("fails a waiter with the timeout's error once its time is up, each at its own deadline", async () => {
+    const r = new WaitRegistry<string, string>(10, { ms: 60, error: () => new Error("timed out") });
+    const start = performance.now();
+    const first = r.register(1n, "first");
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const second = r.register(2n);
+    const third = r.register(3n);
+    assert.equal(r.attachment(1n), "first");
+    assert.equal(r.attachment(2n), undefined);
+    r.trigger(3n, "three");
+    assert.equal(await third, "three");
+    await assert.rejects(first, /timed out/);
+    assert.ok(performance.now() - start >= 59);
+    assert.equal(r.attachment(1n), undefined);
+    await assert.rejects(second, /timed out/);
+    assert.ok(performance.now() - start >= 89);
+    assert.equal(r.size, 0);
+  });
+
+  it("forgets a cancelled waiter without settling it", async () => {
+    const r = new WaitRegistry<string>(10, { ms: 20, error: () => new Error("timed out") });
+    let settled = false;
+    void r.register(1n).finally(() => (settled = true));
+    r.cancel(1n);
+    assert.equal(r.size, 0);
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    assert.equal(settled, false);
+  });
 });
