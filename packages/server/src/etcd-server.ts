@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import {
   AlarmRequestSchema,
   AlarmRequest_AlarmAction,
@@ -64,6 +64,7 @@ import type {
   PeerRequestOf,
 } from "./peer/peer-network.js";
 import { maxRaftFrameBytes } from "./peer/transport.js";
+import { encodeProposal } from "./proposal-encoding.js";
 import { peekRequestId, sameBytes } from "./request-id.js";
 import { AppliedIndexWaiters, DEFAULT_MAX_PROPOSAL_WAITERS, WaitRegistry } from "./wait.js";
 import { MemberState, type MemberStateDeps } from "./member-state.js";
@@ -679,7 +680,7 @@ export class EtcdServer {
     const id = this.nextRequestId++;
     const header = caller !== undefined ? { ID: id, username: caller.username, authRevision: BigInt(caller.revision) } : undefined;
     const message = create(InternalRaftRequestSchema, { ID: id, request, header });
-    const data = toBinary(InternalRaftRequestSchema, message);
+    const data = encodeProposal(message);
     // An entry the WAL cannot hold must never be proposed, whatever --max-request-bytes allows.
     if (data.byteLength > Math.min(this.config.maxRequestBytes, MAX_ENTRY_DATA_BYTES)) throw RpcError.of("requestTooLarge");
     const done = this.waits.register(id, { data, request: message });
