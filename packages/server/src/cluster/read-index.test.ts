@@ -38,3 +38,16 @@ test("a linearizable read on a lagging follower sees the write the leader just a
   }
   cluster.network.heal();
 });
+
+test("linearizable reads that arrive together share one ReadIndex round, and each sees the latest write", async () => {
+  const leader = await cluster.waitForLeader();
+  const follower = cluster.members.find((m) => m !== leader)!;
+  cluster.network.delayLink(leader.server.memberId, follower.server.memberId, 50);
+  await put(leader, "shared", "v1");
+  const readIndexesBefore = cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0;
+  const values = await Promise.all(Array.from({ length: 50 }, () => get(follower, "shared")));
+  assert.deepEqual(new Set(values), new Set(["v1"]));
+  const asked = (cluster.network.stats.byType.get(MessageType.ReadIndex) ?? 0) - readIndexesBefore;
+  assert.ok(asked >= 1 && asked <= 2, `50 reads asked the leader ${asked} times`);
+  cluster.network.heal();
+});
