@@ -315,8 +315,9 @@ export class Raft {
       ents[i] = { term: this.term, index: ++li, type: e.type, data: e.data };
     }
     li = this.raftLog.append(ents);
-    // The leader's own append counts as an ack (it persists in parallel with sending, Raft thesis §10.2.1;
-    // RawNode's Ready contract makes it persist before the acks of others can arrive).
+    // The leader's own append counts as an ack: it may persist in parallel with sending (Raft thesis
+    // §10.2.1). A commit index that rests on it reaches nothing outside raft but through a later Ready,
+    // which RawNode's contract hands out only after this one is persisted and advanced.
     this.trk.progress.get(this.id)?.maybeUpdate(li);
     this.maybeCommit();
     return true;

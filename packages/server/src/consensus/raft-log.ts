@@ -66,7 +66,8 @@ export interface RaftLogOptions {
   /**
    * Told once when the loop cannot go on — persisting a Ready failed (the WAL's write or fsync: the disk
    * is full or failing), or applying committed entries threw. The log has stopped by then: nothing of
-   * that Ready was sent or applied, so nothing it held was acknowledged. Without it the error is only
+   * that Ready was applied or acknowledged (a leader may have sent its appends: a later leader may commit
+   * them, as any proposal not yet acknowledged). Without it the error is only
    * logged.
    */
   readonly onFatal?: (error: unknown) => void;
@@ -284,6 +285,7 @@ export class RaftLog implements ReplicatedLog {
   }
 
   private async handleReady(ready: Ready): Promise<void> {
+    const termBefore = this.term;
     if (ready.softState !== undefined) {
       const wasLeader = this.state === StateType.Leader;
       const previousLeader = this.leader;
@@ -302,7 +304,16 @@ export class RaftLog implements ReplicatedLog {
       this.term = ready.hardState.term;
       this.commit = ready.hardState.commit;
     }
-    // Persist before sending: a vote or an append acknowledged must survive a crash.
+    // A leader sends before it persists, so its followers write to their disks while it writes to its
+    // own (Raft thesis §10.2.1). That is safe because nothing this Ready's persist covers can be
+    // acknowledged before the persist ends: the leader counts its own append toward the commit index,
+    // but a commit index that rests on it only leaves this member through a later Ready (committed
+    // entries, messages carrying it, read states), and the next Ready is taken after this one's persist.
+    // Anyone else persists first: a vote or an append acknowledged must survive a crash.
+    // A Ready that changes the term (a lone voter's campaign, say) persists it before anyone hears it.
+    const sendFirst =
+      this.state === StateType.Leader && ready.snapshot === undefined && (ready.hardState?.term ?? termBefore) === termBefore;
+    if (sendFirst && ready.messages.length > 0) this.options.send(ready.messages);
     if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
       // Only a commit-index change needs no fsync (raft's mustSync): it can be recovered from the log.
       await this.options.storage.persist({
@@ -315,7 +326,7 @@ export class RaftLog implements ReplicatedLog {
     if (ready.snapshot !== undefined && ready.snapshot.metadata.index > 0) {
       await this.options.installSnapshot?.(ready.snapshot);
     }
-    if (ready.messages.length > 0) this.options.send(ready.messages);
+    if (!sendFirst && ready.messages.length > 0) this.options.send(ready.messages);
     for (const rs of ready.readStates) {
       const key = Buffer.from(rs.requestCtx).toString("hex");
       const read = this.pendingReads.get(key);

@@ -137,7 +137,8 @@ class PeerStream {
     this.request?.destroy();
   }
 
-  send(frame: Buffer): void {
+  /** Writes whole frames (one or more); dropped when the stream is down or backed up. */
+  send(frames: Buffer): void {
     if (this.closed) return;
     if (this.request === undefined) {
       this.connect();
@@ -150,7 +151,7 @@ class PeerStream {
       this.events.onUnreachable(this.peerId);
       return;
     }
-    this.request.write(frame);
+    this.request.write(frames);
   }
 
   private connect(): void {
@@ -251,7 +252,9 @@ export class PeerTransport {
     this.peers.delete(id);
   }
 
+  /** Sends each peer its messages of one Ready as one write (one HTTP chunk, one syscall), in order. */
   send(messages: readonly Message[]): void {
+    const framesByPeer = new Map<PeerStream, Buffer[]>();
     for (const message of messages) {
       const peer = this.peers.get(message.to);
       if (peer === undefined) continue;
@@ -259,8 +262,11 @@ export class PeerTransport {
       const frame = Buffer.allocUnsafe(4 + body.byteLength);
       frame.writeUInt32BE(body.byteLength, 0);
       frame.set(body, 4);
-      peer.send(frame);
+      const frames = framesByPeer.get(peer);
+      if (frames === undefined) framesByPeer.set(peer, [frame]);
+      else frames.push(frame);
     }
+    for (const [peer, frames] of framesByPeer) peer.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
   /** Serves `POST /raft/stream` on the peer listener: reads frames until the peer closes. */
