@@ -4,24 +4,12 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as pb from "./gen/raft/raftpb_pb.js";
 import type { ConfChange, ConfState, Entry, HardState, Message, Snapshot } from "./types.js";
-import { ConfChangeType, EntryType, MessageType } from "./types.js";
+import { ConfChangeType, MessageType } from "./types.js";
+import { entrySize, messageSize, readEntryBytes, readMessage, writeEntry, writeMessage } from "./wire.js";
 
 // The core's enums mirror raftpb's value for value (types.ts), so converting one to the other is a cast
 // through number, spelled out even where the receiver would take the number alone.
 /* eslint-disable @typescript-eslint/no-unsafe-enum-assignment, @typescript-eslint/no-unnecessary-type-assertion */
-
-function entryToPb(e: Entry): pb.Entry {
-  return create(pb.EntrySchema, {
-    term: BigInt(e.term),
-    index: BigInt(e.index),
-    type: e.type as number as pb.EntryType,
-    data: e.data,
-  });
-}
-
-function entryFromPb(e: pb.Entry): Entry {
-  return { term: Number(e.term), index: Number(e.index), type: e.type as number as EntryType, data: e.data };
-}
 
 function confStateToPb(cs: ConfState): pb.ConfState {
   return create(pb.ConfStateSchema, { voters: cs.voters, learners: cs.learners });
@@ -56,41 +44,35 @@ function snapshotFromPb(s: pb.Snapshot): Snapshot {
 
 /** Serializes a message for the transport between members. */
 export function encodeMessage(m: Message): Uint8Array {
-  const msg = create(pb.MessageSchema, {
-    type: m.type as number as pb.MessageType,
-    to: m.to,
-    from: m.from,
-    term: BigInt(m.term),
-    logTerm: BigInt(m.logTerm),
-    index: BigInt(m.index),
-    entries: m.entries.map(entryToPb),
-    commit: BigInt(m.commit),
-    reject: m.reject,
-    rejectHint: BigInt(m.rejectHint),
-    context: m.context,
-  });
-  if (m.snapshot) msg.snapshot = snapshotToPb(m.snapshot);
-  return toBinary(pb.MessageSchema, msg);
+  const snapshot = m.snapshot ? encodeSnapshot(m.snapshot) : undefined;
+  const bytes = new Uint8Array(messageSize(m, snapshot));
+  writeMessage(bytes, 0, m, snapshot);
+  return bytes;
 }
 
-/** Parses a message received from another member. */
+/**
+ * Serializes messages as frames, each a 4-byte big-endian length and the message, into one buffer (the
+ * peer transport's stream format).
+ */
+export function encodeMessageFrames(messages: readonly Message[]): Uint8Array {
+  const snapshots = messages.map((m) => (m.snapshot ? encodeSnapshot(m.snapshot) : undefined));
+  const sizes = messages.map((m, i) => messageSize(m, snapshots[i]));
+  const bytes = new Uint8Array(sizes.reduce((total, size) => total + 4 + size, 0));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 0;
+  for (let i = 0; i < messages.length; i++) {
+    view.setUint32(pos, sizes[i]!);
+    pos = writeMessage(bytes, pos + 4, messages[i]!, snapshots[i]);
+  }
+  return bytes;
+}
+
+/** Parses a message received from another member; its entries' data are views of `bytes`. */
 export function decodeMessage(bytes: Uint8Array): Message {
-  const m = fromBinary(pb.MessageSchema, bytes);
-  if (!(m.type in MessageType)) throw new Error(`raft: unknown message type ${m.type}`);
-  return {
-    type: m.type as number as MessageType,
-    to: m.to,
-    from: m.from,
-    term: Number(m.term),
-    logTerm: Number(m.logTerm),
-    index: Number(m.index),
-    entries: m.entries.map(entryFromPb),
-    commit: Number(m.commit),
-    snapshot: m.snapshot ? snapshotFromPb(m.snapshot) : undefined,
-    reject: m.reject,
-    rejectHint: Number(m.rejectHint),
-    context: m.context,
-  };
+  const { message, snapshot } = readMessage(bytes);
+  if (!(message.type in MessageType)) throw new Error(`raft: unknown message type ${message.type}`);
+  if (snapshot !== undefined) message.snapshot = decodeSnapshot(snapshot);
+  return message;
 }
 
 /** Serializes a ConfChange: the data of an EntryType.ConfChange entry. */
@@ -139,11 +121,13 @@ export function decodeHardState(bytes: Uint8Array): HardState {
 
 /** Serializes a log entry (for a WAL). */
 export function encodeEntry(e: Entry): Uint8Array {
-  return toBinary(pb.EntrySchema, entryToPb(e));
+  const bytes = new Uint8Array(entrySize(e));
+  writeEntry(bytes, 0, e);
+  return bytes;
 }
 
 export function decodeEntry(bytes: Uint8Array): Entry {
-  return entryFromPb(fromBinary(pb.EntrySchema, bytes));
+  return readEntryBytes(bytes);
 }
 
 export function encodeSnapshot(s: Snapshot): Uint8Array {

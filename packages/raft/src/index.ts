@@ -25,6 +25,7 @@ export type { Rand } from "./rand.js";
 export { SeededRand } from "./rand.js";
 export {
   encodeMessage,
+  encodeMessageFrames,
   decodeMessage,
   encodeConfChange,
   decodeConfChange,

@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
-import { MessageType, decodeMessage, encodeMessage, type Message } from "@etcd-ts/raft";
+import { MessageType, decodeMessage, encodeMessageFrames, type Message } from "@etcd-ts/raft";
 import type { Logger } from "../log.js";
 import { peerRequest } from "../tls.js";
 
@@ -254,19 +254,18 @@ export class PeerTransport {
 
   /** Sends each peer its messages of one Ready as one write (one HTTP chunk, one syscall), in order. */
   send(messages: readonly Message[]): void {
-    const framesByPeer = new Map<PeerStream, Buffer[]>();
+    const messagesByPeer = new Map<PeerStream, Message[]>();
     for (const message of messages) {
       const peer = this.peers.get(message.to);
       if (peer === undefined) continue;
-      const body = encodeMessage(message);
-      const frame = Buffer.allocUnsafe(4 + body.byteLength);
-      frame.writeUInt32BE(body.byteLength, 0);
-      frame.set(body, 4);
-      const frames = framesByPeer.get(peer);
-      if (frames === undefined) framesByPeer.set(peer, [frame]);
-      else frames.push(frame);
+      const forPeer = messagesByPeer.get(peer);
+      if (forPeer === undefined) messagesByPeer.set(peer, [message]);
+      else forPeer.push(message);
     }
-    for (const [peer, frames] of framesByPeer) peer.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    for (const [peer, forPeer] of messagesByPeer) {
+      const frames = encodeMessageFrames(forPeer);
+      peer.send(Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength));
+    }
   }
 
   /** Serves `POST /raft/stream` on the peer listener: reads frames until the peer closes. */
