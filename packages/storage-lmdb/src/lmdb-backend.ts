@@ -1,4 +1,4 @@
-import { TransactionFlags, open } from "lmdb";
+import { open } from "lmdb";
 import type { RootDatabase, Transaction } from "lmdb";
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -273,12 +273,9 @@ class LmdbWriter extends LmdbReader implements WriteTxn {
 }
 
 /**
- * The LMDB engine (lmdb-js). Writes are synchronous LMDB write transactions (`transactionSync`). With
- * `durability: "sync"` (its default flags) a commit is flushed to disk before it returns, so `update` is
- * both visible and durable when it returns. With `"deferred"` the commit returns once it is written
- * (it survives the process being killed) and its flush waits for `flush()`: the environment runs with
- * lmdb-js's overlapping sync, under which LMDB opens at the last flushed transaction after a power loss
- * rather than at a torn one. Reads outside `update` use lmdb-js's shared read transaction, renewed after every commit;
+ * The LMDB engine (lmdb-js). Writes are synchronous LMDB write transactions (`transactionSync`, whose
+ * default flags commit and flush to disk before returning), so `update` is both visible and durable when
+ * it returns. Reads outside `update` use lmdb-js's shared read transaction, renewed after every commit;
  * a snapshot holds a read transaction of its own (`useReadTransaction`), which LMDB keeps at its
  * version while writers go on.
  */
@@ -296,15 +293,9 @@ export class LmdbBackend implements Backend {
   constructor(
     readonly dir: string,
     private db: Db,
-    private readonly durability: "sync" | "deferred" = "sync",
   ) {
     this.dataPath = join(dir, DATA_FILE);
-    // lmdb-js's default (abortable, committed and flushed before returning), less the flush if deferred.
-    this.commitFlags =
-      TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | (durability === "deferred" ? TransactionFlags.NO_SYNC_FLUSH : 0);
   }
-
-  private readonly commitFlags: number;
 
   private readonly checkBackendOpen = (): void => {
     if (this.closed) throw new StorageError("Closed", `lmdb storage backend at ${this.dir} is closed`);
@@ -320,15 +311,12 @@ export class LmdbBackend implements Backend {
       let fnThrew = false;
       try {
         // A throw from fn aborts the LMDB transaction; lmdb-js rethrows it unchanged, and so do we.
-        // transactionSync returns once the commit is synced to disk, or with NO_SYNC_FLUSH once it is
-        // written (the flush is left to flush()).
+        // transactionSync returns once the commit is synced to disk.
         this.db.transactionSync(() => {
           fnThrew = true;
           apply();
           fnThrew = false;
-          // TransactionFlags is a bit set typed as an enum.
-          // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
-        }, this.commitFlags);
+        });
       } catch (e) {
         // fnThrew is set inside the transaction callback, which flow analysis does not follow.
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
@@ -494,24 +482,11 @@ export class LmdbBackend implements Backend {
   }
 
   /**
-   * With `durability: "deferred"`, flushes every commit so far to disk (LMDB's env sync, on a thread of
-   * lmdb-js's); with `"sync"` each commit was flushed already.
+   * Every commit is already flushed (`durability: "deferred"` is accepted and treated as `sync`: lmdb-js's
+   * synchronous transactions always sync), so there is nothing left to do.
    */
   flush(): Promise<void> {
-    if (this.durability === "sync") return Promise.resolve();
-    try {
-      this.checkBackendOpen();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const db = this.db;
-    if (!hasEnvSync(db)) return Promise.reject(new StorageError("Io", `data dir ${this.dir}: lmdb-js offers no env sync`));
-    return new Promise((resolve, reject) => {
-      db.sync((error) => {
-        if (error === undefined || error === null) resolve();
-        else reject(translate(error, this.dir));
-      });
-    });
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -520,27 +495,10 @@ export class LmdbBackend implements Backend {
       this.openSnapshots.delete(transaction);
       transaction.done();
     }
-    // Deferred commits are flushed before the environment closes: a clean stop leaves nothing to replay.
-    const flushed = this.flush();
     this.closed = true;
     for (const wake of this.snapshotWaiters.splice(0)) wake();
-    return flushed.then(
-      () => this.db.close(),
-      async (error: unknown) => {
-        await this.db.close();
-        throw error;
-      },
-    );
+    return this.db.close();
   }
-}
-
-/** lmdb-js's env sync (LMDB's forced mdb_env_sync, run on a worker thread), left out of its type declarations. */
-interface EnvSync {
-  sync(callback: (error?: Error | null) => void): void;
-}
-
-function hasEnvSync(db: object): db is EnvSync {
-  return typeof (db as Partial<EnvSync>).sync === "function";
 }
 
 /**
@@ -626,7 +584,7 @@ export function openLmdbBackend(options: BackendOptions): LmdbBackend {
     } else if (decodeBucketId(format) !== LMDB_FORMAT) {
       throw new StorageError("Corrupt", `data dir ${dir}: ${DATA_FILE} has format ${decodeBucketId(format)}, expected ${LMDB_FORMAT}`);
     }
-    return new LmdbBackend(dir, db, options.durability);
+    return new LmdbBackend(dir, db);
   } catch (e) {
     void db.close();
     throw translate(e, dir);

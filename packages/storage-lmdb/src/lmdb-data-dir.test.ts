@@ -4,8 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { TransactionFlags, open } from "lmdb";
-import { spawn } from "node:child_process";
+import { open } from "lmdb";
 import { isStorageError } from "@etcd-ts/storage";
 import { openLmdbBackend } from "./lmdb-backend.js";
 
@@ -113,109 +112,6 @@ test(
       );
     } finally {
       await backend.close();
-    }
-  }),
-);
-
-test(
-  "durability deferred: commits return before their flush, flush() syncs them, and close leaves them on disk",
-  withDir(async (dir) => {
-    const backend = openLmdbBackend({ dir, durability: "deferred" });
-    // The private environment, read on purpose: which flags each commit asks lmdb-js for.
-    const db = (backend as unknown as { db: { transactionSync(fn: () => unknown, flags?: number): unknown } }).db;
-    const flags: (number | undefined)[] = [];
-    const transactionSync = db.transactionSync.bind(db);
-    db.transactionSync = (fn, f) => {
-      flags.push(f);
-      return transactionSync(fn, f);
-    };
-    await backend.update((txn) => {
-      txn.createBucket("b");
-      txn.put("b", new Uint8Array([1]), new Uint8Array([2]));
-    });
-    assert.equal(flags.length, 1);
-    assert.ok((flags[0]! & TransactionFlags.NO_SYNC_FLUSH) !== 0, "the commit does not wait for its flush");
-    assert.ok((flags[0]! & TransactionFlags.ABORTABLE) !== 0, "a throwing update still aborts");
-    await assert.rejects(
-      backend.update((txn) => {
-        txn.put("b", new Uint8Array([3]), new Uint8Array([4]));
-        throw new Error("boom");
-      }),
-      /boom/,
-    );
-    await backend.flush();
-    await backend.close();
-    await assert.rejects(backend.flush(), (e: unknown) => isStorageError(e, "Closed"));
-    const reopened = openLmdbBackend({ dir });
-    try {
-      assert.deepEqual([...(reopened.view((txn) => txn.get("b", new Uint8Array([1]))) ?? [])], [2]);
-      assert.equal(
-        reopened.view((txn) => txn.get("b", new Uint8Array([3]))),
-        undefined,
-      );
-    } finally {
-      await reopened.close();
-    }
-  }),
-);
-
-test(
-  "durability sync: every commit is flushed before it returns",
-  withDir(async (dir) => {
-    const backend = openLmdbBackend({ dir });
-    const db = (backend as unknown as { db: { transactionSync(fn: () => unknown, flags?: number): unknown } }).db;
-    const flags: (number | undefined)[] = [];
-    const transactionSync = db.transactionSync.bind(db);
-    db.transactionSync = (fn, f) => {
-      flags.push(f);
-      return transactionSync(fn, f);
-    };
-    await backend.update((txn) => txn.createBucket("b"));
-    assert.equal((flags[0]! & TransactionFlags.NO_SYNC_FLUSH) !== 0, false);
-    await backend.close();
-  }),
-);
-
-test(
-  "durability deferred: what an update returned survives kill -9 of the process",
-  withDir(async (dir) => {
-    // A child process commits 200 updates (deferred), says so, and is killed before any flush.
-    const script = `
-      import { openLmdbBackend } from ${JSON.stringify(new URL("./lmdb-backend.ts", import.meta.url).href)};
-      const backend = openLmdbBackend({ dir: ${JSON.stringify(dir)}, durability: "deferred" });
-      await backend.update((txn) => txn.createBucket("b"));
-      for (let i = 0; i < 200; i++) await backend.update((txn) => txn.put("b", new Uint8Array([i]), new Uint8Array(1000).fill(i)));
-      process.stdout.write("written\\n");
-      setInterval(() => undefined, 1000);
-    `;
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "--input-type=module", "-e", script], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on("data", (chunk: Buffer) => {
-          if (chunk.toString().includes("written")) resolve();
-        });
-        child.once("exit", (code) => reject(new Error(`child exited with ${code} before writing`)));
-      });
-    } finally {
-      child.kill("SIGKILL");
-      await new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) resolve(undefined);
-        else child.once("exit", resolve);
-      });
-    }
-    const reopened = openLmdbBackend({ dir });
-    try {
-      for (let i = 0; i < 200; i++) {
-        assert.deepEqual(
-          reopened.view((txn) => txn.get("b", new Uint8Array([i]))),
-          new Uint8Array(1000).fill(i),
-          `update ${i}`,
-        );
-      }
-    } finally {
-      await reopened.close();
     }
   }),
 );
