@@ -244,9 +244,20 @@ class SqliteWriter extends SqliteReader implements WriteTxn {
  * The SQLite engine. One writer connection serves `update` and `view` (JavaScript runs them one at a
  * time, so a view never interleaves with a write); each open snapshot holds a read transaction on a
  * connection of its own, which WAL keeps at its starting version while the writer commits.
+ *
+ * With `durability: "deferred"` updates are not committed one by one: they join one open transaction,
+ * each in a savepoint of its own (a throwing update rolls back alone), and the transaction commits
+ * DEFERRED_COMMIT_MS after its first update — as etcd's backend commits its batch transaction every
+ * 100 ms. A commit costs far more than the rows of one update (SQLite writes every page the transaction
+ * touched to its WAL), and the writer connection, which every view reads through, sees the open
+ * transaction at once. What snapshots, flush, defragment and close need committed, they commit first.
  */
 /** How long a measured size is reused (see `size()`). */
 const SIZE_CACHE_MS = 100;
+/** With deferred durability, how long the open transaction takes updates before it commits. */
+export const DEFERRED_COMMIT_MS = 25;
+/** ...or how many updates it takes, whichever comes first. */
+const DEFERRED_COMMIT_UPDATES = 10_000;
 
 export class SqliteBackend implements Backend {
   readonly engine = ENGINE;
@@ -259,6 +270,10 @@ export class SqliteBackend implements Backend {
   private readonly engineUpdate: EngineUpdate<SqliteWriter> = {
     begin: (checkOpen) => new SqliteWriter(this.writer, checkOpen, this.dir),
     commit: (_txn, apply) => {
+      if (this.deferred) {
+        this.joinOpenTransaction(apply);
+        return;
+      }
       this.writer.statement("BEGIN IMMEDIATE").run();
       try {
         apply();
@@ -278,13 +293,92 @@ export class SqliteBackend implements Backend {
   constructor(
     readonly dir: string,
     db: Database.Database,
+    private readonly deferred = false,
   ) {
     this.dbPath = join(dir, DB_FILE);
     this.writer = new Connection(db);
   }
 
+  /** The open transaction of deferred updates, if any: when it commits and how many it holds. */
+  private open: { timer: NodeJS.Timeout; updates: number } | undefined;
+  /**
+   * Set when the open transaction was lost (its commit failed, or SQLite rolled it back after a disk or
+   * I/O error): updates that had returned are gone from the file, so the backend refuses everything after.
+   */
+  private failure: Error | undefined;
+
   private checkBackendOpen(): void {
     if (this.closed) throw new StorageError("Closed", `sqlite storage backend at ${this.dir} is closed`);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private joinOpenTransaction(apply: () => void): void {
+    const writer = this.writer;
+    if (this.open === undefined) {
+      writer.statement("BEGIN IMMEDIATE").run();
+      const timer = setTimeout(() => {
+        try {
+          this.commitOpen();
+        } catch {
+          // Kept in this.failure: the next call on the backend throws it.
+        }
+      }, DEFERRED_COMMIT_MS);
+      // A process that ends without close() loses the open transaction, as a crash would.
+      timer.unref();
+      this.open = { timer, updates: 0 };
+    }
+    writer.statement("SAVEPOINT u").run();
+    try {
+      apply();
+      writer.statement("RELEASE u").run();
+    } catch (e) {
+      // Bucket ids cached during the failed update may name rows that no longer exist.
+      writer.bucketIds.clear();
+      if (writer.db.inTransaction) {
+        try {
+          writer.statement("ROLLBACK TO u").run();
+          writer.statement("RELEASE u").run();
+        } catch (rollbackError) {
+          this.loseOpen(rollbackError);
+        }
+      } else {
+        // SQLite rolled the whole transaction back (a full disk, an I/O error): the updates before
+        // this one went with it.
+        this.loseOpen(e);
+      }
+      throw e;
+    }
+    if (++this.open.updates >= DEFERRED_COMMIT_UPDATES) this.commitOpen();
+  }
+
+  /** Commits the open transaction of deferred updates, if there is one. */
+  private commitOpen(): void {
+    const open = this.open;
+    if (open === undefined) return;
+    clearTimeout(open.timer);
+    this.open = undefined;
+    try {
+      this.writer.statement("COMMIT").run();
+    } catch (e) {
+      throw this.loseOpen(e);
+    }
+  }
+
+  /** Forgets the open transaction SQLite no longer has, and fails the backend; returns the failure. */
+  private loseOpen(error: unknown): Error {
+    if (this.open !== undefined) clearTimeout(this.open.timer);
+    this.open = undefined;
+    if (this.writer.db.inTransaction) {
+      try {
+        this.writer.statement("ROLLBACK").run();
+      } catch {
+        // The connection is failing; the failure below is what callers see.
+      }
+    }
+    this.writer.bucketIds.clear();
+    const translated = translate(error, this.dir);
+    this.failure ??= translated instanceof Error ? translated : new StorageError("Io", `data dir ${this.dir}: sqlite: ${String(error)}`);
+    return this.failure;
   }
 
   view<T>(fn: (txn: ReadTxn) => T): T {
@@ -313,6 +407,8 @@ export class SqliteBackend implements Backend {
 
   snapshot(): Snapshot {
     this.checkBackendOpen();
+    // A snapshot reads through its own connection, which sees only what is committed.
+    this.commitOpen();
     let conn: Connection;
     try {
       conn = this.idleReaders.pop() ?? new Connection(new Database(this.dbPath, { readonly: true, fileMustExist: true }));
@@ -369,9 +465,21 @@ export class SqliteBackend implements Backend {
     const now = Date.now();
     if (now - this.sizeMeasuredAt >= SIZE_CACHE_MS) {
       this.cachedSize = fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
+      // Pages the open transaction added are in neither file yet; the database's page count has them.
+      if (this.open !== undefined) this.cachedSize = Math.max(this.cachedSize, this.logicalBytes());
       this.sizeMeasuredAt = now;
     }
     return this.cachedSize;
+  }
+
+  private logicalBytes(): number {
+    try {
+      const pageSize = this.writer.statement("PRAGMA page_size").pluck().get() as number;
+      const pageCount = this.writer.statement("PRAGMA page_count").pluck().get() as number;
+      return pageSize * pageCount;
+    } catch (e) {
+      throw translate(e, this.dir);
+    }
   }
 
   private cachedSize = 0;
@@ -401,6 +509,7 @@ export class SqliteBackend implements Backend {
     this.sizeMeasuredAt = -Infinity;
     try {
       this.checkBackendOpen();
+      this.commitOpen();
       // TRUNCATE waits (up to the busy timeout) for readers to leave the WAL; with snapshots open it
       // cannot succeed, so copy back what is possible without waiting.
       const checkpoint = this.openSnapshots.size > 0 ? "wal_checkpoint(PASSIVE)" : "wal_checkpoint(TRUNCATE)";
@@ -414,10 +523,11 @@ export class SqliteBackend implements Backend {
   }
 
   flush(): Promise<void> {
-    this.checkBackendOpen();
     // A FULL checkpoint syncs the WAL, copies it into the database and syncs that: every commit so far
     // is then durable whatever the synchronous setting was.
     try {
+      this.checkBackendOpen();
+      this.commitOpen();
       this.writer.db.pragma("wal_checkpoint(FULL)");
     } catch (e) {
       return Promise.reject(translate(e, this.dir));
@@ -427,13 +537,21 @@ export class SqliteBackend implements Backend {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
+    let committed: Error | undefined;
+    if (this.failure === undefined) {
+      try {
+        this.commitOpen();
+      } catch {
+        committed = this.failure;
+      }
+    }
     this.closed = true;
     try {
       for (const snapshot of [...this.openSnapshots]) snapshot.end();
       for (const conn of this.idleReaders.splice(0)) conn.db.close();
       // The last connection to close checkpoints the WAL into the main file and removes it.
       this.writer.db.close();
-      return Promise.resolve();
+      return committed === undefined ? Promise.resolve() : Promise.reject(committed);
     } catch (e) {
       return Promise.reject(translate(e, this.dir));
     }
@@ -511,7 +629,7 @@ export function openSqliteBackend(options: BackendOptions): SqliteBackend {
       // The database and WAL files are new directory entries: make them durable too.
       fsyncDir(dir);
     }
-    return new SqliteBackend(dir, db);
+    return new SqliteBackend(dir, db, options.durability === "deferred");
   } catch (e) {
     db.close();
     throw translate(e, dir);

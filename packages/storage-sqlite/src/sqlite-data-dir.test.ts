@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
 import { isStorageError } from "@etcd-ts/storage";
-import { openSqliteBackend } from "./sqlite-backend.js";
+import { DEFERRED_COMMIT_MS, openSqliteBackend } from "./sqlite-backend.js";
 
 function withDir(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
   return async () => {
@@ -119,6 +119,54 @@ test(
       assert.deepEqual([...(reopened.view((txn) => txn.get("b", new Uint8Array([1]))) ?? [])], [2]);
     } finally {
       await reopened.close();
+    }
+  }),
+);
+
+test(
+  "durability deferred: updates share one open transaction, committed after DEFERRED_COMMIT_MS; a throwing update rolls back alone",
+  withDir(async (dir) => {
+    const backend = openSqliteBackend({ dir, durability: "deferred" });
+    const other = new Database(join(dir, "data.db"), { readonly: true, fileMustExist: true });
+    const committedKeys = (): number =>
+      other.prepare("SELECT count(*) FROM kv WHERE bucket = (SELECT id FROM buckets WHERE name = 'b')").pluck().get() as number;
+    try {
+      await backend.update((txn) => txn.createBucket("b"));
+      await backend.flush();
+      await backend.update((txn) => txn.put("b", new Uint8Array([1]), new Uint8Array([1])));
+      await assert.rejects(
+        backend.update((txn) => {
+          txn.put("b", new Uint8Array([2]), new Uint8Array([2]));
+          throw new Error("boom");
+        }),
+        /boom/,
+      );
+      await backend.update((txn) => txn.put("b", new Uint8Array([3]), new Uint8Array([3])));
+      // The writer's own views see both returned updates at once, and not the one that threw...
+      assert.deepEqual(
+        backend.view((txn) => [...txn.range("b")].map((kv) => kv.key[0])),
+        [1, 3],
+      );
+      // ...another connection sees nothing of them until the open transaction commits.
+      assert.equal(committedKeys(), 0, "not committed yet");
+      await new Promise((resolve) => setTimeout(resolve, DEFERRED_COMMIT_MS * 4));
+      assert.equal(committedKeys(), 2, "committed by the timer");
+
+      // A snapshot reads through a connection of its own: it commits what is open first.
+      await backend.update((txn) => txn.put("b", new Uint8Array([4]), new Uint8Array([4])));
+      const snapshot = backend.snapshot();
+      try {
+        assert.equal([...snapshot.range("b")].length, 3);
+      } finally {
+        snapshot.close();
+      }
+      assert.equal(committedKeys(), 3);
+      // close commits too.
+      await backend.update((txn) => txn.put("b", new Uint8Array([5]), new Uint8Array([5])));
+    } finally {
+      await backend.close();
+      assert.equal(committedKeys(), 4, "close committed the open transaction");
+      other.close();
     }
   }),
 );

@@ -120,9 +120,10 @@ export interface BackendOptions {
   readonly dir: string;
   /**
    * `sync` (default): an update is durable (kill -9 and power loss) when its promise resolves.
-   * `deferred`: an update survives a process crash (kill -9) as soon as it returns, but power-loss
-   * durability waits for `flush()` — for callers that keep their own write-ahead log (the server's raft
-   * WAL) and replay it after a crash, which saves one fsync per commit.
+   * `deferred`: an update is visible as soon as it returns, but survives a crash (kill -9, power loss)
+   * only once a `flush()` after it resolved; an engine may commit several updates together (SQLite does,
+   * within tens of milliseconds). For callers that keep their own write-ahead log (the server's raft WAL)
+   * and replay it after a crash: it saves an fsync, or a whole commit, per update.
    */
   readonly durability?: "sync" | "deferred";
 }
