@@ -212,6 +212,50 @@ class WireReader {
     return this.hi === 0 ? BigInt(this.lo) : (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
 
+  /** The wire type of the field whose tag `tag()` read last. */
+  wireType = 0;
+
+  /** Reads a field's tag: returns its number and keeps its wire type. */
+  tag(): number {
+    this.varint();
+    const field = this.lo >>> 3;
+    if (this.hi !== 0 || field === 0) throw new Error("raft: invalid field number");
+    this.wireType = this.lo & 7;
+    return field;
+  }
+
+  private expect(wireType: number): void {
+    if (this.wireType !== wireType) throw new Error(`raft: a field has wire type ${this.wireType}, want ${wireType}`);
+  }
+
+  /** The current field as a uint64 read into a number. */
+  uint64Field(): number {
+    this.expect(WIRE_VARINT);
+    return this.number();
+  }
+
+  uint64BigintField(): bigint {
+    this.expect(WIRE_VARINT);
+    return this.bigint();
+  }
+
+  enumField(): number {
+    this.expect(WIRE_VARINT);
+    return this.int32();
+  }
+
+  boolField(): boolean {
+    this.expect(WIRE_VARINT);
+    return this.bool();
+  }
+
+  /** The current field as bytes: a view of the buffer. */
+  bytesField(): Uint8Array {
+    this.expect(WIRE_BYTES);
+    const start = this.bytesStart();
+    return this.buf.subarray(start, this.pos);
+  }
+
   /** A length-delimited field's body: its start, leaving pos at its end. */
   bytesStart(): number {
     const length = this.number();
@@ -246,39 +290,15 @@ class WireReader {
   }
 }
 
-function expectWireType(field: number, actual: number, expected: number): void {
-  if (actual !== expected) throw new Error(`raft: field ${field} has wire type ${actual}, want ${expected}`);
-}
-
 function readEntry(r: WireReader): Entry {
   const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY };
   while (r.pos < r.end) {
-    r.varint();
-    const field = r.lo >>> 3;
-    const wireType = r.lo & 7;
-    if (r.hi !== 0 || field === 0) throw new Error("raft: invalid field number");
-    switch (field) {
-      case 1:
-        expectWireType(field, wireType, WIRE_VARINT);
-        e.type = r.int32() as EntryType;
-        break;
-      case 2:
-        expectWireType(field, wireType, WIRE_VARINT);
-        e.term = r.number();
-        break;
-      case 3:
-        expectWireType(field, wireType, WIRE_VARINT);
-        e.index = r.number();
-        break;
-      case 4: {
-        expectWireType(field, wireType, WIRE_BYTES);
-        const start = r.bytesStart();
-        e.data = r.buf.subarray(start, r.pos);
-        break;
-      }
-      default:
-        r.skip(wireType);
-    }
+    const field = r.tag();
+    if (field === 1) e.type = r.enumField() as EntryType;
+    else if (field === 2) e.term = r.uint64Field();
+    else if (field === 3) e.index = r.uint64Field();
+    else if (field === 4) e.data = r.bytesField();
+    else r.skip(r.wireType);
   }
   return e;
 }
@@ -310,67 +330,47 @@ export function readMessage(buf: Uint8Array): WireMessage {
   };
   let snapshot: Uint8Array | undefined;
   while (r.pos < r.end) {
-    r.varint();
-    const field = r.lo >>> 3;
-    const wireType = r.lo & 7;
-    if (r.hi !== 0 || field === 0) throw new Error("raft: invalid field number");
-    switch (field) {
+    switch (r.tag()) {
       case 1:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.type = r.int32() as MessageType;
+        m.type = r.enumField() as MessageType;
         break;
       case 2:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.to = r.bigint();
+        m.to = r.uint64BigintField();
         break;
       case 3:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.from = r.bigint();
+        m.from = r.uint64BigintField();
         break;
       case 4:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.term = r.number();
+        m.term = r.uint64Field();
         break;
       case 5:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.logTerm = r.number();
+        m.logTerm = r.uint64Field();
         break;
       case 6:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.index = r.number();
+        m.index = r.uint64Field();
         break;
       case 7: {
-        expectWireType(field, wireType, WIRE_BYTES);
-        const start = r.bytesStart();
-        m.entries.push(readEntry(new WireReader(buf, start, r.pos)));
+        const body = r.bytesField();
+        m.entries.push(readEntry(new WireReader(body, 0, body.byteLength)));
         break;
       }
       case 8:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.commit = r.number();
+        m.commit = r.uint64Field();
         break;
-      case 9: {
-        expectWireType(field, wireType, WIRE_BYTES);
-        const start = r.bytesStart();
-        snapshot = buf.subarray(start, r.pos);
+      case 9:
+        snapshot = r.bytesField();
         break;
-      }
       case 10:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.reject = r.bool();
+        m.reject = r.boolField();
         break;
       case 11:
-        expectWireType(field, wireType, WIRE_VARINT);
-        m.rejectHint = r.number();
+        m.rejectHint = r.uint64Field();
         break;
-      case 12: {
-        expectWireType(field, wireType, WIRE_BYTES);
-        const start = r.bytesStart();
-        m.context = buf.subarray(start, r.pos);
+      case 12:
+        m.context = r.bytesField();
         break;
-      }
       default:
-        r.skip(wireType);
+        r.skip(r.wireType);
     }
   }
   return { message: m, snapshot };
