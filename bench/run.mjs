@@ -387,8 +387,13 @@ async function runCell(binary, cell, server, warmup) {
     const args = [...common, ...cell.args];
     const warmupTotal = cell.workload === "watch-latency" ? Math.min(warmup, 200) : warmup;
     if (warmupTotal > 0) {
-      const warm = await runTool(binary, [...common, ...cell.args.map((a) => (a.startsWith("--total=") ? `--total=${warmupTotal}` : a))], 300_000);
-      if (warm.code !== 0) throw new Error(`warm-up failed: exit ${warm.code ?? warm.signal}: ${warm.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      const warm = await runTool(
+        binary,
+        [...common, ...cell.args.map((a) => (a.startsWith("--total=") ? `--total=${warmupTotal}` : a))],
+        300_000,
+      );
+      if (warm.code !== 0)
+        throw new Error(`warm-up failed: exit ${warm.code ?? warm.signal}: ${warm.stderr.trim().split("\n").slice(-3).join(" | ")}`);
     }
     const load1Start = loadavg()[0];
     const cpuStart = clusterCpuMicros(cluster);
