@@ -182,6 +182,8 @@ async function seedFromSnapshot(backend: Backend, file: string): Promise<{ keys:
     txn.createBucket(META_BUCKET);
     writeConsistentIndex(txn, 0);
   });
+  // No raft log holds the seeded keys: they must be on disk before the member starts.
+  await backend.flush();
   return { keys, buckets };
 }
 

@@ -82,6 +82,9 @@ export class MemberState {
   static async installDatabase(file: string, deps: MemberStateDeps): Promise<{ state: MemberState; keys: number }> {
     const restored = await restoreBoltSnapshot(file, deps.backend);
     await deps.membership.reloadAfterSnapshot(deps.backend);
+    // The backend commits deferred updates in batches, and the raft log no longer holds what the received
+    // database replaces: it must be on disk before its file is removed.
+    await deps.backend.flush();
     return { state: MemberState.reload(deps), keys: restored.keys };
   }
 

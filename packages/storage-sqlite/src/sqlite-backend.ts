@@ -400,6 +400,9 @@ export class SqliteBackend implements Backend {
   }
 
   update(fn: (txn: WriteTxn) => void): Promise<void> {
+    // After a lost transaction, the cause is thrown at once rather than through the promise: the caller
+    // learns why (a full disk, say) while it is still deciding what its failed write means.
+    if (this.failure !== undefined && !this.closed) throw this.failure;
     // The files may grow: measure again at the next size() (once per write batch, not per caller).
     this.sizeMeasuredAt = -Infinity;
     return this.updates.update(fn, this.engineUpdate);
@@ -461,12 +464,14 @@ export class SqliteBackend implements Backend {
    * request cost more than the answer's freshness is worth.
    */
   size(): number {
-    this.checkBackendOpen();
+    // Not refused after a lost transaction: callers ask before each write (a quota check), and it is the
+    // write that should meet the failure, which then stops its caller.
+    if (this.closed) throw new StorageError("Closed", `sqlite storage backend at ${this.dir} is closed`);
     const now = Date.now();
     if (now - this.sizeMeasuredAt >= SIZE_CACHE_MS) {
       this.cachedSize = fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
       // Pages the open transaction added are in neither file yet; the database's page count has them.
-      if (this.open !== undefined) this.cachedSize = Math.max(this.cachedSize, this.logicalBytes());
+      if (this.open !== undefined && this.failure === undefined) this.cachedSize = Math.max(this.cachedSize, this.logicalBytes());
       this.sizeMeasuredAt = now;
     }
     return this.cachedSize;

@@ -14,7 +14,9 @@
  *   `fn` rejects (and leaves the outer transaction alone). The transaction object must not be used after
  *   `fn` returns; engines throw `StorageError` `Closed` when it is. When the engine cannot write — the
  *   disk is full (`Full`) or the file system fails (`Io`) — the update rejects with that `StorageError`
- *   (its message names the directory) and applies nothing: all of the transaction or none of it.
+ *   (its message names the directory) and applies nothing: all of the transaction or none of it. An
+ *   engine that has failed for good (a deferred commit lost, see `durability`) throws that failure from
+ *   `update` itself, so that the caller meets its cause at once.
  * - `view(fn)` runs `fn` synchronously against a consistent read view; the transaction object must not be
  *   used after `fn` returns. Iterators taken from it must be consumed or closed before `fn` returns.
  * - `snapshot()` opens a long-lived consistent read view (for streaming a copy of the whole store while
