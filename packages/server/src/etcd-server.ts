@@ -355,7 +355,7 @@ export class EtcdServer {
   async range(request: RangeRequest, caller?: AuthInfo): Promise<RangeResponse> {
     this.checkRunning();
     validateRequest({ case: "range", value: request }, { maxTxnOps: this.config.maxTxnOps });
-    if (!request.serializable) await this.linearizableBarrier();
+    await (request.serializable ? this.endOfTurn() : this.linearizableBarrier());
     this.checkAuth(() => this.auth.checkRange(caller, request));
     return this.stamp(this.current.applier.range(request));
   }
@@ -383,7 +383,7 @@ export class EtcdServer {
     this.checkRunning();
     if (isTxnReadOnly(request)) {
       validateRequest({ case: "txn", value: request }, { maxTxnOps: this.config.maxTxnOps });
-      if (!isTxnSerializable(request)) await this.linearizableBarrier();
+      await (isTxnSerializable(request) ? this.endOfTurn() : this.linearizableBarrier());
       this.checkAuth(() => this.auth.checkTxn(caller, request, leaseKeysOf(this.lessor)));
       return this.stamp(this.current.applier.readOnlyTxn(request));
     }
@@ -987,6 +987,22 @@ export class EtcdServer {
     const index = await (this.nextReadIndex ??= this.askReadIndex());
     await this.applied.waitFor(index);
   }
+
+  /**
+   * Resolves once this turn's I/O is handled. Serializable reads wait for it so that the answers to the
+   * reads of every connection that turn are written together (one socket write per connection, as the
+   * answers of a linearizable round and of an apply batch are), rather than each in a turn of its own.
+   */
+  private endOfTurn(): Promise<void> {
+    return (this.turnEnd ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.turnEnd = undefined;
+        resolve();
+      }),
+    ));
+  }
+
+  private turnEnd: Promise<void> | undefined;
 
   /** The read index that reads arriving now will share, asked once this turn's I/O is handled. */
   private nextReadIndex: Promise<number> | undefined;

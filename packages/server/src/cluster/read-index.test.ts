@@ -51,3 +51,20 @@ test("linearizable reads that arrive together share one ReadIndex round, and eac
   assert.ok(asked >= 1 && asked <= 2, `50 reads asked the leader ${asked} times`);
   cluster.network.heal();
 });
+
+test("serializable reads are answered once the turn's I/O is handled, together, not each in its own turn", async () => {
+  const leader = await cluster.waitForLeader();
+  await put(leader, "turn", "v");
+  // An immediate queued before the reads runs before any of them is answered: the answers of one turn
+  // go out together (one socket write per connection), as those of a linearizable round do.
+  let immediateRan = false;
+  setImmediate(() => (immediateRan = true));
+  const answeredAfterImmediate = await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      const value = await get(leader, "turn", { serializable: true });
+      assert.equal(value, "v");
+      return immediateRan;
+    }),
+  );
+  assert.deepEqual(new Set(answeredAfterImmediate), new Set([true]));
+});
