@@ -13,11 +13,8 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
 /**
  * Describes the file raft/raftpb.proto.
  */
-export const file_raft_raftpb: GenFile =
-  /*@__PURE__*/
-  fileDesc(
-    "ChFyYWZ0L3JhZnRwYi5wcm90bxINZXRjZHRzLnJhZnRwYiJaCgVFbnRyeRIMCgR0ZXJtGAIgASgEEg0KBWluZGV4GAMgASgEEiYKBHR5cGUYASABKA4yGC5ldGNkdHMucmFmdHBiLkVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIl0KEFNuYXBzaG90TWV0YWRhdGESLAoKY29uZl9zdGF0ZRgBIAEoCzIYLmV0Y2R0cy5yYWZ0cGIuQ29uZlN0YXRlEg0KBWluZGV4GAIgASgEEgwKBHRlcm0YAyABKAQiSwoIU25hcHNob3QSDAoEZGF0YRgBIAEoDBIxCghtZXRhZGF0YRgCIAEoCzIfLmV0Y2R0cy5yYWZ0cGIuU25hcHNob3RNZXRhZGF0YSKUAgoHTWVzc2FnZRIoCgR0eXBlGAEgASgOMhouZXRjZHRzLnJhZnRwYi5NZXNzYWdlVHlwZRIKCgJ0bxgCIAEoBBIMCgRmcm9tGAMgASgEEgwKBHRlcm0YBCABKAQSEAoIbG9nX3Rlcm0YBSABKAQSDQoFaW5kZXgYBiABKAQSJQoHZW50cmllcxgHIAMoCzIULmV0Y2R0cy5yYWZ0cGIuRW50cnkSDgoGY29tbWl0GAggASgEEikKCHNuYXBzaG90GAkgASgLMhcuZXRjZHRzLnJhZnRwYi5TbmFwc2hvdBIOCgZyZWplY3QYCiABKAgSEwoLcmVqZWN0X2hpbnQYCyABKAQSDwoHY29udGV4dBgMIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCJxCglDb25mU3RhdGUSDgoGdm90ZXJzGAEgAygEEhAKCGxlYXJuZXJzGAIgAygEEhcKD3ZvdGVyc19vdXRnb2luZxgDIAMoBBIVCg1sZWFybmVyc19uZXh0GAQgAygEEhIKCmF1dG9fbGVhdmUYBSABKAgiZwoKQ29uZkNoYW5nZRIrCgR0eXBlGAIgASgOMh0uZXRjZHRzLnJhZnRwYi5Db25mQ2hhbmdlVHlwZRIPCgdub2RlX2lkGAMgASgEEg8KB2NvbnRleHQYBCABKAwSCgoCaWQYASABKAQiUAoQQ29uZkNoYW5nZVNpbmdsZRIrCgR0eXBlGAEgASgOMh0uZXRjZHRzLnJhZnRwYi5Db25mQ2hhbmdlVHlwZRIPCgdub2RlX2lkGAIgASgEIooBCgxDb25mQ2hhbmdlVjISNwoKdHJhbnNpdGlvbhgBIAEoDjIjLmV0Y2R0cy5yYWZ0cGIuQ29uZkNoYW5nZVRyYW5zaXRpb24SMAoHY2hhbmdlcxgCIAMoCzIfLmV0Y2R0cy5yYWZ0cGIuQ29uZkNoYW5nZVNpbmdsZRIPCgdjb250ZXh0GAMgASgMKk4KCUVudHJ5VHlwZRIQCgxFTlRSWV9OT1JNQUwQABIVChFFTlRSWV9DT05GX0NIQU5HRRABEhgKFEVOVFJZX0NPTkZfQ0hBTkdFX1YyEAIq8wIKC01lc3NhZ2VUeXBlEgsKB01TR19IVVAQABIMCghNU0dfQkVBVBABEgwKCE1TR19QUk9QEAISCwoHTVNHX0FQUBADEhAKDE1TR19BUFBfUkVTUBAEEgwKCE1TR19WT1RFEAUSEQoNTVNHX1ZPVEVfUkVTUBAGEgwKCE1TR19TTkFQEAcSEQoNTVNHX0hFQVJUQkVBVBAIEhYKEk1TR19IRUFSVEJFQVRfUkVTUBAJEhMKD01TR19VTlJFQUNIQUJMRRAKEhMKD01TR19TTkFQX1NUQVRVUxALEhQKEE1TR19DSEVDS19RVU9SVU0QDBIXChNNU0dfVFJBTlNGRVJfTEVBREVSEA0SEwoPTVNHX1RJTUVPVVRfTk9XEA4SEgoOTVNHX1JFQURfSU5ERVgQDxIXChNNU0dfUkVBRF9JTkRFWF9SRVNQEBASEAoMTVNHX1BSRV9WT1RFEBESFQoRTVNHX1BSRV9WT1RFX1JFU1AQEiqGAQoOQ29uZkNoYW5nZVR5cGUSGAoUQ09ORl9DSEFOR0VfQUREX05PREUQABIbChdDT05GX0NIQU5HRV9SRU1PVkVfTk9ERRABEhsKF0NPTkZfQ0hBTkdFX1VQREFURV9OT0RFEAISIAocQ09ORl9DSEFOR0VfQUREX0xFQVJORVJfTk9ERRADKo0BChRDb25mQ2hhbmdlVHJhbnNpdGlvbhIfChtDT05GX0NIQU5HRV9UUkFOU0lUSU9OX0FVVE8QABIpCiVDT05GX0NIQU5HRV9UUkFOU0lUSU9OX0pPSU5UX0lNUExJQ0lUEAESKQolQ09ORl9DSEFOR0VfVFJBTlNJVElPTl9KT0lOVF9FWFBMSUNJVBACYgZwcm90bzM",
-  );
+export const file_raft_raftpb: GenFile = /*@__PURE__*/
+  fileDesc("ChFyYWZ0L3JhZnRwYi5wcm90bxINZXRjZHRzLnJhZnRwYiJaCgVFbnRyeRIMCgR0ZXJtGAIgASgEEg0KBWluZGV4GAMgASgEEiYKBHR5cGUYASABKA4yGC5ldGNkdHMucmFmdHBiLkVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIl0KEFNuYXBzaG90TWV0YWRhdGESLAoKY29uZl9zdGF0ZRgBIAEoCzIYLmV0Y2R0cy5yYWZ0cGIuQ29uZlN0YXRlEg0KBWluZGV4GAIgASgEEgwKBHRlcm0YAyABKAQiSwoIU25hcHNob3QSDAoEZGF0YRgBIAEoDBIxCghtZXRhZGF0YRgCIAEoCzIfLmV0Y2R0cy5yYWZ0cGIuU25hcHNob3RNZXRhZGF0YSKUAgoHTWVzc2FnZRIoCgR0eXBlGAEgASgOMhouZXRjZHRzLnJhZnRwYi5NZXNzYWdlVHlwZRIKCgJ0bxgCIAEoBBIMCgRmcm9tGAMgASgEEgwKBHRlcm0YBCABKAQSEAoIbG9nX3Rlcm0YBSABKAQSDQoFaW5kZXgYBiABKAQSJQoHZW50cmllcxgHIAMoCzIULmV0Y2R0cy5yYWZ0cGIuRW50cnkSDgoGY29tbWl0GAggASgEEikKCHNuYXBzaG90GAkgASgLMhcuZXRjZHRzLnJhZnRwYi5TbmFwc2hvdBIOCgZyZWplY3QYCiABKAgSEwoLcmVqZWN0X2hpbnQYCyABKAQSDwoHY29udGV4dBgMIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCJxCglDb25mU3RhdGUSDgoGdm90ZXJzGAEgAygEEhAKCGxlYXJuZXJzGAIgAygEEhcKD3ZvdGVyc19vdXRnb2luZxgDIAMoBBIVCg1sZWFybmVyc19uZXh0GAQgAygEEhIKCmF1dG9fbGVhdmUYBSABKAgiZwoKQ29uZkNoYW5nZRIrCgR0eXBlGAIgASgOMh0uZXRjZHRzLnJhZnRwYi5Db25mQ2hhbmdlVHlwZRIPCgdub2RlX2lkGAMgASgEEg8KB2NvbnRleHQYBCABKAwSCgoCaWQYASABKAQiUAoQQ29uZkNoYW5nZVNpbmdsZRIrCgR0eXBlGAEgASgOMh0uZXRjZHRzLnJhZnRwYi5Db25mQ2hhbmdlVHlwZRIPCgdub2RlX2lkGAIgASgEIooBCgxDb25mQ2hhbmdlVjISNwoKdHJhbnNpdGlvbhgBIAEoDjIjLmV0Y2R0cy5yYWZ0cGIuQ29uZkNoYW5nZVRyYW5zaXRpb24SMAoHY2hhbmdlcxgCIAMoCzIfLmV0Y2R0cy5yYWZ0cGIuQ29uZkNoYW5nZVNpbmdsZRIPCgdjb250ZXh0GAMgASgMKk4KCUVudHJ5VHlwZRIQCgxFTlRSWV9OT1JNQUwQABIVChFFTlRSWV9DT05GX0NIQU5HRRABEhgKFEVOVFJZX0NPTkZfQ0hBTkdFX1YyEAIq8wIKC01lc3NhZ2VUeXBlEgsKB01TR19IVVAQABIMCghNU0dfQkVBVBABEgwKCE1TR19QUk9QEAISCwoHTVNHX0FQUBADEhAKDE1TR19BUFBfUkVTUBAEEgwKCE1TR19WT1RFEAUSEQoNTVNHX1ZPVEVfUkVTUBAGEgwKCE1TR19TTkFQEAcSEQoNTVNHX0hFQVJUQkVBVBAIEhYKEk1TR19IRUFSVEJFQVRfUkVTUBAJEhMKD01TR19VTlJFQUNIQUJMRRAKEhMKD01TR19TTkFQX1NUQVRVUxALEhQKEE1TR19DSEVDS19RVU9SVU0QDBIXChNNU0dfVFJBTlNGRVJfTEVBREVSEA0SEwoPTVNHX1RJTUVPVVRfTk9XEA4SEgoOTVNHX1JFQURfSU5ERVgQDxIXChNNU0dfUkVBRF9JTkRFWF9SRVNQEBASEAoMTVNHX1BSRV9WT1RFEBESFQoRTVNHX1BSRV9WT1RFX1JFU1AQEiqGAQoOQ29uZkNoYW5nZVR5cGUSGAoUQ09ORl9DSEFOR0VfQUREX05PREUQABIbChdDT05GX0NIQU5HRV9SRU1PVkVfTk9ERRABEhsKF0NPTkZfQ0hBTkdFX1VQREFURV9OT0RFEAISIAocQ09ORl9DSEFOR0VfQUREX0xFQVJORVJfTk9ERRADKo0BChRDb25mQ2hhbmdlVHJhbnNpdGlvbhIfChtDT05GX0NIQU5HRV9UUkFOU0lUSU9OX0FVVE8QABIpCiVDT05GX0NIQU5HRV9UUkFOU0lUSU9OX0pPSU5UX0lNUExJQ0lUEAESKQolQ09ORl9DSEFOR0VfVFJBTlNJVElPTl9KT0lOVF9FWFBMSUNJVBACYgZwcm90bzM");
 
 /**
  * @generated from message etcdts.raftpb.Entry
@@ -48,7 +45,8 @@ export type Entry = Message$1<"etcdts.raftpb.Entry"> & {
  * Describes the message etcdts.raftpb.Entry.
  * Use `create(EntrySchema)` to create a new message.
  */
-export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 0);
+export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 0);
 
 /**
  * @generated from message etcdts.raftpb.SnapshotMetadata
@@ -74,7 +72,8 @@ export type SnapshotMetadata = Message$1<"etcdts.raftpb.SnapshotMetadata"> & {
  * Describes the message etcdts.raftpb.SnapshotMetadata.
  * Use `create(SnapshotMetadataSchema)` to create a new message.
  */
-export const SnapshotMetadataSchema: GenMessage<SnapshotMetadata> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 1);
+export const SnapshotMetadataSchema: GenMessage<SnapshotMetadata> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 1);
 
 /**
  * @generated from message etcdts.raftpb.Snapshot
@@ -95,7 +94,8 @@ export type Snapshot = Message$1<"etcdts.raftpb.Snapshot"> & {
  * Describes the message etcdts.raftpb.Snapshot.
  * Use `create(SnapshotSchema)` to create a new message.
  */
-export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 2);
+export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 2);
 
 /**
  * @generated from message etcdts.raftpb.Message
@@ -169,7 +169,8 @@ export type Message = Message$1<"etcdts.raftpb.Message"> & {
  * Describes the message etcdts.raftpb.Message.
  * Use `create(MessageSchema)` to create a new message.
  */
-export const MessageSchema: GenMessage<Message> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 3);
+export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 3);
 
 /**
  * @generated from message etcdts.raftpb.HardState
@@ -195,7 +196,8 @@ export type HardState = Message$1<"etcdts.raftpb.HardState"> & {
  * Describes the message etcdts.raftpb.HardState.
  * Use `create(HardStateSchema)` to create a new message.
  */
-export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 4);
+export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 4);
 
 /**
  * @generated from message etcdts.raftpb.ConfState
@@ -234,7 +236,8 @@ export type ConfState = Message$1<"etcdts.raftpb.ConfState"> & {
  * Describes the message etcdts.raftpb.ConfState.
  * Use `create(ConfStateSchema)` to create a new message.
  */
-export const ConfStateSchema: GenMessage<ConfState> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 5);
+export const ConfStateSchema: GenMessage<ConfState> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 5);
 
 /**
  * @generated from message etcdts.raftpb.ConfChange
@@ -265,7 +268,8 @@ export type ConfChange = Message$1<"etcdts.raftpb.ConfChange"> & {
  * Describes the message etcdts.raftpb.ConfChange.
  * Use `create(ConfChangeSchema)` to create a new message.
  */
-export const ConfChangeSchema: GenMessage<ConfChange> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 6);
+export const ConfChangeSchema: GenMessage<ConfChange> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 6);
 
 /**
  * @generated from message etcdts.raftpb.ConfChangeSingle
@@ -286,7 +290,8 @@ export type ConfChangeSingle = Message$1<"etcdts.raftpb.ConfChangeSingle"> & {
  * Describes the message etcdts.raftpb.ConfChangeSingle.
  * Use `create(ConfChangeSingleSchema)` to create a new message.
  */
-export const ConfChangeSingleSchema: GenMessage<ConfChangeSingle> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 7);
+export const ConfChangeSingleSchema: GenMessage<ConfChangeSingle> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 7);
 
 /**
  * ConfChangeV2 is defined for wire compatibility with etcd's shape. The library accepts one with at most
@@ -315,7 +320,8 @@ export type ConfChangeV2 = Message$1<"etcdts.raftpb.ConfChangeV2"> & {
  * Describes the message etcdts.raftpb.ConfChangeV2.
  * Use `create(ConfChangeV2Schema)` to create a new message.
  */
-export const ConfChangeV2Schema: GenMessage<ConfChangeV2> = /*@__PURE__*/ messageDesc(file_raft_raftpb, 8);
+export const ConfChangeV2Schema: GenMessage<ConfChangeV2> = /*@__PURE__*/
+  messageDesc(file_raft_raftpb, 8);
 
 /**
  * @generated from enum etcdts.raftpb.EntryType
@@ -340,7 +346,8 @@ export enum EntryType {
 /**
  * Describes the enum etcdts.raftpb.EntryType.
  */
-export const EntryTypeSchema: GenEnum<EntryType> = /*@__PURE__*/ enumDesc(file_raft_raftpb, 0);
+export const EntryTypeSchema: GenEnum<EntryType> = /*@__PURE__*/
+  enumDesc(file_raft_raftpb, 0);
 
 /**
  * @generated from enum etcdts.raftpb.MessageType
@@ -445,7 +452,8 @@ export enum MessageType {
 /**
  * Describes the enum etcdts.raftpb.MessageType.
  */
-export const MessageTypeSchema: GenEnum<MessageType> = /*@__PURE__*/ enumDesc(file_raft_raftpb, 1);
+export const MessageTypeSchema: GenEnum<MessageType> = /*@__PURE__*/
+  enumDesc(file_raft_raftpb, 1);
 
 /**
  * @generated from enum etcdts.raftpb.ConfChangeType
@@ -475,7 +483,8 @@ export enum ConfChangeType {
 /**
  * Describes the enum etcdts.raftpb.ConfChangeType.
  */
-export const ConfChangeTypeSchema: GenEnum<ConfChangeType> = /*@__PURE__*/ enumDesc(file_raft_raftpb, 2);
+export const ConfChangeTypeSchema: GenEnum<ConfChangeType> = /*@__PURE__*/
+  enumDesc(file_raft_raftpb, 2);
 
 /**
  * @generated from enum etcdts.raftpb.ConfChangeTransition
@@ -500,4 +509,6 @@ export enum ConfChangeTransition {
 /**
  * Describes the enum etcdts.raftpb.ConfChangeTransition.
  */
-export const ConfChangeTransitionSchema: GenEnum<ConfChangeTransition> = /*@__PURE__*/ enumDesc(file_raft_raftpb, 3);
+export const ConfChangeTransitionSchema: GenEnum<ConfChangeTransition> = /*@__PURE__*/
+  enumDesc(file_raft_raftpb, 3);
+
