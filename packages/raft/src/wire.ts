@@ -5,7 +5,7 @@
 // the two); the reader takes any valid encoding of these messages (any field order, unknown fields).
 // Snapshots are rare and large: they go through the generated types (codec.ts).
 
-import { EntryType, MessageType, type Entry, type Message } from "./types.js";
+import { EntryType, MessageType, newMessage, EMPTY_BYTES, type Entry, type Message } from "./types.js";
 
 // Enum values read from the wire are cast: raftpb's values are the core's (types.ts), and a message type
 // the core does not know is refused by decodeMessage.
@@ -71,30 +71,41 @@ function bigintFieldSize(n: bigint): number {
   return n === 0n ? 0 : 1 + bigintVarintSize(n);
 }
 
+/** A length-delimited field (tag, length, body), written even when empty: an entry, a snapshot. */
+function delimitedFieldSize(length: number): number {
+  return 1 + numberVarintSize(length) + length;
+}
+
+/** A bytes field, or nothing when empty (proto3). */
 function bytesFieldSize(length: number): number {
-  return length === 0 ? 0 : 1 + numberVarintSize(length) + length;
-}
-
-function entryBodySize(e: Entry): number {
-  return numberFieldSize(e.type) + numberFieldSize(e.term) + numberFieldSize(e.index) + bytesFieldSize(e.data.byteLength);
-}
-
-function writeEntryBody(buf: Uint8Array, pos: number, e: Entry): number {
-  if (e.type !== EntryType.Normal) pos = writeNumber(buf, writeTag(buf, pos, 1, WIRE_VARINT), e.type);
-  if (e.term !== 0) pos = writeNumber(buf, writeTag(buf, pos, 2, WIRE_VARINT), e.term);
-  if (e.index !== 0) pos = writeNumber(buf, writeTag(buf, pos, 3, WIRE_VARINT), e.index);
-  if (e.data.byteLength > 0) {
-    pos = writeNumber(buf, writeTag(buf, pos, 4, WIRE_BYTES), e.data.byteLength);
-    buf.set(e.data, pos);
-    pos += e.data.byteLength;
-  }
-  return pos;
+  return length === 0 ? 0 : delimitedFieldSize(length);
 }
 
 /** Tags of the fields written here (numbers 1–15) take one byte. */
 function writeTag(buf: Uint8Array, pos: number, field: number, wireType: number): number {
   buf[pos] = (field << 3) | wireType;
   return pos + 1;
+}
+
+/** A length-delimited field: tag, length, bytes. */
+function writeBytesField(buf: Uint8Array, pos: number, field: number, bytes: Uint8Array): number {
+  pos = writeNumber(buf, writeTag(buf, pos, field, WIRE_BYTES), bytes.byteLength);
+  buf.set(bytes, pos);
+  return pos + bytes.byteLength;
+}
+
+/** The encoded size of an entry (as a log record, or as the body of a message's entries field). */
+export function entrySize(e: Entry): number {
+  return numberFieldSize(e.type) + numberFieldSize(e.term) + numberFieldSize(e.index) + bytesFieldSize(e.data.byteLength);
+}
+
+/** Writes an entry at `pos` (exactly `entrySize(e)` bytes); returns the position after it. */
+export function writeEntry(buf: Uint8Array, pos: number, e: Entry): number {
+  if (e.type !== EntryType.Normal) pos = writeNumber(buf, writeTag(buf, pos, 1, WIRE_VARINT), e.type);
+  if (e.term !== 0) pos = writeNumber(buf, writeTag(buf, pos, 2, WIRE_VARINT), e.term);
+  if (e.index !== 0) pos = writeNumber(buf, writeTag(buf, pos, 3, WIRE_VARINT), e.index);
+  if (e.data.byteLength > 0) pos = writeBytesField(buf, pos, 4, e.data);
+  return pos;
 }
 
 /** The encoded size of a message whose snapshot, if any, is already encoded as `snapshot`. */
@@ -110,11 +121,8 @@ export function messageSize(m: Message, snapshot?: Uint8Array): number {
     (m.reject ? 2 : 0) +
     numberFieldSize(m.rejectHint) +
     bytesFieldSize(m.context.byteLength);
-  for (const e of m.entries) {
-    const body = entryBodySize(e);
-    size += 1 + numberVarintSize(body) + body;
-  }
-  if (snapshot !== undefined) size += 1 + numberVarintSize(snapshot.byteLength) + snapshot.byteLength;
+  for (const e of m.entries) size += delimitedFieldSize(entrySize(e));
+  if (snapshot !== undefined) size += delimitedFieldSize(snapshot.byteLength);
   return size;
 }
 
@@ -127,31 +135,15 @@ export function writeMessage(buf: Uint8Array, pos: number, m: Message, snapshot?
   if (m.logTerm !== 0) pos = writeNumber(buf, writeTag(buf, pos, 5, WIRE_VARINT), m.logTerm);
   if (m.index !== 0) pos = writeNumber(buf, writeTag(buf, pos, 6, WIRE_VARINT), m.index);
   for (const e of m.entries) {
-    pos = writeNumber(buf, writeTag(buf, pos, 7, WIRE_BYTES), entryBodySize(e));
-    pos = writeEntryBody(buf, pos, e);
+    pos = writeNumber(buf, writeTag(buf, pos, 7, WIRE_BYTES), entrySize(e));
+    pos = writeEntry(buf, pos, e);
   }
   if (m.commit !== 0) pos = writeNumber(buf, writeTag(buf, pos, 8, WIRE_VARINT), m.commit);
-  if (snapshot !== undefined) {
-    pos = writeNumber(buf, writeTag(buf, pos, 9, WIRE_BYTES), snapshot.byteLength);
-    buf.set(snapshot, pos);
-    pos += snapshot.byteLength;
-  }
+  if (snapshot !== undefined) pos = writeBytesField(buf, pos, 9, snapshot);
   if (m.reject) pos = writeNumber(buf, writeTag(buf, pos, 10, WIRE_VARINT), 1);
   if (m.rejectHint !== 0) pos = writeNumber(buf, writeTag(buf, pos, 11, WIRE_VARINT), m.rejectHint);
-  if (m.context.byteLength > 0) {
-    pos = writeNumber(buf, writeTag(buf, pos, 12, WIRE_BYTES), m.context.byteLength);
-    buf.set(m.context, pos);
-    pos += m.context.byteLength;
-  }
+  if (m.context.byteLength > 0) pos = writeBytesField(buf, pos, 12, m.context);
   return pos;
-}
-
-export function entrySize(e: Entry): number {
-  return entryBodySize(e);
-}
-
-export function writeEntry(buf: Uint8Array, pos: number, e: Entry): number {
-  return writeEntryBody(buf, pos, e);
 }
 
 /** Reads protobuf fields from a byte range; throws on anything truncated or malformed. */
@@ -291,7 +283,7 @@ class WireReader {
 }
 
 function readEntry(r: WireReader): Entry {
-  const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY };
+  const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES };
   while (r.pos < r.end) {
     const field = r.tag();
     if (field === 1) e.type = r.enumField() as EntryType;
@@ -303,8 +295,6 @@ function readEntry(r: WireReader): Entry {
   return e;
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** The fields of a decoded message, with its snapshot left encoded. */
 export interface WireMessage {
   readonly message: Message;
@@ -314,20 +304,7 @@ export interface WireMessage {
 /** Reads a message; its entries' data and context are views of `buf`. */
 export function readMessage(buf: Uint8Array): WireMessage {
   const r = new WireReader(buf, 0, buf.byteLength);
-  const m: Message = {
-    type: MessageType.Hup,
-    to: 0n,
-    from: 0n,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: undefined,
-    reject: false,
-    rejectHint: 0,
-    context: EMPTY,
-  };
+  const m = newMessage({ type: MessageType.Hup });
   let snapshot: Uint8Array | undefined;
   while (r.pos < r.end) {
     switch (r.tag()) {

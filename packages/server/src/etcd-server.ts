@@ -979,14 +979,20 @@ export class EtcdServer {
 
   /**
    * Waits until this member has applied all that was committed when the read arrived. Reads that arrive
-   * before the next read index is asked of raft share it, as in etcd's read loop: it is asked after each
-   * of them arrived, which is all linearizability needs, and it is asked once per turn of the event loop
-   * (the reads of every connection that turn), not once per read.
+   * in the same turn of the event loop share one read index, as in etcd's read loop: it is asked of raft
+   * at the end of the turn, after each of them arrived (all linearizability needs), once for the reads of
+   * every connection that turn rather than once per read.
    */
   private async linearizableBarrier(): Promise<void> {
-    const index = await (this.nextReadIndex ??= this.askReadIndex());
+    const index = await (this.turnReadIndex ??= this.endOfTurn().then(() => {
+      this.turnReadIndex = undefined;
+      return this.log.readIndex();
+    }));
     await this.applied.waitFor(index);
   }
+
+  /** The read index the reads arriving this turn share (see linearizableBarrier). */
+  private turnReadIndex: Promise<number> | undefined;
 
   /**
    * Resolves once this turn's I/O is handled. Serializable reads wait for it so that the answers to the
@@ -1003,18 +1009,6 @@ export class EtcdServer {
   }
 
   private turnEnd: Promise<void> | undefined;
-
-  /** The read index that reads arriving now will share, asked once this turn's I/O is handled. */
-  private nextReadIndex: Promise<number> | undefined;
-
-  private askReadIndex(): Promise<number> {
-    return new Promise<number>((resolve) =>
-      setImmediate(() => {
-        this.nextReadIndex = undefined;
-        resolve(this.log.readIndex());
-      }),
-    );
-  }
 
   private stamp<T extends { header?: ResponseHeader }>(response: T): T {
     const revision = response.header?.revision ?? BigInt(this.current.applier.currentRevision());

@@ -542,12 +542,13 @@ export class SqliteBackend implements Backend {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    let committed: Error | undefined;
+    // What is open is committed first; a commit that fails is what close rejects with, once closed.
+    let commitFailure: Error | undefined;
     if (this.failure === undefined) {
       try {
         this.commitOpen();
       } catch {
-        committed = this.failure;
+        commitFailure = this.failure;
       }
     }
     this.closed = true;
@@ -556,7 +557,7 @@ export class SqliteBackend implements Backend {
       for (const conn of this.idleReaders.splice(0)) conn.db.close();
       // The last connection to close checkpoints the WAL into the main file and removes it.
       this.writer.db.close();
-      return committed === undefined ? Promise.resolve() : Promise.reject(committed);
+      return commitFailure === undefined ? Promise.resolve() : Promise.reject(commitFailure);
     } catch (e) {
       return Promise.reject(translate(e, this.dir));
     }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { MemoryStorage, MessageType, type Entry, type HardState, type Message, type Snapshot } from "@etcd-ts/raft";
 import { silentLogger } from "../log.js";
 import type { LogEntry } from "./replicated-log.js";
-import { RaftLog, type DurableRaftStorage } from "./raft-log.js";
+import { RaftLog, type DurableRaftStorage, type RaftLogOptions } from "./raft-log.js";
 
 /** Raft storage in memory whose persist can be made to fail, as a WAL whose disk is full or failing. */
 class FailingStorage extends MemoryStorage implements DurableRaftStorage {
@@ -23,6 +23,30 @@ class FailingStorage extends MemoryStorage implements DurableRaftStorage {
   }
 }
 
+/** A RaftLog over `storage` with short ticks and a fixed seed; `overrides` replace any option. */
+function openLog(storage: DurableRaftStorage, overrides: Partial<RaftLogOptions> = {}): RaftLog {
+  return new RaftLog({
+    id: 1n,
+    storage,
+    send: () => undefined,
+    confChanges: { applyConfChange: () => Promise.resolve() },
+    logger: silentLogger,
+    tickMs: 10,
+    seed: 1,
+    ...overrides,
+  });
+}
+
+/** Starts `log`, collecting the entries it applies. */
+function startCollecting(log: RaftLog): LogEntry[] {
+  const applied: LogEntry[] = [];
+  log.start(0, (entries) => {
+    applied.push(...entries);
+    return Promise.resolve();
+  });
+  return applied;
+}
+
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(cond(), what);
@@ -32,21 +56,8 @@ test("a failed persist stops the raft loop: onFatal is told once, the Ready's en
   const storage = new FailingStorage();
   const fatal: unknown[] = [];
   const sent: unknown[] = [];
-  const log = new RaftLog({
-    id: 1n,
-    storage,
-    send: (messages) => sent.push(...messages),
-    confChanges: { applyConfChange: () => Promise.resolve() },
-    logger: silentLogger,
-    tickMs: 10,
-    seed: 1,
-    onFatal: (error) => fatal.push(error),
-  });
-  const applied: LogEntry[] = [];
-  log.start(0, (entries) => {
-    applied.push(...entries);
-    return Promise.resolve();
-  });
+  const log = openLog(storage, { send: (messages) => sent.push(...messages), onFatal: (error) => fatal.push(error) });
+  const applied = startCollecting(log);
   await until(() => log.status().isLeader, "the lone voter leads");
   log.propose(new TextEncoder().encode("a"));
   await until(() => applied.some((e) => e.data.byteLength > 0), "the first proposal is applied");
@@ -68,16 +79,7 @@ test("a failed persist stops the raft loop: onFatal is told once, the Ready's en
 test("an apply function that throws stops the loop the same way", async () => {
   const storage = new FailingStorage();
   const fatal: unknown[] = [];
-  const log = new RaftLog({
-    id: 1n,
-    storage,
-    send: () => undefined,
-    confChanges: { applyConfChange: () => Promise.resolve() },
-    logger: silentLogger,
-    tickMs: 10,
-    seed: 1,
-    onFatal: (error) => fatal.push(error),
-  });
+  const log = openLog(storage, { onFatal: (error) => fatal.push(error) });
   const boom = new Error("backend failed");
   log.start(0, (entries) => {
     if (entries.some((e) => e.data.byteLength > 0)) throw boom;
@@ -123,21 +125,8 @@ class GatedStorage extends MemoryStorage implements DurableRaftStorage {
 test("a leader sends its appends while it persists them, and commits nothing before its own persist ends; a candidate persists its term before asking for votes", async () => {
   const storage = new GatedStorage();
   const sent: Message[] = [];
-  const log = new RaftLog({
-    id: 1n,
-    storage,
-    send: (messages) => sent.push(...messages),
-    confChanges: { applyConfChange: () => Promise.resolve() },
-    logger: silentLogger,
-    tickMs: 5,
-    electionTicks: 20,
-    seed: 1,
-  });
-  const applied: LogEntry[] = [];
-  log.start(0, (entries) => {
-    applied.push(...entries);
-    return Promise.resolve();
-  });
+  const log = openLog(storage, { send: (messages) => sent.push(...messages), tickMs: 5, electionTicks: 20 });
+  const applied = startCollecting(log);
   try {
     // A pre-vote changes no term; granted, the campaign's Ready changes it, and that is persisted
     // before any vote request leaves.

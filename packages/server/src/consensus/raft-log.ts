@@ -67,8 +67,7 @@ export interface RaftLogOptions {
    * Told once when the loop cannot go on — persisting a Ready failed (the WAL's write or fsync: the disk
    * is full or failing), or applying committed entries threw. The log has stopped by then: nothing of
    * that Ready was applied or acknowledged (a leader may have sent its appends: a later leader may commit
-   * them, as any proposal not yet acknowledged). Without it the error is only
-   * logged.
+   * them, as any proposal not yet acknowledged). Without it the error is only logged.
    */
   readonly onFatal?: (error: unknown) => void;
 }
