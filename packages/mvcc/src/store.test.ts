@@ -126,6 +126,25 @@ describe("MvccStore: range", () => {
     assert.deepEqual(keys(store, "x"), []);
   });
 
+  it("answers a large range in key order whatever order its keys were written in", () => {
+    const store = openMvccStore(openMemoryBackend());
+    const names = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, "0")}`);
+    // Written in a scrambled order, some twice: revision order and key order disagree.
+    for (let i = 0; i < names.length; i++) put(store, names[(i * 7) % names.length]!, `v1-${i}`);
+    for (let i = 0; i < names.length; i += 3) put(store, names[i]!, `v2-${i}`);
+    const result = store.range(b("k"), b("l"));
+    assert.deepEqual(
+      result.kvs.map((kv) => str(kv.key)),
+      names,
+    );
+    for (const kv of result.kvs) {
+      const i = Number(str(kv.key).slice(1));
+      // Key i was first written at step i × 7⁻¹ mod 300, and 7 × 43 = 301.
+      assert.equal(str(kv.value), i % 3 === 0 ? `v2-${i}` : `v1-${(i * 43) % 300}`);
+    }
+    assert.equal(result.count, 300);
+  });
+
   it("limits, counts all, and counts only", () => {
     const store = abc();
     const limited = store.range(b("a"), FROM_KEY, { limit: 2 });

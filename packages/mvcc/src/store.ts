@@ -168,6 +168,8 @@ export interface MvccStoreOptions {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+/** From this many rows on, a range reads its rows in revision order rather than key order. */
+const SORTED_READ_MIN = 64;
 
 /** A stored consistent index that is not 8 bytes: the backend is not one this store wrote. */
 function corruptConsistentIndex(bytes: Uint8Array): never {
@@ -368,8 +370,18 @@ export class MvccStore {
       if (!countOnly && count < limit) revs.push(state.modMain, state.modSub);
       count++;
     });
-    const kvs: KeyValue[] = new Array<KeyValue>(revs.length >>> 1);
-    for (let i = 0; i < revs.length; i += 2) kvs[i >>> 1] = this.readKeyValue(tx, revs[i]!, revs[i + 1]!);
+    const n = revs.length >>> 1;
+    const kvs: KeyValue[] = new Array<KeyValue>(n);
+    if (n < SORTED_READ_MIN) {
+      for (let i = 0; i < n; i++) kvs[i] = this.readKeyValue(tx, revs[2 * i]!, revs[2 * i + 1]!);
+    } else {
+      // Keys in key order have revisions in no order; reading the rows in revision order walks the
+      // backend's B-tree forward instead of jumping around it (several times faster on large ranges).
+      const order = new Uint32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => revs[2 * a]! - revs[2 * b]! || revs[2 * a + 1]! - revs[2 * b + 1]!);
+      for (const i of order) kvs[i] = this.readKeyValue(tx, revs[2 * i]!, revs[2 * i + 1]!);
+    }
     return { kvs, count, rev: curRev };
   }
 

@@ -1,5 +1,6 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { InternalRaftRequestSchema, type InternalRaftRequest, type PutRequest } from "@etcd-ts/api";
+import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, varint32Size, varint64Size, writeTrue, writeVarint32, writeVarint64 } from "./wire-writing.js";
 
 /**
  * A proposal's log entry: the bytes `toBinary(InternalRaftRequestSchema, message)` gives, exactly. A put
@@ -31,9 +32,6 @@ export function encodeProposal(message: InternalRaftRequest): Uint8Array {
   if (pos !== size) throw new Error(`a put proposal encoded to ${pos} bytes, not the ${size} measured`);
   return out;
 }
-
-const WIRE_VARINT = 0;
-const WIRE_LENGTH_DELIMITED = 2;
 
 // PutRequest: key = 1 (bytes), value = 2 (bytes), lease = 3 (int64), prev_kv = 4, ignore_value = 5,
 // ignore_lease = 6 (bool); all with implicit presence, so a zero value is not written.
@@ -69,56 +67,5 @@ function writePutRequest(out: Uint8Array, start: number, put: PutRequest): numbe
   if (put.prevKv) pos = writeTrue(out, pos, 4);
   if (put.ignoreValue) pos = writeTrue(out, pos, 5);
   if (put.ignoreLease) pos = writeTrue(out, pos, 6);
-  return pos;
-}
-
-function writeTrue(out: Uint8Array, pos: number, field: number): number {
-  out[pos] = (field << 3) | WIRE_VARINT;
-  out[pos + 1] = 1;
-  return pos + 2;
-}
-
-function varint32Size(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint32(out: Uint8Array, start: number, value: number): number {
-  let pos = start;
-  while (value >= 0x80) {
-    out[pos++] = (value & 0x7f) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  out[pos++] = value;
-  return pos;
-}
-
-/** `value` is unsigned (below 2^64): a negative int64 is written as its two's complement. */
-function varint64Size(value: bigint): number {
-  let low = Number(value & 0xffffffffn);
-  let high = Number(value >> 32n);
-  let size = 1;
-  while (high > 0 || low >= 0x80) {
-    low = ((low >>> 7) | (high << 25)) >>> 0;
-    high = high >>> 7;
-    size++;
-  }
-  return size;
-}
-
-function writeVarint64(out: Uint8Array, start: number, value: bigint): number {
-  let pos = start;
-  let low = Number(value & 0xffffffffn);
-  let high = Number(value >> 32n);
-  while (high > 0 || low >= 0x80) {
-    out[pos++] = (low & 0x7f) | 0x80;
-    low = ((low >>> 7) | (high << 25)) >>> 0;
-    high = high >>> 7;
-  }
-  out[pos++] = low;
   return pos;
 }

@@ -328,14 +328,15 @@ export class DefaultKvApplier implements KvApplier {
     const applied = this.store.consistentIndex();
     const results: ApplyResult[] = new Array<ApplyResult>(entries.length);
     let lastIndex = applied;
+    // One result for every skipped entry: a restart replays up to a whole log of them, and an error
+    // each (with its stack) would cost more than the replay.
+    let skipped: ApplyResult | undefined;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       if (entry.index <= applied) {
         // Applied before a crash: its effects are in the store. Nobody waits for its result.
-        results[i] = {
-          ok: false,
-          error: new RpcError(GrpcCode.ABORTED, `etcdserver: entry ${entry.index} already applied (consistent index ${applied})`),
-        };
+        skipped ??= { ok: false, error: new RpcError(GrpcCode.ABORTED, `etcdserver: entries up to ${applied} already applied`) };
+        results[i] = skipped;
       } else if (entry.index > lastIndex) {
         lastIndex = entry.index;
       }

@@ -27,6 +27,7 @@ import type { CancellableCall, EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "../errors.js";
 import { decodeTxnRequest } from "../apply/index.js";
+import { encodeRangeResponse } from "./range-response-encoding.js";
 
 type UnaryHandler<Req, Res> = (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
 
@@ -60,10 +61,17 @@ function unary<Req, Res>(logger: Logger, handler: UnaryHandler<Req, Res>): handl
   };
 }
 
-/** etcd's KV service; a Txn nested deeper than any valid one decodes to a txn answered tooManyOps. */
+/**
+ * etcd's KV service; a Txn nested deeper than any valid one decodes to a txn answered tooManyOps, and
+ * Range responses are written by a hand-written encoder.
+ */
 function kvServiceDefinition(): GrpcServiceDefinition<typeof KV> {
   const definition = grpcServiceDefinition(KV);
-  return { ...definition, Txn: { ...definition.Txn, requestDeserialize: (bytes: Buffer) => decodeTxnRequest(bytes) } };
+  return {
+    ...definition,
+    Range: { ...definition.Range, responseSerialize: encodeRangeResponse },
+    Txn: { ...definition.Txn, requestDeserialize: (bytes: Buffer) => decodeTxnRequest(bytes) },
+  };
 }
 
 /** The handlers of every service this member serves, by service. */

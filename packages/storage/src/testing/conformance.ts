@@ -404,6 +404,49 @@ export function runBackendConformance(name: string, open: OpenForConformance, op
         b.view((txn) => assert.deepEqual(rangeKeys(txn, "k"), ["after", "gone?", "keep"]));
       }));
 
+    test("a view that reads many rows and throws leaves the backend as it was; later updates last", () =>
+      withDir(async (dir) => {
+        let b = await open(dir);
+        try {
+          await b.update((txn) => {
+            txn.createBucket("k");
+            for (let i = 0; i < 300; i++) txn.put("k", bytes(String(i).padStart(3, "0")), patterned(50, i));
+          });
+          const boom = new Error("boom");
+          assert.throws(
+            () =>
+              b.view((txn) => {
+                for (let i = 0; i < 300; i++) assertBytes(txn.get("k", bytes(String(i).padStart(3, "0"))), patterned(50, i), `key ${i}`);
+                throw boom;
+              }),
+            (e) => e === boom,
+          );
+          const sum = b.view((txn) => {
+            let n = 0;
+            for (let i = 0; i < 300; i += 2) n += txn.get("k", bytes(String(i).padStart(3, "0")))?.length ?? 0;
+            return n;
+          });
+          assert.equal(sum, 150 * 50);
+          await b.update((txn) => txn.put("k", bytes("after"), bytes("1")));
+          const snap = b.snapshot();
+          try {
+            assertBytes(snap.get("k", bytes("after")), bytes("1"), "a snapshot sees the update");
+          } finally {
+            snap.close();
+          }
+          if (persistent) {
+            await b.close();
+            b = await open(dir);
+            b.view((txn) => {
+              assertBytes(txn.get("k", bytes("after")), bytes("1"), "after reopening");
+              assert.equal(rangeKeys(txn, "k").length, 301);
+            });
+          }
+        } finally {
+          await b.close();
+        }
+      }));
+
     test("an update is visible as soon as update returns, before its promise settles", () =>
       withBackend(async (b) => {
         await b.update((txn) => txn.createBucket("k"));

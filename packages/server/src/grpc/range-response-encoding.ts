@@ -1,0 +1,129 @@
+import { toBinary } from "@bufbuild/protobuf";
+import { RangeResponseSchema, ResponseHeaderSchema, type KeyValue, type RangeResponse } from "@etcd-ts/api";
+import {
+  WIRE_LENGTH_DELIMITED,
+  WIRE_VARINT,
+  varint32Size,
+  varint64Size,
+  writeTrue,
+  writeVarint32,
+  writeVarint64,
+} from "../wire-writing.js";
+
+/**
+ * A Range response's bytes: `toBinary(RangeResponseSchema, response)`, exactly. The key-values, which are
+ * nearly all of a response and all of a large one, are written straight into one buffer of the final
+ * size; protobuf-es' reflective writer costs several times more per key-value and copies a large response
+ * several times over as its buffer grows. Anything the fast path does not cover (unknown fields, a
+ * revision beyond 2^53) goes to protobuf-es.
+ */
+export function encodeRangeResponse(response: RangeResponse): Buffer {
+  if (response.$unknown !== undefined) return reflective(response);
+  const kvs = response.kvs;
+  const sizes = kvs.length > 0 ? new Int32Array(kvs.length) : EMPTY_SIZES;
+  let size = 0;
+  const header = response.header === undefined ? undefined : toBinary(ResponseHeaderSchema, response.header);
+  if (header !== undefined) size += 1 + varint32Size(header.byteLength) + header.byteLength;
+  for (let i = 0; i < kvs.length; i++) {
+    const kvSize = keyValueSize(kvs[i]!);
+    if (kvSize < 0) return reflective(response);
+    sizes[i] = kvSize;
+    size += 1 + varint32Size(kvSize) + kvSize;
+  }
+  if (response.more) size += 2;
+  const count = response.count;
+  if (count !== 0n) size += 1 + varint64Size(BigInt.asUintN(64, count));
+
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  // Fields in field-number order, as protobuf-es writes them.
+  if (header !== undefined) {
+    out[pos++] = (1 << 3) | WIRE_LENGTH_DELIMITED;
+    pos = writeVarint32(out, pos, header.byteLength);
+    out.set(header, pos);
+    pos += header.byteLength;
+  }
+  for (let i = 0; i < kvs.length; i++) {
+    out[pos++] = (2 << 3) | WIRE_LENGTH_DELIMITED;
+    pos = writeVarint32(out, pos, sizes[i]!);
+    pos = writeKeyValue(out, pos, kvs[i]!);
+  }
+  if (response.more) pos = writeTrue(out, pos, 3);
+  if (count !== 0n) {
+    out[pos++] = (4 << 3) | WIRE_VARINT;
+    pos = writeVarint64(out, pos, BigInt.asUintN(64, count));
+  }
+  if (pos !== size) throw new Error(`a range response encoded to ${pos} bytes, not the ${size} measured`);
+  return out;
+}
+
+const EMPTY_SIZES = new Int32Array(0);
+
+function reflective(response: RangeResponse): Buffer {
+  const bytes = toBinary(RangeResponseSchema, response);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A revision or version the fast path writes as a plain number, or -1 when it cannot. */
+function smallInt64(value: bigint): number {
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+}
+
+// KeyValue: key = 1 (bytes), create_revision = 2, mod_revision = 3, version = 4 (int64), value = 5
+// (bytes), lease = 6 (int64); implicit presence, so zero values are not written.
+
+/** The encoded size of a key-value, or -1 if the fast path cannot write it. */
+function keyValueSize(kv: KeyValue): number {
+  if (kv.$unknown !== undefined) return -1;
+  const create = smallInt64(kv.createRevision);
+  const mod = smallInt64(kv.modRevision);
+  const version = smallInt64(kv.version);
+  if (create < 0 || mod < 0 || version < 0) return -1;
+  let size = 0;
+  const keyLength = kv.key.byteLength;
+  if (keyLength > 0) size += 1 + varint32Size(keyLength) + keyLength;
+  if (create !== 0) size += 1 + varint32Size(create);
+  if (mod !== 0) size += 1 + varint32Size(mod);
+  if (version !== 0) size += 1 + varint32Size(version);
+  const valueLength = kv.value.byteLength;
+  if (valueLength > 0) size += 1 + varint32Size(valueLength) + valueLength;
+  if (kv.lease !== 0n) size += 1 + varint64Size(BigInt.asUintN(64, kv.lease));
+  return size;
+}
+
+function writeKeyValue(out: Uint8Array, start: number, kv: KeyValue): number {
+  let pos = start;
+  if (kv.key.byteLength > 0) {
+    out[pos++] = (1 << 3) | WIRE_LENGTH_DELIMITED;
+    pos = writeVarint32(out, pos, kv.key.byteLength);
+    out.set(kv.key, pos);
+    pos += kv.key.byteLength;
+  }
+  const create = Number(kv.createRevision);
+  if (create !== 0) {
+    out[pos++] = (2 << 3) | WIRE_VARINT;
+    pos = writeVarint32(out, pos, create);
+  }
+  const mod = Number(kv.modRevision);
+  if (mod !== 0) {
+    out[pos++] = (3 << 3) | WIRE_VARINT;
+    pos = writeVarint32(out, pos, mod);
+  }
+  const version = Number(kv.version);
+  if (version !== 0) {
+    out[pos++] = (4 << 3) | WIRE_VARINT;
+    pos = writeVarint32(out, pos, version);
+  }
+  if (kv.value.byteLength > 0) {
+    out[pos++] = (5 << 3) | WIRE_LENGTH_DELIMITED;
+    pos = writeVarint32(out, pos, kv.value.byteLength);
+    out.set(kv.value, pos);
+    pos += kv.value.byteLength;
+  }
+  if (kv.lease !== 0n) {
+    out[pos++] = (6 << 3) | WIRE_VARINT;
+    pos = writeVarint64(out, pos, BigInt.asUintN(64, kv.lease));
+  }
+  return pos;
+}
