@@ -145,6 +145,43 @@ describe("MvccStore: range", () => {
     assert.equal(result.count, 300);
   });
 
+  it("reads a range in steps as range reads it, while writes and a compaction come between the steps", async () => {
+    const backend = openMemoryBackend();
+    const store = openMvccStore(backend);
+    for (let i = 0; i < 100; i++) put(store, `k${String(i).padStart(2, "0")}`, `v${i}`);
+    const before = store.range(b("k"), b("l"));
+    const small = store.rangeInSteps(b("k"), b("l"), { limit: 5 }, 10);
+    assert.ok(!(small instanceof Promise), "a range within one step is answered at once");
+    assert.deepEqual(small.kvs.map(tuple), before.kvs.slice(0, 5).map(tuple));
+
+    const stepped = store.rangeInSteps(b("k"), b("l"), undefined, 7);
+    assert.ok(stepped instanceof Promise);
+    // Between the steps: every key overwritten, some deleted, new ones, and a compaction that would
+    // remove every row the range still has to read.
+    for (let i = 0; i < 100; i += 2) put(store, `k${String(i).padStart(2, "0")}`, "new");
+    del(store, "k5", "k6");
+    put(store, "k-extra", "x");
+    let compacted = false;
+    const compaction = store.update((batch) => batch.compact(store.currentRevision())).result.then(() => (compacted = true));
+    const result = await stepped;
+    assert.equal(compacted, false, "physical compaction waited for the range");
+    assert.equal(rows(backend).length, 100 + 50 + 10 + 1, "no row deleted yet");
+    assert.deepEqual(result.kvs.map(tuple), before.kvs.map(tuple));
+    assert.equal(result.count, 100);
+    assert.equal(result.rev, before.rev);
+    await compaction;
+    assert.ok(rows(backend).length <= 100 + 1, "the compaction went on after the range");
+
+    assert.throws(
+      () => store.rangeInSteps(b("k"), b("l"), { rev: before.rev }),
+      (e) => isMvccError(e, "Compacted"),
+    );
+    assert.throws(
+      () => store.rangeInSteps(b("k"), b("l"), { rev: 10_000 }),
+      (e) => isMvccError(e, "FutureRev"),
+    );
+  });
+
   it("limits, counts all, and counts only", () => {
     const store = abc();
     const limited = store.range(b("a"), FROM_KEY, { limit: 2 });

@@ -170,6 +170,21 @@ export interface MvccStoreOptions {
 const EMPTY: Uint8Array = new Uint8Array(0);
 /** From this many rows on, a range reads its rows in revision order rather than key order. */
 const SORTED_READ_MIN = 64;
+/** Rows `rangeInSteps` reads per step (about 50 ms of work). */
+const RANGE_STEP_ROWS = 10_000;
+
+/**
+ * The order to read a range's rows in: keys in key order have revisions in no order, and reading the
+ * rows in revision order walks the backend's B-tree forward instead of jumping around it (several times
+ * faster on large ranges). Undefined for a few rows: key order.
+ */
+function rowOrder(revs: readonly number[]): Uint32Array | undefined {
+  const n = revs.length >>> 1;
+  if (n < SORTED_READ_MIN) return undefined;
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  return order.sort((a, b) => revs[2 * a]! - revs[2 * b]! || revs[2 * a + 1]! - revs[2 * b + 1]!);
+}
 
 /** A stored consistent index that is not 8 bytes: the backend is not one this store wrote. */
 function corruptConsistentIndex(bytes: Uint8Array): never {
@@ -202,6 +217,9 @@ export class MvccStore {
   private failure: unknown = undefined;
   private closed = false;
   private compactionQueue: Promise<void> = Promise.resolve();
+  /** Ranges read in steps now running; physical compaction waits for them (`afterRangesInSteps`). */
+  private rangesInSteps = 0;
+  private afterRangesInSteps: (() => void)[] = [];
   private readonly compactionBatchLimit: number;
   private readonly compactionPauseMs: number;
   /** @internal */
@@ -340,6 +358,91 @@ export class MvccStore {
     });
   }
 
+  /**
+   * A range as `range` gives it, but read in steps of `rowsPerStep` rows with the event loop let go
+   * between steps. The read revision and the keys in range are fixed when it is called; physical
+   * compaction waits until the range has read its rows. A range over many keys then costs every other
+   * caller a short pause per step instead of one as long as the whole read (which, past a few seconds,
+   * also stalls the HTTP/2 pings of every connection). A range of at most `rowsPerStep` rows is read at
+   * once and returned as it is, not as a promise.
+   */
+  rangeInSteps(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    options?: RangeOptions,
+    rowsPerStep = RANGE_STEP_ROWS,
+  ): RangeResult | Promise<RangeResult> {
+    this.checkUsable();
+    const curRev = this.currentRev;
+    const normalizedEnd = rangeEnd(end);
+    if (normalizedEnd === undefined) return this.range(key, end, options);
+    const rev = this.checkedReadRevision(curRev, options);
+    const { revs, count } = this.rangeRevisions(key, normalizedEnd, rev, options);
+    const n = revs.length >>> 1;
+    const kvs: KeyValue[] = new Array<KeyValue>(n);
+    const order = rowOrder(revs);
+    if (n <= rowsPerStep) {
+      this.backend.view((tx) => this.readRows(tx, revs, order, kvs, 0, n));
+      return { kvs, count, rev: curRev };
+    }
+    this.rangesInSteps++;
+    const steps = async (): Promise<RangeResult> => {
+      try {
+        for (let from = 0; from < n; from += rowsPerStep) {
+          if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          this.checkUsable();
+          this.backend.view((tx) => this.readRows(tx, revs, order, kvs, from, Math.min(n, from + rowsPerStep)));
+        }
+        return { kvs, count, rev: curRev };
+      } finally {
+        this.endRangeInSteps();
+      }
+    };
+    return steps();
+  }
+
+  private endRangeInSteps(): void {
+    if (--this.rangesInSteps > 0) return;
+    const waiting = this.afterRangesInSteps;
+    this.afterRangesInSteps = [];
+    for (const resume of waiting) setImmediate(resume);
+  }
+
+  /** The revision a read asks for; throws `FutureRev` above `curRev`, `Compacted` below the compact revision. */
+  private checkedReadRevision(curRev: number, options: RangeOptions | undefined): number {
+    const requested = options?.rev ?? 0;
+    if (requested > curRev) throw new MvccError("FutureRev");
+    const rev = requested <= 0 ? curRev : requested;
+    if (rev < this.compactMainRev) throw new MvccError("Compacted");
+    return rev;
+  }
+
+  /** The rows a multi-key range reads at `rev` (main/sub pairs in key order, at most `limit`) and its count. */
+  private rangeRevisions(
+    key: Uint8Array,
+    end: Uint8Array | null,
+    rev: number,
+    options: RangeOptions | undefined,
+  ): { revs: number[]; count: number } {
+    const countOnly = options?.countOnly === true;
+    const limit = options?.limit !== undefined && options.limit > 0 ? options.limit : Infinity;
+    const revs: number[] = [];
+    let count = 0;
+    this.index.visitAt(key, end ?? undefined, rev, (_ki, state) => {
+      if (!countOnly && count < limit) revs.push(state.modMain, state.modSub);
+      count++;
+    });
+    return { revs, count };
+  }
+
+  /** Reads rows `order[from..to)` of `revs` (in key order without `order`) into their places in `kvs`. */
+  private readRows(tx: ReadTxn, revs: readonly number[], order: Uint32Array | undefined, kvs: KeyValue[], from: number, to: number): void {
+    for (let j = from; j < to; j++) {
+      const i = order === undefined ? j : order[j]!;
+      kvs[i] = this.readKeyValue(tx, revs[2 * i]!, revs[2 * i + 1]!);
+    }
+  }
+
   /** etcd's rangeKeys: `curRev` is the newest revision the view sees. */
   private rangeAt(
     tx: ReadTxn,
@@ -348,40 +451,19 @@ export class MvccStore {
     curRev: number,
     options: RangeOptions | undefined,
   ): RangeResult {
-    const requested = options?.rev ?? 0;
-    if (requested > curRev) throw new MvccError("FutureRev");
-    const rev = requested <= 0 ? curRev : requested;
-    if (rev < this.compactMainRev) throw new MvccError("Compacted");
-    const countOnly = options?.countOnly === true;
-    const limit = options?.limit !== undefined && options.limit > 0 ? options.limit : Infinity;
+    const rev = this.checkedReadRevision(curRev, options);
     const normalizedEnd = rangeEnd(end);
-
     if (normalizedEnd === undefined) {
       const ki = this.index.keyIndex(key);
       const state = this.state;
       if (ki === undefined || !ki.get(rev, state)) return { kvs: [], count: 0, rev: curRev };
-      if (countOnly) return { kvs: [], count: 1, rev: curRev };
+      if (options?.countOnly === true) return { kvs: [], count: 1, rev: curRev };
       return { kvs: [this.readKeyValue(tx, state.modMain, state.modSub)], count: 1, rev: curRev };
     }
-
-    const revs: number[] = [];
-    let count = 0;
-    this.index.visitAt(key, normalizedEnd ?? undefined, rev, (_ki, state) => {
-      if (!countOnly && count < limit) revs.push(state.modMain, state.modSub);
-      count++;
-    });
+    const { revs, count } = this.rangeRevisions(key, normalizedEnd, rev, options);
     const n = revs.length >>> 1;
     const kvs: KeyValue[] = new Array<KeyValue>(n);
-    if (n < SORTED_READ_MIN) {
-      for (let i = 0; i < n; i++) kvs[i] = this.readKeyValue(tx, revs[2 * i]!, revs[2 * i + 1]!);
-    } else {
-      // Keys in key order have revisions in no order; reading the rows in revision order walks the
-      // backend's B-tree forward instead of jumping around it (several times faster on large ranges).
-      const order = new Uint32Array(n);
-      for (let i = 0; i < n; i++) order[i] = i;
-      order.sort((a, b) => revs[2 * a]! - revs[2 * b]! || revs[2 * a + 1]! - revs[2 * b + 1]!);
-      for (const i of order) kvs[i] = this.readKeyValue(tx, revs[2 * i]!, revs[2 * i + 1]!);
-    }
+    this.readRows(tx, revs, rowOrder(revs), kvs, 0, n);
     return { kvs, count, rev: curRev };
   }
 
@@ -559,6 +641,11 @@ export class MvccStore {
         const step = (): void => {
           if (this.closed) return reject(new MvccError("Closed"));
           if (this.failure !== undefined) return reject(new MvccError("Failed", undefined, { cause: this.failure }));
+          // A range being read in steps may still need rows this batch would delete.
+          if (this.rangesInSteps > 0) {
+            this.afterRangesInSteps.push(step);
+            return;
+          }
           let done = false;
           let written: Promise<void>;
           try {

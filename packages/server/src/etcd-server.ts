@@ -357,7 +357,8 @@ export class EtcdServer {
     validateRequest({ case: "range", value: request }, { maxTxnOps: this.config.maxTxnOps });
     await (request.serializable ? this.endOfTurn() : this.linearizableBarrier());
     this.checkAuth(() => this.auth.checkRange(caller, request));
-    return this.stamp(this.current.applier.range(request));
+    const response = this.current.applier.rangeInSteps(request);
+    return this.stamp(response instanceof Promise ? await response : response);
   }
 
   /**

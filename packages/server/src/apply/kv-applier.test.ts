@@ -159,6 +159,42 @@ describe("KV applier: put, range, delete (revisions as etcd)", () => {
   });
 });
 
+describe("KV applier: ranges read in steps", () => {
+  it("answers every kind of Range as the one-step read does", async () => {
+    const h = new Harness();
+    // More keys than one step reads, written out of key order, some twice.
+    const n = 12_000;
+    for (let i = 0; i < n; i++) h.put(`k${String((i * 7919) % n).padStart(5, "0")}`, `v${i % 97}`);
+    for (let i = 0; i < n; i += 5) h.put(`k${String(i).padStart(5, "0")}`, `w${i % 89}`);
+    const prefix = { key: b("k"), rangeEnd: b("l") };
+    const requests = [
+      prefix,
+      { ...prefix, limit: 11_000n },
+      { ...prefix, sortTarget: RangeRequest_SortTarget.VALUE, sortOrder: RangeRequest_SortOrder.DESCEND, limit: 50n },
+      { ...prefix, sortOrder: RangeRequest_SortOrder.DESCEND, keysOnly: true },
+      { ...prefix, minModRevision: 5000n, maxCreateRevision: 9000n },
+      { ...prefix, countOnly: true },
+      { ...prefix, revision: 10_500n },
+      { key: b("k00042") },
+    ];
+    for (const request of requests) {
+      const stepped = h.applier.rangeInSteps(range(request));
+      const expected = h.applier.range(range(request));
+      const got = stepped instanceof Promise ? await stepped : stepped;
+      assert.deepEqual(got.kvs.map(kvTuple), expected.kvs.map(kvTuple));
+      assert.equal(got.count, expected.count);
+      assert.equal(got.more, expected.more);
+      assert.equal(got.header?.revision, expected.header?.revision);
+    }
+    assert.ok(h.applier.rangeInSteps(range(prefix)) instanceof Promise, "a range over every key is read in steps");
+    assert.ok(!(h.applier.rangeInSteps(range({ ...prefix, limit: 10n })) instanceof Promise));
+    assert.throws(
+      () => h.applier.rangeInSteps(range({ ...prefix, revision: 100_000n })),
+      (e) => e instanceof Error && e.message === "etcdserver: mvcc: required revision is a future revision",
+    );
+  });
+});
+
 describe("KV applier: put options and leases", () => {
   it("ignore_value and ignore_lease need the key; lease must exist", () => {
     const leases = new Set<bigint>([7n]);

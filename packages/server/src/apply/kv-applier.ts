@@ -24,7 +24,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "@etcd-ts/api";
-import type { MvccStore, ReadView, TxnWrite, WriteBatch } from "@etcd-ts/mvcc";
+import type { MvccStore, RangeOptions, RangeResult, ReadView, TxnWrite, WriteBatch } from "@etcd-ts/mvcc";
 import { compareBytes } from "@etcd-ts/storage";
 import { toRpcError } from "../errors.js";
 import { ApplyEntryError } from "./errors.js";
@@ -124,8 +124,12 @@ const sorters: Record<RangeRequest_SortTarget, (a: KeyValue, b: KeyValue) => num
  * transaction's earlier writes). Throws MvccError Compacted/FutureRev.
  */
 function applyRange(view: ReadView, r: RangeRequest): RangeResponse {
-  const requestLimit = Number(r.limit);
-  let limit = requestLimit;
+  return finishRange(r, view.range(r.key, r.rangeEnd, rangeReadOptions(r)));
+}
+
+/** What a Range request reads from the store. */
+function rangeReadOptions(r: RangeRequest): RangeOptions {
+  let limit = Number(r.limit);
   // Sorting or filtering needs every key first; the limit applies afterwards.
   if (
     r.sortOrder !== RangeRequest_SortOrder.NONE ||
@@ -138,7 +142,12 @@ function applyRange(view: ReadView, r: RangeRequest): RangeResponse {
   }
   // One more than asked, to know whether there is `more`.
   if (limit > 0) limit++;
-  const rr = view.range(r.key, r.rangeEnd, { limit, rev: Number(r.revision), countOnly: r.countOnly });
+  return { limit, rev: Number(r.revision), countOnly: r.countOnly };
+}
+
+/** A Range request's response from what the store read for it: filtered, sorted and limited. */
+function finishRange(r: RangeRequest, rr: RangeResult): RangeResponse {
+  const requestLimit = Number(r.limit);
   let kvs = rr.kvs;
   if (r.maxModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision <= r.maxModRevision);
   if (r.minModRevision !== 0n) kvs = kvs.filter((kv) => kv.modRevision >= r.minModRevision);
@@ -309,6 +318,22 @@ export class DefaultKvApplier implements KvApplier {
     } catch (e) {
       throw clientError(e);
     }
+  }
+
+  rangeInSteps(request: RangeRequest): RangeResponse | Promise<RangeResponse> {
+    let read: RangeResult | Promise<RangeResult>;
+    try {
+      read = this.store.rangeInSteps(request.key, request.rangeEnd, rangeReadOptions(request));
+    } catch (e) {
+      throw clientError(e);
+    }
+    if (!(read instanceof Promise)) return finishRange(request, read);
+    return read.then(
+      (rr) => finishRange(request, rr),
+      (e: unknown) => {
+        throw clientError(e);
+      },
+    );
   }
 
   readOnlyTxn(request: TxnRequest): TxnResponse {

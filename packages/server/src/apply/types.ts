@@ -44,6 +44,11 @@ export interface ApplyBatchResult {
 export interface KvApplier {
   /** Serves a read from the current applied state. Throws `RpcError` (compacted, future revision). */
   range(request: RangeRequest): RangeResponse;
+  /**
+   * The same read, of many keys in steps that let other work run between them (the read revision fixed
+   * at the call); a read of few keys is answered at once.
+   */
+  rangeInSteps(request: RangeRequest): RangeResponse | Promise<RangeResponse>;
   /** Serves a Txn that has no writes in any branch (etcd serves those without the log). */
   readOnlyTxn(request: TxnRequest): TxnResponse;
   /**
