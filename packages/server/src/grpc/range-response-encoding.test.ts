@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { KeyValueSchema, RangeResponseSchema, type RangeResponse } from "@etcd-ts/api";
 
-import { encodeRangeResponse } from "./range-response-encoding.js";
+import { encodeRangeResponse, encodeRangeResponseInSteps } from "./range-response-encoding.js";
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -56,5 +56,27 @@ describe("encodeRangeResponse", () => {
     const withUnknown = fromBinary(KeyValueSchema, new Uint8Array([0x0a, 0x01, 0x61, 0xf8, 0x06, 0x01]));
     assert.notEqual(withUnknown.$unknown, undefined);
     assertSameAsProtobufEs(create(RangeResponseSchema, { kvs: [withUnknown] }));
+  });
+});
+
+describe("encodeRangeResponseInSteps", () => {
+  it("encodes a large response in steps to the same bytes, handed out once", async () => {
+    const kvs = Array.from({ length: 250 }, (_, i) =>
+      create(KeyValueSchema, {
+        key: bytes(1 + (i % 20), 0x61 + (i % 26)),
+        value: bytes(i, i & 0xff),
+        modRevision: BigInt(i + 1),
+        version: 1n,
+      }),
+    );
+    const response = create(RangeResponseSchema, { header: { revision: 300n, clusterId: 1n << 63n }, kvs, more: true, count: 1000n });
+    const expected = toBinary(RangeResponseSchema, response);
+    await encodeRangeResponseInSteps(response, 32);
+    assert.deepEqual(new Uint8Array(encodeRangeResponse(response)), expected);
+    // Encoded again from the message once the stepped bytes were taken.
+    assert.deepEqual(new Uint8Array(encodeRangeResponse(response)), expected);
+    const small = create(RangeResponseSchema, { kvs: kvs.slice(0, 3), count: 3n });
+    await encodeRangeResponseInSteps(small, 32);
+    assert.deepEqual(new Uint8Array(encodeRangeResponse(small)), toBinary(RangeResponseSchema, small));
   });
 });

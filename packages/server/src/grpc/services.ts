@@ -27,7 +27,7 @@ import type { CancellableCall, EtcdServer } from "../etcd-server.js";
 import type { Logger } from "../log.js";
 import { toServiceError } from "../errors.js";
 import { decodeTxnRequest } from "../apply/index.js";
-import { encodeRangeResponse } from "./range-response-encoding.js";
+import { encodeRangeResponse, encodeRangeResponseInSteps } from "./range-response-encoding.js";
 
 type UnaryHandler<Req, Res> = (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>;
 
@@ -95,7 +95,11 @@ export function etcdServiceHandlers(etcd: EtcdServer, logger: Logger, stats = ne
       return handler(r, call);
     };
   const kv: GrpcServiceHandlers<typeof KV> = {
-    Range: unary(logger, async (r, call) => etcd.range(r, await caller(call))),
+    Range: unary(logger, async (r, call) => {
+      const response = await etcd.range(r, await caller(call));
+      await encodeRangeResponseInSteps(response);
+      return response;
+    }),
     Put: unary(logger, async (r, call) => etcd.put(r, await caller(call))),
     DeleteRange: unary(logger, async (r, call) => etcd.deleteRange(r, await caller(call))),
     Txn: unary(logger, async (r, call) => etcd.txn(r, await caller(call))),
