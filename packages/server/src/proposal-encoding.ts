@@ -1,6 +1,18 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { InternalRaftRequestSchema, type InternalRaftRequest, type PutRequest } from "@etcd-ts/api";
-import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, varint32Size, varint64Size, writeTrue, writeVarint32, writeVarint64 } from "./wire-writing.js";
+import {
+  WIRE_LENGTH_DELIMITED,
+  WIRE_VARINT,
+  bytesFieldSize,
+  int64FieldSize,
+  varint32Size,
+  varint64Size,
+  writeBytesField,
+  writeInt64Field,
+  writeTrue,
+  writeVarint32,
+  writeVarint64,
+} from "./wire-writing.js";
 
 /**
  * A proposal's log entry: the bytes `toBinary(InternalRaftRequestSchema, message)` gives, exactly. A put
@@ -36,10 +48,7 @@ export function encodeProposal(message: InternalRaftRequest): Uint8Array {
 // PutRequest: key = 1 (bytes), value = 2 (bytes), lease = 3 (int64), prev_kv = 4, ignore_value = 5,
 // ignore_lease = 6 (bool); all with implicit presence, so a zero value is not written.
 function putRequestSize(put: PutRequest): number {
-  let size = 0;
-  if (put.key.byteLength > 0) size += 1 + varint32Size(put.key.byteLength) + put.key.byteLength;
-  if (put.value.byteLength > 0) size += 1 + varint32Size(put.value.byteLength) + put.value.byteLength;
-  if (put.lease !== 0n) size += 1 + varint64Size(BigInt.asUintN(64, put.lease));
+  let size = bytesFieldSize(put.key) + bytesFieldSize(put.value) + int64FieldSize(put.lease);
   if (put.prevKv) size += 2;
   if (put.ignoreValue) size += 2;
   if (put.ignoreLease) size += 2;
@@ -47,23 +56,9 @@ function putRequestSize(put: PutRequest): number {
 }
 
 function writePutRequest(out: Uint8Array, start: number, put: PutRequest): number {
-  let pos = start;
-  if (put.key.byteLength > 0) {
-    out[pos++] = (1 << 3) | WIRE_LENGTH_DELIMITED;
-    pos = writeVarint32(out, pos, put.key.byteLength);
-    out.set(put.key, pos);
-    pos += put.key.byteLength;
-  }
-  if (put.value.byteLength > 0) {
-    out[pos++] = (2 << 3) | WIRE_LENGTH_DELIMITED;
-    pos = writeVarint32(out, pos, put.value.byteLength);
-    out.set(put.value, pos);
-    pos += put.value.byteLength;
-  }
-  if (put.lease !== 0n) {
-    out[pos++] = (3 << 3) | WIRE_VARINT;
-    pos = writeVarint64(out, pos, BigInt.asUintN(64, put.lease));
-  }
+  let pos = writeBytesField(out, start, 1, put.key);
+  pos = writeBytesField(out, pos, 2, put.value);
+  pos = writeInt64Field(out, pos, 3, put.lease);
   if (put.prevKv) pos = writeTrue(out, pos, 4);
   if (put.ignoreValue) pos = writeTrue(out, pos, 5);
   if (put.ignoreLease) pos = writeTrue(out, pos, 6);

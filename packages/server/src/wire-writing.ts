@@ -56,3 +56,37 @@ export function writeVarint64(out: Uint8Array, start: number, value: bigint): nu
   out[pos++] = low;
   return pos;
 }
+
+/** The size of a bytes field with a one-byte tag (0 when empty: proto3 leaves it out). */
+export function bytesFieldSize(bytes: Uint8Array): number {
+  return bytes.byteLength === 0 ? 0 : 1 + varint32Size(bytes.byteLength) + bytes.byteLength;
+}
+
+/** Writes a bytes field (field number below 16) unless empty. */
+export function writeBytesField(out: Uint8Array, start: number, field: number, bytes: Uint8Array): number {
+  if (bytes.byteLength === 0) return start;
+  let pos = start;
+  out[pos++] = (field << 3) | WIRE_LENGTH_DELIMITED;
+  pos = writeVarint32(out, pos, bytes.byteLength);
+  out.set(bytes, pos);
+  return pos + bytes.byteLength;
+}
+
+/** The size of an int64 field with a one-byte tag (0 when zero). */
+export function int64FieldSize(value: bigint): number {
+  return value === 0n ? 0 : 1 + varint64Size(BigInt.asUintN(64, value));
+}
+
+/** Writes an int64 field (field number below 16) unless zero; a negative value as its two's complement. */
+export function writeInt64Field(out: Uint8Array, start: number, field: number, value: bigint): number {
+  if (value === 0n) return start;
+  out[start] = (field << 3) | WIRE_VARINT;
+  return writeVarint64(out, start + 1, BigInt.asUintN(64, value));
+}
+
+/** Writes a non-negative integer below 2^53 as a varint field (field number below 16) unless zero. */
+export function writeUintField(out: Uint8Array, start: number, field: number, value: number): number {
+  if (value === 0) return start;
+  out[start] = (field << 3) | WIRE_VARINT;
+  return writeVarint32(out, start + 1, value);
+}

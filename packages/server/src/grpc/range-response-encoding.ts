@@ -3,9 +3,14 @@ import { RangeResponseSchema, ResponseHeaderSchema, type KeyValue, type RangeRes
 import {
   WIRE_LENGTH_DELIMITED,
   WIRE_VARINT,
+  bytesFieldSize,
+  int64FieldSize,
   varint32Size,
   varint64Size,
+  writeBytesField,
+  writeInt64Field,
   writeTrue,
+  writeUintField,
   writeVarint32,
   writeVarint64,
 } from "../wire-writing.js";
@@ -136,50 +141,18 @@ function keyValueSize(kv: KeyValue): number {
   const mod = smallInt64(kv.modRevision);
   const version = smallInt64(kv.version);
   if (create < 0 || mod < 0 || version < 0) return -1;
-  let size = 0;
-  const keyLength = kv.key.byteLength;
-  if (keyLength > 0) size += 1 + varint32Size(keyLength) + keyLength;
+  let size = bytesFieldSize(kv.key) + bytesFieldSize(kv.value) + int64FieldSize(kv.lease);
   if (create !== 0) size += 1 + varint32Size(create);
   if (mod !== 0) size += 1 + varint32Size(mod);
   if (version !== 0) size += 1 + varint32Size(version);
-  const valueLength = kv.value.byteLength;
-  if (valueLength > 0) size += 1 + varint32Size(valueLength) + valueLength;
-  if (kv.lease !== 0n) size += 1 + varint64Size(BigInt.asUintN(64, kv.lease));
   return size;
 }
 
 function writeKeyValue(out: Uint8Array, start: number, kv: KeyValue): number {
-  let pos = start;
-  if (kv.key.byteLength > 0) {
-    out[pos++] = (1 << 3) | WIRE_LENGTH_DELIMITED;
-    pos = writeVarint32(out, pos, kv.key.byteLength);
-    out.set(kv.key, pos);
-    pos += kv.key.byteLength;
-  }
-  const create = Number(kv.createRevision);
-  if (create !== 0) {
-    out[pos++] = (2 << 3) | WIRE_VARINT;
-    pos = writeVarint32(out, pos, create);
-  }
-  const mod = Number(kv.modRevision);
-  if (mod !== 0) {
-    out[pos++] = (3 << 3) | WIRE_VARINT;
-    pos = writeVarint32(out, pos, mod);
-  }
-  const version = Number(kv.version);
-  if (version !== 0) {
-    out[pos++] = (4 << 3) | WIRE_VARINT;
-    pos = writeVarint32(out, pos, version);
-  }
-  if (kv.value.byteLength > 0) {
-    out[pos++] = (5 << 3) | WIRE_LENGTH_DELIMITED;
-    pos = writeVarint32(out, pos, kv.value.byteLength);
-    out.set(kv.value, pos);
-    pos += kv.value.byteLength;
-  }
-  if (kv.lease !== 0n) {
-    out[pos++] = (6 << 3) | WIRE_VARINT;
-    pos = writeVarint64(out, pos, BigInt.asUintN(64, kv.lease));
-  }
-  return pos;
+  let pos = writeBytesField(out, start, 1, kv.key);
+  pos = writeUintField(out, pos, 2, Number(kv.createRevision));
+  pos = writeUintField(out, pos, 3, Number(kv.modRevision));
+  pos = writeUintField(out, pos, 4, Number(kv.version));
+  pos = writeBytesField(out, pos, 5, kv.value);
+  return writeInt64Field(out, pos, 6, kv.lease);
 }
