@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { DescService } from "@bufbuild/protobuf";
+import { create, type DescService } from "@bufbuild/protobuf";
 import { EventEmitter } from "node:events";
 import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from "@grpc/grpc-js";
 import {
@@ -10,6 +10,7 @@ import {
   KV,
   Lease,
   Maintenance,
+  RangeResponseSchema,
   Watch,
   file_etcd_api_etcdserverpb_rpc,
   type GrpcServiceHandlers,
@@ -25,11 +26,13 @@ const logger = createLogger("error", () => undefined);
 
 /**
  * Stands in for the member: registering services only keeps a reference to it (and the Cluster service
- * adds its peer handler), so every method is a no-op that answers nothing.
+ * adds its peer handler), so every method is a no-op that answers nothing — except a Range, whose
+ * response the KV service encodes itself: an empty one.
  */
 function idleMember(): EtcdServer {
   const noop = () => undefined;
-  return new Proxy({}, { get: () => noop }) as EtcdServer;
+  const emptyRange = () => Promise.resolve(create(RangeResponseSchema));
+  return new Proxy({}, { get: (_target, name) => (name === "range" ? emptyRange : noop) }) as EtcdServer;
 }
 
 interface Registration {
