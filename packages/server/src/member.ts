@@ -1,4 +1,3 @@
-import { Server as GrpcServer } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "@etcd-ts/storage";
 import {
@@ -10,6 +9,7 @@ import {
 } from "./config.js";
 import { EtcdServer } from "./etcd-server.js";
 import { ClientListener, parseListenUrl, type Http1Handler } from "./grpc/client-listener.js";
+import { GrpcServer } from "./grpc/transport/grpc-server.js";
 import { addEtcdServices } from "./grpc/services.js";
 import { GrpcStreamStats } from "./grpc/stream-stats.js";
 import { withLearnerGate } from "./grpc/learner-gate.js";
@@ -61,12 +61,9 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
   });
   metrics.attachServer(server);
   const grpcServer = new GrpcServer({
-    "grpc.max_receive_message_length": options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    "grpc.max_send_message_length": 2 ** 31 - 1,
+    maxReceiveMessageLength: options.config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     // Per connection (an HTTP/2 setting); a client past it has its new streams refused.
-    "grpc.max_concurrent_streams": options.config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-    // Channelz (grpc's introspection service) is not served; its per-call trackers only cost time.
-    "grpc.enable_channelz": 0,
+    maxConcurrentStreams: options.config.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
   });
   const streamStats = new GrpcStreamStats();
   metrics.attachStreamStats(streamStats);
@@ -92,7 +89,7 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
     }
   } catch (error) {
     await Promise.all(listeners.map((l) => l.close()));
-    grpcServer.forceShutdown();
+    grpcServer.close();
     await server.stop();
     await options.backend.close();
     throw error;
@@ -104,7 +101,7 @@ export async function startMember(options: StartMemberOptions): Promise<RunningM
     stop: () =>
       (stopping ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));
-        grpcServer.forceShutdown();
+        grpcServer.close();
         await server.stop();
         metrics.detach();
         await options.backend.close();
