@@ -220,7 +220,7 @@ export class ServerCall extends EventEmitter {
     try {
       invoke();
     } catch (error) {
-      this.finish({ code: GrpcCode.UNKNOWN, details: error instanceof Error ? error.message : String(error) });
+      this.finish({ code: GrpcCode.UNKNOWN, details: messageOf(error) });
     }
   }
 
@@ -233,7 +233,7 @@ export class ServerCall extends EventEmitter {
     } catch (error) {
       this.finish({
         code: GrpcCode.INTERNAL,
-        details: `grpc: error while marshaling: ${error instanceof Error ? error.message : String(error)}`,
+        details: `grpc: error while marshaling: ${messageOf(error)}`,
       });
       return false;
     }
@@ -363,7 +363,7 @@ export class ServerCall extends EventEmitter {
       } catch (error) {
         this.finish({
           code: GrpcCode.INTERNAL,
-          details: `grpc: error unmarshalling request: ${error instanceof Error ? error.message : String(error)}`,
+          details: `grpc: error unmarshalling request: ${messageOf(error)}`,
         });
         return;
       }
@@ -448,6 +448,10 @@ export class RequestMetadata {
 function noop(): void {}
 
 /** grpc-go's wording for a path no registered service serves. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function unknownMethodMessage(path: string, services: ReadonlySet<string>): string {
   const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
   if (match === null) return `malformed method name: "${path}"`;
