@@ -7,11 +7,12 @@
  * every run's raw numbers go to bench/results/go-bench-<date>.json.
  *
  * usage: node bench/run.mjs [--quick] [--rounds N] [--only REGEX] [--engines sqlite,lmdb] [--members 1,3]
- *                           [--totals 1000,20000,40000] [--warmup 3000] [--no-write]
+ *                           [--totals 1000,20000,40000] [--warmup 3000] [--warmup-seconds 5] [--no-write]
  *
- * Before each measured run the tool runs the same workload for --warmup requests (watch-latency: at most
- * 200 puts) against the freshly started server, unmeasured: a Node.js server runs its first few thousand
- * requests through code its JIT has not compiled yet, which says nothing about a server that has been up.
+ * Before each measured run the tool runs the same workload against the freshly started server, unmeasured,
+ * in runs of --warmup requests until at least --warmup-seconds have passed (watch-latency: one run of at
+ * most 200 puts): a Node.js server runs its first several thousand requests through code its JIT has not
+ * compiled yet — at one client that takes seconds — which says nothing about a server that has been up.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,6 +44,7 @@ function parseArgs(argv) {
     members: [1, 3],
     totals: undefined,
     warmup: undefined,
+    warmupSeconds: undefined,
     write: true,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -70,6 +72,9 @@ function parseArgs(argv) {
       case "--warmup":
         opts.warmup = Number(value());
         break;
+      case "--warmup-seconds":
+        opts.warmupSeconds = Number(value());
+        break;
       case "--no-write":
         opts.write = false;
         break;
@@ -93,6 +98,8 @@ function parseArgs(argv) {
   opts.totals ??= opts.quick ? [300, 5000, 10000] : [1000, 20000, 40000];
   opts.warmup ??= opts.quick ? 1000 : 3000;
   if (!(opts.warmup >= 0)) throw new Error("--warmup must be ≥ 0");
+  opts.warmupSeconds ??= opts.quick ? 2 : 5;
+  if (!(opts.warmupSeconds >= 0)) throw new Error("--warmup-seconds must be ≥ 0");
   if (opts.totals.length !== 3 || opts.totals.some((t) => !(t > 0)))
     throw new Error("--totals takes three numbers: for 1×1, 10×100 and 100×1000");
   return opts;
@@ -376,7 +383,7 @@ function parseReport(stdout) {
   };
 }
 
-async function runCell(binary, cell, server, warmup) {
+async function runCell(binary, cell, server, warmup, warmupSeconds) {
   const cluster = await startCluster(server, cell.members);
   try {
     if (cell.prepopulate) {
@@ -385,15 +392,19 @@ async function runCell(binary, cell, server, warmup) {
     }
     const common = ["--precise", `--endpoints=${cluster.endpoints.join(",")}`, `--conns=${cell.conns}`, `--clients=${cell.clients}`];
     const args = [...common, ...cell.args];
-    const warmupTotal = cell.workload === "watch-latency" ? Math.min(warmup, 200) : warmup;
+    const watch = cell.workload === "watch-latency";
+    const warmupTotal = watch ? Math.min(warmup, 200) : warmup;
+    const warmupUntil = performance.now() + (watch ? 0 : warmupSeconds * 1000);
     if (warmupTotal > 0) {
-      const warm = await runTool(
-        binary,
-        [...common, ...cell.args.map((a) => (a.startsWith("--total=") ? `--total=${warmupTotal}` : a))],
-        300_000,
-      );
-      if (warm.code !== 0)
-        throw new Error(`warm-up failed: exit ${warm.code ?? warm.signal}: ${warm.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      do {
+        const warm = await runTool(
+          binary,
+          [...common, ...cell.args.map((a) => (a.startsWith("--total=") ? `--total=${warmupTotal}` : a))],
+          300_000,
+        );
+        if (warm.code !== 0)
+          throw new Error(`warm-up failed: exit ${warm.code ?? warm.signal}: ${warm.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      } while (performance.now() < warmupUntil);
     }
     const load1Start = loadavg()[0];
     const cpuStart = clusterCpuMicros(cluster);
@@ -565,6 +576,7 @@ async function main() {
       tool: "etcd tools/benchmark 3.4.23",
       rounds: opts.rounds,
       warmup: opts.warmup,
+      warmupSeconds: opts.warmupSeconds,
       totals: opts.totals,
       servers: servers.map(({ id, label }) => ({ id, label })),
       cells: cells.map(({ name, workload, members, conns, clients, args, total }) => ({
@@ -587,7 +599,7 @@ async function main() {
       for (const server of servers) {
         let run;
         try {
-          run = await runCell(binary, cell, server, opts.warmup);
+          run = await runCell(binary, cell, server, opts.warmup, opts.warmupSeconds);
         } catch (err) {
           run = { ok: false, failure: String(err.message ?? err) };
         }
@@ -607,7 +619,7 @@ async function main() {
   const header =
     `Measured ${date} on ${machineLine()}, etcd's Go \`benchmark\` tool 3.4.23, ${opts.rounds} rounds per cell ` +
     `(medians, min–max in brackets), the servers run one at a time alternating ${servers.map((s) => s.label).join(" / ")} ` +
-    `within each round, a fresh data dir per start and ${opts.warmup} unmeasured warm-up requests of the same workload before each run; ${VALUE_SIZE}-byte values, 8-byte sequential keys over 100,000 keys; ` +
+    `within each round, a fresh data dir per start and, before each run, unmeasured warm-up runs of the same workload (${opts.warmup} requests each) for at least ${opts.warmupSeconds} s; ${VALUE_SIZE}-byte values, 8-byte sequential keys over 100,000 keys; ` +
     `totals ${opts.totals.join(" / ")} requests for 1×1 / 10×100 / 100×1000; m3 = three members, the tool given all three endpoints. ` +
     `Took ${minutes} min. Regenerate: \`npm run bench\`.`;
   const watchNote = cells.some((c) => c.workload === "watch-latency")

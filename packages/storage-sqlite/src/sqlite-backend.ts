@@ -281,6 +281,7 @@ export class SqliteBackend implements Backend {
         apply();
         // With synchronous=FULL, COMMIT returns after the WAL is fsynced: durable before we resolve.
         this.writer.statement("COMMIT").run();
+        this.filesMeasuredAt = -Infinity;
       } catch (e) {
         if (this.writer.db.inTransaction) this.writer.statement("ROLLBACK").run();
         // Bucket ids cached during the failed transaction may name rows that no longer exist.
@@ -359,6 +360,8 @@ export class SqliteBackend implements Backend {
     if (open === undefined) return;
     clearTimeout(open.timer);
     this.open = undefined;
+    // The commit writes the transaction's pages to the WAL file: measure the files again.
+    this.filesMeasuredAt = -Infinity;
     try {
       this.writer.statement("COMMIT").run();
     } catch (e) {
@@ -425,8 +428,6 @@ export class SqliteBackend implements Backend {
     // After a lost transaction, the cause is thrown at once rather than through the promise: the caller
     // learns why (a full disk, say) while it is still deciding what its failed write means.
     if (this.failure !== undefined && !this.closed) throw this.failure;
-    // The files may grow: measure again at the next size() (once per write batch, not per caller).
-    this.sizeMeasuredAt = -Infinity;
     return this.updates.update(fn, this.engineUpdate);
   }
 
@@ -481,36 +482,39 @@ export class SqliteBackend implements Backend {
   }
 
   /**
-   * The files' size, measured once after each write and otherwise at most every SIZE_CACHE_MS: callers
-   * ask on hot paths (the server checks the space quota for every proposal), and two stat calls per
-   * request cost more than the answer's freshness is worth.
+   * The files' size plus the pages an open transaction added (in neither file until it commits). The
+   * files are measured again after each commit and otherwise at most every SIZE_CACHE_MS; the open
+   * transaction's pages are counted on every call. Callers ask on hot paths (the server checks the space
+   * quota for every proposal and every applied batch), where two stat calls would cost more than the
+   * write they guard.
    */
   size(): number {
     // Not refused after a lost transaction: callers ask before each write (a quota check), and it is the
     // write that should meet the failure, which then stops its caller.
     if (this.closed) throw new StorageError("Closed", `sqlite storage backend at ${this.dir} is closed`);
     const now = Date.now();
-    if (now - this.sizeMeasuredAt >= SIZE_CACHE_MS) {
-      this.cachedSize = fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
-      // Pages the open transaction added are in neither file yet; the database's page count has them.
-      if (this.open !== undefined && this.failure === undefined) this.cachedSize = Math.max(this.cachedSize, this.logicalBytes());
-      this.sizeMeasuredAt = now;
+    if (now - this.filesMeasuredAt >= SIZE_CACHE_MS) {
+      this.filesSize = fileSize(this.dbPath) + fileSize(`${this.dbPath}-wal`);
+      this.filesMeasuredAt = now;
     }
-    return this.cachedSize;
+    if (this.open === undefined || this.failure !== undefined) return this.filesSize;
+    return Math.max(this.filesSize, this.logicalBytes());
   }
 
   private logicalBytes(): number {
     try {
-      const pageSize = this.writer.statement("PRAGMA page_size").pluck().get() as number;
+      this.pageSize ??= this.writer.statement("PRAGMA page_size").pluck().get() as number;
       const pageCount = this.writer.statement("PRAGMA page_count").pluck().get() as number;
-      return pageSize * pageCount;
+      return this.pageSize * pageCount;
     } catch (e) {
       throw translate(e, this.dir);
     }
   }
 
-  private cachedSize = 0;
-  private sizeMeasuredAt = -Infinity;
+  /** Changed only by VACUUM (defragment), which forgets it. */
+  private pageSize: number | undefined;
+  private filesSize = 0;
+  private filesMeasuredAt = -Infinity;
 
   sizeInUse(): number {
     this.checkBackendOpen();
@@ -533,7 +537,8 @@ export class SqliteBackend implements Backend {
    * be truncated, so the space comes back at the next defragment.
    */
   defragment(): Promise<void> {
-    this.sizeMeasuredAt = -Infinity;
+    this.filesMeasuredAt = -Infinity;
+    this.pageSize = undefined;
     try {
       this.checkBackendOpen();
       this.commitOpen();
