@@ -46,7 +46,7 @@ const DELETE_BATCH = 1_000;
 
 type Db = RootDatabase<Uint8Array, Uint8Array>;
 
-function openEnv(path: string, extra: { noSync?: boolean; overlappingSync?: boolean } = {}): Db {
+function openEnv(path: string, extra: { noSync?: boolean; overlappingSync?: boolean; noMetaSync?: boolean } = {}): Db {
   return open<Uint8Array, Uint8Array>({
     path,
     noSubdir: true,
@@ -293,6 +293,7 @@ export class LmdbBackend implements Backend {
   constructor(
     readonly dir: string,
     private db: Db,
+    private readonly deferred = false,
   ) {
     this.dataPath = join(dir, DATA_FILE);
   }
@@ -477,16 +478,25 @@ export class LmdbBackend implements Backend {
       fsyncDir(this.dir);
     } finally {
       // Whether or not the swap happened, data.mdb is a complete store: carry on with it.
-      this.db = openEnv(this.dataPath);
+      this.db = openEnv(this.dataPath, { noMetaSync: this.deferred });
     }
   }
 
   /**
-   * Every commit is already flushed (`durability: "deferred"` is accepted and treated as `sync`: lmdb-js's
-   * synchronous transactions always sync), so there is nothing left to do.
+   * With `durability: "sync"` every commit is already flushed. With `deferred` the environment runs with
+   * LMDB's MDB_NOMETASYNC: a commit syncs its data pages but not the meta page that makes it current, so
+   * a power loss may undo the last commit (never a torn one: the previous meta page still names a
+   * complete tree); an environment sync here makes it durable, off the main thread.
    */
   flush(): Promise<void> {
-    return Promise.resolve();
+    if (this.closed) return Promise.reject(new StorageError("Closed", `lmdb storage backend at ${this.dir} is closed`));
+    if (!this.deferred) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      // lmdb-js runs mdb_env_sync in a worker for a root database's sync(callback); its types omit it.
+      (this.db as unknown as { sync(done: (error?: unknown) => void): void }).sync((error) =>
+        error === undefined || error === null ? resolve() : reject(translate(error, this.dir)),
+      );
+    });
   }
 
   close(): Promise<void> {
@@ -497,7 +507,17 @@ export class LmdbBackend implements Backend {
     }
     this.closed = true;
     for (const wake of this.snapshotWaiters.splice(0)) wake();
-    return this.db.close();
+    let syncFailure: unknown;
+    if (this.deferred) {
+      // The last commit's meta page is made durable before the environment goes.
+      try {
+        fsyncFile(this.dataPath);
+      } catch (e) {
+        syncFailure = translate(e, this.dir);
+      }
+    }
+    const closing = this.db.close();
+    return syncFailure === undefined ? closing : closing.then(() => Promise.reject(syncFailure as Error));
   }
 }
 
@@ -566,7 +586,7 @@ export function openLmdbBackend(options: BackendOptions): LmdbBackend {
   }
   let db: Db;
   try {
-    db = openEnv(dataPath);
+    db = openEnv(dataPath, { noMetaSync: options.durability === "deferred" });
   } catch (e) {
     throw translate(e, dir);
   }
@@ -584,7 +604,7 @@ export function openLmdbBackend(options: BackendOptions): LmdbBackend {
     } else if (decodeBucketId(format) !== LMDB_FORMAT) {
       throw new StorageError("Corrupt", `data dir ${dir}: ${DATA_FILE} has format ${decodeBucketId(format)}, expected ${LMDB_FORMAT}`);
     }
-    return new LmdbBackend(dir, db);
+    return new LmdbBackend(dir, db, options.durability === "deferred");
   } catch (e) {
     void db.close();
     throw translate(e, dir);
