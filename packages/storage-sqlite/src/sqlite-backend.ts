@@ -428,6 +428,7 @@ export class SqliteBackend implements Backend {
     // After a lost transaction, the cause is thrown at once rather than through the promise: the caller
     // learns why (a full disk, say) while it is still deciding what its failed write means.
     if (this.failure !== undefined && !this.closed) throw this.failure;
+    this.pageCount = undefined;
     return this.updates.update(fn, this.engineUpdate);
   }
 
@@ -484,7 +485,7 @@ export class SqliteBackend implements Backend {
   /**
    * The files' size plus the pages an open transaction added (in neither file until it commits). The
    * files are measured again after each commit and otherwise at most every SIZE_CACHE_MS; the open
-   * transaction's pages are counted on every call. Callers ask on hot paths (the server checks the space
+   * transaction's pages are counted once after each update. Callers ask on hot paths (the server checks the space
    * quota for every proposal and every applied batch), where two stat calls would cost more than the
    * write they guard.
    */
@@ -503,28 +504,32 @@ export class SqliteBackend implements Backend {
 
   private logicalBytes(): number {
     try {
-      this.pageSize ??= this.writer.statement("PRAGMA page_size").pluck().get() as number;
-      const pageCount = this.writer.statement("PRAGMA page_count").pluck().get() as number;
-      return this.pageSize * pageCount;
+      this.pageCount ??= this.writer.statement("PRAGMA page_count").pluck().get() as number;
+      return this.pageBytes() * this.pageCount;
     } catch (e) {
       throw translate(e, this.dir);
     }
   }
 
+  private pageBytes(): number {
+    return (this.pageSize ??= this.writer.statement("PRAGMA page_size").pluck().get() as number);
+  }
+
   /** Changed only by VACUUM (defragment), which forgets it. */
   private pageSize: number | undefined;
+  /** The database's page count since the last update (undefined: count again). */
+  private pageCount: number | undefined;
   private filesSize = 0;
   private filesMeasuredAt = -Infinity;
 
   sizeInUse(): number {
     this.checkBackendOpen();
     try {
-      const pageSize = this.writer.statement("PRAGMA page_size").pluck().get() as number;
       const pageCount = this.writer.statement("PRAGMA page_count").pluck().get() as number;
       const freePages = this.writer.statement("PRAGMA freelist_count").pluck().get() as number;
       // Live pages are in the main file or the WAL, both counted by size(); the min only guards
       // against a stat racing a checkpoint.
-      return Math.min((pageCount - freePages) * pageSize, this.size());
+      return Math.min((pageCount - freePages) * this.pageBytes(), this.size());
     } catch (e) {
       throw translate(e, this.dir);
     }
@@ -539,6 +544,7 @@ export class SqliteBackend implements Backend {
   defragment(): Promise<void> {
     this.filesMeasuredAt = -Infinity;
     this.pageSize = undefined;
+    this.pageCount = undefined;
     try {
       this.checkBackendOpen();
       this.commitOpen();
